@@ -1,0 +1,450 @@
+"""The ``hub`` command. The one place where errors become messages and exit codes.
+
+Exit codes: 0 done; 1 the run failed (remote error, guard tripped); 2 usage or
+config error; 3 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hub import __version__
+from hub.errors import EXIT_RUN_FAILED, EXIT_USAGE, HubError, UsageError
+from hub.redact import RedactingFilter, redact
+
+log = logging.getLogger("hub")
+
+
+class App:
+    """What commands share: the config path, loaded lazily, and output settings."""
+
+    def __init__(self, config_path: str | None):
+        self.config_path = config_path
+        self._config: Any = None
+        self._store: Any = None
+        self._classes: Any = None
+
+    @property
+    def classes(self) -> Any:
+        if self._classes is None:
+            from hub.plugins import connector_classes
+
+            self._classes = connector_classes()
+        return self._classes
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from hub.config import find_config, load_config
+
+            self._config = load_config(find_config(self.config_path), self.classes)
+        return self._config
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from hub.store import open_store
+
+            self._store = open_store(self.config.store_url)
+        return self._store
+
+
+class HubGroup(click.Group):
+    """Turns hub's own errors into a message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HubError as error:
+            _fail(str(error), error.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except OSError as error:
+            if os.environ.get("HUB_DEBUG"):
+                raise
+            _fail(f"{error.strerror or error}: {error.filename or ''}".rstrip(": "), EXIT_RUN_FAILED)
+        except Exception as error:  # a bug: say so briefly, full detail on request
+            if os.environ.get("HUB_DEBUG"):
+                raise
+            _fail(
+                f"unexpected error: {type(error).__name__}: {error}\n"
+                "  hint: this is a bug in hub or a plugin; rerun with HUB_DEBUG=1 for the traceback and report it",
+                EXIT_RUN_FAILED,
+            )
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {redact(message)}", err=True)
+    sys.exit(code)
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    _console().print(table)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+
+
+@click.group(cls=HubGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="HUB_CONFIG",
+    metavar="FILE",
+    help="Config file (default ./hub.yaml; env HUB_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(__version__, prog_name="hub")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """hub: one deduplicated contact base from every tool, every change logged.
+
+    Exit codes: 0 done, 1 run failed, 2 usage or config error, 3 another run holds the lock.
+    """
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("hub")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    ctx.obj = App(config_path)
+
+
+# --- config ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing hub.yaml.")
+def init(folder: Path, force: bool) -> None:
+    """Create a working hub.yaml, a mapping and a sample contacts file in FOLDER."""
+    from hub.scaffold import scaffold
+
+    written = scaffold(folder, force=force)
+    for path in written:
+        click.echo(f"created {path}")
+    click.echo(f"next: cd {folder} && hub check && hub sync")
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def check(app: App, as_json: bool) -> None:
+    """Validate hub.yaml and the mappings, open the store, check the sources' columns."""
+    config = app.config
+    app.store  # opens and migrates
+    from hub.sync import Sync
+
+    report = []
+    sync = Sync(config, app.store)
+    for name, entry in config.connectors.items():
+        connector = sync.connector(name)
+        columns = connector.columns() if entry.reads else None
+        if columns is not None:
+            config.mappings[name].check_columns(columns, where=f"the data of connector {name!r}")
+        report.append({"connector": name, "plugin": entry.plugin, "role": entry.role,
+                       "mapping": config.mappings[name].source, "columns": columns})
+    if as_json:
+        _emit({"config": str(config.path), "store": redact(config.store_url), "connectors": report})
+        return
+    click.echo(f"{config.path}: ok")
+    click.echo(f"store: {redact(config.store_url)}")
+    for item in report:
+        click.echo(f"  {item['connector']}: {item['plugin']} ({item['role']}), mapping {item['mapping']}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of hub.yaml."""
+    from hub.config import json_schema
+
+    _emit(json_schema())
+
+
+@main.command()
+@json_option
+@click.pass_obj
+def plugins(app: App, as_json: bool) -> None:
+    """List connector plugins and their capabilities."""
+    rows = [
+        {
+            "plugin": name,
+            "capabilities": sorted(cls.capabilities),
+            "module": cls.__module__,
+            "description": cls.description,
+        }
+        for name, cls in sorted(app.classes.items())
+    ]
+    if as_json:
+        _emit(rows)
+        return
+    _table(None, ["plugin", "capabilities", "module", "description"],
+           [[r["plugin"], ", ".join(r["capabilities"]), r["module"], r["description"]] for r in rows])
+
+
+# --- sync --------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("connectors", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--allow-mass-delete", is_flag=True, help="Let the run remove more than the guard's threshold.")
+@json_option
+@click.pass_obj
+def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete: bool, as_json: bool) -> None:
+    """Pull from sources, merge into the store, push to destinations."""
+    from hub.sync import Sync
+
+    config = app.config
+    with _progress(enabled=not as_json) as progress:
+        runner = Sync(config, app.store, dry_run=dry_run, allow_mass_delete=allow_mass_delete, progress=progress)
+        report = runner.run(list(connectors))
+    data = report.as_dict()
+    if as_json:
+        _emit(data)
+    else:
+        _print_report(data)
+    if report.errors:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+class _progress:
+    """A rich progress display on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed} records"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.bar.__enter__()
+        return self.update
+
+    def update(self, name: str, done: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(name, total=None)
+        self.bar.update(self.tasks[name], completed=done)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    title = "dry run: nothing was written" if data["dry_run"] else f"run {data['run_id']}: {data['status']}"
+    rows = []
+    for name, counts in data["counts"].items():
+        rows.append([name, counts["read"], counts["unchanged"], counts["created"], counts["updated"],
+                     counts["merged"], counts["removed"], counts["quarantined"], counts["sent"], counts["rejected"]])
+    _table(title, ["connector", "read", "unchanged", "new", "updated", "merged", "removed", "quarantined",
+                   "sent", "rejected"], rows)
+    click.echo(f"{data['changes']} field changes")
+    for name, pending in data["pending"].items():
+        click.echo(f"{name}: {pending} contacts would be sent")
+    if data["dry_run"] and data["sample"]:
+        _table("sample of the changes", ["contact", "field", "old", "new", "from"],
+               [[s["contact_id"], s["field"], s["old_value"], s["new_value"], s["connector"]] for s in data["sample"]])
+    for error in data["errors"]:
+        click.echo(f"error: {error}", err=True)
+
+
+# --- history -----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-n", "--limit", default=20, show_default=True)
+@json_option
+@click.pass_obj
+def runs(app: App, limit: int, as_json: bool) -> None:
+    """Run history with counts."""
+    from hub.changes import list_runs
+
+    with app.store.connect() as c:
+        rows = list_runs(c, limit)
+    if as_json:
+        _emit(rows)
+        return
+
+    def total(run: dict[str, Any], key: str) -> int:
+        return sum(counts.get(key, 0) for counts in run["counts"].values())
+
+    _table(None, ["run", "status", "started", "read", "new", "updated", "merged", "quarantined", "sent", "error"],
+           [[r["id"], r["status"], (r["started_at"] or "")[:19], total(r, "read"), total(r, "created"),
+             total(r, "updated"), total(r, "merged"), total(r, "quarantined"), total(r, "sent"),
+             (r["error"] or "")[:80]] for r in rows])
+
+
+@main.command("log")
+@click.option("--contact", help="Contact id, e-mail, phone or SOURCE:ID.")
+@click.option("--field", help="Only this field.")
+@click.option("--run", "run_id", type=int, help="Only this run.")
+@click.option("--connector", help="Only changes from this connector.")
+@click.option("-n", "--limit", default=100, show_default=True)
+@json_option
+@click.pass_obj
+def log_command(app: App, contact: str | None, field: str | None, run_id: int | None, connector: str | None,
+                limit: int, as_json: bool) -> None:
+    """The change log: who changed what field, old to new, from which source, in which run."""
+    from hub.changes import change_log
+    from hub.contacts import resolve_contact
+
+    with app.store.connect() as c:
+        contact_id = resolve_contact(c, contact) if contact else None
+        rows = change_log(c, contact=contact_id, field=field, run=run_id, connector=connector, limit=limit)
+    if as_json:
+        _emit(rows)
+        return
+    _table(None, ["run", "contact", "field", "old", "new", "source", "reason"],
+           [[r["run_id"], r["contact_id"], r["field"], r["old"], r["new"],
+             f"{r['connector']}:{r['external_id']}" if r["external_id"] else r["connector"], r["reason"]]
+            for r in rows])
+
+
+@main.command()
+@click.argument("contact")
+@json_option
+@click.pass_obj
+def show(app: App, contact: str, as_json: bool) -> None:
+    """The client card: fields, identifiers, source records, consents, history."""
+    from hub.contacts import contact_card, resolve_contact
+
+    with app.store.connect() as c:
+        card = contact_card(c, resolve_contact(c, contact))
+    if as_json:
+        _emit(card)
+        return
+    console = _console()
+    console.print(f"[bold]contact {card['id']}[/bold]" + (" (deleted)" if card["deleted"] else ""))
+    for key, value in card["fields"].items():
+        console.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+    _table("source records", ["source", "id", "origin", "values"],
+           [[r["source"], r["external_id"], r["origin"] + (" (removed)" if r["removed"] else ""),
+             json.dumps(r["values"], ensure_ascii=False)] for r in card["records"]])
+    if card["consents"]:
+        _table("consents", ["channel", "status", "source", "at"],
+               [[r["channel"], r["status"], r["source"], r["at"]] for r in card["consents"]])
+    if card["events"]:
+        _table("events", ["at", "type", "source"], [[r["at"], r["type"], r["source"]] for r in card["events"]])
+    _table("history", ["run", "field", "old", "new", "source", "reason"],
+           [[r["run_id"], r["field"], r["old"], r["new"], r["connector"], r["reason"]] for r in card["history"]])
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["contacts", "links"]))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default stdout).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.pass_obj
+def export(app: App, what: str, output: Path | None, fmt: str) -> None:
+    """Export contacts or links (CSV source,external_id,contact_id; one row per source record)."""
+    from hub.contacts import EXPORT_COLUMNS, LINK_COLUMNS, iter_contacts, iter_links, write_rows
+
+    with app.store.connect() as c:
+        rows = iter_contacts(c) if what == "contacts" else iter_links(c)
+        columns = EXPORT_COLUMNS if what == "contacts" else LINK_COLUMNS
+        if output is None:
+            count = write_rows(rows, columns, sys.stdout, fmt)
+        else:
+            tmp = output.with_name(output.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                count = write_rows(rows, columns, out, fmt)
+            os.replace(tmp, output)
+            click.echo(f"wrote {count} {what} to {output}", err=True)
+
+
+# --- quarantine --------------------------------------------------------------------
+
+
+@main.group()
+def quarantine() -> None:
+    """Records that could not be imported, with their reasons."""
+
+
+@quarantine.command("list")
+@click.option("--connector", help="Only this connector.")
+@click.option("--status", type=click.Choice(["open", "partial", "resolved", "all"]), default=None,
+              help="open: not imported; partial: imported without bad values (default: both).")
+@click.option("-n", "--limit", default=100, show_default=True)
+@json_option
+@click.pass_obj
+def quarantine_list(app: App, connector: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List quarantined records."""
+    from hub.contacts import list_quarantine
+
+    with app.store.connect() as c:
+        rows = list_quarantine(c, connector, status, limit)
+    if as_json:
+        _emit(rows)
+        return
+    _table(None, ["id", "connector", "record", "status", "reason"],
+           [[r["id"], r["connector"], r["external_id"], r["status"], r["reason"]] for r in rows])
+
+
+@quarantine.command("retry")
+@click.argument("connectors", nargs=-1)
+@json_option
+@click.pass_obj
+def quarantine_retry(app: App, connectors: tuple[str, ...], as_json: bool) -> None:
+    """Read the connectors with quarantined records again (after fixing the data or the mapping)."""
+    from hub.contacts import forget_cursors_with_quarantine
+    from hub.sync import Sync
+
+    with app.store.begin() as c:
+        names = forget_cursors_with_quarantine(c, list(connectors))
+    if not names:
+        click.echo("nothing in quarantine")
+        return
+    report = Sync(app.config, app.store).run(names)
+    from hub.contacts import list_quarantine
+
+    with app.store.connect() as c:
+        left = [r for r in list_quarantine(c, None, None, 100000) if r["connector"] in names]
+    data = {"run": report.as_dict(), "still_quarantined": len([r for r in left if r["status"] == "open"]),
+            "partial": len([r for r in left if r["status"] == "partial"])}
+    if as_json:
+        _emit(data)
+    else:
+        click.echo(f"re-read {', '.join(names)}: {data['still_quarantined']} records still quarantined, "
+                   f"{data['partial']} imported without some values")
+    if report.errors:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main()
+
+
+__all__ = ["main", "EXIT_USAGE", "UsageError"]

@@ -1,0 +1,85 @@
+"""The base class every connector extends.
+
+A connector knows one tool. It reads raw records from it and writes outbound
+items to it; it does nothing else. Mapping, normalization, identity, retries
+of whole runs, quarantine, cursors and the change log belong to the core.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
+
+READ = "read"
+WRITE = "write"
+
+
+class ConnectorOptions(BaseModel):
+    """Base of a connector's options model: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What the core hands a connector when it builds one."""
+
+    #: The connector's name in hub.yaml (not the plugin name).
+    name: str
+    #: Folder of hub.yaml: relative paths in options resolve against it.
+    base_dir: Path
+    logger: logging.Logger
+
+    def resolve_path(self, path: str | Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+class Connector:
+    """Subclass this, set the class attributes and implement what you declare.
+
+    * ``plugin``: the name used as ``plugin:`` in hub.yaml.
+    * ``Options``: a ``ConnectorOptions`` subclass with the connector's own keys.
+    * ``capabilities``: ``{"read"}``, ``{"write"}`` or both.
+    * ``write_batch_size``: how many items ``write`` takes at once; ``None`` means all
+      pending items in one call (files that are rewritten whole).
+    """
+
+    plugin: ClassVar[str]
+    Options: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    write_batch_size: ClassVar[int | None] = 500
+    #: One line for ``hub plugins``.
+    description: ClassVar[str] = ""
+
+    def __init__(self, options: ConnectorOptions, context: ConnectorContext):
+        self.options = options
+        self.context = context
+
+    def read(self, cursor: str | None) -> Iterable[RawRecord | Checkpoint]:
+        """Yield records changed since ``cursor`` (all of them when ``None``),
+        each ``Checkpoint`` after the records it covers. Raise ``RetriableError`` or
+        ``FatalError`` for failures of the tool; raise nothing for a bad row: yield
+        it, the core quarantines it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read")
+
+    def columns(self) -> list[str] | None:
+        """The columns the tool has now, so the core can check the mapping before a
+        run; ``None`` when the tool has no fixed columns."""
+        return None
+
+    def write(self, items: Sequence[OutboundItem]) -> list[WriteResult]:
+        """Upsert or delete ``items`` in the tool; return one result per item.
+
+        Must be idempotent: the core may send an item again after a crash."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write")
+
+    def close(self) -> None:
+        """Release what the connector holds (sessions, files)."""

@@ -1,0 +1,194 @@
+"""Reading contacts: the client card and exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Connection
+
+from hub.changes import _iso, change_log
+from hub.errors import UsageError
+from hub.model import CONTACT_FIELDS
+from hub.store.schema import consents, contacts, cursors, events, identifiers, quarantine, source_records
+
+LINK_COLUMNS = ("source", "external_id", "contact_id")
+EXPORT_COLUMNS = ("id",) + CONTACT_FIELDS + ("phones", "emails")
+
+
+def contact_values(row: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {"id": row.id}
+    values.update({f: getattr(row, f) for f in CONTACT_FIELDS})
+    attributes = json.loads(row.attributes) if row.attributes else {}
+    values.update(attributes)
+    return values
+
+
+def resolve_contact(c: Connection, ref: str) -> int:
+    """A contact by id, e-mail, phone or SOURCE:EXTERNAL_ID; merged ids lead to the survivor."""
+    contact_id: int | None = None
+    if ref.isdigit():
+        contact_id = int(ref)
+    elif "@" in ref:
+        contact_id = _by_identifier(c, "email", ref.strip().lower())
+    elif ":" in ref:
+        source, external_id = ref.split(":", 1)
+        contact_id = c.execute(
+            select(source_records.c.contact_id).where(
+                and_(source_records.c.connector == source, source_records.c.external_id == external_id)
+            )
+        ).scalar()
+    else:
+        from hub.normalize import normalize_phones
+
+        phones, _ = normalize_phones(ref)
+        if phones:
+            contact_id = _by_identifier(c, "phone", phones[0])
+    if contact_id is None:
+        raise UsageError(f"no contact matches {ref!r}", hint="give a contact id, an e-mail, a phone or SOURCE:ID")
+    for _ in range(100):
+        row = c.execute(select(contacts.c.id, contacts.c.merged_into).where(contacts.c.id == contact_id)).first()
+        if row is None:
+            raise UsageError(f"no contact with id {contact_id}")
+        if row.merged_into is None:
+            return row.id
+        contact_id = row.merged_into
+    return contact_id
+
+
+def _by_identifier(c: Connection, kind: str, value: str) -> int | None:
+    return c.execute(
+        select(identifiers.c.contact_id).where(and_(identifiers.c.kind == kind, identifiers.c.value == value))
+    ).scalar()
+
+
+def contact_card(c: Connection, contact_id: int) -> dict[str, Any]:
+    row = c.execute(select(contacts).where(contacts.c.id == contact_id)).one()
+    links = c.execute(
+        select(source_records)
+        .where(source_records.c.contact_id == contact_id)
+        .order_by(source_records.c.connector, source_records.c.external_id)
+    ).all()
+    return {
+        "id": row.id,
+        "deleted": row.deleted_at is not None,
+        "fields": {k: v for k, v in contact_values(row).items() if k != "id" and v not in (None, "", [])},
+        "identifiers": [
+            {"kind": r.kind, "value": r.value}
+            for r in c.execute(
+                select(identifiers).where(identifiers.c.contact_id == contact_id).order_by(
+                    identifiers.c.kind, identifiers.c.value
+                )
+            )
+        ],
+        "records": [
+            {
+                "source": r.connector,
+                "external_id": r.external_id,
+                "origin": r.origin,
+                "removed": r.removed_at is not None,
+                "values": json.loads(r.record_values) if r.record_values else {},
+            }
+            for r in links
+        ],
+        "consents": [
+            {"channel": r.channel, "status": r.status, "source": r.source, "at": _iso(r.at), "proof": r.proof}
+            for r in c.execute(select(consents).where(consents.c.contact_id == contact_id).order_by(consents.c.channel))
+        ],
+        "events": [
+            {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None}
+            for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at))
+        ],
+        "history": change_log(c, contact=contact_id, limit=1000),
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def iter_contacts(c: Connection) -> Iterator[dict[str, Any]]:
+    query = (
+        select(contacts)
+        .where(and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
+        .order_by(contacts.c.id)
+    )
+    for row in c.execution_options(yield_per=2000).execute(query):
+        yield contact_values(row)
+
+
+def iter_links(c: Connection) -> Iterator[dict[str, Any]]:
+    query = (
+        select(source_records.c.connector, source_records.c.external_id, source_records.c.contact_id)
+        .where(source_records.c.removed_at.is_(None))
+        .order_by(source_records.c.connector, source_records.c.external_id)
+    )
+    for row in c.execution_options(yield_per=5000).execute(query):
+        yield {"source": row.connector, "external_id": row.external_id, "contact_id": row.contact_id}
+
+
+def write_rows(rows: Iterator[dict[str, Any]], columns: tuple[str, ...], out: IO[str], fmt: str) -> int:
+    """Write rows as CSV (header first) or as one JSON list; return how many."""
+    count = 0
+    if fmt == "json":
+        out.write("[")
+        for row in rows:
+            out.write(("," if count else "") + "\n  " + json.dumps(row, ensure_ascii=False, default=str))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+        return count
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+        count += 1
+    return count
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_phone(value):
+        return "'" + value
+    return value
+
+
+def _is_phone(value: str) -> bool:
+    return value.startswith("+") and value[1:].isdigit()
+
+
+def list_quarantine(
+    c: Connection, connector: str | None = None, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Quarantined records; ``status`` None means not resolved yet, ``all`` means every one."""
+    query = select(quarantine).order_by(quarantine.c.id).limit(limit)
+    if connector:
+        query = query.where(quarantine.c.connector == connector)
+    if status is None:
+        query = query.where(quarantine.c.status != "resolved")
+    elif status != "all":
+        query = query.where(quarantine.c.status == status)
+    return [
+        {
+            "id": r.id,
+            "connector": r.connector,
+            "external_id": r.external_id,
+            "reason": r.reason,
+            "status": r.status,
+            "run_id": r.run_id,
+            "at": _iso(r.at),
+            "raw": json.loads(r.raw) if r.raw else None,
+        }
+        for r in c.execute(query)
+    ]
+
+
+def forget_cursors_with_quarantine(c: Connection, only: list[str]) -> list[str]:
+    """Connectors with unresolved quarantine entries lose their cursor, so the next
+    read is complete and every quarantined record is tried again."""
+    query = select(quarantine.c.connector).where(quarantine.c.status != "resolved").distinct()
+    names = sorted(row.connector for row in c.execute(query) if not only or row.connector in only)
+    if names:
+        c.execute(update(cursors).where(cursors.c.connector.in_(names)).values(value=None))
+    return names

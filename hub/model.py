@@ -1,0 +1,97 @@
+"""The canonical data model shared by the core and every connector."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+#: Canonical contact fields, in display order. A mapping targets these names;
+#: ``phones`` and ``emails`` hold every normalized identifier of a record while
+#: ``phone`` and ``email`` hold the primary one.
+CONTACT_FIELDS: tuple[str, ...] = (
+    "full_name",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "email",
+    "phone",
+    "city",
+    "birthday",
+    "company",
+)
+LIST_FIELDS: tuple[str, ...] = ("emails", "phones")
+CANONICAL_FIELDS: tuple[str, ...] = CONTACT_FIELDS + LIST_FIELDS
+
+#: Columns a file connector uses when no mapping is given: each maps to itself.
+DEFAULT_COLUMNS: tuple[str, ...] = (
+    "id",
+    "full_name",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "phone",
+    "email",
+    "city",
+    "birthday",
+)
+
+IdentifierKind = Literal["email", "phone"]
+Role = Literal["source", "destination", "both"]
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as a connector read it: its stable id in that tool and its raw columns."""
+
+    external_id: str
+    values: dict[str, Any]
+    #: When the tool says the record last changed, if it knows.
+    updated_at: dt.datetime | None = None
+    #: The tool reports this record as deleted (incremental readers).
+    deleted: bool = False
+    #: The connector could not parse the record: the core quarantines it with this reason.
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Yielded by ``Connector.read`` after the records it covers.
+
+    ``cursor`` is saved in the same transaction as those records. ``complete``
+    says the read delivered everything the tool holds, so records not seen are
+    gone from the tool (this enables deletion handling and the mass-delete guard).
+    """
+
+    cursor: str | None
+    complete: bool = False
+
+
+@dataclass(frozen=True)
+class OutboundItem:
+    """One contact to write to a destination."""
+
+    contact_id: int
+    op: Literal["upsert", "delete"]
+    #: Destination columns after the mapping is applied in reverse.
+    values: dict[str, Any]
+    #: The contact's id in that tool, when a link is known.
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the destination did with one ``OutboundItem``."""
+
+    contact_id: int
+    status: Literal["ok", "retriable", "rejected"]
+    external_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Contact:
+    """A canonical contact as the store holds it."""
+
+    id: int
+    values: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,996 @@
+"""Normalization of canonical contact values.
+
+Every value a source delivers passes through here after the mapping and before
+validation and identity resolution:
+
+* phones become E.164 (``+79161234567``); a cell may hold several numbers
+* e-mail addresses are lower-cased, unwrapped (``mailto:``, ``Name <a@b.ru>``)
+  and checked; obvious typos of common domains are fixed from a data file
+* names are cleaned, re-cased when typed all upper or all lower case, Latin
+  look-alike letters inside Cyrillic words are replaced, and a full name is
+  split into last/first/middle name in whatever order it was written
+* cities are mapped to one spelling through an alias table
+* birthdays become ISO ``YYYY-MM-DD`` strings
+
+Bad data never raises from ``Normalizer.normalize``: the value is dropped and a
+problem is described. Processing is capped (``MAX_VALUE_CHARS``) so a huge cell
+cannot stall a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat
+
+from hub.model import CANONICAL_FIELDS
+from hub.yaml_loader import load_yaml
+
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "Normalizer",
+    "clean_text",
+    "fix_homoglyphs",
+    "name_key",
+    "normalize_emails",
+    "normalize_phones",
+    "parse_date",
+    "split_full_name",
+]
+
+DATA_DIR = Path(__file__).parent / "data"
+
+#: Longer values are not processed at all: they are dropped with a problem.
+MAX_VALUE_CHARS = 10_000
+
+NAME_PARTS = ("last_name", "first_name", "middle_name")
+NAME_FIELDS = ("full_name",) + NAME_PARTS
+
+# --------------------------------------------------------------------------- text
+
+# Characters removed outright: NUL and other C0 controls (except whitespace),
+# DEL, zero-width characters, soft hyphen, bidi marks, BOM.
+_REMOVED = [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x1C), 0x7F, 0xAD, 0x180E,
+            *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2070), 0xFEFF]
+# Characters that become a plain space.
+_SPACES = [0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+
+_CLEAN_TABLE = {c: None for c in _REMOVED}
+_CLEAN_TABLE.update({c: " " for c in _SPACES})
+_CLEAN_TABLE.update({0x0B: " ", 0x0C: " "})
+_NEEDS_CLEAN_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_CLEAN_TABLE)) + "]")
+
+
+def _pre_clean(text: str) -> str:
+    """Remove invisible characters and turn odd spaces into spaces, keeping line breaks."""
+    return text.translate(_CLEAN_TABLE) if _NEEDS_CLEAN_RE.search(text) else text
+
+
+def clean_text(value: object) -> str:
+    """``str(value)`` stripped, without zero-width characters and NUL, NBSP as a
+    space and every run of whitespace (line breaks included) collapsed to one space.
+    ``None`` gives ``""``."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if _NEEDS_CLEAN_RE.search(text):
+        text = text.translate(_CLEAN_TABLE)
+    return " ".join(text.split())
+
+
+def _show(text: object, limit: int = 60) -> str:
+    """A short quoted form of a value for problem messages."""
+    text = text if isinstance(text, str) else str(text)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return repr(text)
+
+
+def _too_long(value: object) -> str | None:
+    """A problem text when ``value`` is too long to process, else None."""
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return f"value is too long ({len(value)} characters; the limit is {MAX_VALUE_CHARS})"
+    return None
+
+
+def _is_blank(value: object) -> bool:
+    """None, an empty collection, or text without a single letter or digit."""
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple, set, frozenset, dict)):
+        return len(value) == 0
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            return False
+        text = value
+    elif isinstance(value, (int, float, Decimal, dt.date)):
+        return False
+    else:
+        text = str(value)
+    for ch in text:
+        if ch.isalnum():
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------- homoglyphs
+
+_LAT_TO_CYR = str.maketrans(
+    "AaBbCcEeHhKkMmOoPpTtXxYy",
+    "АаВвСсЕеНнКкМмОоРрТтХхУу",
+)
+# Only letters that also look alike in lower case are mapped back to Latin.
+_CYR_TO_LAT = str.maketrans(
+    "АаВСсЕеНКМОоРрТХхУу",
+    "AaBCcEeHKMOoPpTXxYy",
+)
+_LETTER_RUN_RE = re.compile(r"[A-Za-zА-Яа-яЁё]+")
+_LATIN_RE = re.compile(r"[A-Za-z]")
+_CYRILLIC_RE = re.compile(r"[А-Яа-яЁё]")
+_ALPHA_RE = re.compile(r"[^\W\d_]")
+
+
+_CYR_ONLY_RE = re.compile("[^" + "".join(chr(c) for c in _CYR_TO_LAT) + "A-Za-z]")
+_LAT_ONLY_RE = re.compile("[^" + "".join(chr(c) for c in _LAT_TO_CYR) + "А-Яа-яЁё]")
+
+
+def _fix_run(match: re.Match[str]) -> str:
+    word = match.group(0)
+    cyrillic_only = _CYR_ONLY_RE.search(word) is not None  # a letter only Cyrillic has
+    latin_only = _LAT_ONLY_RE.search(word) is not None  # a letter only Latin has
+    if cyrillic_only != latin_only:
+        return word.translate(_LAT_TO_CYR if cyrillic_only else _CYR_TO_LAT)
+    if cyrillic_only:  # letters of both scripts that cannot be confused: leave it
+        return word
+    cyr = len(_CYRILLIC_RE.findall(word))
+    if cyr == 0 or cyr == len(word):
+        return word
+    return word.translate(_LAT_TO_CYR if cyr >= len(word) - cyr else _CYR_TO_LAT)
+
+
+def fix_homoglyphs(text: str) -> str:
+    """Replace Latin look-alike letters inside mostly Cyrillic words by Cyrillic
+    ones (``Ивaнов`` with a Latin ``a`` -> ``Иванов``), and Cyrillic look-alikes
+    inside mostly Latin words by Latin ones. Words in one script are untouched."""
+    if text.isascii() or not _LATIN_RE.search(text) or not _CYRILLIC_RE.search(text):
+        return text
+    return _LETTER_RUN_RE.sub(_fix_run, text)
+
+
+def name_key(text: str) -> str:
+    """A key for comparing names: cleaned, homoglyphs fixed, case-folded, ё -> е,
+    spaces collapsed. ``'  ПЁТР\u00a0Иванoв '`` -> ``'петр иванов'``."""
+    return fix_homoglyphs(clean_text(text)).casefold().replace("ё", "е")
+
+
+# ------------------------------------------------------------------------- data
+
+
+@functools.lru_cache(maxsize=None)
+def _first_names() -> frozenset[str]:
+    names = set()
+    text = (DATA_DIR / "first_names.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.add(name_key(line))
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def _email_domain_typos() -> dict[str, str]:
+    data = load_yaml(DATA_DIR / "email_domain_typos.yaml") or {}
+    return {str(k).strip().lower().strip("."): str(v).strip().lower() for k, v in data.items()}
+
+
+@functools.lru_cache(maxsize=None)
+def _city_table() -> dict[str, str]:
+    data = load_yaml(DATA_DIR / "city_aliases.yaml") or {}
+    table: dict[str, str] = {}
+    for canonical, aliases in data.items():
+        canonical = clean_text(canonical)
+        table[_city_key(canonical)] = canonical
+        for alias in aliases or ():
+            table[_city_key(str(alias))] = canonical
+    return table
+
+
+# ------------------------------------------------------------------------ phones
+
+_PHONE_SPLIT_RE = re.compile(r"[,;/\\|\n\r\t]+|\s+(?:или|либо|и|or|and)\s+", re.IGNORECASE)
+_EXT_WORDS = r"(?:доб(?:авочный)?|вн(?:утр(?:енний)?)?|ext(?:ension)?|x|#)"
+_EXT_RE = re.compile(r"\(?\s*" + _EXT_WORDS + r"\.?\s*[:.]?\s*\d{1,7}\s*\)?\s*$", re.IGNORECASE)
+_EXT_ONLY_RE = re.compile(r"^\(?\s*" + _EXT_WORDS + r"\.?\s*[:.]?\s*\d{1,7}\s*\)?$", re.IGNORECASE)
+_NON_PHONE_CHAR_RE = re.compile(r"[^0-9\s()+\-.]")
+_PHONE_FORMAT_RE = re.compile(r"[\s().\-\u2010-\u2015\u2212]+")
+_COMPACT_RE = re.compile(r"\+?[0-9]{3,17}")
+_CC7_FAST_RE = re.compile(r"(?:\+7|8|7)?([0-9]{10})")
+_INTEGRAL_FLOAT_RE = re.compile(r"([0-9]+)[.,]0+")
+_SCIENTIFIC_RE = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}")
+
+
+def _number_text(value: object) -> str:
+    """Text of a phone cell; numbers read from spreadsheets lose their ``.0``."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return str(int(value))
+        return str(value)
+    text = value if isinstance(value, str) else str(value)
+    stripped = text.strip()
+    if stripped[:1].isdigit():
+        match = _INTEGRAL_FLOAT_RE.fullmatch(stripped)
+        if match:
+            return match.group(1)
+        if _SCIENTIFIC_RE.fullmatch(stripped):
+            try:
+                number = Decimal(stripped.replace(",", "."))
+            except InvalidOperation:
+                return text
+            if number == number.to_integral_value():
+                return str(int(number))
+    return text
+
+
+class _Cc7Validator:
+    """``phonenumbers.is_valid_number`` for 10-digit national numbers of country
+    code 7 (Russia, Kazakhstan), built from the library's own metadata as one
+    regular expression per region. It is checked against the library when built
+    and not used if the two ever disagree."""
+
+    _TYPES = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+              "voicemail", "fixed_line", "mobile")
+
+    def __init__(self) -> None:
+        from phonenumbers import PhoneMetadata
+
+        self.regions: list[tuple[re.Pattern[str] | None, re.Pattern[str]]] = []
+        for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(7, ()):
+            metadata = PhoneMetadata.metadata_for_region(region, None)
+            if metadata is None:
+                continue
+            patterns = []
+            for name in self._TYPES:
+                desc = getattr(metadata, name, None)
+                if desc is None or not desc.national_number_pattern:
+                    continue
+                lengths = desc.possible_length or ()
+                if lengths and 10 not in lengths:
+                    continue
+                patterns.append(f"(?:{desc.national_number_pattern})")
+            general = metadata.general_desc.national_number_pattern
+            combined = re.compile(f"(?=(?:{general})$)(?:{'|'.join(patterns) or '(?!)'})$")
+            leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
+            self.regions.append((leading, combined))
+        self.usable = bool(self.regions) and self._agrees_with_library()
+
+    def valid(self, national: str) -> bool:
+        for leading, combined in self.regions:
+            if leading is not None:
+                if leading.match(national):
+                    return combined.match(national) is not None
+            elif combined.match(national):
+                return True
+        return False
+
+    def _agrees_with_library(self) -> bool:
+        for prefix in range(1000):
+            for tail in ("0000000", "1234567", "5555555", "9999999"):
+                national = f"{prefix:03d}{tail}"
+                number = PhoneNumber(country_code=7, national_number=int(national))
+                if self.valid(national) != phonenumbers.is_valid_number(number):
+                    return False
+        return True
+
+
+@functools.lru_cache(maxsize=1)
+def _cc7_validator() -> _Cc7Validator | None:
+    try:
+        validator = _Cc7Validator()
+    except Exception:  # metadata layout not as expected: use the library
+        return None
+    return validator if validator.usable else None
+
+
+class _PhoneParser:
+    """Parses phone fragments for one default region."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.fast_cc7 = phonenumbers.country_code_for_region(region) == 7
+        self.validator = _cc7_validator() if self.fast_cc7 else None
+
+    def one(self, fragment: str) -> str | None:
+        """E.164 of a fragment holding one number, or None."""
+        compact = _PHONE_FORMAT_RE.sub("", fragment)
+        if self.fast_cc7:
+            match = _CC7_FAST_RE.fullmatch(compact)
+            if match:
+                national = match.group(1)
+                if self.validator is not None:
+                    return "+7" + national if self.validator.valid(national) else None
+                number = PhoneNumber(country_code=7, national_number=int(national))
+                return "+7" + national if phonenumbers.is_valid_number(number) else None
+        text = compact if _COMPACT_RE.fullmatch(compact) else fragment
+        try:
+            number = phonenumbers.parse(text, self.region)
+        except NumberParseException:
+            return None
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        return None
+
+    def several(self, fragment: str) -> list[str]:
+        """Numbers written one after another with only spaces between them."""
+        found: list[str] = []
+        buffer: list[str] = []
+        digits = 0
+        for token in fragment.split():
+            token_digits = sum(ch.isdigit() for ch in token)
+            if not token_digits and not buffer:
+                continue  # a label such as "моб."
+            buffer.append(token)
+            digits += token_digits
+            if digits >= 7:
+                e164 = self.one(" ".join(buffer))
+                if e164:
+                    found.append(e164)
+                    buffer, digits = [], 0
+        if buffer and digits:
+            return []
+        return found
+
+    def matcher(self, fragment: str) -> list[str]:
+        return [
+            phonenumbers.format_number(m.number, PhoneNumberFormat.E164)
+            for m in phonenumbers.PhoneNumberMatcher(fragment, self.region, max_tries=50)
+        ]
+
+    def items(self, value: object) -> list[tuple[str, str | None, str | None]]:
+        """``(fragment, e164 or None, problem or None)`` for every number in a cell."""
+        if value is None:
+            return []
+        too_long = _too_long(value)
+        if too_long:
+            return [(value, None, too_long)]
+        text = _pre_clean(_number_text(value))
+        out: list[tuple[str, str | None, str | None]] = []
+        for fragment in _PHONE_SPLIT_RE.split(text):
+            fragment = " ".join(fragment.split())
+            if not fragment or _is_blank(fragment) or _EXT_ONLY_RE.match(fragment):
+                continue
+            bare = fragment
+            if _NON_PHONE_CHAR_RE.search(fragment):
+                bare = _EXT_RE.sub("", fragment).strip() or fragment
+            e164 = self.one(bare)
+            if e164:
+                out.append((fragment, e164, None))
+                continue
+            digit_count = sum(ch.isdigit() for ch in bare)
+            numbers: list[str] = []
+            if digit_count >= 14:
+                numbers = self.several(bare) or self.matcher(bare)
+            if numbers:
+                out.extend((fragment, n, None) for n in numbers)
+            elif digit_count >= 5:
+                out.append((fragment, None, f"{_show(fragment)} is not a valid phone number"))
+            else:
+                out.append((fragment, None, f"{_show(fragment)} is not a phone number"))
+        return out
+
+
+@functools.lru_cache(maxsize=64)
+def _phone_parser(region: str) -> _PhoneParser:
+    return _PhoneParser(region)
+
+
+def _check_region(region: str) -> str:
+    region = (region or "").upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"unknown phone region {region!r}; use a two-letter country code such as 'RU'")
+    return region
+
+
+def _phone_items(value: object, default_region: str = "RU") -> list[tuple[str, str | None, str | None]]:
+    return _phone_parser(_check_region(default_region)).items(value)
+
+
+def normalize_phones(text: str, default_region: str = "RU") -> tuple[list[str], list[str]]:
+    """All phone numbers in a cell as E.164 (duplicates removed, order kept) and
+    the problems found. Accepts ints and floats as spreadsheets deliver them.
+    Extensions (``доб. 12``) are dropped."""
+    numbers: list[str] = []
+    problems: list[str] = []
+    for _fragment, e164, problem in _phone_items(text, default_region):
+        if e164:
+            if e164 not in numbers:
+                numbers.append(e164)
+        elif problem:
+            problems.append(problem)
+    return numbers, problems
+
+
+# ------------------------------------------------------------------------ emails
+
+_EMAIL_PART_SPLIT_RE = re.compile(r"[,;\n\r\t]+")
+_ANGLE_RE = re.compile(r"<([^<>]*)>")
+_QUOTED_NAME_RE = re.compile(r'"[^"@]*"')  # a display name: "Petrov, Ivan" <ivan@mail.ru>
+_AT_SPACES_RE = re.compile(r"\s*@\s*")
+_MAILTO_RE = re.compile(r"^mailto:\s*", re.IGNORECASE)
+_EMAIL_FAST_RE = re.compile(
+    r"[a-z0-9_%+\-]+(?:\.[a-z0-9_%+\-]+)*@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+)
+_EMAIL_TRIM = " \t<>\"'()[]{}«»,;:"
+try:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_DOMAINS
+except ImportError:  # pragma: no cover - older email_validator
+    _SPECIAL_DOMAINS = ["arpa", "invalid", "local", "localhost", "onion", "test"]
+_SPECIAL_TLDS = frozenset(_SPECIAL_DOMAINS)
+
+
+def _one_email(candidate: str) -> tuple[str | None, str | None]:
+    """(normalized address, None) or (None, problem) for one candidate."""
+    original = candidate
+    candidate = candidate.strip(_EMAIL_TRIM)
+    if _MAILTO_RE.match(candidate):
+        candidate = _MAILTO_RE.sub("", candidate).split("?", 1)[0]
+    candidate = candidate.strip(_EMAIL_TRIM).strip(".").lower()
+    local, at, domain = candidate.rpartition("@")
+    if not at or not local or not domain:
+        return None, f"{_show(original)} is not an email address"
+    domain = domain.strip(".")
+    domain = _email_domain_typos().get(domain, domain)
+    address = f"{local}@{domain}"
+    if not address.isascii():
+        address = fix_homoglyphs(address)
+    if (
+        _EMAIL_FAST_RE.fullmatch(address)
+        and len(local) <= 64
+        and len(address) <= 254
+        and "xn--" not in domain
+        and domain.rsplit(".", 1)[-1] not in _SPECIAL_TLDS
+    ):
+        return address, None
+    try:
+        result = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        reason = str(exc).rstrip(".")
+        return None, f"{_show(original)} is not a valid email address ({reason})"
+    return result.normalized.lower(), None
+
+
+def _email_items(value: object) -> list[tuple[str, str | None, str | None]]:
+    """``(fragment, address or None, problem or None)`` for every address in a cell."""
+    if value is None:
+        return []
+    too_long = _too_long(value)
+    if too_long:
+        return [(value, None, too_long)]
+    text = _pre_clean(value if isinstance(value, str) else str(value))
+    if '"' in text:
+        text = _QUOTED_NAME_RE.sub(" ", text)
+    out: list[tuple[str, str | None, str | None]] = []
+    for part in _EMAIL_PART_SPLIT_RE.split(text):
+        part = " ".join(part.split())
+        if not part or _is_blank(part):
+            continue
+        candidates = _ANGLE_RE.findall(part)
+        if not candidates:
+            words = _AT_SPACES_RE.sub("@", part).split()
+            candidates = [w for w in words if "@" in w]
+        if not candidates:
+            out.append((part, None, f"{_show(part)} is not an email address"))
+            continue
+        for candidate in candidates:
+            address, problem = _one_email(candidate)
+            out.append((candidate, address, problem))
+    return out
+
+
+def normalize_emails(text: str) -> tuple[list[str], list[str]]:
+    """All e-mail addresses in a cell, normalized (lower case, typos of common
+    domains fixed, IDN domains kept in Unicode), duplicates removed, and the
+    problems found."""
+    addresses: list[str] = []
+    problems: list[str] = []
+    for _fragment, address, problem in _email_items(text):
+        if address:
+            if address not in addresses:
+                addresses.append(address)
+        elif problem:
+            problems.append(problem)
+    return addresses, problems
+
+
+# ------------------------------------------------------------------------- names
+
+_STRONG_PATRONYMIC = ("ович", "евич", "овна", "евна", "ична", "ovich", "evich", "ovna", "evna", "ichna")
+_WEAK_PATRONYMIC = ("ич", "ich")
+_PATRONYMIC_PARTICLES = frozenset({"оглы", "кызы", "улы", "уулу", "кизи", "ogly", "oglu", "kyzy", "qizi"})
+_LOWER_PARTICLES = _PATRONYMIC_PARTICLES | {"фон", "де", "ван", "дер", "von", "van", "de", "der", "da", "di", "la", "le", "ibn", "ибн"}
+_SURNAME_SUFFIXES = (
+    "ов", "ев", "ин", "ын", "ова", "ева", "ина", "ына", "ский", "ская", "цкий", "цкая", "ской",
+    "ских", "цких", "ых", "их", "енко", "ко", "ук", "юк", "чук", "ян", "янц", "дзе", "швили", "иани",
+    "ov", "ev", "in", "yn", "ova", "eva", "ina", "yna", "sky", "skiy", "ski", "skaya", "skii",
+    "enko", "uk", "yuk", "chuk", "yan", "dze", "shvili",
+)
+_TOKEN_SPLIT_RE = re.compile(r"[\s,;]+")
+_TOKEN_TRIM = "\"'«»()[]{}<>:"
+
+# Orders a name of 2 or 3 words may be written in, with a small prior.
+_ORDERS_2_CYR = ((("last_name", "first_name"), 0.5), (("first_name", "last_name"), 0.0),
+                 (("first_name", "middle_name"), 0.0))
+_ORDERS_2_LAT = ((("first_name", "last_name"), 0.5), (("last_name", "first_name"), 0.0),
+                 (("first_name", "middle_name"), 0.0))
+_ORDERS_3_CYR = tuple(
+    (order, {("last_name", "first_name", "middle_name"): 1.0,
+             ("first_name", "middle_name", "last_name"): 0.5}.get(order, -0.5))
+    for order in itertools.permutations(NAME_PARTS)
+)
+_ORDERS_3_LAT = tuple(
+    (order, {("first_name", "middle_name", "last_name"): 1.0,
+             ("last_name", "first_name", "middle_name"): 0.5}.get(order, -0.5))
+    for order in itertools.permutations(NAME_PARTS)
+)
+
+
+def _case_word(word: str, position: int = 0) -> str:
+    """Title-case a word typed all upper or all lower case; keep mixed case."""
+    if not (word.isupper() or word.islower()):
+        return word
+    lower = word.lower()
+    if position > 0 and lower in _LOWER_PARTICLES:
+        return lower
+    return lower.title()
+
+
+def _display_name(text: str) -> str:
+    """Cleaned name with homoglyphs fixed and each word re-cased when needed."""
+    words = fix_homoglyphs(clean_text(text)).split(" ")
+    return " ".join(_case_word(w, i) for i, w in enumerate(words) if w)
+
+
+def _role_scores(key: str, particle: bool) -> dict[str, float]:
+    known = key in _first_names()
+    strong = key.endswith(_STRONG_PATRONYMIC)
+    weak = not strong and key.endswith(_WEAK_PATRONYMIC)
+    surname = key.endswith(_SURNAME_SUFFIXES)
+    if particle:
+        return {"middle_name": 4.0, "first_name": -3.0, "last_name": -3.0}
+    middle = 3.0 if strong else 1.5 if weak else -2.0
+    if known:
+        first, last = 3.0, -2.0
+    else:
+        first = -2.0 if strong else (-1.0 if surname else 0.0)
+        last = -1.0 if strong else 0.5 if weak else 2.0 if surname else 0.0
+    return {"first_name": first, "middle_name": middle, "last_name": last}
+
+
+@functools.lru_cache(maxsize=50_000)
+def _word_info(word: str, particle: bool) -> tuple[str, str, dict[str, float]]:
+    """Display form, key and role scores of one (cleaned) word of a name."""
+    display = " ".join(_case_word(w, n) for n, w in enumerate(word.split(" ")))
+    key = word.casefold().replace("ё", "е")
+    return display, key, _role_scores(key, particle)
+
+
+def _initials(token: str) -> list[str] | None:
+    letters = token.replace(".", "")
+    if 1 <= len(letters) <= 2 and letters.isalpha() and ("." in token or len(letters) == 1):
+        return [ch + "." for ch in letters]
+    return None
+
+
+def split_full_name(text: str) -> dict[str, str]:
+    """Split a full name written in any order into ``last_name``, ``first_name``
+    and ``middle_name`` (only the keys found are present).
+
+    Patronymics are recognized by their suffixes (-ович, -евна, ... and оглы/кызы),
+    first names by a list of common names and their Latin spellings, surnames by
+    typical suffixes; what is left is decided by the usual order ("Фамилия Имя
+    Отчество" for Cyrillic, "First Last" for Latin names). A single word is a
+    first name when it is a known one, otherwise a last name."""
+    text = clean_text(text)
+    if not text or len(text) > MAX_VALUE_CHARS:
+        return {}
+    tokens: list[str] = []
+    for raw in _TOKEN_SPLIT_RE.split(fix_homoglyphs(text)):
+        token = raw.strip(_TOKEN_TRIM)
+        if token and _ALPHA_RE.search(token):
+            tokens.append(token)
+    if not tokens:
+        return {}
+
+    # Initials ("Петров И.С.", "И. С. Петров"): the rest is the surname.
+    expanded: list[tuple[str, bool]] = []
+    for token in tokens:
+        initials = _initials(token)
+        if initials:
+            expanded.extend((i.upper(), True) for i in initials)
+        else:
+            expanded.append((token, False))
+    if any(is_initial for _, is_initial in expanded) and not all(i for _, i in expanded):
+        initials = [t for t, i in expanded if i]
+        rest = [_case_word(t, n) for n, (t, i) in enumerate(expanded) if not i]
+        result = {"last_name": " ".join(rest), "first_name": initials[0]}
+        if len(initials) > 1:
+            result["middle_name"] = " ".join(initials[1:])
+        return result
+
+    # Join patronymic particles ("Гасан оглы") to the preceding word.
+    words: list[tuple[str, bool]] = []
+    for token in tokens:
+        if words and token.casefold() in _PATRONYMIC_PARTICLES:
+            prev, _ = words[-1]
+            words[-1] = (f"{prev} {token}", True)
+        else:
+            words.append((token, False))
+    infos = [_word_info(word, particle) for word, particle in words]
+    display = [info[0] for info in infos]
+    keys = [info[1] for info in infos]
+    scores = [info[2] for info in infos]
+    latin = _CYRILLIC_RE.search(text) is None
+
+    if len(words) == 1:
+        role = "first_name" if keys[0] in _first_names() else "last_name"
+        return {role: display[0]}
+    if len(words) in (2, 3):
+        if len(words) == 2:
+            orders = _ORDERS_2_LAT if latin else _ORDERS_2_CYR
+        else:
+            orders = _ORDERS_3_LAT if latin else _ORDERS_3_CYR
+        best_order, best_score = orders[0][0], -math.inf
+        for order, prior in orders:
+            score = prior
+            for word_scores, role in zip(scores, order):
+                score += word_scores[role]
+            if score > best_score:
+                best_order, best_score = order, score
+        return {role: display[i] for i, role in enumerate(best_order)}
+
+    # Four or more words: a patronymic and a known first name when found, the
+    # remaining words form the surname.
+    middle_idx = next((i for i in range(len(words) - 1, -1, -1) if scores[i]["middle_name"] >= 3), None)
+    first_idx = next((i for i, k in enumerate(keys) if i != middle_idx and k in _first_names()), None)
+    if middle_idx is None and first_idx is None:
+        order = [0, 1] if not latin else [len(words) - 1, 0]
+        last_idx, first_idx = order
+        middle = [display[i] for i in range(len(words)) if i not in (last_idx, first_idx)]
+        return {"last_name": display[last_idx], "first_name": display[first_idx], "middle_name": " ".join(middle)}
+    result = {}
+    if first_idx is not None:
+        result["first_name"] = display[first_idx]
+    if middle_idx is not None:
+        result["middle_name"] = display[middle_idx]
+    rest = [display[i] for i in range(len(words)) if i not in (first_idx, middle_idx)]
+    if rest:
+        result["last_name"] = " ".join(rest)
+    return result
+
+
+# ------------------------------------------------------------------------- dates
+
+DATE_FORMATS = ("DD.MM.YYYY", "YYYY-MM-DD", "MM/DD/YYYY", "DD/MM/YYYY", "excel", "auto")
+
+_TIME = r"(?:[T ]\s*\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:\s*(?:Z|[+-]\d{2}:?\d{2}))?)?"
+_YEAR_SUFFIX = r"(?:\s*г(?:ода?)?\.?)?"
+_FORMAT_RES = {
+    "YYYY-MM-DD": re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})" + _TIME),
+    "DD.MM.YYYY": re.compile(r"(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})" + _YEAR_SUFFIX + _TIME),
+    "DD/MM/YYYY": re.compile(r"(?P<d>\d{1,2})/(?P<m>\d{1,2})/(?P<y>\d{4})" + _TIME),
+    "MM/DD/YYYY": re.compile(r"(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})" + _TIME),
+}
+_AUTO_RES = (
+    _FORMAT_RES["YYYY-MM-DD"],
+    re.compile(r"(?P<y>\d{4})[./](?P<m>\d{1,2})[./](?P<d>\d{1,2})" + _TIME),
+    re.compile(r"(?P<d>\d{1,2})([./-])(?P<m>\d{1,2})\2(?P<y>\d{4}|\d{2})" + _YEAR_SUFFIX + _TIME),
+)
+_MONTHS = {
+    "янв": 1, "фев": 2, "мар": 3, "апр": 4, "мая": 5, "май": 5, "июн": 6, "июл": 7, "авг": 8,
+    "сен": 9, "окт": 10, "ноя": 11, "дек": 12,
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8,
+    "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}
+_TEXT_DATE_RE = re.compile(r"(?P<d>\d{1,2})\s+(?P<mon>[a-zа-яё]+)\.?,?\s+(?P<y>\d{4})" + _YEAR_SUFFIX)
+_SERIAL_RE = re.compile(r"\d{1,8}(?:[.,]\d+)?")
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+_EXCEL_MAX = 2958465  # 9999-12-31
+_AUTO_SERIAL_MAX = 73050  # 2099-12-31
+
+
+def _excel_date(serial: float, shown: str) -> dt.date:
+    if not math.isfinite(serial):
+        raise ValueError(f"{shown} is not an Excel date serial number")
+    whole = int(math.floor(serial))
+    if whole < 1 or whole > _EXCEL_MAX:
+        raise ValueError(f"{shown} is outside the range of Excel date serial numbers (1..{_EXCEL_MAX})")
+    if whole == 60:
+        raise ValueError(f"{shown} is 29 February 1900 in Excel, a date that does not exist")
+    if whole < 60:  # Excel counts the non-existent 1900-02-29 as serial 60
+        return dt.date(1899, 12, 31) + dt.timedelta(days=whole)
+    return _EXCEL_EPOCH + dt.timedelta(days=whole)
+
+
+def _make_date(year: int, month: int, day: int, shown: str) -> dt.date:
+    try:
+        return dt.date(year, month, day)
+    except ValueError as exc:
+        raise ValueError(f"{shown} is not a valid date ({exc})") from None
+
+
+def _from_match(match: re.Match[str], shown: str) -> dt.date:
+    year_text = match.group("y")
+    year = int(year_text)
+    if len(year_text) == 2:
+        pivot = dt.date.today().year % 100
+        year += 2000 if year <= pivot else 1900
+    return _make_date(year, int(match.group("m")), int(match.group("d")), shown)
+
+
+def _number_value(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, Decimal)):
+        return float(value)
+    return None
+
+
+def parse_date(value: object, fmt: str | None = None) -> dt.date:
+    """A date from a cell value.
+
+    ``fmt`` is one of ``DD.MM.YYYY``, ``YYYY-MM-DD``, ``MM/DD/YYYY``, ``DD/MM/YYYY``,
+    ``excel`` (a serial day number, 1 = 1900-01-01, with Excel's 1900 leap-year
+    bug) or ``auto``/None (ISO, day-first dotted or slashed dates, ``1 февраля 1990``,
+    ``YYYYMMDD`` and Excel serial numbers up to 2099). ``date`` and ``datetime``
+    objects are accepted whatever the format. Raises ``ValueError`` with a message
+    naming the value."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    mode = "auto" if fmt is None else fmt.strip()
+    if mode.lower() in ("excel", "auto"):
+        mode = mode.lower()
+    else:
+        mode = mode.upper()
+    if mode not in DATE_FORMATS:
+        raise ValueError(f"unknown date format {fmt!r}; use one of {', '.join(DATE_FORMATS)}")
+    if value is None:
+        raise ValueError("no date given")
+    too_long = _too_long(value)
+    if too_long:
+        raise ValueError(f"not a date: {too_long}")
+    number = _number_value(value)
+    text = clean_text(value)
+    shown = _show(text)
+    if not text:
+        raise ValueError("no date given")
+
+    if mode == "excel":
+        if number is None:
+            if not _SERIAL_RE.fullmatch(text):
+                raise ValueError(f"{shown} is not an Excel date serial number")
+            number = float(text.replace(",", "."))
+        return _excel_date(number, shown)
+
+    if mode != "auto":
+        if number is not None:
+            raise ValueError(f"{shown} is a number, not a {mode} date")
+        match = _FORMAT_RES[mode].fullmatch(text)
+        if not match:
+            raise ValueError(f"{shown} does not match {mode}")
+        return _from_match(match, shown)
+
+    # auto
+    if number is None and _SERIAL_RE.fullmatch(text):
+        digits = text.replace(",", ".").split(".")[0]
+        if len(digits) == 8:
+            if digits[:2] in ("19", "20"):
+                return _make_date(int(digits[:4]), int(digits[4:6]), int(digits[6:]), shown)
+            return _make_date(int(digits[4:]), int(digits[2:4]), int(digits[:2]), shown)
+        number = float(text.replace(",", "."))
+    if number is not None:
+        if number.is_integer() and 1000 <= number <= 2100:
+            raise ValueError(f"{shown} looks like a year, not a full date")
+        if not math.isfinite(number) or not 1 <= number < _AUTO_SERIAL_MAX + 1:
+            raise ValueError(f"{shown} is not a date")
+        return _excel_date(number, shown)
+    for regex in _AUTO_RES:
+        match = regex.fullmatch(text)
+        if match:
+            return _from_match(match, shown)
+    match = _TEXT_DATE_RE.fullmatch(text.lower())
+    if match:
+        month = _MONTHS.get(match.group("mon")[:3])
+        if month:
+            return _make_date(int(match.group("y")), month, int(match.group("d")), shown)
+    raise ValueError(f"{shown} is not a date")
+
+
+# ------------------------------------------------------------------------ cities
+
+_CITY_SEPARATORS_RE = re.compile(r"[\s.\-‐-―]+")
+_CITY_PREFIX_RE = re.compile(r"^(?:город|гор|г)\s+")
+_CITY_SUFFIX_RE = re.compile(r"\s+(?:город|гор|г)$")
+_CITY_DISPLAY_PREFIX_RE = re.compile(r"^(?:город|гор\.|г\.|г(?=\s))\s*", re.IGNORECASE)
+_CITY_DISPLAY_SUFFIX_RE = re.compile(r"\s*,?\s+(?:город|гор\.?|г\.?)$", re.IGNORECASE)
+_CITY_CACHE_SIZE = 20_000
+
+
+def _city_key(text: str) -> str:
+    key = _CITY_SEPARATORS_RE.sub(" ", name_key(text)).strip()
+    return key
+
+
+def _city_display(text: str) -> str:
+    text = _CITY_DISPLAY_PREFIX_RE.sub("", text)
+    text = _CITY_DISPLAY_SUFFIX_RE.sub("", text).strip()
+    text = fix_homoglyphs(text)
+    if text.isupper() or text.islower():
+        words = []
+        for word in text.lower().split(" "):
+            parts = word.split("-")
+            parts = [p if (i and p in ("на", "де", "над", "под", "у")) else p.capitalize() for i, p in enumerate(parts)]
+            words.append("-".join(parts))
+        text = " ".join(words)
+    return text
+
+
+# -------------------------------------------------------------------- normalizer
+
+
+class Normalizer:
+    """Normalizes the canonical values of one record.
+
+    ``default_region`` is used for phone numbers written without a country code.
+    ``city_aliases`` (alias -> canonical name) extend and override the built-in
+    table; aliases are matched ignoring case, ё/е, dots and hyphens."""
+
+    def __init__(self, default_region: str = "RU", city_aliases: dict[str, str] | None = None):
+        self.default_region = _check_region(default_region)
+        self._phones = _phone_parser(self.default_region)
+        self._cities = dict(_city_table())
+        for alias, canonical in (city_aliases or {}).items():
+            self._cities[_city_key(str(alias))] = clean_text(canonical)
+        self._city_cache: dict[str, str] = {}
+
+    # public -------------------------------------------------------------
+
+    def normalize(self, values: Mapping[str, object]) -> tuple[dict[str, object], list[str]]:
+        """Normalize ``values`` (canonical field -> raw value); return the
+        normalized values (empty ones absent) and a list of problems. Fields
+        outside the canonical set (``x_...``) are passed through unchanged."""
+        out: dict[str, object] = {}
+        problems: list[str] = []
+
+        for field_name in NAME_FIELDS:
+            value = self._text(field_name, values.get(field_name), problems)
+            if value is None:
+                continue
+            if not _ALPHA_RE.search(value):
+                problems.append(f"{field_name}: {_show(value)} is not a name")
+                continue
+            out[field_name] = _display_name(value)
+        self._complete_names(out)
+
+        self._identifiers(values, out, problems, "phone", "phones", self._phones.items)
+        self._identifiers(values, out, problems, "email", "emails", _email_items)
+
+        city = self._text("city", values.get("city"), problems)
+        if city is not None:
+            out["city"] = self.city(city)
+
+        birthday = values.get("birthday")
+        if not _is_blank(birthday):
+            try:
+                date = parse_date(birthday)
+            except ValueError as exc:
+                problems.append(f"birthday: {exc}")
+            else:
+                if date.year < 1900 or date > dt.date.today():
+                    problems.append(f"birthday: {_show(date.isoformat())} is not a plausible birth date")
+                else:
+                    out["birthday"] = date.isoformat()
+
+        company = self._text("company", values.get("company"), problems)
+        if company is not None:
+            out["company"] = company
+
+        for key, value in values.items():
+            if key in CANONICAL_FIELDS or key in out:
+                continue
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
+            out[key] = value
+
+        return out, list(dict.fromkeys(problems))
+
+    def city(self, text: str) -> str:
+        """The canonical spelling of a city name."""
+        cached = self._city_cache.get(text)
+        if cached is not None:
+            return cached
+        key = _city_key(text)
+        canonical = self._cities.get(key)
+        if canonical is None:
+            stripped = _CITY_SUFFIX_RE.sub("", _CITY_PREFIX_RE.sub("", key))
+            canonical = self._cities.get(stripped)
+        if canonical is None:
+            canonical = _city_display(clean_text(text)) or clean_text(text)
+        if len(self._city_cache) >= _CITY_CACHE_SIZE:
+            self._city_cache.clear()
+        self._city_cache[text] = canonical
+        return canonical
+
+    # helpers ------------------------------------------------------------
+
+    @staticmethod
+    def _text(field_name: str, value: object, problems: list[str]) -> str | None:
+        if _is_blank(value):
+            return None
+        too_long = _too_long(value)
+        if too_long:
+            problems.append(f"{field_name}: {too_long}")
+            return None
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(clean_text(v) for v in value if not _is_blank(v))
+        text = clean_text(value)
+        return text or None
+
+    @staticmethod
+    def _complete_names(out: dict[str, object]) -> None:
+        full = out.get("full_name")
+        if full is not None:
+            if any(part not in out for part in NAME_PARTS):
+                for part, value in split_full_name(str(full)).items():
+                    out.setdefault(part, value)
+        else:
+            parts = [str(out[p]) for p in NAME_PARTS if p in out]
+            if parts:
+                out["full_name"] = " ".join(parts)
+        # keep the canonical key order of the model
+        for part in NAME_PARTS:
+            if part in out:
+                out[part] = out.pop(part)
+
+    @staticmethod
+    def _identifiers(values, out, problems, single: str, plural: str, items_of) -> None:
+        found: list[str] = []
+        primary: str | None = None
+        reported: set[str] = set()
+        for field_name in (single, plural):
+            raw = values.get(field_name)
+            if _is_blank(raw):
+                continue
+            cells: Iterable[object] = raw if isinstance(raw, (list, tuple, set, frozenset)) else (raw,)
+            for cell in cells:
+                if _is_blank(cell):
+                    continue
+                for fragment, value, problem in items_of(cell):
+                    if value:
+                        if field_name == single and primary is None:
+                            primary = value
+                        if value not in found:
+                            found.append(value)
+                    elif problem and fragment not in reported:
+                        reported.add(fragment)
+                        problems.append(f"{field_name}: {problem}")
+        if found:
+            out[single] = primary or found[0]
+            out[plural] = found

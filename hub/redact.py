@@ -1,0 +1,39 @@
+"""Secrets never appear in logs, errors, run reports or the change log.
+
+Every value substituted from ``$VAR`` in hub.yaml is registered here; ``redact``
+replaces each with ``***``. A logging filter applies it to every log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_secrets: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+#: Query parameters that carry keys in URLs of some APIs.
+_KEY_PARAMS = re.compile(r"(?i)\b(api_key|api_id|apikey|access_token|token|key|password|secret)=([^&\s\"']+)")
+MIN_SECRET_LENGTH = 4
+
+
+def register_secret(value: str) -> None:
+    global _pattern
+    if len(value) >= MIN_SECRET_LENGTH and value not in _secrets:
+        _secrets.add(value)
+        _pattern = re.compile("|".join(re.escape(s) for s in sorted(_secrets, key=len, reverse=True)))
+
+
+def redact(text: str) -> str:
+    if _pattern is not None:
+        text = _pattern.sub("***", text)
+    return _KEY_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True

@@ -1,0 +1,78 @@
+"""``hub init``: a small working setup a person can run at once and then edit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.errors import UsageError
+
+HUB_YAML = """\
+# hub configuration. Reference: `hub schema`; docs: README.md.
+# Secrets: write $VAR or ${VAR}; a variable that is not set is an error.
+
+# store: sqlite:///hub.db                  # default: hub.db next to this file
+# store: postgresql+psycopg://hub@localhost/hub
+
+connectors:
+  clients:
+    plugin: csv
+    role: source
+    path: contacts.csv
+    id_column: id
+    mapping: clients                      # mappings/clients.yaml
+
+  merged:
+    plugin: csv
+    role: destination
+    path: out/merged.csv
+
+normalize:
+  default_region: RU                      # phones written without +7 / +country
+
+merge:
+  default: most_recent                    # or source_priority, most_complete
+  source_priority: [clients]
+  fields:
+    full_name: most_complete
+
+guards:
+  mass_delete_threshold: 5%
+"""
+
+MAPPING = """\
+# Source columns -> canonical fields. Transforms: strip, lower, upper, title, phone, email,
+# split_name, {date: DD.MM.YYYY}, {map: {...}}, {default: ...}, {replace: {...}}, {digits: true}.
+id: id
+fields:
+  full_name: {from: ФИО, transforms: [split_name]}
+  phone: {from: Телефон, transforms: [phone]}
+  email: {from: Email, transforms: [email]}
+  city: Город
+  birthday: {from: Дата рождения, transforms: [{date: DD.MM.YYYY}]}
+"""
+
+CONTACTS = """\
+id,ФИО,Телефон,Email,Город,Дата рождения
+1,Иванов Иван Иванович,8 (916) 123-45-67,ivan@example.ru,Мск,01.02.1990
+2,Петрова Мария,+7 903 765 43 21,MARIA.P@EXAMPLE.RU,СПб,
+3,Иван Иванов,89161234567,,Москва,
+"""
+
+
+def scaffold(folder: Path, force: bool = False) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        folder / "hub.yaml": HUB_YAML,
+        folder / "mappings" / "clients.yaml": MAPPING,
+        folder / "contacts.csv": CONTACTS,
+    }
+    existing = [path for path in files if path.exists()]
+    if existing and not force:
+        raise UsageError(f"{existing[0]} already exists", hint="pass --force to overwrite, or choose another folder")
+    written = []
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    (folder / "out").mkdir(exist_ok=True)
+    return written

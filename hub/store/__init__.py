@@ -1,0 +1,156 @@
+"""The canonical store: SQLite by default, PostgreSQL for teams."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from hub.errors import FatalError, LockedError
+from hub.redact import redact
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Store:
+    """Owns the engine, the schema version and the run lock."""
+
+    def __init__(self, url: str):
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise FatalError(f"store URL {redact(url)!r} is not a database URL",
+                             hint="use sqlite:///hub.db or postgresql+psycopg://user@host/db") from None
+        self.dialect = parsed.get_backend_name()
+        self.sqlite_path = parsed.database if self.dialect == "sqlite" else None
+        if self.sqlite_path and self.sqlite_path != ":memory:":
+            folder = Path(self.sqlite_path).parent
+            if not folder.exists():
+                raise FatalError(f"store folder {folder} does not exist", hint="create it or change `store:`")
+        try:
+            self.engine: Engine = create_engine(parsed, future=True, pool_pre_ping=self.dialect != "sqlite")
+        except (NoSuchModuleError, ImportError) as error:
+            raise FatalError(f"no database driver for {parsed.drivername}: {error}",
+                             hint="pip install 'hub-contacts[postgres]' for PostgreSQL") from None
+        if self.dialect == "sqlite":
+            # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL;
+            # take it over as SQLAlchemy's documentation recommends.
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+
+    # --- schema -----------------------------------------------------------------
+    def _alembic(self, connection: Connection) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = connection
+        return cfg
+
+    def migrate(self) -> None:
+        """Bring the schema to the version of this code; refuse a newer store."""
+        script = ScriptDirectory(str(MIGRATIONS))
+        head = script.get_current_head()
+        try:
+            with self.engine.begin() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+                if current == head:
+                    return
+                if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+                    raise FatalError(
+                        f"the store is at schema version {current}, newer than this hub knows ({head})",
+                        hint="upgrade hub (pip install -U hub-contacts) before using this store",
+                    )
+                command.upgrade(self._alembic(connection), "head")
+        except OperationalError as error:
+            raise FatalError(f"cannot open the store: {redact(str(error.orig))}",
+                             hint="check `store:` in hub.yaml and that the database is reachable") from None
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as error:
+            raise FatalError(f"store error: {redact(str(error.orig))}") from None
+
+    # --- the run lock ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name: str = "sync") -> Iterator[None]:
+        """Hold the store-wide lock of ``name`` or raise ``LockedError`` at once.
+
+        SQLite: an OS file lock beside the database, released by the kernel when the
+        process dies, so a killed run leaves no stale lock. PostgreSQL: a session
+        advisory lock, released when the connection closes."""
+        if self.dialect == "sqlite":
+            if not self.sqlite_path or self.sqlite_path == ":memory:":
+                yield
+                return
+            import fcntl
+
+            lock_path = f"{self.sqlite_path}.{name}.lock"
+            handle = open(lock_path, "a+")
+            try:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.seek(0)
+                    holder = handle.read().strip()
+                    raise LockedError(
+                        f"another hub {name} is running on this store{f' ({holder})' if holder else ''}",
+                        hint="wait for it to finish; a killed run releases the lock by itself",
+                    ) from None
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"pid {os.getpid()}")
+                handle.flush()
+                yield
+            finally:
+                handle.close()
+            return
+        key = zlib.crc32(f"hub:{name}".encode())
+        with self.engine.connect() as connection:
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            connection.commit()
+            if not got:
+                raise LockedError(f"another hub {name} is running on this store",
+                                  hint="wait for it to finish; a killed run releases the lock by itself")
+            try:
+                yield
+            finally:
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+                except SQLAlchemyError:
+                    pass
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def open_store(url: str) -> Store:
+    store = Store(url)
+    store.migrate()
+    return store

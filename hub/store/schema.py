@@ -1,0 +1,189 @@
+"""Tables of the canonical store (SQLAlchemy Core). Migrations live in ``migrations/``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = DateTime(timezone=True)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("status", String(16), nullable=False),
+    Column("connectors", Text),
+    Column("counts", Text),
+    Column("error", Text),
+    Column("pid", Integer),
+    Column("host", String(255)),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("full_name", Text),
+    Column("last_name", Text),
+    Column("first_name", Text),
+    Column("middle_name", Text),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("city", Text),
+    Column("birthday", String(10)),
+    Column("company", Text),
+    #: JSON object: phones and emails lists and custom ``x_`` attributes.
+    Column("attributes", Text),
+    Column("created_run", Integer),
+    Column("updated_run", Integer),
+    Column("created_at", Timestamp),
+    Column("updated_at", Timestamp),
+    Column("deleted_at", Timestamp),
+    Column("merged_into", Integer),
+)
+
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("kind", String(16), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False),
+    PrimaryKeyConstraint("kind", "value", "contact_id"),
+    Index(None, "contact_id"),
+)
+
+source_records = Table(
+    "source_records",
+    metadata,
+    Column("connector", String(100), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("contact_id", Integer, ForeignKey("contacts.id"), nullable=False),
+    #: read: the record came from the tool; write: hub created it in the tool.
+    Column("origin", String(8), nullable=False),
+    Column("payload_hash", String(32)),
+    #: JSON: the record's normalized canonical values (what it contributes to the contact).
+    Column("record_values", Text),
+    #: When the value last changed: the tool's timestamp, else when hub saw the change;
+    #: NULL for a connector's initial load (ranked by source priority alone).
+    Column("changed_at", Timestamp),
+    Column("first_run", Integer),
+    Column("changed_run", Integer),
+    Column("removed_at", Timestamp),
+    PrimaryKeyConstraint("connector", "external_id"),
+    Index(None, "contact_id"),
+)
+
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("contact_id", Integer, nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("connector", String(100)),
+    Column("external_id", String(512)),
+    Column("reason", String(16), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Index(None, "contact_id"),
+    Index(None, "run_id"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("connector", String(100), nullable=False),
+    Column("stream", String(100), nullable=False),
+    Column("value", Text),
+    #: Fingerprint of the connector's options and mapping when the cursor was saved.
+    Column("fingerprint", String(32)),
+    Column("run_id", Integer),
+    Column("updated_at", Timestamp),
+    PrimaryKeyConstraint("connector", "stream"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("destination", String(100), nullable=False),
+    Column("contact_id", Integer, nullable=False),
+    Column("op", String(8), nullable=False),
+    Column("payload", Text),
+    Column("payload_hash", String(32)),
+    #: pending, sent, retry, rejected
+    Column("status", String(16), nullable=False),
+    Column("sent_hash", String(32)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("run_id", Integer),
+    Column("updated_at", Timestamp),
+    PrimaryKeyConstraint("destination", "contact_id"),
+    Index(None, "destination", "status"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", String(100), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("raw", Text),
+    Column("raw_hash", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    #: open (record not imported), partial (imported without the bad values), resolved
+    Column("status", String(16), nullable=False),
+    Column("run_id", Integer),
+    Column("at", Timestamp),
+    UniqueConstraint("connector", "external_id", "raw_hash"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("contact_id", Integer, nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("connector", String(100), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("payload", Text),
+    Column("run_id", Integer),
+    UniqueConstraint("connector", "type", "external_id"),
+    Index(None, "contact_id"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("contact_id", Integer, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("source", String(100)),
+    Column("at", Timestamp),
+    Column("proof", Text),
+    PrimaryKeyConstraint("contact_id", "channel"),
+)

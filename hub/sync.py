@@ -1,0 +1,946 @@
+"""One run: pull from sources, resolve identity, merge, log, push to destinations.
+
+Each batch of records is one transaction holding the records, the contacts they
+change, the change log entries, the outbox entries and the cursor that covers
+them. A run killed at any point leaves the store as of its last batch; the next
+run skips what was committed (by row hash) and converges to the same store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from hub.config import LoadedConfig
+from hub.connector import Connector, ConnectorContext
+from hub.errors import FatalError, GuardError, RetriableError, SkippableRecord, UsageError
+from hub.identity import Candidate, DeterministicResolver, Resolver
+from hub.mapping import Mapping
+from hub.merge import SourceValues, Survivorship
+from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
+from hub.normalize import Normalizer
+from hub.redact import redact
+from hub.store import Store
+from hub.store.schema import (
+    changes,
+    contacts,
+    cursors,
+    events,
+    identifiers,
+    outbox,
+    quarantine,
+    runs,
+    source_records,
+)
+
+log = logging.getLogger("hub.sync")
+
+BATCH_SIZE = 1000
+RECORDS_STREAM = "records"
+SAMPLE_SIZE = 20
+_CHUNK = 500  # bound on IN (...) lists
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def record_hash(fingerprint: str, record: RawRecord) -> str:
+    payload = json.dumps(
+        [fingerprint, record.values, record.deleted, record.updated_at],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def payload_hash(values: dict[str, Any]) -> str:
+    payload = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def encode_value(value: Any) -> str | None:
+    """How a field value is written to the change log."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return redact(value)
+    return redact(json.dumps(value, ensure_ascii=False, default=str))
+
+
+@dataclass
+class ConnectorCounts:
+    read: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    created: int = 0
+    updated: int = 0
+    merged: int = 0
+    removed: int = 0
+    deleted: int = 0
+    sent: int = 0
+    rejected: int = 0
+    retry: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    status: str = "running"
+    dry_run: bool = False
+    counts: dict[str, ConnectorCounts] = field(default_factory=dict)
+    changes: int = 0
+    pending: dict[str, int] = field(default_factory=dict)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def counts_for(self, name: str) -> ConnectorCounts:
+        return self.counts.setdefault(name, ConnectorCounts())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "changes": self.changes,
+            "counts": {k: v.as_dict() for k, v in self.counts.items()},
+            "pending": self.pending,
+            "sample": self.sample,
+            "errors": self.errors,
+        }
+
+
+@dataclass
+class _Work:
+    """A changed record on its way into the store."""
+
+    record: RawRecord
+    hash: str
+    values: dict[str, Any]
+    linked_contact: int | None
+
+
+ProgressCallback = Callable[[str, int], None]
+
+
+class Sync:
+    """A sync run over the connectors of one config."""
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        store: Store,
+        *,
+        dry_run: bool = False,
+        allow_mass_delete: bool = False,
+        resolver: Resolver | None = None,
+        progress: ProgressCallback | None = None,
+    ):
+        self.config = config
+        self.store = store
+        self.dry_run = dry_run
+        self.allow_mass_delete = allow_mass_delete
+        self.resolver = resolver or DeterministicResolver(config.model.identity.match_on)
+        self.progress = progress
+        merge = config.model.merge
+        self.survivorship = Survivorship(config.priority(), merge.default, merge.fields)
+        self.normalizer = Normalizer(config.model.normalize.default_region, config.model.normalize.city_aliases)
+        self.threshold = config.model.guards.mass_delete_threshold
+        self._connectors: dict[str, Connector] = {}
+        self._tx_connection: Connection | None = None
+        self.report = RunReport(run_id=0, dry_run=dry_run)
+
+    # --- plumbing -----------------------------------------------------------------
+    def connector(self, name: str) -> Connector:
+        if name not in self._connectors:
+            entry = self.config.model.connectors[name]
+            cls = self.config.classes[entry.plugin]
+            context = ConnectorContext(name=name, base_dir=self.config.base_dir, logger=log.getChild(name))
+            self._connectors[name] = cls(self.config.options[name], context)
+        return self._connectors[name]
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A transaction: its own per batch, or the one rolled-back transaction of a dry run."""
+        if self._tx_connection is not None:
+            with self._tx_connection.begin_nested():
+                yield self._tx_connection
+        else:
+            with self.store.begin() as connection:
+                yield connection
+
+    # --- the run ------------------------------------------------------------------
+    def run(self, only: Sequence[str] = ()) -> RunReport:
+        enabled = self.config.connectors
+        unknown = [name for name in only if name not in self.config.model.connectors]
+        if unknown:
+            raise UsageError(
+                f"no connector named {unknown[0]!r} in {self.config.path.name}",
+                hint=f"connectors: {', '.join(self.config.model.connectors) or 'none'}",
+            )
+        selected = [name for name in enabled if not only or name in only]
+        sources = [name for name in selected if enabled[name].reads]
+        destinations = [name for name in selected if enabled[name].writes]
+        with self.store.lock("sync"):
+            if self.dry_run:
+                with self.store.connect() as connection:
+                    outer = connection.begin()
+                    self._tx_connection = connection
+                    try:
+                        return self._run(sources, destinations)
+                    finally:
+                        self._tx_connection = None
+                        outer.rollback()
+            return self._run(sources, destinations)
+
+    def _run(self, sources: list[str], destinations: list[str]) -> RunReport:
+        started = utcnow()
+        with self._tx() as c:
+            c.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(status="interrupted", finished_at=started, error="the process stopped before the run ended")
+            )
+            run_id = c.execute(
+                insert(runs).values(
+                    kind="sync",
+                    started_at=started,
+                    status="running",
+                    connectors=json.dumps(sources + [d for d in destinations if d not in sources]),
+                    pid=os.getpid(),
+                    host=socket.gethostname(),
+                )
+            ).inserted_primary_key[0]
+        self.report.run_id = run_id
+        self.started = started
+        stop_error: BaseException | None = None
+        try:
+            for name in sources:
+                self._guarded(name, self._pull)
+            for name in destinations:
+                if self.dry_run:
+                    self.report.pending[name] = self._count_pending(name)
+                else:
+                    self._guarded(name, self._push)
+        except GuardError as error:
+            self.report.errors.append(str(error))
+            stop_error = error
+        except BaseException as error:  # KeyboardInterrupt, SIGTERM: record and re-raise
+            self._finish("interrupted", f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            for connector in self._connectors.values():
+                with contextlib.suppress(Exception):
+                    connector.close()
+        status = "failed" if self.report.errors else "ok"
+        if self.dry_run:
+            status = "dry-run" if status == "ok" else status
+        self._finish(status, "\n".join(self.report.errors) or None)
+        if stop_error is not None:
+            raise stop_error
+        return self.report
+
+    def _guarded(self, name: str, step: Callable[[str], None]) -> None:
+        """Run one connector's step; a failure of one tool does not stop the others."""
+        try:
+            step(name)
+        except (RetriableError, FatalError, SkippableRecord) as error:
+            message = redact(f"{name}: {error}")
+            log.debug(message)
+            self.report.errors.append(message)
+
+    def _finish(self, status: str, error: str | None) -> None:
+        self.report.status = status
+        counts = json.dumps({k: v.as_dict() for k, v in self.report.counts.items()})
+        with self._tx() as c:
+            c.execute(
+                update(runs)
+                .where(runs.c.id == self.report.run_id)
+                .values(status=status, finished_at=utcnow(), counts=counts, error=redact(error) if error else None)
+            )
+
+    # --- pull -------------------------------------------------------------------------
+    def _pull(self, name: str) -> None:
+        connector = self.connector(name)
+        mapping = self.config.mappings[name]
+        fingerprint = self.config.fingerprint(name)
+        columns = connector.columns()
+        if columns is not None:
+            mapping.check_columns(columns, where=f"the data of connector {name!r}")
+        with self._tx() as c:
+            row = c.execute(
+                select(cursors.c.value, cursors.c.fingerprint).where(
+                    and_(cursors.c.connector == name, cursors.c.stream == RECORDS_STREAM)
+                )
+            ).first()
+            has_open_quarantine = bool(
+                c.execute(
+                    select(func.count())
+                    .select_from(quarantine)
+                    .where(and_(quarantine.c.connector == name, quarantine.c.status != "resolved"))
+                ).scalar()
+            )
+        cursor = row.value if row is not None and row.fingerprint == fingerprint else None
+        state = _PullState(
+            name=name,
+            mapping=mapping,
+            fingerprint=fingerprint,
+            initial=row is None,
+            has_open_quarantine=has_open_quarantine,
+            saved_cursor=row.value if row is not None else None,
+        )
+        batch: list[RawRecord] = []
+        final: Checkpoint | None = None
+        counts = self.report.counts_for(name)
+        for item in connector.read(cursor):
+            if isinstance(item, Checkpoint):
+                if item.complete:
+                    final = item
+                    continue
+                self._apply_batch(state, batch, item)
+                batch = []
+                continue
+            counts.read += 1
+            batch.append(item)
+            if len(batch) >= BATCH_SIZE:
+                self._apply_batch(state, batch, None)
+                batch = []
+                if self.progress:
+                    self.progress(name, counts.read)
+        if batch:
+            self._apply_batch(state, batch, None)
+        if self.progress:
+            self.progress(name, counts.read)
+        if final is not None:
+            self._apply_removals(state, final)
+
+    def _apply_batch(self, state: "_PullState", records: list[RawRecord], checkpoint: Checkpoint | None) -> None:
+        name = state.name
+        counts = self.report.counts_for(name)
+        now = utcnow()
+        with self._tx() as c:
+            ids = list({r.external_id for r in records if r.external_id})
+            known: dict[str, Any] = {}
+            for chunk in _chunks(ids):
+                for row in c.execute(
+                    select(
+                        source_records.c.external_id,
+                        source_records.c.payload_hash,
+                        source_records.c.contact_id,
+                        source_records.c.removed_at,
+                    ).where(and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk)))
+                ):
+                    known[row.external_id] = row
+            work: list[_Work] = []
+            removed: list[str] = []
+            clean: list[str] = []
+            for record in records:
+                external_id = record.external_id
+                if not external_id:
+                    self._quarantine(c, name, record, "the record has no id (empty id column)", "open")
+                    continue
+                if external_id in state.seen:
+                    self._quarantine(c, name, record, f"duplicate id {external_id!r}: an earlier record has it", "open")
+                    continue
+                state.seen.add(external_id)
+                digest = record_hash(state.fingerprint, record)
+                previous = known.get(external_id)
+                if previous is not None and previous.payload_hash == digest and previous.removed_at is None:
+                    counts.unchanged += 1
+                    continue
+                if record.error:
+                    self._quarantine(c, name, record, record.error, "open")
+                    continue
+                if record.deleted:
+                    if previous is not None and previous.removed_at is None:
+                        removed.append(external_id)
+                    continue
+                try:
+                    mapped = state.mapping.apply(record.values)
+                except SkippableRecord as error:
+                    self._quarantine(c, name, record, error.message, "open")
+                    continue
+                values, problems = self.normalizer.normalize(mapped)
+                if not _has_substance(values):
+                    reason = "no e-mail, phone or name left after normalization"
+                    self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")
+                    continue
+                if problems:
+                    self._quarantine(c, name, record, "; ".join(problems), "partial")
+                else:
+                    clean.append(external_id)
+                linked = previous.contact_id if previous is not None else None
+                work.append(_Work(record, digest, values, linked))
+            if state.has_open_quarantine and clean:
+                for chunk in _chunks(clean):
+                    c.execute(
+                        update(quarantine)
+                        .where(
+                            and_(
+                                quarantine.c.connector == name,
+                                quarantine.c.external_id.in_(chunk),
+                                quarantine.c.status != "resolved",
+                            )
+                        )
+                        .values(status="resolved")
+                    )
+            affected: set[int] = set()
+            if work:
+                affected |= self._place(c, state, work, now)
+            if removed:
+                affected |= self._mark_removed(c, name, removed, now)
+            if affected:
+                self._recompute(c, sorted(affected), name, now)
+            if checkpoint is not None:
+                self._save_cursor(c, state, checkpoint.cursor)
+
+    def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
+        """Resolve identity for changed records, create or merge contacts, upsert the records."""
+        name = state.name
+        counts = self.report.counts_for(name)
+        candidates = [Candidate(i, w.linked_contact, _identifiers_of(w.values)) for i, w in enumerate(work)]
+        clusters = self.resolver.resolve(c, candidates)
+        target: dict[int, int] = {}
+        new_clusters = [cluster for cluster in clusters if not cluster.contacts]
+        if new_clusters:
+            result = c.execute(
+                insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
+                [{"created_run": self.report.run_id, "created_at": now} for _ in new_clusters],
+            )
+            for cluster, (contact_id,) in zip(new_clusters, result.all()):
+                cluster.contacts = [contact_id]
+            counts.created += len(new_clusters)
+        affected: set[int] = set()
+        for cluster in clusters:
+            survivor, losers = cluster.contacts[0], cluster.contacts[1:]
+            for key in cluster.record_keys:
+                target[key] = survivor
+            if losers:
+                self._merge_contacts(c, survivor, losers, name, now)
+                counts.merged += len(losers)
+            affected.add(survivor)
+        changed_at = None if state.initial else self.started
+        rows = []
+        for i, w in enumerate(work):
+            rows.append(
+                {
+                    "connector": name,
+                    "external_id": w.record.external_id,
+                    "contact_id": target[i],
+                    "origin": "read",
+                    "payload_hash": w.hash,
+                    "record_values": json.dumps(w.values, ensure_ascii=False, default=str),
+                    "changed_at": w.record.updated_at or changed_at,
+                    "first_run": self.report.run_id,
+                    "changed_run": self.report.run_id,
+                    "removed_at": None,
+                }
+            )
+            if w.linked_contact is not None and w.linked_contact != target[i]:
+                affected.add(w.linked_contact)
+        existing = {w.record.external_id for w in work if w.linked_contact is not None}
+        fresh = [r for r in rows if r["external_id"] not in existing]
+        known = [r for r in rows if r["external_id"] in existing]
+        if fresh:
+            c.execute(insert(source_records), fresh)
+        if known:
+            c.execute(
+                update(source_records)
+                .where(
+                    and_(
+                        source_records.c.connector == bindparam("b_connector"),
+                        source_records.c.external_id == bindparam("b_external_id"),
+                    )
+                )
+                .values(
+                    contact_id=bindparam("contact_id"),
+                    origin="read",
+                    payload_hash=bindparam("payload_hash"),
+                    record_values=bindparam("record_values"),
+                    changed_at=bindparam("changed_at"),
+                    changed_run=bindparam("changed_run"),
+                    removed_at=None,
+                ),
+                [
+                    {
+                        "b_connector": r["connector"],
+                        "b_external_id": r["external_id"],
+                        "contact_id": r["contact_id"],
+                        "payload_hash": r["payload_hash"],
+                        "record_values": r["record_values"],
+                        "changed_at": r["changed_at"],
+                        "changed_run": r["changed_run"],
+                    }
+                    for r in known
+                ],
+            )
+        return affected
+
+    def _merge_contacts(self, c: Connection, survivor: int, losers: list[int], name: str, now: dt.datetime) -> None:
+        """Fold ``losers`` into ``survivor``: move their records and history, log the merge."""
+        c.execute(update(source_records).where(source_records.c.contact_id.in_(losers)).values(contact_id=survivor))
+        c.execute(update(events).where(events.c.contact_id.in_(losers)).values(contact_id=survivor))
+        c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(losers)))
+        c.execute(
+            update(contacts)
+            .where(contacts.c.id.in_(losers))
+            .values(merged_into=survivor, deleted_at=now, updated_run=self.report.run_id, updated_at=now)
+        )
+        self._log(
+            c,
+            [
+                {"contact_id": loser, "field": "merged_into", "old_value": None, "new_value": str(survivor),
+                 "connector": name, "external_id": None, "reason": "merge", "at": now}
+                for loser in losers
+            ],
+        )
+        c.execute(
+            update(outbox)
+            .where(outbox.c.contact_id.in_(losers))
+            .values(op="delete", status="pending", payload=None, payload_hash=None, updated_at=now)
+        )
+
+    def _mark_removed(self, c: Connection, name: str, external_ids: list[str], now: dt.datetime) -> set[int]:
+        affected: set[int] = set()
+        for chunk in _chunks(external_ids):
+            rows = c.execute(
+                select(source_records.c.contact_id).where(
+                    and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk))
+                )
+            )
+            affected.update(row.contact_id for row in rows)
+            c.execute(
+                update(source_records)
+                .where(and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk)))
+                .values(removed_at=now, changed_run=self.report.run_id, payload_hash=None)
+            )
+        self.report.counts_for(name).removed += len(external_ids)
+        return affected
+
+    def _recompute(self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime) -> None:
+        """Derive each contact from its records, log what changed, refresh identifiers and outbox."""
+        counts = self.report.counts_for(name)
+        records: dict[int, list[SourceValues]] = defaultdict(list)
+        current: dict[int, Any] = {}
+        idents: dict[int, set[tuple[str, str]]] = defaultdict(set)
+        for chunk in _chunks(contact_ids):
+            for row in c.execute(
+                select(
+                    source_records.c.contact_id,
+                    source_records.c.connector,
+                    source_records.c.external_id,
+                    source_records.c.record_values,
+                    source_records.c.changed_at,
+                ).where(
+                    and_(
+                        source_records.c.contact_id.in_(chunk),
+                        source_records.c.removed_at.is_(None),
+                        source_records.c.origin == "read",
+                    )
+                )
+            ):
+                records[row.contact_id].append(
+                    SourceValues(row.connector, row.external_id, json.loads(row.record_values), row.changed_at)
+                )
+            for row in c.execute(select(contacts).where(contacts.c.id.in_(chunk))):
+                current[row.id] = row
+            for row in c.execute(select(identifiers).where(identifiers.c.contact_id.in_(chunk))):
+                idents[row.contact_id].add((row.kind, row.value))
+        change_rows: list[dict[str, Any]] = []
+        contact_updates: list[dict[str, Any]] = []
+        ident_add: list[dict[str, Any]] = []
+        ident_drop: list[tuple[int, str, str]] = []
+        outbox_contacts: dict[int, dict[str, Any] | None] = {}
+        for contact_id in contact_ids:
+            row = current[contact_id]
+            if row.merged_into is not None:
+                continue
+            old = _contact_values(row)
+            own = records.get(contact_id, [])
+            if not own:
+                if row.deleted_at is None:
+                    contact_updates.append(_contact_row(contact_id, old, self.report.run_id, now, deleted=True))
+                    change_rows.append(
+                        {"contact_id": contact_id, "field": "deleted", "old_value": None, "new_value": "true",
+                         "connector": name, "external_id": None, "reason": "sync", "at": now}
+                    )
+                    ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id])
+                    outbox_contacts[contact_id] = None
+                    counts.deleted += 1
+                continue
+            survivors = self.survivorship.merge(own)
+            new = {field_: s.value for field_, s in survivors.items()}
+            was_created = row.created_run == self.report.run_id and not any(old.values())
+            diff = False
+            for field_ in sorted(set(old) | set(new), key=_field_order):
+                before, after = old.get(field_), new.get(field_)
+                if before == after:
+                    continue
+                diff = True
+                source = survivors.get(field_)
+                change_rows.append(
+                    {
+                        "contact_id": contact_id,
+                        "field": field_,
+                        "old_value": encode_value(before),
+                        "new_value": encode_value(after),
+                        "connector": source.connector if source and source.connector else name,
+                        "external_id": source.external_id if source else None,
+                        "reason": "sync",
+                        "at": now,
+                    }
+                )
+            if row.deleted_at is not None:
+                diff = True
+                change_rows.append(
+                    {"contact_id": contact_id, "field": "deleted", "old_value": "true", "new_value": None,
+                     "connector": name, "external_id": None, "reason": "sync", "at": now}
+                )
+            wanted = _identifiers_of(new)
+            ident_add.extend(
+                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
+            )
+            ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id] - wanted)
+            if diff:
+                contact_updates.append(_contact_row(contact_id, new, self.report.run_id, now, deleted=False))
+                outbox_contacts[contact_id] = new
+                if not was_created:
+                    counts.updated += 1
+        if contact_updates:
+            c.execute(
+                update(contacts)
+                .where(contacts.c.id == bindparam("b_id"))
+                .values({k: bindparam(k) for k in contact_updates[0] if k != "b_id"}),
+                contact_updates,
+            )
+        for contact_id, kind, value in ident_drop:
+            c.execute(
+                delete(identifiers).where(
+                    and_(
+                        identifiers.c.contact_id == contact_id,
+                        identifiers.c.kind == kind,
+                        identifiers.c.value == value,
+                    )
+                )
+            )
+        if ident_add:
+            c.execute(insert(identifiers), ident_add)
+        self._log(c, change_rows)
+        if outbox_contacts:
+            self._enqueue(c, outbox_contacts, now)
+
+    def _log(self, c: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        for row in rows:
+            row["run_id"] = self.report.run_id
+        c.execute(insert(changes), rows)
+        self.report.changes += len(rows)
+        room = SAMPLE_SIZE - len(self.report.sample)
+        if room > 0:
+            self.report.sample.extend(
+                {k: row[k] for k in ("contact_id", "field", "old_value", "new_value", "connector", "reason")}
+                for row in rows[:room]
+            )
+
+    def _enqueue(self, c: Connection, contact_values: dict[int, dict[str, Any] | None], now: dt.datetime) -> None:
+        """Queue the merged truth for every destination; an unchanged payload is not queued."""
+        for destination, entry in self.config.connectors.items():
+            if not entry.writes:
+                continue
+            mapping: Mapping = self.config.mappings[destination]
+            ids = list(contact_values)
+            state: dict[int, Any] = {}
+            for chunk in _chunks(ids):
+                for row in c.execute(
+                    select(outbox.c.contact_id, outbox.c.sent_hash, outbox.c.status).where(
+                        and_(outbox.c.destination == destination, outbox.c.contact_id.in_(chunk))
+                    )
+                ):
+                    state[row.contact_id] = row
+            inserts, updates = [], []
+            for contact_id, values in contact_values.items():
+                if values is None:
+                    if contact_id not in state:
+                        continue  # never sent there: nothing to delete
+                    op, payload, digest = "delete", None, None
+                else:
+                    payload = mapping.reverse(values)
+                    op, digest = "upsert", payload_hash(payload)
+                previous = state.get(contact_id)
+                status = "sent" if previous is not None and op == "upsert" and previous.sent_hash == digest else "pending"
+                item = {
+                    "op": op,
+                    "payload": json.dumps(payload, ensure_ascii=False, default=str) if payload is not None else None,
+                    "payload_hash": digest,
+                    "status": status,
+                    "run_id": self.report.run_id,
+                    "updated_at": now,
+                }
+                if previous is None:
+                    inserts.append({"destination": destination, "contact_id": contact_id, "attempts": 0, **item})
+                else:
+                    updates.append({"b_destination": destination, "b_contact_id": contact_id, **item})
+            if inserts:
+                c.execute(insert(outbox), inserts)
+            if updates:
+                c.execute(
+                    update(outbox)
+                    .where(
+                        and_(
+                            outbox.c.destination == bindparam("b_destination"),
+                            outbox.c.contact_id == bindparam("b_contact_id"),
+                        )
+                    )
+                    .values({k: bindparam(k) for k in updates[0] if not k.startswith("b_")}),
+                    updates,
+                )
+
+    def _quarantine(self, c: Connection, name: str, record: RawRecord, reason: str, status: str) -> None:
+        counts = self.report.counts_for(name)
+        if status == "open":
+            counts.quarantined += 1
+        raw = json.dumps(
+            {"external_id": record.external_id, "values": record.values}, ensure_ascii=False, default=str
+        )
+        digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        exists = c.execute(
+            select(quarantine.c.id).where(
+                and_(
+                    quarantine.c.connector == name,
+                    quarantine.c.external_id == record.external_id,
+                    quarantine.c.raw_hash == digest,
+                )
+            )
+        ).first()
+        values = {"reason": redact(reason), "status": status, "run_id": self.report.run_id, "at": utcnow()}
+        if exists is None:
+            c.execute(
+                insert(quarantine).values(
+                    connector=name, external_id=record.external_id, raw=redact(raw), raw_hash=digest, **values
+                )
+            )
+        else:
+            c.execute(update(quarantine).where(quarantine.c.id == exists.id).values(**values))
+
+    def _save_cursor(self, c: Connection, state: "_PullState", value: str | None) -> None:
+        if value == state.saved_cursor and not state.cursor_stale:
+            return
+        values = {"value": value, "fingerprint": state.fingerprint, "run_id": self.report.run_id, "updated_at": utcnow()}
+        updated = c.execute(
+            update(cursors)
+            .where(and_(cursors.c.connector == state.name, cursors.c.stream == RECORDS_STREAM))
+            .values(**values)
+        ).rowcount
+        if not updated:
+            c.execute(insert(cursors).values(connector=state.name, stream=RECORDS_STREAM, **values))
+        state.saved_cursor = value
+        state.cursor_stale = False
+
+    def _apply_removals(self, state: "_PullState", final: Checkpoint) -> None:
+        """After a complete read: records the tool no longer has are removed, behind the guard."""
+        name = state.name
+        with self._tx() as c:
+            active = c.execute(
+                select(source_records.c.external_id).where(
+                    and_(
+                        source_records.c.connector == name,
+                        source_records.c.removed_at.is_(None),
+                        source_records.c.origin == "read",
+                    )
+                )
+            )
+            missing = [row.external_id for row in active if row.external_id not in state.seen]
+            total = c.execute(
+                select(func.count())
+                .select_from(source_records)
+                .where(
+                    and_(
+                        source_records.c.connector == name,
+                        source_records.c.removed_at.is_(None),
+                        source_records.c.origin == "read",
+                    )
+                )
+            ).scalar()
+            if missing and not self.allow_mass_delete and len(missing) > self.threshold * total:
+                share = len(missing) / total
+                raise GuardError(
+                    f"{name}: {len(missing)} of {total} records ({share:.0%}) are gone from the tool; "
+                    f"the mass-delete guard stops at {self.threshold:.0%}",
+                    hint="check the source (a cleared sheet, a wrong file?); if the removal is intended, "
+                    "rerun with --allow-mass-delete",
+                )
+            now = utcnow()
+            if missing:
+                affected = self._mark_removed(c, name, missing, now)
+                self._recompute(c, sorted(affected), name, now)
+            self._save_cursor(c, state, final.cursor)
+
+    # --- push ----------------------------------------------------------------------------
+    def _count_pending(self, name: str) -> int:
+        with self._tx() as c:
+            return c.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(and_(outbox.c.destination == name, outbox.c.status.in_(("pending", "retry"))))
+            ).scalar()
+
+    def _push(self, name: str) -> None:
+        connector = self.connector(name)
+        counts = self.report.counts_for(name)
+        size = connector.write_batch_size
+        with self._tx() as c:
+            pending = c.execute(
+                select(outbox.c.contact_id, outbox.c.op, outbox.c.payload, outbox.c.payload_hash, outbox.c.attempts)
+                .where(and_(outbox.c.destination == name, outbox.c.status.in_(("pending", "retry"))))
+                .order_by(outbox.c.contact_id)
+            ).all()
+            links: dict[int, str] = {}
+            for chunk in _chunks([row.contact_id for row in pending]):
+                for row in c.execute(
+                    select(source_records.c.contact_id, source_records.c.external_id)
+                    .where(and_(source_records.c.connector == name, source_records.c.contact_id.in_(chunk)))
+                    .order_by(source_records.c.external_id)
+                ):
+                    links.setdefault(row.contact_id, row.external_id)
+        if not pending:
+            return
+        step = size or len(pending)
+        for start in range(0, len(pending), step):
+            chunk = pending[start : start + step]
+            items = [
+                OutboundItem(
+                    contact_id=row.contact_id,
+                    op=row.op,
+                    values=json.loads(row.payload) if row.payload else {},
+                    external_id=links.get(row.contact_id),
+                )
+                for row in chunk
+            ]
+            items = [item for item in items if item.op == "upsert" or item.external_id is not None]
+            results = connector.write(items) if items else []
+            by_contact = {result.contact_id: result for result in results}
+            now = utcnow()
+            with self._tx() as c:
+                for row in chunk:
+                    result = by_contact.get(row.contact_id)
+                    if result is None and row.op == "delete":
+                        values = {"status": "sent", "sent_hash": None}
+                    elif result is None:
+                        values = {"status": "retry", "attempts": row.attempts + 1,
+                                  "last_error": "the connector returned no result for this item"}
+                        counts.retry += 1
+                    elif result.status == "ok":
+                        values = {"status": "sent", "sent_hash": row.payload_hash, "last_error": None}
+                        counts.sent += 1
+                        if result.external_id and row.op == "upsert":
+                            self._link(c, name, row.contact_id, result.external_id, now)
+                    elif result.status == "retriable":
+                        values = {"status": "retry", "attempts": row.attempts + 1,
+                                  "last_error": redact(result.error or "")}
+                        counts.retry += 1
+                    else:
+                        values = {"status": "rejected", "attempts": row.attempts + 1,
+                                  "last_error": redact(result.error or "rejected")}
+                        counts.rejected += 1
+                    c.execute(
+                        update(outbox)
+                        .where(and_(outbox.c.destination == name, outbox.c.contact_id == row.contact_id))
+                        .values(updated_at=now, **values)
+                    )
+            if self.progress:
+                self.progress(name, counts.sent)
+
+    def _link(self, c: Connection, name: str, contact_id: int, external_id: str, now: dt.datetime) -> None:
+        exists = c.execute(
+            select(source_records.c.contact_id).where(
+                and_(source_records.c.connector == name, source_records.c.external_id == external_id)
+            )
+        ).first()
+        if exists is None:
+            c.execute(
+                insert(source_records).values(
+                    connector=name,
+                    external_id=external_id,
+                    contact_id=contact_id,
+                    origin="write",
+                    first_run=self.report.run_id,
+                    changed_run=self.report.run_id,
+                )
+            )
+
+
+@dataclass
+class _PullState:
+    name: str
+    mapping: Mapping
+    fingerprint: str
+    initial: bool
+    has_open_quarantine: bool
+    saved_cursor: str | None
+    cursor_stale: bool = True
+    seen: set[str] = field(default_factory=set)
+
+
+def _has_substance(values: dict[str, Any]) -> bool:
+    return any(values.get(f) for f in ("email", "phone", "full_name", "first_name", "last_name"))
+
+
+def _identifiers_of(values: dict[str, Any]) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for kind in ("email", "phone"):
+        for value in values.get(kind + "s") or ():
+            found.add((kind, value))
+        if values.get(kind):
+            found.add((kind, values[kind]))
+    return found
+
+
+_ORDER = {name: i for i, name in enumerate(CONTACT_FIELDS + LIST_FIELDS)}
+
+
+def _field_order(name: str) -> tuple[int, str]:
+    return (_ORDER.get(name, len(_ORDER)), name)
+
+
+def _contact_values(row: Any) -> dict[str, Any]:
+    values = {f: getattr(row, f) for f in CONTACT_FIELDS if getattr(row, f) is not None}
+    if row.attributes:
+        values.update(json.loads(row.attributes))
+    return values
+
+
+def _contact_row(contact_id: int, values: dict[str, Any], run_id: int, now: dt.datetime, *, deleted: bool) -> dict[str, Any]:
+    attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS}
+    return {
+        "b_id": contact_id,
+        **{f: (str(values[f]) if values.get(f) is not None else None) for f in CONTACT_FIELDS},
+        "attributes": json.dumps(attributes, ensure_ascii=False, sort_keys=True, default=str) if attributes else None,
+        "updated_run": run_id,
+        "updated_at": now,
+        "deleted_at": now if deleted else None,
+    }
+
+
+__all__ = ["RunReport", "Sync"]

@@ -1,0 +1,326 @@
+"""The sync engine end to end through the CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from hub.store.schema import changes, contacts, outbox, quarantine, runs, source_records
+
+SHEET = """\
+id;ФИО;Телефон;Email;Город
+1;Иванов Иван Иванович;8 (916) 123-45-67;ivan@example.ru;Мск
+2;Петрова Мария;+7 903 765 43 21;MARIA.P@EXAMPLE.RU;СПб
+3;Сидоров Пётр;8 925 000-00-01;;Казань
+"""
+
+MAILING = """\
+email,first_name,last_name,phone
+ivan@example.ru,Ivan,Ivanov,
+maria.p@example.ru,Маша,Петрова,
+new.person@example.ru,Анна,Новикова,+7 999 111-22-33
+"""
+
+CONFIG = """\
+connectors:
+  sheet: {plugin: csv, path: sheet.csv, id_column: id, mapping: sheet}
+  mailing: {plugin: csv, path: mailing.csv, id_column: email}
+  merged: {plugin: csv, role: destination, path: out/merged.csv}
+merge:
+  source_priority: [sheet, mailing]
+"""
+
+SHEET_MAPPING = """\
+fields:
+  full_name: {from: ФИО, transforms: [split_name]}
+  phone: {from: Телефон, transforms: [phone]}
+  email: {from: Email, transforms: [email]}
+  city: Город
+"""
+
+
+@pytest.fixture
+def demo(store_project):
+    store_project.write("sheet.csv", SHEET)
+    store_project.write("mailing.csv", MAILING)
+    store_project.write("mappings/sheet.yaml", SHEET_MAPPING)
+    store_project.config(CONFIG)
+    return store_project
+
+
+def _engine(project):
+    url = project.store_url or f"sqlite:///{project.root / 'hub.db'}"
+    return create_engine(url)
+
+
+def _count(project, table, *where) -> int:
+    engine = _engine(project)
+    with engine.connect() as c:
+        query = select(func.count()).select_from(table)
+        for condition in where:
+            query = query.where(condition)
+        value = c.execute(query).scalar()
+    engine.dispose()
+    return value
+
+
+def _links(project) -> list[dict[str, str]]:
+    result = project.hub("export", "links")
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def _clusters(project, sources=("sheet", "mailing", "c")) -> set[frozenset[str]]:
+    """Source records grouped by contact (links written to destinations left out)."""
+    groups: dict[str, set[str]] = {}
+    for link in _links(project):
+        if link["source"] not in sources:
+            continue
+        groups.setdefault(link["contact_id"], set()).add(f"{link['source']}:{link['external_id']}")
+    return {frozenset(v) for v in groups.values()}
+
+
+def test_first_sync_dedupes_and_logs(demo):
+    result = demo.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["status"] == "ok"
+    assert report["counts"]["sheet"]["created"] == 3
+    assert report["counts"]["mailing"]["created"] == 1  # only the new person
+    assert _count(demo, contacts, contacts.c.deleted_at.is_(None)) == 4
+    clusters = _clusters(demo)
+    assert frozenset({"sheet:1", "mailing:ivan@example.ru"}) in clusters
+    assert frozenset({"sheet:2", "mailing:maria.p@example.ru"}) in clusters
+    # the merged truth reached the destination file
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert len(rows) == 4
+    ivan = next(r for r in rows if r["email"] == "ivan@example.ru")
+    assert ivan["phone"] == "+79161234567"
+    assert ivan["full_name"] == "Иванов Иван Иванович"  # most complete name wins over "Ivan Ivanov"
+    assert ivan["city"] == "Москва"
+
+
+def test_second_run_with_unchanged_inputs_changes_and_sends_nothing(demo):
+    assert demo.hub("sync").exit_code == 0
+    before = _count(demo, changes)
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["changes"] == 0
+    assert _count(demo, changes) == before
+    assert all(c["sent"] == 0 for c in report["counts"].values())
+    assert all(c["created"] == 0 and c["updated"] == 0 for c in report["counts"].values())
+
+
+def test_an_edit_is_logged_with_old_new_source_and_run(demo):
+    demo.hub("sync")
+    demo.write("sheet.csv", SHEET.replace("8 925 000-00-01", "8 925 000-00-02"))
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["sheet"]["unchanged"] == 2
+    assert report["counts"]["sheet"]["updated"] == 1
+    log = json.loads(demo.hub("log", "--field", "phone", "--run", str(report["run_id"]), "--json").stdout)
+    assert [(e["old"], e["new"], e["connector"], e["external_id"], e["reason"]) for e in log] == [
+        ("+79250000001", "+79250000002", "sheet", "3", "sync")
+    ]
+    assert report["counts"]["merged"]["sent"] == 1  # only the changed contact is pushed
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert any(r["phone"] == "+79250000002" for r in rows)
+
+
+def test_dry_run_writes_nothing_and_shows_a_sample(demo):
+    engine = _engine(demo)
+    result = demo.hub("sync", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["dry_run"] is True
+    assert report["changes"] > 0 and report["sample"]
+    assert report["pending"]["merged"] == 4
+    with engine.connect() as c:
+        for table in (contacts, changes, source_records, outbox, runs):
+            assert c.execute(select(func.count()).select_from(table)).scalar() == 0
+    engine.dispose()
+    assert not (demo.root / "out/merged.csv").exists()
+
+
+def test_bad_rows_are_quarantined_and_the_run_goes_on(demo):
+    demo.write("sheet.csv", SHEET + "4;;мусор;не почта;\n;Без Айди;89160000000;;\n1;Дубль Иван;;;\n")
+    result = demo.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["counts"]["sheet"]["quarantined"] == 3
+    assert report["counts"]["sheet"]["created"] == 3
+    listed = json.loads(demo.hub("quarantine", "list", "--json").stdout)
+    reasons = {entry["external_id"]: entry["reason"] for entry in listed}
+    assert "no e-mail, phone or name" in reasons["4"]
+    assert "no id" in reasons[""]
+    assert "duplicate id '1'" in reasons["1"]
+    # a rerun does not add the same entries again
+    demo.hub("sync")
+    assert len(json.loads(demo.hub("quarantine", "list", "--json").stdout)) == 3
+
+
+def test_fixed_rows_leave_quarantine_on_retry(demo):
+    demo.write("sheet.csv", SHEET + "4;;мусор;;\n")
+    demo.hub("sync")
+    assert len(json.loads(demo.hub("quarantine", "list", "--json").stdout)) == 1
+    demo.write("sheet.csv", SHEET + "4;Новый Человек;89160000004;;\n")
+    result = demo.hub("quarantine", "retry", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["still_quarantined"] == 0
+    assert json.loads(demo.hub("quarantine", "list", "--json").stdout) == []
+
+
+def test_mass_delete_guard_stops_the_run(demo):
+    demo.hub("sync")
+    demo.write("sheet.csv", "id;ФИО;Телефон;Email;Город\n")
+    result = demo.hub("sync")
+    assert result.exit_code == 1
+    assert "mass-delete guard" in result.stderr and "--allow-mass-delete" in result.stderr
+    assert _count(demo, source_records, source_records.c.removed_at.is_not(None)) == 0
+    # the guard trips again on the next run: the cursor was not advanced
+    assert demo.hub("sync").exit_code == 1
+    result = demo.hub("sync", "--allow-mass-delete", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["sheet"]["removed"] == 3
+    # Сидоров had only the sheet: his contact is gone; Ivan and Maria live on from the mailing list
+    assert _count(demo, contacts, contacts.c.deleted_at.is_(None)) == 3
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert len(rows) == 3
+    assert not any(r["last_name"] == "Сидоров" for r in rows)
+
+
+def test_removal_under_threshold_is_applied(demo):
+    many = "id;ФИО;Телефон;Email;Город\n" + "".join(
+        f"{i};Человек Номер{i};;p{i}@example.ru;\n" for i in range(1, 41)
+    )
+    demo.write("sheet.csv", many)
+    demo.hub("sync")
+    demo.write("sheet.csv", many.replace("40;Человек Номер40;;p40@example.ru;\n", ""))
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["sheet"]["removed"] == 1
+    assert report["counts"]["sheet"]["deleted"] == 1
+
+
+def test_a_bridging_record_merges_two_contacts(demo):
+    demo.hub("sync")
+    # Пётр's sheet row has only a phone; a new mailing row brings his phone and a new email,
+    # and the sheet then gets the email too: still one contact
+    demo.write("mailing.csv", MAILING + "petr@example.ru,Пётр,Сидоров,+7 925 000 00 01\n")
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["mailing"]["created"] == 0
+    clusters = _clusters(demo)
+    assert frozenset({"sheet:3", "mailing:petr@example.ru"}) in clusters
+    # now two contacts that were apart get bridged
+    demo.write("sheet.csv", SHEET + "5;Новикова Анна;;;\n")
+    demo.write("mailing.csv", MAILING.replace("+7 999 111-22-33", "+7 999 111-22-33") + "x@example.ru,,,8 903 765 43 21\n")
+    demo.hub("sync")
+    demo.write("sheet.csv", SHEET.replace("MARIA.P@EXAMPLE.RU", "MARIA.P@EXAMPLE.RU, new.person@example.ru"))
+    result = demo.hub("sync", "--json", "--allow-mass-delete")
+    report = json.loads(result.stdout)
+    assert report["counts"]["sheet"]["merged"] == 1
+    merged_into = json.loads(demo.hub("log", "--field", "merged_into", "--json").stdout)
+    assert len(merged_into) == 1 and merged_into[0]["reason"] == "merge"
+    # the survivor has both e-mails; the old id leads to it
+    card = json.loads(demo.hub("show", "new.person@example.ru", "--json").stdout)
+    assert {"maria.p@example.ru", "new.person@example.ru"} <= set(card["fields"]["emails"])
+    old_id = merged_into[0]["contact_id"]
+    assert json.loads(demo.hub("show", str(old_id), "--json").stdout)["id"] == card["id"]
+
+
+def test_clusters_do_not_depend_on_record_order(project):
+    rows = [
+        "1,Анна Белова,+79990000001,anna@example.ru",
+        "2,Анна,+79990000001,",
+        "3,,,anna@example.ru",
+        "4,Борис,+79990000002,boris@example.ru",
+        "5,Борис Б,,boris@example.ru",
+        "6,Вера,+79990000003,",
+        "7,,+79990000002,b2@example.ru",
+    ]
+    seen = None
+    for seed in range(5):
+        shuffled = rows[:]
+        random.Random(seed).shuffle(shuffled)
+        folder = project.root / f"run{seed}"
+        folder.mkdir()
+        p = type(project)(folder)
+        p.write("c.csv", "id,full_name,phone,email\n" + "\n".join(shuffled) + "\n")
+        p.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+        assert p.hub("sync").exit_code == 0
+        clusters = _clusters(p)
+        assert seen is None or clusters == seen
+        seen = clusters
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [("source_priority", "+79160000001"), ("most_recent", "+79160000002")],
+)
+def test_survivorship_strategies(project, strategy, expected):
+    project.write("a.csv", "id,full_name,phone,email\n1,Анна,+79160000001,anna@example.ru\n")
+    project.write("b.csv", "id,full_name,phone,email\n1,Анна,+79160000009,anna@example.ru\n")
+    project.config(f"""
+        connectors:
+          a: {{plugin: csv, path: a.csv, id_column: id}}
+          b: {{plugin: csv, path: b.csv, id_column: id}}
+        merge:
+          source_priority: [a, b]
+          fields: {{phone: {strategy}}}
+    """)
+    project.hub("sync")
+    # an edit in b after the initial load is the most recent change
+    project.write("b.csv", "id,full_name,phone,email\n1,Анна,+79160000002,anna@example.ru\n")
+    project.hub("sync")
+    card = json.loads(project.hub("show", "anna@example.ru", "--json").stdout)
+    assert card["fields"]["phone"] == expected
+    assert set(card["fields"]["phones"]) == {"+79160000001", "+79160000002"}
+
+
+def test_second_run_exits_3_while_the_lock_is_held(demo):
+    from hub.store import Store
+
+    demo.hub("sync")
+    store = Store(demo.store_url or f"sqlite:///{demo.root / 'hub.db'}")
+    with store.lock("sync"):
+        result = demo.hub("sync")
+    store.dispose()
+    assert result.exit_code == 3
+    assert "another hub sync is running" in result.stderr
+    assert demo.hub("sync").exit_code == 0
+
+
+def test_export_links_and_contacts(demo):
+    demo.hub("sync")
+    result = demo.hub("export", "links")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "source,external_id,contact_id"
+    assert len(lines) - 1 == 6 + 4  # six source records, four written to merged.csv
+    as_json = json.loads(demo.hub("export", "links", "--format", "json").stdout)
+    assert set(as_json[0]) == {"source", "external_id", "contact_id"}
+    out = demo.root / "contacts.json"
+    assert demo.hub("export", "contacts", "--format", "json", "-o", str(out)).exit_code == 0
+    exported = json.loads(out.read_text(encoding="utf-8"))
+    assert len(exported) == 4 and exported[0]["id"] == 1
+
+
+def test_runs_lists_history_with_counts(demo):
+    demo.hub("sync")
+    demo.hub("sync")
+    listed = json.loads(demo.hub("runs", "--json").stdout)
+    assert [r["status"] for r in listed] == ["ok", "ok"]
+    assert listed[1]["counts"]["sheet"]["created"] == 3
+
+
+def test_store_on_a_newer_schema_is_refused(demo):
+    demo.hub("sync")
+    engine = _engine(demo)
+    with engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    result = demo.hub("sync")
+    assert result.exit_code == 1
+    assert "newer than this hub knows" in result.stderr
