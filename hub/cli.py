@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,9 @@ def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete
     from hub.sync import Sync
 
     config = app.config
+    # SIGTERM (systemd, timeout, kill) stops the run like Ctrl-C: the open batch rolls
+    # back and the run is recorded as interrupted.
+    signal.signal(signal.SIGTERM, _terminate)
     with _progress(enabled=not as_json) as progress:
         runner = Sync(config, app.store, dry_run=dry_run, allow_mass_delete=allow_mass_delete, progress=progress)
         report = runner.run(list(connectors))
@@ -233,6 +237,10 @@ def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete
         _print_report(data)
     if report.errors:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class _progress:

@@ -346,6 +346,7 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
 
 def _load_mapping(loaded: LoadedConfig, name: str, entry: ConnectorConfig, file: str) -> Mapping:
     mappings_dir = loaded.base_dir / "mappings"
+    region = loaded.model.normalize.default_region
     if entry.mapping:
         candidate = Path(entry.mapping)
         if candidate.suffix not in (".yaml", ".yml"):
@@ -359,10 +360,10 @@ def _load_mapping(loaded: LoadedConfig, name: str, entry: ConnectorConfig, file:
                 f"mapping file {candidate} not found",
                 hint="give a path relative to hub.yaml or a name of a file in mappings/",
             )
-        return Mapping.load(candidate)
+        return Mapping.load(candidate, default_region=region)
     for default in (mappings_dir / f"{name}.yaml", mappings_dir / f"{entry.plugin}.yaml"):
         if default.exists():
-            return Mapping.load(default)
+            return Mapping.load(default, default_region=region)
     return Mapping.identity()
 
 

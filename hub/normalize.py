@@ -211,6 +211,7 @@ _EXT_WORDS = r"(?:доб(?:авочный)?|вн(?:утр(?:енний)?)?|ext(?
 _EXT_RE = re.compile(r"\(?\s*" + _EXT_WORDS + r"\.?\s*[:.]?\s*\d{1,7}\s*\)?\s*$", re.IGNORECASE)
 _EXT_ONLY_RE = re.compile(r"^\(?\s*" + _EXT_WORDS + r"\.?\s*[:.]?\s*\d{1,7}\s*\)?$", re.IGNORECASE)
 _NON_PHONE_CHAR_RE = re.compile(r"[^0-9\s()+\-.]")
+_PHONE_CORE_RE = re.compile(r"\+?[0-9][0-9\s().\-\u2010-\u2015\u2212]*[0-9]")
 _PHONE_FORMAT_RE = re.compile(r"[\s().\-\u2010-\u2015\u2212]+")
 _COMPACT_RE = re.compile(r"\+?[0-9]{3,17}")
 _CC7_FAST_RE = re.compile(r"(?:\+7|8|7)?([0-9]{10})")
@@ -347,6 +348,8 @@ class _PhoneParser:
                 continue  # a label such as "моб."
             buffer.append(token)
             digits += token_digits
+            if digits > 17:  # longer than any phone number: the split failed
+                return []
             if digits >= 7:
                 e164 = self.one(" ".join(buffer))
                 if e164:
@@ -379,6 +382,11 @@ class _PhoneParser:
             if _NON_PHONE_CHAR_RE.search(fragment):
                 bare = _EXT_RE.sub("", fragment).strip() or fragment
             e164 = self.one(bare)
+            if e164 is None and _ALPHA_RE.search(bare):
+                # a label before or after the number: "8 916 123 45 67 (Иван)"
+                core = _PHONE_CORE_RE.search(bare)
+                if core and not any(ch.isdigit() for ch in bare[: core.start()] + bare[core.end():]):
+                    e164 = self.one(core.group(0))
             if e164:
                 out.append((fragment, e164, None))
                 continue

@@ -32,7 +32,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     else:
         names = {name.strip() for name in wanted.split(",") if name.strip()}
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-            if entry_point.name in names and not pm.is_registered(name=entry_point.name):
+            if entry_point.name in names and pm.get_plugin(entry_point.name) is None:
                 pm.register(entry_point.load(), name=entry_point.name)
     pm.check_pending()
     return pm

@@ -498,8 +498,15 @@ class Sync:
         return affected
 
     def _merge_contacts(self, c: Connection, survivor: int, losers: list[int], name: str, now: dt.datetime) -> None:
-        """Fold ``losers`` into ``survivor``: move their records and history, log the merge."""
-        c.execute(update(source_records).where(source_records.c.contact_id.in_(losers)).values(contact_id=survivor))
+        """Fold ``losers`` into ``survivor``: move their records and history, log the merge.
+
+        Links hub created in destinations stay with the losers until the queued delete
+        has removed the loser from that tool."""
+        c.execute(
+            update(source_records)
+            .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
+            .values(contact_id=survivor)
+        )
         c.execute(update(events).where(events.c.contact_id.in_(losers)).values(contact_id=survivor))
         c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(losers)))
         c.execute(
@@ -854,7 +861,17 @@ class Sync:
                     elif result.status == "ok":
                         values = {"status": "sent", "sent_hash": row.payload_hash, "last_error": None}
                         counts.sent += 1
-                        if result.external_id and row.op == "upsert":
+                        if row.op == "delete":
+                            c.execute(
+                                delete(source_records).where(
+                                    and_(
+                                        source_records.c.connector == name,
+                                        source_records.c.contact_id == row.contact_id,
+                                        source_records.c.origin == "write",
+                                    )
+                                )
+                            )
+                        elif result.external_id:
                             self._link(c, name, row.contact_id, result.external_id, now)
                     elif result.status == "retriable":
                         values = {"status": "retry", "attempts": row.attempts + 1,

@@ -22,14 +22,8 @@ import re
 from pathlib import Path
 
 import yaml
-from yaml.composer import Composer
-from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, NodeEvent
 from yaml.nodes import MappingNode, ScalarNode
-from yaml.parser import Parser
-from yaml.reader import Reader
-from yaml.resolver import Resolver
-from yaml.scanner import Scanner
 
 from hub.errors import ConfigError
 
@@ -47,22 +41,28 @@ _FLOAT_RE = re.compile(
 _TAB_INDENT_RE = re.compile(r"^[ ]*\t", re.MULTILINE)
 
 
-class _StrictResolver(Resolver):
-    """Implicit typing limited to bool (true/false), null, int and float."""
+class StrictLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate keys, anchors and aliases, and keeps
+    most plain scalars as strings (see the module docstring)."""
 
+    # Implicit typing limited to bool (true/false), null, int and float; filled below.
     yaml_implicit_resolvers: dict = {}
 
+    def __init__(self, stream, file_name: str = "<yaml>"):
+        super().__init__(stream)
+        self.file_name = file_name
 
-_StrictResolver.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL_RE, list("tTfF"))
-_StrictResolver.add_implicit_resolver("tag:yaml.org,2002:null", _NULL_RE, ["~", "n", "N", ""])
-_StrictResolver.add_implicit_resolver("tag:yaml.org,2002:int", _INT_RE, list("-0123456789"))
-_StrictResolver.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-.0123456789"))
-
-
-class _StrictConstructor(SafeConstructor):
-    """SafeConstructor without merge keys and with duplicate-key detection."""
-
-    file_name = "<yaml>"
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
+            kind = "alias" if isinstance(event, AliasEvent) else "anchor"
+            raise ConfigError(
+                self.file_name,
+                "",
+                f"line {event.start_mark.line + 1}: YAML {kind} '{event.anchor}' is not allowed",
+                hint="write the values out in full instead of using &anchors and *aliases",
+            )
+        return super().compose_node(parent, index)
 
     def flatten_mapping(self, node: MappingNode) -> None:  # no "<<" merge keys
         return None
@@ -88,32 +88,13 @@ class _StrictConstructor(SafeConstructor):
                         hint="each key may appear once; remove or merge one of them",
                     )
                 seen[marker] = line
-        return SafeConstructor.construct_mapping(self, node, deep=deep)
+        return super().construct_mapping(node, deep=deep)
 
 
-class StrictLoader(Reader, Scanner, Parser, Composer, _StrictConstructor, _StrictResolver):
-    """A SafeLoader variant: see the module docstring for what it refuses."""
-
-    def __init__(self, stream, file_name: str = "<yaml>"):
-        Reader.__init__(self, stream)
-        Scanner.__init__(self)
-        Parser.__init__(self)
-        Composer.__init__(self)
-        _StrictConstructor.__init__(self)
-        _StrictResolver.__init__(self)
-        self.file_name = file_name
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, AliasEvent) or (isinstance(event, NodeEvent) and event.anchor is not None):
-            kind = "alias" if isinstance(event, AliasEvent) else "anchor"
-            raise ConfigError(
-                self.file_name,
-                "",
-                f"line {event.start_mark.line + 1}: YAML {kind} '{event.anchor}' is not allowed",
-                hint="write the values out in full instead of using &anchors and *aliases",
-            )
-        return super().compose_node(parent, index)
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL_RE, list("tTfF"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:null", _NULL_RE, ["~", "n", "N", ""])
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _INT_RE, list("-0123456789"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_RE, list("-.0123456789"))
 
 
 def load_yaml(path: Path) -> object:

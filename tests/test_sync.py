@@ -204,30 +204,36 @@ def test_removal_under_threshold_is_applied(demo):
     assert report["counts"]["sheet"]["deleted"] == 1
 
 
-def test_a_bridging_record_merges_two_contacts(demo):
+def test_a_new_record_joins_an_existing_contact_by_phone(demo):
     demo.hub("sync")
-    # Пётр's sheet row has only a phone; a new mailing row brings his phone and a new email,
-    # and the sheet then gets the email too: still one contact
     demo.write("mailing.csv", MAILING + "petr@example.ru,Пётр,Сидоров,+7 925 000 00 01\n")
     report = json.loads(demo.hub("sync", "--json").stdout)
     assert report["counts"]["mailing"]["created"] == 0
-    clusters = _clusters(demo)
-    assert frozenset({"sheet:3", "mailing:petr@example.ru"}) in clusters
-    # now two contacts that were apart get bridged
-    demo.write("sheet.csv", SHEET + "5;Новикова Анна;;;\n")
-    demo.write("mailing.csv", MAILING.replace("+7 999 111-22-33", "+7 999 111-22-33") + "x@example.ru,,,8 903 765 43 21\n")
+    assert frozenset({"sheet:3", "mailing:petr@example.ru"}) in _clusters(demo)
+
+
+def test_a_bridging_record_merges_two_contacts(demo):
     demo.hub("sync")
-    demo.write("sheet.csv", SHEET.replace("MARIA.P@EXAMPLE.RU", "MARIA.P@EXAMPLE.RU, new.person@example.ru"))
-    result = demo.hub("sync", "--json", "--allow-mass-delete")
-    report = json.loads(result.stdout)
+    assert len(list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))) == 4
+    # sheet row 2 now also carries the e-mail of the mailing list's new person: one cluster
+    demo.write("sheet.csv", SHEET.replace("MARIA.P@EXAMPLE.RU", "\"MARIA.P@EXAMPLE.RU, new.person@example.ru\""))
+    report = json.loads(demo.hub("sync", "--json").stdout)
     assert report["counts"]["sheet"]["merged"] == 1
     merged_into = json.loads(demo.hub("log", "--field", "merged_into", "--json").stdout)
     assert len(merged_into) == 1 and merged_into[0]["reason"] == "merge"
-    # the survivor has both e-mails; the old id leads to it
     card = json.loads(demo.hub("show", "new.person@example.ru", "--json").stdout)
     assert {"maria.p@example.ru", "new.person@example.ru"} <= set(card["fields"]["emails"])
+    assert {(r["source"], r["external_id"]) for r in card["records"] if r["origin"] == "read"} == {
+        ("sheet", "2"), ("mailing", "maria.p@example.ru"), ("mailing", "new.person@example.ru")
+    }
+    # the old id leads to the survivor; the destination lost the merged-away row
     old_id = merged_into[0]["contact_id"]
     assert json.loads(demo.hub("show", str(old_id), "--json").stdout)["id"] == card["id"]
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert len(rows) == 3
+    assert str(old_id) not in {r["id"] for r in rows}
+    assert demo.hub("sync", "--json").exit_code == 0
+    assert json.loads(demo.hub("sync", "--json").stdout)["changes"] == 0
 
 
 def test_clusters_do_not_depend_on_record_order(project):
