@@ -6,7 +6,8 @@ Strategies, chosen per field in ``merge:`` of hub.yaml:
   then hub.yaml order) that has one;
 * ``most_recent``: the value that changed last (the tool's timestamp, else when hub saw
   the change); records of a connector's initial load carry no time and rank by priority;
-* ``most_complete``: the fullest value (for names: most name parts, then the longest).
+* ``most_complete``: the fullest value (for names: the most name parts; otherwise the
+  longest), ties going to the more trusted source.
 
 Name parts (full, last, first, middle) are one group decided by the strategy of
 ``full_name``, so a contact never mixes the surname of one record with the first
@@ -63,7 +64,8 @@ class Survivorship:
         if strategy == "most_recent":
             return sorted(records, key=lambda r: (-_timestamp(r.changed_at), self._priority_key(r)))
         if field == "full_name":
-            return sorted(records, key=lambda r: (-_name_completeness(r.values), self._priority_key(r)))
+            # more name parts win; between equally complete names, the more trusted source
+            return sorted(records, key=lambda r: (-_name_parts(r.values), self._priority_key(r)))
         return sorted(records, key=lambda r: (-len(str(r.values.get(field) or "")), self._priority_key(r)))
 
     def merge(self, records: Sequence[SourceValues]) -> dict[str, Survivor]:
@@ -107,6 +109,5 @@ def _timestamp(value: dt.datetime | None) -> float:
     return (value - _EPOCH).total_seconds()
 
 
-def _name_completeness(values: dict[str, Any]) -> int:
-    parts = sum(1 for f in ("last_name", "first_name", "middle_name") if values.get(f))
-    return parts * 1000 + len(str(values.get("full_name") or ""))
+def _name_parts(values: dict[str, Any]) -> int:
+    return sum(1 for f in ("last_name", "first_name", "middle_name") if values.get(f))

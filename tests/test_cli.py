@@ -1,0 +1,110 @@
+"""The `hub` command: scaffold, listings with --json, exit codes, messages without tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hub.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_init_scaffolds_a_config_that_syncs(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["init", str(tmp_path / "new")])
+    assert result.exit_code == 0, result.output
+    config = str(tmp_path / "new" / "hub.yaml")
+    assert runner.invoke(main, ["-c", config, "check"]).exit_code == 0
+    synced = runner.invoke(main, ["-c", config, "sync", "--json"])
+    assert synced.exit_code == 0, synced.output
+    report = json.loads(synced.stdout)
+    # rows 1 and 3 are one person (same phone written two ways)
+    assert report["counts"]["clients"]["created"] == 2
+    rows = list(csv.DictReader((tmp_path / "new/out/merged.csv").open(encoding="utf-8-sig")))
+    assert {r["phone"] for r in rows} == {"+79161234567", "+79037654321"}
+    again = runner.invoke(main, ["init", str(tmp_path / "new")])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_listing_commands_speak_json(project):
+    project.write("c.csv", "id,full_name,phone\n1,Анна Белова,89160000001\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    for args in (["runs"], ["log"], ["show", "1"], ["plugins"], ["quarantine", "list"], ["check"]):
+        result = project.hub(*args, "--json")
+        assert result.exit_code == 0, (args, result.output)
+        json.loads(result.stdout)
+
+
+def test_show_finds_contacts_by_phone_email_and_link(project):
+    project.write("c.csv", "id,full_name,phone,email\n7,Анна Белова,89160000001,anna@example.ru\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    for ref in ("1", "+7 916 000-00-01", "ANNA@example.ru", "c:7"):
+        card = json.loads(project.hub("show", ref, "--json").stdout)
+        assert card["id"] == 1 and card["fields"]["last_name"] == "Белова"
+    missing = project.hub("show", "nobody@example.ru")
+    assert missing.exit_code == 2
+    assert "no contact matches" in missing.stderr
+
+
+def test_unknown_connector_on_the_command_line(project):
+    project.write("c.csv", "id,full_name\n1,Анна\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    result = project.hub("sync", "nope")
+    assert result.exit_code == 2
+    assert "no connector named 'nope'" in result.stderr
+
+
+def test_a_broken_source_fails_the_run_with_exit_1_and_other_sources_go_on(project):
+    project.write("good.csv", "id,full_name\n1,Анна\n")
+    project.config("""
+        connectors:
+          gone: {plugin: csv, path: missing.csv, id_column: id}
+          good: {plugin: csv, path: good.csv, id_column: id}
+    """)
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "failed"
+    assert report["counts"]["good"]["created"] == 1
+    assert "missing.csv" in report["errors"][0]
+    assert json.loads(project.hub("runs", "--json").stdout)[0]["status"] == "failed"
+
+
+def test_python_dash_m_hub_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "hub", "--version"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0
+    assert "hub" in result.stdout
+
+
+def test_the_example_project_syncs(tmp_path):
+    """The README's main job: the root hub.yaml on examples/, from a copy of the repo files."""
+    import shutil
+
+    for name in ("hub.yaml", "examples", "mappings"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("out"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    runner = CliRunner()
+    config = str(tmp_path / "hub.yaml")
+    result = runner.invoke(main, ["-c", config, "sync", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    created = sum(c["created"] for c in report["counts"].values())
+    read = sum(c["read"] for c in report["counts"].values())
+    assert 0 < created < read  # overlapping people were merged
+    assert (tmp_path / "examples/out/contacts.csv").exists()
+    card = json.loads(runner.invoke(main, ["-c", config, "show", "d.romanova@mail.ru", "--json"]).stdout)
+    sources = {r["source"] for r in card["records"] if r["origin"] == "read"}
+    assert sources == {"sheet", "mailing", "forms"}  # Дарья in all three: email and phone
+    again = json.loads(runner.invoke(main, ["-c", config, "sync", "--json"]).stdout)
+    assert again["changes"] == 0
