@@ -62,11 +62,22 @@ sys.exit(done.returncode)
 """
 
 
+def child_env(work: Path) -> dict[str, str]:
+    """The environment of every child: bytecode cached in the work folder (never in the
+    source tree), as an installed package has it, whatever PYTHONDONTWRITEBYTECODE says."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / ".pycache")
+    env.pop("HUB_CONFIG", None)
+    return env
+
+
 def measure(argv: list[str], cwd: Path, label: str) -> dict:
     """Run ``argv`` under the wrapper; wall time, CPU time, peak RSS and its output."""
     stats = cwd / f".measure-{label}.json"
     done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True, text=True
+        [sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True, text=True,
+        env=child_env(cwd),
     )
     result = json.loads(stats.read_text())
     stats.unlink()
@@ -490,6 +501,17 @@ def store_counts(db: Path) -> dict:
         connection.close()
 
 
+def warm_up(work: Path, seed: int) -> None:
+    """A small sync in a folder of its own, so the measured runs find the bytecode cached."""
+    small = work / "warm-up"
+    shutil.rmtree(small, ignore_errors=True)
+    small.mkdir()
+    generate(small, 200, 0.25, seed)
+    subprocess.run([*hub_command(), "-c", "hub.yaml", "sync", "--json"], cwd=small, env=child_env(work),
+                   check=True, capture_output=True)
+    shutil.rmtree(small)
+
+
 def sync_run(work: Path, label: str) -> dict:
     result = measure([*hub_command(), "-c", "hub.yaml", "sync", "--json"], work, label)
     report = json.loads(result.pop("stdout"))
@@ -566,7 +588,7 @@ def profile_first_sync(work: Path, out_text: Path, top: int) -> None:
         command = [sys.executable, "-m", "cProfile", "-o", "first.prof", "-c", command[-1]]
     started = time.perf_counter()
     subprocess.run([*command, "-c", "hub-profile.yaml", "sync", "--json"], cwd=work, check=True,
-                   capture_output=True)
+                   capture_output=True, env=child_env(work))
     wall = time.perf_counter() - started
     stats = pstats.Stats(str(work / "first.prof"))
     total = stats.total_tt  # type: ignore[attr-defined]
@@ -603,6 +625,7 @@ def main() -> None:
     if args.output is None:
         name = {100_000: "sync.json", 1_000_000: "sync-1m.json"}.get(args.rows, f"sync-{args.rows}.json")
         args.output = RESULTS / name
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hub-sync-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -613,6 +636,7 @@ def main() -> None:
               f"{data['overlap_rows']} overlapping rows, {data['expected_contacts']} people", flush=True)
         data["file_mb"] = {name: round((work / spec[0]).stat().st_size / 2**20, 1) for name, spec in SOURCES.items()}
 
+        warm_up(work, args.seed)
         fresh_store(work)
         print("first sync ...", flush=True)
         first = sync_run(work, "first")
@@ -648,7 +672,16 @@ def main() -> None:
         result = {
             "benchmark": "sync",
             "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-            "machine": machine(),
+            "machine": {**machine(), "load_average_at_start": load_at_start},
+            "method": {
+                "hub": " ".join(Path(c).name for c in hub_command()) + " -c hub.yaml sync --json",
+                "store": "fresh SQLite file (WAL) for the first sync; the same store for the reruns",
+                "timing": "wall clock of the child process, interpreter start-up and imports included",
+                "memory": "ru_maxrss of the child alone (a wrapper process with that one child)",
+                "bytecode": "cached by a warm-up sync (PYTHONPYCACHEPREFIX in the work folder)",
+                "floor": "csv.reader of both files + sqlite3 executemany into one table per source "
+                         "(TEXT columns, id primary key), one transaction, WAL, synchronous=NORMAL",
+            },
             "data": data,
             "runs": {"first": first, "noop": noop, "touched": touched, "floor": floor_run},
             "metrics": metrics,
@@ -685,8 +718,11 @@ def report(result: dict) -> None:
     print(" | ".join(v.rjust(w) for v, w in zip(values, widths)))
     store = first["store"]
     print(f"\ncontacts {store['contacts']:,} (expected {data['expected_contacts']:,}: "
-          f"{'ok' if metrics['contacts_ok'] else 'MISMATCH'}), merged {first['report']['merged']:,}, "
+          f"{'ok' if metrics['contacts_ok'] else 'MISMATCH'}); "
+          f"{store['source_records'] - store['contacts']:,} records joined an existing contact by e-mail/phone, "
           f"quarantined {store['quarantine']:,}, field changes {first['report']['changes']:,}")
+    print(f"CPU (user+sys): first {first['user_s'] + first['sys_s']:.1f} s, "
+          f"no-op {noop['user_s'] + noop['sys_s']:.1f} s, floor {floor_run['user_s'] + floor_run['sys_s']:.1f} s")
     print(f"touched: {touched['rows_changed']:,} rows changed, {touched['report']['unchanged']:,} skipped "
           f"by hash, {touched['report']['updated']:,} contacts updated")
     print()

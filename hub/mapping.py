@@ -630,12 +630,13 @@ class Mapping:
                     hint=_join_hint(_did_you_mean(missing[0], available_list), columns_hint),
                 )
 
-    def apply(self, raw: MappingABC[str, object]) -> dict[str, object]:
+    def apply(self, raw: MappingABC[str, object], problems: list[str] | None = None) -> dict[str, object]:
         """Canonical field -> value for one source record (before the Normalizer).
 
-        Empty cells leave the field absent unless a default applies. Raises
-        ``SkippableRecord`` when a transform rejects a value (a bad date, a
-        value missing from a strict map)."""
+        Empty cells leave the field absent unless a default applies. When a
+        transform rejects a value (a bad date, a value missing from a strict map)
+        the field is left out and the reason appended to ``problems``; without a
+        ``problems`` list, ``SkippableRecord`` is raised instead."""
         out: dict[str, object] = {}
         implied: dict[str, object] = {}
         for target, rules in self._fields.items():
@@ -643,8 +644,15 @@ class Mapping:
             winner: _Rule | None = None
             for rule in rules:
                 value = self._extract(rule, raw)
-                for transform in rule.transforms:
-                    value = _apply_transform(transform, value, rule, self.default_region)
+                try:
+                    for transform in rule.transforms:
+                        value = _apply_transform(transform, value, rule, self.default_region)
+                except SkippableRecord as error:
+                    if problems is None:
+                        raise
+                    problems.append(error.message)
+                    value = None
+                    break
                 if _empty(value) and rule.has_default:
                     value = rule.default
                 if not _empty(value):

@@ -376,12 +376,10 @@ class Sync:
                     if previous is not None and previous.removed_at is None:
                         removed.append(external_id)
                     continue
-                try:
-                    mapped = state.mapping.apply(record.values)
-                except SkippableRecord as error:
-                    self._quarantine(c, name, record, error.message, "open")
-                    continue
-                values, problems = self.normalizer.normalize(mapped)
+                problems: list[str] = []
+                mapped = state.mapping.apply(record.values, problems)
+                values, more = self.normalizer.normalize(mapped)
+                problems += more
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
                     self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")

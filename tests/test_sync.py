@@ -330,3 +330,28 @@ def test_store_on_a_newer_schema_is_refused(demo):
     result = demo.hub("sync")
     assert result.exit_code == 1
     assert "newer than this hub knows" in result.stderr
+
+
+def test_a_bad_value_is_dropped_and_reported_while_the_row_is_imported(project):
+    project.write("c.csv", "id,name,phone,born\n1,Орлов Игорь,89161234567,31.02.1990\n2,Анна,мусор,01.02.1990\n")
+    project.write("mappings/c.yaml", """
+        fields:
+          full_name: {from: name, transforms: [split_name]}
+          phone: {from: phone, transforms: [phone]}
+          birthday: {from: born, transforms: [{date: DD.MM.YYYY}]}
+    """)
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    report = json.loads(project.hub("sync", "--json").stdout)
+    assert report["counts"]["c"]["created"] == 2 and report["counts"]["c"]["quarantined"] == 0
+    partial = {e["external_id"]: e for e in json.loads(project.hub("quarantine", "list", "--json").stdout)}
+    assert partial["1"]["status"] == "partial"
+    assert "birthday: '31.02.1990' is not a DD.MM.YYYY date" in partial["1"]["reason"]
+    assert "phone: 'мусор' is not a phone number" in partial["2"]["reason"]
+    orlov = json.loads(project.hub("show", "c:1", "--json").stdout)["fields"]
+    assert orlov["phone"] == "+79161234567" and "birthday" not in orlov
+    # the source is fixed: the entry resolves on the next sync
+    project.write("c.csv", "id,name,phone,born\n1,Орлов Игорь,89161234567,28.02.1990\n2,Анна,мусор,01.02.1990\n")
+    project.hub("sync")
+    left = json.loads(project.hub("quarantine", "list", "--json").stdout)
+    assert [e["external_id"] for e in left] == ["2"]
+    assert json.loads(project.hub("show", "c:1", "--json").stdout)["fields"]["birthday"] == "1990-02-28"
