@@ -1,0 +1,43 @@
+"""Secrets from $VAR never reach logs, errors, run reports or the change log."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from hub.redact import RedactingFilter, redact, register_secret
+
+
+def test_registered_secrets_and_url_keys_are_masked():
+    register_secret("sk-live-123456")
+    assert redact("token sk-live-123456 failed") == "token *** failed"
+    assert redact("GET https://api.unisender.com/ru/api/importContacts?format=json&api_key=abcdef") == (
+        "GET https://api.unisender.com/ru/api/importContacts?format=json&api_key=***"
+    )
+    assert redact("https://sms.ru/sms/send?api_id=XYZ-1&to=7916") == "https://sms.ru/sms/send?api_id=***&to=7916"
+
+
+def test_short_values_are_not_treated_as_secrets():
+    register_secret("ab")
+    assert redact("abc ab") == "abc ab"
+
+
+def test_logging_filter_masks_messages():
+    register_secret("p4ssw0rd-value")
+    record = logging.LogRecord("hub", logging.ERROR, __file__, 1, "login with %s", ("p4ssw0rd-value",), None)
+    RedactingFilter().filter(record)
+    assert record.getMessage() == "login with ***"
+
+
+def test_a_secret_inside_data_never_reaches_the_change_log(project, monkeypatch):
+    monkeypatch.setenv("HUB_TEST_TOKEN", "tok-9f8e7d6c5b")
+    project.write("c.csv", "id,full_name,company\n1,Анна Белова,tok-9f8e7d6c5b\n")
+    project.write("mappings/c.yaml", "fields:\n  full_name: full_name\n  company: company\n")
+    # the secret is used in the config (as a value the csv plugin accepts) and also appears in data
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n"
+                   "normalize: {city_aliases: {x: $HUB_TEST_TOKEN}}\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    log = json.loads(project.hub("log", "--json").stdout)
+    assert any(entry["field"] == "company" and entry["new"] == "***" for entry in log)
+    assert "tok-9f8e7d6c5b" not in project.hub("log").output
