@@ -73,6 +73,8 @@ class Survivorship:
         result: dict[str, Survivor] = {}
         if not records:
             return result
+        if len(records) == 1:
+            return self._single(records[0])
         named = [r for r in records if any(r.values.get(f) for f in NAME_FIELDS)]
         if named:
             best = self._order(named, self.strategy("full_name"), "full_name")[0]
@@ -84,7 +86,7 @@ class Survivorship:
         for field in plain + extra:
             having = [r for r in records if r.values.get(field) not in (None, "", [])]
             if having:
-                best = self._order(having, self.strategy(field), field)[0]
+                best = having[0] if len(having) == 1 else self._order(having, self.strategy(field), field)[0]
                 result[field] = Survivor(best.values[field], best.connector, best.external_id)
         for field in LIST_FIELDS:
             single = field[:-1]
@@ -99,6 +101,31 @@ class Survivorship:
             if union:
                 result[field] = Survivor(union, None, None)
         return result
+
+    @staticmethod
+    def _single(record: SourceValues) -> dict[str, Survivor]:
+        """``merge`` of one record (most contacts): every value survives as it is."""
+        result: dict[str, Survivor] = {}
+        values = record.values
+        for field, value in values.items():
+            if value in (None, "", []) or field in LIST_FIELDS:
+                continue
+            if field in _KNOWN or field.startswith("x_"):
+                result[field] = Survivor(value, record.connector, record.external_id)
+        for field in LIST_FIELDS:
+            union: list[str] = []
+            primary = result.get(field[:-1])
+            if primary is not None:
+                union.append(primary.value)
+            for value in values.get(field) or ():
+                if value not in union:
+                    union.append(value)
+            if union:
+                result[field] = Survivor(union, None, None)
+        return result
+
+
+_KNOWN = frozenset(CONTACT_FIELDS)
 
 
 def _timestamp(value: dt.datetime | None) -> float:

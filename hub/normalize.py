@@ -70,6 +70,17 @@ _CLEAN_TABLE.update({0x0B: " ", 0x0C: " "})
 _NEEDS_CLEAN_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_CLEAN_TABLE)) + "]")
 
 
+# A character that survives ``clean_text``: neither whitespace nor one it removes.
+_CONTENT_RE = re.compile("[^\\s" + "".join(re.escape(chr(c)) for c in sorted(_CLEAN_TABLE)) + "]")
+# A letter or digit: ``[^\W_]`` is exactly ``str.isalnum`` for one character.
+_ALNUM_RE = re.compile(r"[^\W_]")
+
+
+def _has_content(text: str) -> bool:
+    """``clean_text(text) != ""`` without building the cleaned text."""
+    return _CONTENT_RE.search(text) is not None
+
+
 def _pre_clean(text: str) -> str:
     """Remove invisible characters and turn odd spaces into spaces, keeping line breaks."""
     return text.translate(_CLEAN_TABLE) if _NEEDS_CLEAN_RE.search(text) else text
@@ -106,6 +117,8 @@ def _is_blank(value: object) -> bool:
     """None, an empty collection, or text without a single letter or digit."""
     if value is None:
         return True
+    if type(value) is str:
+        return len(value) <= MAX_VALUE_CHARS and _ALNUM_RE.search(value) is None
     if isinstance(value, (list, tuple, set, frozenset, dict)):
         return len(value) == 0
     if isinstance(value, str):
@@ -217,6 +230,9 @@ _COMPACT_RE = re.compile(r"\+?[0-9]{3,17}")
 _CC7_FAST_RE = re.compile(r"(?:\+7|8|7)?([0-9]{10})")
 _INTEGRAL_FLOAT_RE = re.compile(r"([0-9]+)[.,]0+")
 _SCIENTIFIC_RE = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}")
+# A cell written with digits, "+", brackets, hyphens and spaces only: nothing to
+# split, clean or strip, so it is one fragment (see ``_PhoneParser.items``).
+_SIMPLE_PHONE_RE = re.compile(r"[0-9+()\- ]+")
 
 
 def _number_text(value: object) -> str:
@@ -317,17 +333,20 @@ class _PhoneParser:
         self.fast_cc7 = phonenumbers.country_code_for_region(region) == 7
         self.validator = _cc7_validator() if self.fast_cc7 else None
 
+    def _cc7(self, national: str) -> str | None:
+        """E.164 of a 10-digit national number of country code 7, or None."""
+        if self.validator is not None:
+            return "+7" + national if self.validator.valid(national) else None
+        number = PhoneNumber(country_code=7, national_number=int(national))
+        return "+7" + national if phonenumbers.is_valid_number(number) else None
+
     def one(self, fragment: str) -> str | None:
         """E.164 of a fragment holding one number, or None."""
         compact = _PHONE_FORMAT_RE.sub("", fragment)
         if self.fast_cc7:
             match = _CC7_FAST_RE.fullmatch(compact)
             if match:
-                national = match.group(1)
-                if self.validator is not None:
-                    return "+7" + national if self.validator.valid(national) else None
-                number = PhoneNumber(country_code=7, national_number=int(national))
-                return "+7" + national if phonenumbers.is_valid_number(number) else None
+                return self._cc7(match.group(1))
         text = compact if _COMPACT_RE.fullmatch(compact) else fragment
         try:
             number = phonenumbers.parse(text, self.region)
@@ -369,6 +388,22 @@ class _PhoneParser:
         """``(fragment, e164 or None, problem or None)`` for every number in a cell."""
         if value is None:
             return []
+        if type(value) is str and len(value) <= MAX_VALUE_CHARS:
+            # Fast paths, giving what the general code below gives. Digits only
+            # (an E.164 number included) are one fragment, as they are.
+            if self.fast_cc7:
+                match = _CC7_FAST_RE.fullmatch(value)
+                if match:
+                    e164 = self._cc7(match.group(1))
+                    if e164:
+                        return [(value, e164, None)]
+                    return [(value, None, f"{_show(value)} is not a valid phone number")]
+            # A plainly formatted number ("8 (916) 123-45-67") is one fragment.
+            if _SIMPLE_PHONE_RE.fullmatch(value):
+                fragment = " ".join(value.split())
+                e164 = self.one(fragment)
+                if e164:
+                    return [(fragment, e164, None)]
         too_long = _too_long(value)
         if too_long:
             return [(value, None, too_long)]
@@ -444,6 +479,11 @@ _MAILTO_RE = re.compile(r"^mailto:\s*", re.IGNORECASE)
 _EMAIL_FAST_RE = re.compile(
     r"[a-z0-9_%+\-]+(?:\.[a-z0-9_%+\-]+)*@(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
 )
+# An address alone in a cell (spaces around it aside) in any case: it is the
+# only candidate of the cell (see ``_email_items``).
+_EMAIL_ALONE_RE = re.compile(
+    r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
 _EMAIL_TRIM = " \t<>\"'()[]{}«»,;:"
 try:
     from email_validator import SPECIAL_USE_DOMAIN_NAMES as _SPECIAL_DOMAINS
@@ -487,6 +527,12 @@ def _email_items(value: object) -> list[tuple[str, str | None, str | None]]:
     """``(fragment, address or None, problem or None)`` for every address in a cell."""
     if value is None:
         return []
+    if type(value) is str and len(value) <= MAX_VALUE_CHARS:
+        # Fast path: one plain address, maybe with spaces around it. Nothing to
+        # clean, split or unwrap, so it is the one candidate, as written.
+        candidate = value.strip()
+        if _EMAIL_ALONE_RE.fullmatch(candidate):
+            return [(candidate, *_one_email(candidate))]
     too_long = _too_long(value)
     if too_long:
         return [(value, None, too_long)]
@@ -539,6 +585,10 @@ _SURNAME_SUFFIXES = (
     "enko", "uk", "yuk", "chuk", "yan", "dze", "shvili",
 )
 _TOKEN_SPLIT_RE = re.compile(r"[\s,;]+")
+#: Names seen again (a first name, a patronymic, the same full name read by the
+#: mapping and the Normalizer) are looked up instead of worked out again.
+_NAME_CACHE_SIZE = 50_000
+_NAME_CACHE_CHARS = 200  # longer texts are not kept
 _TOKEN_TRIM = "\"'«»()[]{}<>:"
 
 # Orders a name of 2 or 3 words may be written in, with a small prior.
@@ -570,8 +620,17 @@ def _case_word(word: str, position: int = 0) -> str:
 
 def _display_name(text: str) -> str:
     """Cleaned name with homoglyphs fixed and each word re-cased when needed."""
+    if len(text) <= _NAME_CACHE_CHARS:
+        return _display_name_cached(text)
+    return _make_display_name(text)
+
+
+def _make_display_name(text: str) -> str:
     words = fix_homoglyphs(clean_text(text)).split(" ")
     return " ".join(_case_word(w, i) for i, w in enumerate(words) if w)
+
+
+_display_name_cached = functools.lru_cache(maxsize=_NAME_CACHE_SIZE)(_make_display_name)
 
 
 def _role_scores(key: str, particle: bool) -> dict[str, float]:
@@ -614,6 +673,17 @@ def split_full_name(text: str) -> dict[str, str]:
     typical suffixes; what is left is decided by the usual order ("Фамилия Имя
     Отчество" for Cyrillic, "First Last" for Latin names). A single word is a
     first name when it is a known one, otherwise a last name."""
+    if type(text) is str and len(text) <= _NAME_CACHE_CHARS:
+        return dict(_split_cached(text))
+    return _split_full_name(text)
+
+
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _split_cached(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_split_full_name(text).items())
+
+
+def _split_full_name(text: str) -> dict[str, str]:
     text = clean_text(text)
     if not text or len(text) > MAX_VALUE_CHARS:
         return {}
@@ -715,6 +785,12 @@ _MONTHS = {
     "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8,
     "sep": 9, "oct": 10, "nov": 11, "dec": 12,
 }
+_ISO_DATE_FAST_RE = re.compile(r"(?P<y>[0-9]{4})-(?P<m>[0-9]{2})-(?P<d>[0-9]{2})")
+_FAST_DATE_RES = {
+    "auto": _ISO_DATE_FAST_RE,
+    "YYYY-MM-DD": _ISO_DATE_FAST_RE,
+    "DD.MM.YYYY": re.compile(r"(?P<d>[0-9]{2})\.(?P<m>[0-9]{2})\.(?P<y>[0-9]{4})"),
+}
 _TEXT_DATE_RE = re.compile(r"(?P<d>\d{1,2})\s+(?P<mon>[a-zа-яё]+)\.?,?\s+(?P<y>\d{4})" + _YEAR_SUFFIX)
 _SERIAL_RE = re.compile(r"\d{1,8}(?:[.,]\d+)?")
 _EXCEL_EPOCH = dt.date(1899, 12, 30)
@@ -772,13 +848,29 @@ def parse_date(value: object, fmt: str | None = None) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    mode = "auto" if fmt is None else fmt.strip()
-    if mode.lower() in ("excel", "auto"):
-        mode = mode.lower()
+    if fmt is None:
+        mode = "auto"
+    elif fmt in DATE_FORMATS:
+        mode = fmt
     else:
-        mode = mode.upper()
-    if mode not in DATE_FORMATS:
-        raise ValueError(f"unknown date format {fmt!r}; use one of {', '.join(DATE_FORMATS)}")
+        mode = fmt.strip()
+        if mode.lower() in ("excel", "auto"):
+            mode = mode.lower()
+        else:
+            mode = mode.upper()
+        if mode not in DATE_FORMATS:
+            raise ValueError(f"unknown date format {fmt!r}; use one of {', '.join(DATE_FORMATS)}")
+    if type(value) is str:
+        # Fast paths for the common spellings; anything unusual (or invalid, for
+        # the message) takes the general way below.
+        fast = _FAST_DATE_RES.get(mode)
+        if fast is not None:
+            match = fast.fullmatch(value)
+            if match:
+                try:
+                    return dt.date(int(match.group("y")), int(match.group("m")), int(match.group("d")))
+                except ValueError:
+                    pass
     if value is None:
         raise ValueError("no date given")
     too_long = _too_long(value)
@@ -862,6 +954,8 @@ def _city_display(text: str) -> str:
 
 # -------------------------------------------------------------------- normalizer
 
+_CANONICAL_SET = frozenset(CANONICAL_FIELDS)
+
 
 class Normalizer:
     """Normalizes the canonical values of one record.
@@ -887,8 +981,9 @@ class Normalizer:
         out: dict[str, object] = {}
         problems: list[str] = []
 
+        text_of = self._text
         for field_name in NAME_FIELDS:
-            value = self._text(field_name, values.get(field_name), problems)
+            value = text_of(field_name, values.get(field_name), problems)
             if value is None:
                 continue
             if not _ALPHA_RE.search(value):
@@ -900,7 +995,7 @@ class Normalizer:
         self._identifiers(values, out, problems, "phone", "phones", self._phones.items)
         self._identifiers(values, out, problems, "email", "emails", _email_items)
 
-        city = self._text("city", values.get("city"), problems)
+        city = text_of("city", values.get("city"), problems)
         if city is not None:
             out["city"] = self.city(city)
 
@@ -916,12 +1011,12 @@ class Normalizer:
                 else:
                     out["birthday"] = date.isoformat()
 
-        company = self._text("company", values.get("company"), problems)
+        company = text_of("company", values.get("company"), problems)
         if company is not None:
             out["company"] = company
 
         for key, value in values.items():
-            if key in CANONICAL_FIELDS or key in out:
+            if key in _CANONICAL_SET or key in out:
                 continue
             if value is None or (isinstance(value, str) and not value.strip()):
                 continue
@@ -950,6 +1045,10 @@ class Normalizer:
 
     @staticmethod
     def _text(field_name: str, value: object, problems: list[str]) -> str | None:
+        if value is None:
+            return None
+        if type(value) is str and len(value) <= MAX_VALUE_CHARS:  # the usual case, quickly
+            return clean_text(value) if _ALNUM_RE.search(value) is not None else None
         if _is_blank(value):
             return None
         too_long = _too_long(value)
@@ -982,6 +1081,9 @@ class Normalizer:
         found: list[str] = []
         primary: str | None = None
         reported: set[str] = set()
+        # The same text is usually given twice (``phone`` is also in ``phones``):
+        # it is parsed once.
+        parsed: dict[str, list[tuple[str, str | None, str | None]]] = {}
         for field_name in (single, plural):
             raw = values.get(field_name)
             if _is_blank(raw):
@@ -990,7 +1092,13 @@ class Normalizer:
             for cell in cells:
                 if _is_blank(cell):
                     continue
-                for fragment, value, problem in items_of(cell):
+                if type(cell) is str:
+                    items = parsed.get(cell)
+                    if items is None:
+                        items = parsed[cell] = items_of(cell)
+                else:
+                    items = items_of(cell)
+                for fragment, value, problem in items:
                     if value:
                         if field_name == single and primary is None:
                             primary = value

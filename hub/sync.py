@@ -18,9 +18,10 @@ import socket
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.config import LoadedConfig
@@ -32,7 +33,7 @@ from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer
 from hub.redact import redact
-from hub.store import Store
+from hub.store import Store, bulk_insert, bulk_update
 from hub.store.schema import (
     changes,
     contacts,
@@ -404,17 +405,24 @@ class Sync:
                         .values(status="resolved")
                     )
             affected: set[int] = set()
+            fresh: dict[int, list[SourceValues]] = {}
             if work:
-                affected |= self._place(c, state, work, now)
+                affected |= self._place(c, state, work, now, fresh)
             if removed:
                 affected |= self._mark_removed(c, name, removed, now)
             if affected:
-                self._recompute(c, sorted(affected), name, now)
+                self._recompute(c, sorted(affected), name, now, fresh)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
 
-    def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
-        """Resolve identity for changed records, create or merge contacts, upsert the records."""
+    def _place(
+        self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime,
+        fresh: dict[int, list[SourceValues]],
+    ) -> set[int]:
+        """Resolve identity for changed records, create or merge contacts, upsert the records.
+
+        Contacts created here are put in ``fresh`` with their records, so deriving them
+        needs no reading back."""
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [Candidate(i, w.linked_contact, _identifiers_of(w.values)) for i, w in enumerate(work)]
@@ -439,8 +447,13 @@ class Sync:
                 counts.merged += len(losers)
             affected.add(survivor)
         changed_at = None if state.initial else self.started
+        created = {cluster.contacts[0] for cluster in new_clusters}
         rows = []
         for i, w in enumerate(work):
+            if target[i] in created:
+                fresh.setdefault(target[i], []).append(
+                    SourceValues(name, w.record.external_id, w.values, w.record.updated_at or changed_at)
+                )
             rows.append(
                 {
                     "connector": name,
@@ -460,39 +473,10 @@ class Sync:
         existing = {w.record.external_id for w in work if w.linked_contact is not None}
         fresh = [r for r in rows if r["external_id"] not in existing]
         known = [r for r in rows if r["external_id"] in existing]
-        if fresh:
-            c.execute(insert(source_records), fresh)
-        if known:
-            c.execute(
-                update(source_records)
-                .where(
-                    and_(
-                        source_records.c.connector == bindparam("b_connector"),
-                        source_records.c.external_id == bindparam("b_external_id"),
-                    )
-                )
-                .values(
-                    contact_id=bindparam("contact_id"),
-                    origin="read",
-                    payload_hash=bindparam("payload_hash"),
-                    record_values=bindparam("record_values"),
-                    changed_at=bindparam("changed_at"),
-                    changed_run=bindparam("changed_run"),
-                    removed_at=None,
-                ),
-                [
-                    {
-                        "b_connector": r["connector"],
-                        "b_external_id": r["external_id"],
-                        "contact_id": r["contact_id"],
-                        "payload_hash": r["payload_hash"],
-                        "record_values": r["record_values"],
-                        "changed_at": r["changed_at"],
-                        "changed_run": r["changed_run"],
-                    }
-                    for r in known
-                ],
-            )
+        bulk_insert(c, source_records, fresh)
+        for row in known:
+            del row["first_run"]  # an update keeps when the record was first seen
+        bulk_update(c, source_records, ("connector", "external_id"), known)
         return affected
 
     def _merge_contacts(self, c: Connection, survivor: int, losers: list[int], name: str, now: dt.datetime) -> None:
@@ -543,13 +527,22 @@ class Sync:
         self.report.counts_for(name).removed += len(external_ids)
         return affected
 
-    def _recompute(self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime) -> None:
+    def _recompute(
+        self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime,
+        fresh: dict[int, list[SourceValues]] | None = None,
+    ) -> None:
         """Derive each contact from its records, log what changed, refresh identifiers and outbox."""
         counts = self.report.counts_for(name)
         records: dict[int, list[SourceValues]] = defaultdict(list)
         current: dict[int, Any] = {}
         idents: dict[int, set[tuple[str, str]]] = defaultdict(set)
-        for chunk in _chunks(contact_ids):
+        fresh = fresh or {}
+        if fresh:
+            blank = _blank_contact(self.report.run_id)
+            for contact_id, own in fresh.items():
+                records[contact_id] = own
+                current[contact_id] = blank
+        for chunk in _chunks([i for i in contact_ids if i not in fresh]):
             for row in c.execute(
                 select(
                     source_records.c.contact_id,
@@ -632,13 +625,7 @@ class Sync:
                 outbox_contacts[contact_id] = new
                 if not was_created:
                     counts.updated += 1
-        if contact_updates:
-            c.execute(
-                update(contacts)
-                .where(contacts.c.id == bindparam("b_id"))
-                .values({k: bindparam(k) for k in contact_updates[0] if k != "b_id"}),
-                contact_updates,
-            )
+        bulk_update(c, contacts, ("id",), contact_updates)
         for contact_id, kind, value in ident_drop:
             c.execute(
                 delete(identifiers).where(
@@ -649,8 +636,7 @@ class Sync:
                     )
                 )
             )
-        if ident_add:
-            c.execute(insert(identifiers), ident_add)
+        bulk_insert(c, identifiers, ident_add)
         self._log(c, change_rows)
         if outbox_contacts:
             self._enqueue(c, outbox_contacts, now)
@@ -660,7 +646,7 @@ class Sync:
             return
         for row in rows:
             row["run_id"] = self.report.run_id
-        c.execute(insert(changes), rows)
+        bulk_insert(c, changes, rows)
         self.report.changes += len(rows)
         room = SAMPLE_SIZE - len(self.report.sample)
         if room > 0:
@@ -706,21 +692,9 @@ class Sync:
                 if previous is None:
                     inserts.append({"destination": destination, "contact_id": contact_id, "attempts": 0, **item})
                 else:
-                    updates.append({"b_destination": destination, "b_contact_id": contact_id, **item})
-            if inserts:
-                c.execute(insert(outbox), inserts)
-            if updates:
-                c.execute(
-                    update(outbox)
-                    .where(
-                        and_(
-                            outbox.c.destination == bindparam("b_destination"),
-                            outbox.c.contact_id == bindparam("b_contact_id"),
-                        )
-                    )
-                    .values({k: bindparam(k) for k in updates[0] if not k.startswith("b_")}),
-                    updates,
-                )
+                    updates.append({"destination": destination, "contact_id": contact_id, **item})
+            bulk_insert(c, outbox, inserts)
+            bulk_update(c, outbox, ("destination", "contact_id"), updates)
 
     def _quarantine(self, c: Connection, name: str, record: RawRecord, reason: str, status: str) -> None:
         counts = self.report.counts_for(name)
@@ -918,6 +892,13 @@ class _PullState:
     seen: set[str] = field(default_factory=set)
 
 
+def _blank_contact(run_id: int) -> Any:
+    """The row of a contact inserted in this batch: no values yet."""
+    return SimpleNamespace(
+        merged_into=None, deleted_at=None, created_run=run_id, attributes=None, **dict.fromkeys(CONTACT_FIELDS)
+    )
+
+
 def _has_substance(values: dict[str, Any]) -> bool:
     return any(values.get(f) for f in ("email", "phone", "full_name", "first_name", "last_name"))
 
@@ -949,7 +930,7 @@ def _contact_values(row: Any) -> dict[str, Any]:
 def _contact_row(contact_id: int, values: dict[str, Any], run_id: int, now: dt.datetime, *, deleted: bool) -> dict[str, Any]:
     attributes = {k: v for k, v in values.items() if k not in CONTACT_FIELDS}
     return {
-        "b_id": contact_id,
+        "id": contact_id,
         **{f: (str(values[f]) if values.get(f) is not None else None) for f in CONTACT_FIELDS},
         "attributes": json.dumps(attributes, ensure_ascii=False, sort_keys=True, default=str) if attributes else None,
         "updated_run": run_id,

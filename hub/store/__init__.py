@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
@@ -154,3 +155,58 @@ def open_store(url: str) -> Store:
     store = Store(url)
     store.migrate()
     return store
+
+
+def bulk_insert(c: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``INSERT`` many rows with one ``executemany``, converting values once per column
+    type instead of through SQLAlchemy's per-row parameter processing (a sync's hot path).
+    Every row has the keys of the first."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    convert = _converters(c, table, columns)
+    marker = _marker(c)
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+    c.exec_driver_sql(sql, [tuple(f(row[n]) if f else row[n] for n, f in zip(columns, convert)) for row in rows])
+
+
+def bulk_update(c: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """``UPDATE`` many rows matched on ``keys``; the other keys of the first row are set."""
+    if not rows:
+        return
+    columns = [name for name in rows[0] if name not in keys]
+    order = columns + list(keys)
+    convert = _converters(c, table, order)
+    marker = _marker(c)
+    sql = (
+        f"UPDATE {table.name} SET {', '.join(f'{n} = {marker}' for n in columns)} "
+        f"WHERE {' AND '.join(f'{n} = {marker}' for n in keys)}"
+    )
+    c.exec_driver_sql(sql, [tuple(f(row[n]) if f else row[n] for n, f in zip(order, convert)) for row in rows])
+
+
+def _marker(c: Connection) -> str:
+    return "?" if c.dialect.paramstyle == "qmark" else "%s"
+
+
+def _converters(c: Connection, table: Table, columns: list[str]) -> list[Callable[[Any], Any] | None]:
+    """The dialect's bind processor per column, remembering the last value converted
+    (a batch repeats one timestamp in every row)."""
+    out: list[Callable[[Any], Any] | None] = []
+    for name in columns:
+        processor = table.c[name].type.bind_processor(c.dialect)
+        out.append(_remember_last(processor) if processor else None)
+    return out
+
+
+def _remember_last(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    last: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return None
+        if value is not last[0]:
+            last[0], last[1] = value, processor(value)
+        return last[1]
+
+    return convert
