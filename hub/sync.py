@@ -308,6 +308,7 @@ class Sync:
             mapping=mapping,
             fingerprint=fingerprint,
             initial=row is None,
+            cursor_stale=row is None or row.fingerprint != fingerprint,
             has_open_quarantine=has_open_quarantine,
             saved_cursor=row.value if row is not None else None,
         )
@@ -888,7 +889,8 @@ class _PullState:
     initial: bool
     has_open_quarantine: bool
     saved_cursor: str | None
-    cursor_stale: bool = True
+    #: The saved cursor row must be rewritten even if its value stays (new fingerprint).
+    cursor_stale: bool = False
     seen: set[str] = field(default_factory=set)
 
 

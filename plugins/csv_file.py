@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import decimal
 import errno
+import glob
 import hashlib
 import io
 import itertools
@@ -751,10 +752,19 @@ class _AtomicFile:
         self.committed = False
 
     def __enter__(self) -> _AtomicFile:
+        self._remove_leftovers()
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         descriptor = os.open(self.temporary, flags, 0o666)
         self.handle = os.fdopen(descriptor, "wb")
         return self
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files of writers that were killed (their process is gone)."""
+        for leftover in self.target.parent.glob(f".{glob.escape(self.target.name)}.*.tmp"):
+            parts = leftover.name[len(self.target.name) + 2 :].split(".")
+            if len(parts) == 3 and parts[0].isdigit() and not _process_alive(int(parts[0])):
+                with suppress(OSError):
+                    leftover.unlink()
 
     def commit(self) -> None:
         self.handle.flush()
@@ -773,6 +783,18 @@ class _AtomicFile:
             with suppress(OSError):
                 os.unlink(self.temporary)
         return False
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class _CsvRowWriter:

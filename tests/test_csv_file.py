@@ -737,3 +737,19 @@ def test_a_workbook_named_csv(tmp_path):
     connector = connector_for(tmp_path, content=(tmp_path / "book.xlsx").read_bytes())
     with pytest.raises(FatalError, match="an Excel workbook, not a text file"):
         records_of(connector)
+
+
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    leftover = tmp_path / f".contacts.csv.{pid}.deadbeef.tmp"
+    leftover.write_text("half a file")
+    alive = tmp_path / f".contacts.csv.{os.getppid()}.cafebabe.tmp"
+    alive.write_text("another writer's file")
+    connector = connector_for(tmp_path, "contacts.csv")
+    connector.write([OutboundItem(1, "upsert", {"name": "A"})])
+    assert not leftover.exists()
+    assert alive.exists()  # its writer is still running

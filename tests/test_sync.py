@@ -355,3 +355,17 @@ def test_a_bad_value_is_dropped_and_reported_while_the_row_is_imported(project):
     left = json.loads(project.hub("quarantine", "list", "--json").stdout)
     assert [e["external_id"] for e in left] == ["2"]
     assert json.loads(project.hub("show", "c:1", "--json").stdout)["fields"]["birthday"] == "1990-02-28"
+
+
+def test_reordered_and_added_columns_change_nothing(demo):
+    demo.hub("sync")
+    lines = SHEET.splitlines()
+    reordered = []
+    for line in lines:
+        cells = line.split(";")
+        reordered.append(";".join([cells[4], cells[0], cells[3], cells[2], cells[1], "x"]))
+    reordered[0] = reordered[0][:-1] + "Заметка"
+    demo.write("sheet.csv", "\n".join(reordered) + "\n")
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["sheet"]["read"] == 3
+    assert report["changes"] == 0
