@@ -72,9 +72,42 @@ def child_env(work: Path) -> dict[str, str]:
     return env
 
 
+def source_state() -> dict:
+    """The revision of hub measured: HEAD and the uncommitted changes under hub/ and plugins/."""
+    import hashlib
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
+        return done.stdout if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip()
+    if not commit:
+        return {}
+    diff = git("diff", "HEAD", "--", "hub", "plugins")
+    dirty = sorted(line[3:] for line in git("status", "--porcelain", "--", "hub", "plugins").splitlines())
+    state: dict = {"commit": commit, "dirty": dirty}
+    if diff:
+        state["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()[:12]
+    return state
+
+
+def cpu_pressure_us() -> int | None:
+    """Total time (µs) some runnable task waited for a CPU, system-wide (Linux PSI)."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return int(fh.readline().rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def measure(argv: list[str], cwd: Path, label: str) -> dict:
-    """Run ``argv`` under the wrapper; wall time, CPU time, peak RSS and its output."""
+    """Run ``argv`` under the wrapper; wall time, CPU time, peak RSS and its output.
+
+    ``cpu_wait_pct`` is the share of the wall time during which some task on the
+    machine waited for a CPU: near 0 on a quiet machine; high values mean the wall
+    time was stretched by other work."""
     stats = cwd / f".measure-{label}.json"
+    pressure = cpu_pressure_us()
     done = subprocess.run(
         [sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True, text=True,
         env=child_env(cwd),
@@ -85,6 +118,9 @@ def measure(argv: list[str], cwd: Path, label: str) -> dict:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"{label}: {' '.join(argv)} exited with {result['exit']}")
     result["max_rss_mb"] = round(result.pop("max_rss_kb") / 1024, 1)  # Linux: KiB
+    after = cpu_pressure_us()
+    if pressure is not None and after is not None and result["wall_s"] > 0:
+        result["cpu_wait_pct"] = round(100 * (after - pressure) / 1e6 / result["wall_s"], 1)
     for key in ("wall_s", "user_s", "sys_s"):
         result[key] = round(result[key], 3)
     result["stdout"] = done.stdout
@@ -177,7 +213,7 @@ DOMAINS = (
 
 MOBILE_CODES = (
     "900 901 902 903 904 905 906 908 909 910 911 912 913 914 915 916 917 918 919 920 921 922 923 "
-    "924 925 926 927 928 929 930 931 932 933 934 936 937 938 939 950 951 952 953 958 960 961 962 "
+    "924 925 926 927 928 929 931 932 933 934 936 937 938 939 950 951 952 953 958 960 961 962 "
     "963 964 965 966 967 968 969 977 978 980 981 982 983 984 985 986 987 988 989 991 992 993 994 "
     "995 996 997 999"
 ).split()
@@ -513,7 +549,9 @@ def warm_up(work: Path, seed: int) -> None:
 
 
 def sync_run(work: Path, label: str) -> dict:
+    source = source_state()
     result = measure([*hub_command(), "-c", "hub.yaml", "sync", "--json"], work, label)
+    result["source"] = source
     report = json.loads(result.pop("stdout"))
     counts: dict[str, int] = {}
     for per_connector in report["counts"].values():
@@ -574,36 +612,90 @@ def targets(rows: int, first: dict, noop: dict, peak_rss_mb: float) -> list[dict
 
 
 def profile_first_sync(work: Path, out_text: Path, top: int) -> None:
-    """cProfile a first sync on a fresh store; write the top functions both ways."""
-    import io
-    import pstats
-
+    """cProfile a first sync on a fresh store of its own and summarize it."""
     fresh_store(work, "profile.db")
     config = (work / "hub.yaml").read_text(encoding="utf-8").replace("sqlite:///hub.db", "sqlite:///profile.db")
     (work / "hub-profile.yaml").write_text(config, encoding="utf-8")
     command = hub_command()
-    if len(command) == 1:
-        command = [sys.executable, "-m", "cProfile", "-o", "first.prof", command[0]]
-    else:
-        command = [sys.executable, "-m", "cProfile", "-o", "first.prof", "-c", command[-1]]
+    profiler = [sys.executable, "-m", "cProfile", "-o", "first.prof"]
+    command = [*profiler, command[0]] if len(command) == 1 else [*profiler, "-c", command[-1]]
+    print("profiling a first sync (cProfile; about twice as slow) ...", flush=True)
+    source = source_state()
     started = time.perf_counter()
     subprocess.run([*command, "-c", "hub-profile.yaml", "sync", "--json"], cwd=work, check=True,
                    capture_output=True, env=child_env(work))
     wall = time.perf_counter() - started
-    stats = pstats.Stats(str(work / "first.prof"))
-    total = stats.total_tt  # type: ignore[attr-defined]
-    text = io.StringIO()
-    text.write(f"# cProfile of a first sync ({out_text.stem}); wall {wall:.1f} s under the profiler, "
-               f"{total:.1f} s profiled\n")
-    for key, title in (("cumulative", "by cumulative time"), ("tottime", "by own time")):
-        text.write(f"\n## top {top} {title}\n\n")
-        stream = io.StringIO()
-        pstats.Stats(str(work / "first.prof"), stream=stream).strip_dirs().sort_stats(key).print_stats(top)
-        body = stream.getvalue()
-        text.write(body[body.find("   ncalls"):] if "   ncalls" in body else body)
+    rows = json.loads((work / "data.json").read_text())["rows"]
+    summarize_profile(work / "first.prof", out_text, top, wall=wall, source=source, rows=rows)
+
+
+def summarize_profile(prof: Path, out_text: Path, top: int, *, wall: float, source: dict, rows: int) -> None:
+    """Write the top functions of a cProfile file by cumulative time (hub's own code,
+    then all code below the CLI), by own time, and the time spent in SQL."""
+    import pstats
+
+    stats = pstats.Stats(str(prof))
+    # the whole process: the cumulative time of the outermost frame
+    total = max(cumulative for *_, cumulative, _callers in stats.stats.values())  # type: ignore[attr-defined]
+    repo = str(HERE.parent) + os.sep
+
+    def short(file: str, line: int, name: str) -> str:
+        if file == "~":  # a built-in
+            return name
+        if "site-packages" + os.sep in file:
+            file = file.split("site-packages" + os.sep, 1)[1]
+        elif file.startswith(repo):
+            file = file[len(repo):]
+        else:
+            file = os.path.basename(file)
+        return f"{file}:{line}({name})"
+
+    entries = []
+    for (file, line, name), (_cc, calls, own, cumulative, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        entries.append((short(file, line, name), file.startswith(repo), calls, own, cumulative))
+
+    def table(title: str, items: list) -> str:
+        lines = [f"\n## {title}\n", f"{'calls':>10} {'own s':>8} {'own %':>6} {'cum s':>8} {'cum %':>6}  function"]
+        for label, _ours, calls, own, cumulative in items[:top]:
+            lines.append(f"{calls:>10} {own:>8.2f} {own / total:>6.1%} {cumulative:>8.2f} "
+                         f"{cumulative / total:>6.1%}  {label}")
+        return "\n".join(lines) + "\n"
+
+    # time inside SQLAlchemy's Connection.execute, by the function that called it
+    sql: dict[str, list[float]] = {}
+    for (file, line, name), (*_, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if name in ("execute", "exec_driver_sql") and file.endswith(os.path.join("sqlalchemy", "engine", "base.py")):
+            for (c_file, c_line, c_name), (_cc, calls, _own, cumulative) in callers.items():
+                slot = sql.setdefault(short(c_file, c_line, c_name), [0, 0.0])
+                slot[0] += calls
+                slot[1] += cumulative
+
+    by_cumulative = sorted(entries, key=lambda e: -e[4])
+    run_total = max((e[4] for e in entries if e[0].endswith("(_run)") and e[1]), default=total)
+    text = (f"# cProfile of a first sync: {out_text.stem}\n"
+            f"# wall {wall:.1f} s under the profiler; {total:.1f} s profiled (the whole process, imports "
+            f"included; shares are of this); Sync._run {run_total:.1f} s\n"
+            f"# hub source: {json.dumps(source)}; rows: {rows}\n")
+    text += table(f"top {top} by cumulative time: hub and plugins code",
+                  [e for e in by_cumulative if e[1] and "bench" + os.sep not in e[0]])
+    text += table(f"top {top} by cumulative time: all code (the CLI frames above Sync._run left out)",
+                  [e for e in by_cumulative if e[4] < run_total * 0.999])
+    text += table(f"top {top} by own time", sorted(entries, key=lambda e: -e[3]))
+    text += "\n## time in SQLAlchemy Connection.execute / exec_driver_sql, by caller\n\n"
+    text += f"{'calls':>10} {'cum s':>8} {'cum %':>6}  caller\n"
+    for caller, (calls, cumulative) in sorted(sql.items(), key=lambda item: -item[1][1]):
+        text += f"{calls:>10} {cumulative:>8.2f} {cumulative / total:>6.1%}  {caller}\n"
+    in_sqlite = [e for e in entries if e[0].startswith("<method") and "'sqlite3." in e[0]]
+    text += "\n## time inside the sqlite3 module itself (own time of its methods)\n\n"
+    text += f"{'calls':>10} {'own s':>8} {'own %':>6}  method\n"
+    for label, _ours, calls, own, _cumulative in sorted(in_sqlite, key=lambda e: -e[3]):
+        if own >= 0.005:
+            text += f"{calls:>10} {own:>8.2f} {own / total:>6.1%}  {label}\n"
+    own_sum = sum(e[3] for e in in_sqlite)
+    text += f"{'':>10} {own_sum:>8.2f} {own_sum / total:>6.1%}  total\n"
     out_text.parent.mkdir(parents=True, exist_ok=True)
-    out_text.write_text(text.getvalue(), encoding="utf-8")
-    print(f"profile: {out_text}")
+    out_text.write_text(text, encoding="utf-8")
+    print(f"profile: {out_text} (raw profile: {prof}, kept with --keep or --workdir)")
 
 
 def main() -> None:
@@ -617,7 +709,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--output", type=Path, help="results file (default bench/results/sync.json, "
                                                     "sync-1m.json for 1M rows, sync-<rows>.json otherwise)")
-    parser.add_argument("--profile", action="store_true", help="also cProfile a first sync (not part of the timings)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also cProfile a first sync (not part of the timings) -> bench/results/sync-profile*.txt")
+    parser.add_argument("--profile-only", action="store_true", help="only the profile: no timings, no results file")
     args = parser.parse_args()
     if not 0 <= args.overlap <= 0.5:
         parser.error("--overlap must be between 0 and 0.5")
@@ -635,8 +729,14 @@ def main() -> None:
         print(f"generated in {time.perf_counter() - started:.1f} s: {data['sources']}, "
               f"{data['overlap_rows']} overlapping rows, {data['expected_contacts']} people", flush=True)
         data["file_mb"] = {name: round((work / spec[0]).stat().st_size / 2**20, 1) for name, spec in SOURCES.items()}
+        (work / "data.json").write_text(json.dumps(data), encoding="utf-8")
 
         warm_up(work, args.seed)
+        suffix = "" if args.rows == 100_000 else ("-1m" if args.rows == 1_000_000 else f"-{args.rows}")
+        profile_file = RESULTS / f"sync-profile{suffix}.txt"
+        if args.profile_only:
+            profile_first_sync(work, profile_file, top=25)
+            return
         fresh_store(work)
         print("first sync ...", flush=True)
         first = sync_run(work, "first")
@@ -662,6 +762,7 @@ def main() -> None:
         peak = max(first["max_rss_mb"], noop["max_rss_mb"], touched["max_rss_mb"])
         metrics = {
             "records_per_s": round(args.rows / first["wall_s"]),
+            "records_per_cpu_s": round(args.rows / (first["user_s"] + first["sys_s"])),
             "noop_share": round(noop["wall_s"] / first["wall_s"], 4),
             "touched_share": round(touched["wall_s"] / first["wall_s"], 4),
             "peak_rss_mb": peak,
@@ -676,7 +777,8 @@ def main() -> None:
             "method": {
                 "hub": " ".join(Path(c).name for c in hub_command()) + " -c hub.yaml sync --json",
                 "store": "fresh SQLite file (WAL) for the first sync; the same store for the reruns",
-                "timing": "wall clock of the child process, interpreter start-up and imports included",
+                "timing": "wall clock of the child process, interpreter start-up and imports included; "
+                          "user/sys CPU from getrusage; cpu_wait_pct from /proc/pressure/cpu",
                 "memory": "ru_maxrss of the child alone (a wrapper process with that one child)",
                 "bytecode": "cached by a warm-up sync (PYTHONPYCACHEPREFIX in the work folder)",
                 "floor": "csv.reader of both files + sqlite3 executemany into one table per source "
@@ -692,8 +794,7 @@ def main() -> None:
         args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"\nwrote {args.output}")
         if args.profile:
-            suffix = "" if args.rows == 100_000 else ("-1m" if args.rows == 1_000_000 else f"-{args.rows}")
-            profile_first_sync(work, RESULTS / f"sync-profile{suffix}.txt", top=25)
+            profile_first_sync(work, profile_file, top=25)
     finally:
         if args.keep or args.workdir:
             print(f"kept {work}")
@@ -721,8 +822,12 @@ def report(result: dict) -> None:
           f"{'ok' if metrics['contacts_ok'] else 'MISMATCH'}); "
           f"{store['source_records'] - store['contacts']:,} records joined an existing contact by e-mail/phone, "
           f"quarantined {store['quarantine']:,}, field changes {first['report']['changes']:,}")
-    print(f"CPU (user+sys): first {first['user_s'] + first['sys_s']:.1f} s, "
-          f"no-op {noop['user_s'] + noop['sys_s']:.1f} s, floor {floor_run['user_s'] + floor_run['sys_s']:.1f} s")
+    print(f"CPU (user+sys): first {first['user_s'] + first['sys_s']:.1f} s "
+          f"({metrics['records_per_cpu_s']:,} records per CPU second), no-op {noop['user_s'] + noop['sys_s']:.1f} s, "
+          f"floor {floor_run['user_s'] + floor_run['sys_s']:.1f} s")
+    if "cpu_wait_pct" in first:
+        print(f"machine busy: some task waited for a CPU {first['cpu_wait_pct']}% of the first sync's wall time "
+              f"(/proc/pressure/cpu); wall times include that wait")
     print(f"touched: {touched['rows_changed']:,} rows changed, {touched['report']['unchanged']:,} skipped "
           f"by hash, {touched['report']['updated']:,} contacts updated")
     print()
