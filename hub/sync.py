@@ -15,8 +15,9 @@ import json
 import logging
 import os
 import socket
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -32,8 +33,9 @@ from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer
+from hub.prepare import Prepared, Preparer
 from hub.redact import redact
-from hub.store import Store, bulk_insert, bulk_update
+from hub.store import Store, allocate_ids, bulk_insert, bulk_update
 from hub.store.schema import (
     changes,
     contacts,
@@ -48,7 +50,7 @@ from hub.store.schema import (
 
 log = logging.getLogger("hub.sync")
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000
 RECORDS_STREAM = "records"
 SAMPLE_SIZE = 20
 _CHUNK = 500  # bound on IN (...) lists
@@ -64,12 +66,14 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
 
 
 def record_hash(fingerprint: str, record: RawRecord) -> str:
-    payload = json.dumps(
-        [fingerprint, record.values, record.deleted, record.updated_at],
-        sort_keys=True,
-        ensure_ascii=False,
-        default=str,
-    )
+    """A record's identity for "unchanged?": its cells in column-name order (so reordered
+    columns do not count as a change), its flags and the connector's fingerprint."""
+    values = record.values
+    parts = [fingerprint, "d" if record.deleted else "", str(record.updated_at)]
+    for key in sorted(values):
+        parts.append(key)
+        parts.append(repr(values[key]))
+    payload = "\x1f".join(parts)
     return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -168,6 +172,7 @@ class Sync:
         self.survivorship = Survivorship(config.priority(), merge.default, merge.fields)
         self.normalizer = Normalizer(config.model.normalize.default_region, config.model.normalize.city_aliases)
         self.threshold = config.model.guards.mass_delete_threshold
+        self.preparer = Preparer(config.path, config.mappings, self.normalizer)
         self._connectors: dict[str, Connector] = {}
         self._tx_connection: Connection | None = None
         self.report = RunReport(run_id=0, dry_run=dry_run)
@@ -251,6 +256,7 @@ class Sync:
             self._finish("interrupted", f"{type(error).__name__}: {error}")
             raise
         finally:
+            self.preparer.close()
             for connector in self._connectors.values():
                 with contextlib.suppress(Exception):
                     connector.close()
@@ -312,76 +318,103 @@ class Sync:
             has_open_quarantine=has_open_quarantine,
             saved_cursor=row.value if row is not None else None,
         )
-        batch: list[RawRecord] = []
         final: Checkpoint | None = None
         counts = self.report.counts_for(name)
+        inflight: deque[tuple[_Screened, Future[Prepared], Checkpoint | None]] = deque()
+
+        def submit(batch: list[RawRecord], checkpoint: Checkpoint | None) -> None:
+            """Screen a batch now, prepare it (maybe in the worker), store the one before."""
+            screened = self._screen(state, batch)
+            rows = [record.values for record, _digest in screened.candidates]
+            inflight.append((screened, self.preparer.submit(name, rows), checkpoint))
+            while len(inflight) > 1:
+                self._apply_batch(state, *inflight.popleft())
+
+        batch: list[RawRecord] = []
         for item in connector.read(cursor):
             if isinstance(item, Checkpoint):
                 if item.complete:
                     final = item
                     continue
-                self._apply_batch(state, batch, item)
+                submit(batch, item)
                 batch = []
                 continue
             counts.read += 1
             batch.append(item)
             if len(batch) >= BATCH_SIZE:
-                self._apply_batch(state, batch, None)
+                submit(batch, None)
                 batch = []
                 if self.progress:
                     self.progress(name, counts.read)
         if batch:
-            self._apply_batch(state, batch, None)
+            submit(batch, None)
+        while inflight:
+            self._apply_batch(state, *inflight.popleft())
         if self.progress:
             self.progress(name, counts.read)
         if final is not None:
             self._apply_removals(state, final)
 
-    def _apply_batch(self, state: "_PullState", records: list[RawRecord], checkpoint: Checkpoint | None) -> None:
+    def _screen(self, state: "_PullState", records: list[RawRecord]) -> "_Screened":
+        """Sort a batch out before the expensive part: ids missing or repeated, rows
+        unchanged since the last run (by hash), rows the tool marks deleted or broken."""
         name = state.name
         counts = self.report.counts_for(name)
-        now = utcnow()
+        screened = _Screened()
+        known: dict[str, Any] = {}
         with self._tx() as c:
             ids = list({r.external_id for r in records if r.external_id})
-            known: dict[str, Any] = {}
             for chunk in _chunks(ids):
                 for row in c.execute(
                     select(
-                        source_records.c.external_id,
-                        source_records.c.payload_hash,
-                        source_records.c.contact_id,
-                        source_records.c.removed_at,
+                        source_records.c.external_id, source_records.c.payload_hash, source_records.c.removed_at
                     ).where(and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk)))
                 ):
                     known[row.external_id] = row
+        for record in records:
+            external_id = record.external_id
+            if not external_id:
+                screened.quarantine.append((record, "the record has no id (empty id column)"))
+                continue
+            if external_id in state.seen:
+                screened.quarantine.append((record, f"duplicate id {external_id!r}: an earlier record has it"))
+                continue
+            state.seen.add(external_id)
+            digest = record_hash(state.fingerprint, record)
+            previous = known.get(external_id)
+            if previous is not None and previous.payload_hash == digest and previous.removed_at is None:
+                counts.unchanged += 1
+            elif record.error:
+                screened.quarantine.append((record, record.error))
+            elif record.deleted:
+                if previous is not None and previous.removed_at is None:
+                    screened.removed.append(external_id)
+            else:
+                screened.candidates.append((record, digest))
+        return screened
+
+    def _apply_batch(
+        self, state: "_PullState", screened: "_Screened", prepared: Future[Prepared], checkpoint: Checkpoint | None
+    ) -> None:
+        """Store one screened and prepared batch, with its cursor, in one transaction."""
+        name = state.name
+        results = prepared.result()
+        now = utcnow()
+        with self._tx() as c:
+            links: dict[str, int] = {}
+            ids = [record.external_id for record, _digest in screened.candidates]
+            for chunk in _chunks(ids):
+                for row in c.execute(
+                    select(source_records.c.external_id, source_records.c.contact_id).where(
+                        and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk))
+                    )
+                ):
+                    links[row.external_id] = row.contact_id
+            for record, reason in screened.quarantine:
+                self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
-            removed: list[str] = []
             clean: list[str] = []
-            for record in records:
-                external_id = record.external_id
-                if not external_id:
-                    self._quarantine(c, name, record, "the record has no id (empty id column)", "open")
-                    continue
-                if external_id in state.seen:
-                    self._quarantine(c, name, record, f"duplicate id {external_id!r}: an earlier record has it", "open")
-                    continue
-                state.seen.add(external_id)
-                digest = record_hash(state.fingerprint, record)
-                previous = known.get(external_id)
-                if previous is not None and previous.payload_hash == digest and previous.removed_at is None:
-                    counts.unchanged += 1
-                    continue
-                if record.error:
-                    self._quarantine(c, name, record, record.error, "open")
-                    continue
-                if record.deleted:
-                    if previous is not None and previous.removed_at is None:
-                        removed.append(external_id)
-                    continue
-                problems: list[str] = []
-                mapped = state.mapping.apply(record.values, problems)
-                values, more = self.normalizer.normalize(mapped)
-                problems += more
+            for (record, digest), (values, problems) in zip(screened.candidates, results):
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
                     self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")
@@ -389,9 +422,8 @@ class Sync:
                 if problems:
                     self._quarantine(c, name, record, "; ".join(problems), "partial")
                 else:
-                    clean.append(external_id)
-                linked = previous.contact_id if previous is not None else None
-                work.append(_Work(record, digest, values, linked))
+                    clean.append(record.external_id)
+                work.append(_Work(record, digest, values, links.get(record.external_id)))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -409,8 +441,8 @@ class Sync:
             fresh: dict[int, list[SourceValues]] = {}
             if work:
                 affected |= self._place(c, state, work, now, fresh)
-            if removed:
-                affected |= self._mark_removed(c, name, removed, now)
+            if screened.removed:
+                affected |= self._mark_removed(c, name, screened.removed, now)
             if affected:
                 self._recompute(c, sorted(affected), name, now, fresh)
             if checkpoint is not None:
@@ -431,12 +463,10 @@ class Sync:
         target: dict[int, int] = {}
         new_clusters = [cluster for cluster in clusters if not cluster.contacts]
         if new_clusters:
-            result = c.execute(
-                insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
-                [{"created_run": self.report.run_id, "created_at": now} for _ in new_clusters],
-            )
-            for cluster, (contact_id,) in zip(new_clusters, result.all()):
+            ids = allocate_ids(c, contacts, len(new_clusters))
+            for cluster, contact_id in zip(new_clusters, ids):
                 cluster.contacts = [contact_id]
+            bulk_insert(c, contacts, [{"id": i, "created_run": self.report.run_id, "created_at": now} for i in ids])
             counts.created += len(new_clusters)
         affected: set[int] = set()
         for cluster in clusters:
@@ -879,6 +909,15 @@ class Sync:
                     changed_run=self.report.run_id,
                 )
             )
+
+
+@dataclass
+class _Screened:
+    """A batch sorted out by ``Sync._screen``."""
+
+    quarantine: list[tuple[RawRecord, str]] = field(default_factory=list)
+    candidates: list[tuple[RawRecord, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 @dataclass

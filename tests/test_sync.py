@@ -369,3 +369,29 @@ def test_reordered_and_added_columns_change_nothing(demo):
     report = json.loads(demo.hub("sync", "--json").stdout)
     assert report["counts"]["sheet"]["read"] == 3
     assert report["changes"] == 0
+
+
+def test_the_worker_process_gives_the_same_store(tmp_path):
+    """Batches prepared in the worker process and in the main process give one result."""
+    from tests.conftest import Project
+
+    rows = ["id,full_name,phone,email,birthday"]
+    for i in range(600):
+        person = i // 2  # every person twice, once by phone and once by e-mail
+        rows.append(f"{i},Человек Номер{person} Иванович,8 916 {person:07d},p{person}@example.ru,"
+                    f"{1 + person % 28:02d}.03.1990")
+    results = []
+    for setting in ("0", "always"):
+        project = Project(tmp_path / setting)
+        project.write("c.csv", "\n".join(rows) + "\n")
+        project.write("mappings/c.yaml", "fields:\n  full_name: {from: full_name, transforms: [split_name]}\n"
+                      "  phone: phone\n  email: email\n  birthday: {from: birthday, transforms: [{date: DD.MM.YYYY}]}\n")
+        project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+        result = project.hub("sync", "--json", env={"HUB_WORKERS": setting})
+        assert result.exit_code == 0, result.output
+        contacts = json.loads(project.hub("export", "contacts", "--format", "json").stdout)
+        links = json.loads(project.hub("export", "links", "--format", "json").stdout)
+        log = json.loads(project.hub("log", "--json", "-n", "100000").stdout)
+        results.append((contacts, links, [(e["contact_id"], e["field"], e["new"]) for e in log]))
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 300

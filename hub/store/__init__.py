@@ -6,6 +6,7 @@ import contextlib
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,9 @@ def bulk_insert(c: Connection, table: Table, rows: list[dict[str, Any]]) -> None
     if not rows:
         return
     columns = list(rows[0])
-    convert = _converters(c, table, columns)
     marker = _marker(c)
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
-    c.exec_driver_sql(sql, [tuple(f(row[n]) if f else row[n] for n, f in zip(columns, convert)) for row in rows])
+    c.exec_driver_sql(sql, _parameters(c, table, columns, rows))
 
 
 def bulk_update(c: Connection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -175,28 +175,45 @@ def bulk_update(c: Connection, table: Table, keys: tuple[str, ...], rows: list[d
     if not rows:
         return
     columns = [name for name in rows[0] if name not in keys]
-    order = columns + list(keys)
-    convert = _converters(c, table, order)
     marker = _marker(c)
     sql = (
         f"UPDATE {table.name} SET {', '.join(f'{n} = {marker}' for n in columns)} "
         f"WHERE {' AND '.join(f'{n} = {marker}' for n in keys)}"
     )
-    c.exec_driver_sql(sql, [tuple(f(row[n]) if f else row[n] for n, f in zip(order, convert)) for row in rows])
+    c.exec_driver_sql(sql, _parameters(c, table, columns + list(keys), rows))
 
 
 def _marker(c: Connection) -> str:
     return "?" if c.dialect.paramstyle == "qmark" else "%s"
 
 
-def _converters(c: Connection, table: Table, columns: list[str]) -> list[Callable[[Any], Any] | None]:
-    """The dialect's bind processor per column, remembering the last value converted
-    (a batch repeats one timestamp in every row)."""
-    out: list[Callable[[Any], Any] | None] = []
-    for name in columns:
-        processor = table.c[name].type.bind_processor(c.dialect)
-        out.append(_remember_last(processor) if processor else None)
-    return out
+def _parameters(c: Connection, table: Table, columns: list[str], rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Positional parameters of ``rows``: values of typed columns (timestamps) converted
+    by the dialect, the rest passed as they are."""
+    get = itemgetter(*columns)
+    data = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    for position, name in enumerate(columns):
+        processor = table.c[name].type.dialect_impl(c.dialect).bind_processor(c.dialect)
+        if processor is None:
+            continue
+        convert = _remember_last(processor)
+        data = [(*t[:position], convert(t[position]), *t[position + 1 :]) for t in data]
+    return data
+
+
+def allocate_ids(c: Connection, table: Table, count: int) -> list[int]:
+    """``count`` new primary keys of ``table``, for a bulk insert without RETURNING.
+
+    Called under the run lock inside the writing transaction; on PostgreSQL the ids
+    come from the table's sequence, so other writers never collide with them."""
+    if c.dialect.name == "postgresql":
+        rows = c.execute(
+            text(f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, :n)"),
+            {"n": count},
+        )
+        return [row[0] for row in rows]
+    start = c.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table.name}")).scalar() or 0
+    return list(range(start + 1, start + 1 + count))
 
 
 def _remember_last(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:

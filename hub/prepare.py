@@ -1,0 +1,89 @@
+"""Mapping and normalization of records: in this process, or in a worker process
+while the main process stores the previous batch (a sync uses both cores).
+
+The worker loads the same hub.yaml, so both run exactly the same code on the same
+settings; results are identical wherever they are computed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from hub.mapping import Mapping
+from hub.normalize import Normalizer
+
+#: ``0``: prepare every batch in the main process; ``always``: in the worker from the
+#: first batch on; unset: in the worker once a pull is big.
+WORKERS_ENV = "HUB_WORKERS"
+#: A pull starts the worker only after this many batches: small syncs never pay for it.
+START_AFTER_BATCHES = 2
+
+Prepared = list[tuple[dict[str, Any], list[str]]]
+
+
+def prepare(mapping: Mapping, normalizer: Normalizer, rows: Sequence[dict[str, Any]]) -> Prepared:
+    """Canonical normalized values and the problems found, per raw row."""
+    out: Prepared = []
+    for raw in rows:
+        problems: list[str] = []
+        values, more = normalizer.normalize(mapping.apply(raw, problems))
+        out.append((values, problems + more if more else problems))
+    return out
+
+
+_worker_config: Any = None
+_worker_normalizer: Normalizer | None = None
+
+
+def _start_worker(config_path: str) -> None:
+    global _worker_config, _worker_normalizer
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+
+    _worker_config = load_config(Path(config_path), connector_classes())
+    normalize = _worker_config.model.normalize
+    _worker_normalizer = Normalizer(normalize.default_region, normalize.city_aliases)
+
+
+def _prepare_in_worker(connector: str, rows: Sequence[dict[str, Any]]) -> Prepared:
+    assert _worker_config is not None and _worker_normalizer is not None
+    return prepare(_worker_config.mappings[connector], _worker_normalizer, rows)
+
+
+class Preparer:
+    """Hands out prepared batches; moves the work to a worker process once a pull is big."""
+
+    def __init__(self, config_path: Path, mappings: dict[str, Mapping], normalizer: Normalizer):
+        self.config_path = config_path
+        self.mappings = mappings
+        self.normalizer = normalizer
+        setting = os.environ.get(WORKERS_ENV, "")
+        self.enabled = setting == "always" or (setting != "0" and (os.cpu_count() or 1) > 1)
+        self.start_after = 0 if setting == "always" else START_AFTER_BATCHES
+        self._pool: ProcessPoolExecutor | None = None
+        self._batches: dict[str, int] = {}
+
+    def submit(self, connector: str, rows: Sequence[dict[str, Any]]) -> Future[Prepared]:
+        seen = self._batches[connector] = self._batches.get(connector, 0) + 1
+        if self.enabled and rows and (self._pool is not None or seen > self.start_after):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=get_context("spawn"),
+                    initializer=_start_worker,
+                    initargs=(str(self.config_path),),
+                )
+            return self._pool.submit(_prepare_in_worker, connector, list(rows))
+        done: Future[Prepared] = Future()
+        done.set_result(prepare(self.mappings[connector], self.normalizer, rows))
+        return done
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
