@@ -46,9 +46,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
-from collections.abc import Iterable, Mapping as MappingABC
+from collections.abc import Callable, Iterable, Mapping as MappingABC
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,9 +59,13 @@ from hub.errors import ConfigError, SkippableRecord
 from hub.model import CANONICAL_FIELDS, DEFAULT_COLUMNS
 from hub.normalize import (
     DATE_FORMATS,
+    _CONTENT_RE,
+    _FAST_DATE_RES,
+    _check_region,
     _email_items,
     _number_text,
     _phone_items,
+    _phone_parser,
     _show,
     clean_text,
     parse_date,
@@ -273,10 +278,11 @@ class _Found(list):
 
 
 def _empty(value: Any) -> bool:
+    """No text left once cleaned (``clean_text``), an empty collection, or None."""
     if value is None:
         return True
     if isinstance(value, str):
-        return not clean_text(value)
+        return _content(value) is None
     if isinstance(value, (list, tuple, dict, set)):
         return len(value) == 0
     return False
@@ -290,55 +296,230 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _apply_transform(transform: _Transform, value: Any, rule: _Rule, region: str) -> Any:
+# --------------------------------------------------------- compiled rules
+#
+# A mapping is turned into plain functions once instead of dispatching on the
+# transform names for every value. An empty value (``_empty``) behaves exactly
+# like None everywhere (every transform, the default and the choice of the
+# winning rule test for emptiness first), so the compiled steps carry None
+# instead: a value passed between them is None or not empty.
+
+_Step = Callable[[Any], Any]
+
+#: What to do with the winning value of a rule.
+_PLAIN, _IDENTIFIERS, _SPLIT = 0, 1, 2
+_UNBUILT = object()
+
+
+_content = _CONTENT_RE.search  # a match when ``clean_text`` leaves something
+
+
+@functools.lru_cache(maxsize=4096)
+def _map_key(text: str) -> str:
+    """The key a ``map`` transform looks a value up by (values repeat a lot)."""
+    return clean_text(text).casefold()
+
+
+def _or_none(value: Any) -> Any:
+    return None if _empty(value) else value
+
+
+def _compile_transform(transform: _Transform, rule: _Rule, region: str) -> tuple[_Step, bool]:
+    """``(step, sure)``: ``step(value)`` for a value that is not empty, giving what
+    ``transform`` gives; ``sure`` when the result is known to be None or not empty."""
     name = transform.name
-    if name == "default":
-        return transform.param if _empty(value) else value
-    if _empty(value):
-        return None
     if name == "strip":
-        return clean_text(value) or None
+        return (lambda value: clean_text(value) or None), True
+    if name == "split_name":
+        return (lambda value: clean_text(value) or None), True
     if name == "lower":
-        return _as_text(value).lower()
+        return (lambda value: value.lower() if type(value) is str else _as_text(value).lower()), False
     if name == "upper":
-        return _as_text(value).upper()
+        return (lambda value: value.upper() if type(value) is str else _as_text(value).upper()), False
     if name == "title":
-        return _as_text(value).title()
+        return (lambda value: value.title() if type(value) is str else _as_text(value).title()), False
     if name == "digits":
-        return "".join(ch for ch in _number_text(value) if "0" <= ch <= "9") or None
+        return (lambda value: "".join(ch for ch in _number_text(value) if "0" <= ch <= "9") or None), True
     if name == "replace":
-        text = _as_text(value)
-        for old, new in transform.table:
-            text = text.replace(old, new)
-        return text
+        pairs = transform.table
+
+        def replace(value: Any) -> Any:
+            text = _as_text(value)
+            for old, new in pairs:
+                text = text.replace(old, new)
+            return text
+
+        return replace, False
     if name == "map":
-        key = clean_text(value).casefold()
-        if key in transform.table:
-            return transform.table[key]
-        if transform.strict:
-            raise SkippableRecord(f"{rule.target}: {_show(clean_text(value))} is not one of the mapped values")
-        return value
+        table = {key: _or_none(value) for key, value in transform.table.items()}
+        strict = transform.strict
+        target = rule.target
+
+        def map_value(value: Any) -> Any:
+            key = _map_key(value) if type(value) is str and len(value) <= 200 else clean_text(value).casefold()
+            if key in table:
+                return table[key]
+            if strict:
+                raise SkippableRecord(f"{target}: {_show(clean_text(value))} is not one of the mapped values")
+            return value
+
+        return map_value, True
     if name == "date":
         fmt = transform.param
-        try:
-            return parse_date(value, fmt).isoformat()
-        except ValueError:
-            shown = _show(_as_text(value) if not isinstance(value, str) else clean_text(value))
-            if fmt == "auto":
-                what = "a date"
-            elif fmt == "excel":
-                what = "an Excel date serial number"
-            else:
-                what = f"a {fmt} date"
-            raise SkippableRecord(f"{rule.target}: {shown} is not {what}") from None
+        if fmt == "auto":
+            what = "a date"
+        elif fmt == "excel":
+            what = "an Excel date serial number"
+        else:
+            what = f"a {fmt} date"
+        target = rule.target
+
+        fast = _FAST_DATE_RES.get(fmt)
+
+        def date(value: Any) -> Any:
+            if fast is not None and type(value) is str:
+                match = fast.fullmatch(value)  # what parse_date does first
+                if match:
+                    try:
+                        return dt.date(int(match.group("y")), int(match.group("m")), int(match.group("d"))).isoformat()
+                    except ValueError:
+                        pass
+            try:
+                return parse_date(value, fmt).isoformat()
+            except ValueError:
+                shown = _show(_as_text(value) if not isinstance(value, str) else clean_text(value))
+                raise SkippableRecord(f"{target}: {shown} is not {what}") from None
+
+        return date, True
     if name in ("phone", "email"):
-        items = _phone_items(value, region) if name == "phone" else _email_items(value)
-        found = _Found(good or fragment for fragment, good, _problem in items)
-        found.valid = [good for _fragment, good, _problem in items if good]
-        return found or None
-    if name == "split_name":
-        return clean_text(value) or None
+        if name == "email":
+            items_of: Callable[[Any], list[tuple[str, str | None, str | None]]] = _email_items
+        else:
+            try:
+                items_of = _phone_parser(_check_region(region)).items
+            except ValueError:  # an unknown region: reported when a phone is met, as before
+
+                def items_of(value: Any) -> list[tuple[str, str | None, str | None]]:
+                    return _phone_items(value, region)
+
+        def identifiers(value: Any) -> Any:
+            items = items_of(value)
+            if len(items) == 1:  # the usual case
+                fragment, good, _problem = items[0]
+                found = _Found((good or fragment,))
+                found.valid = [good] if good else []
+                return found
+            found = _Found(good or fragment for fragment, good, _problem in items)
+            found.valid = [good for _fragment, good, _problem in items if good]
+            return found or None
+
+        return identifiers, True
     raise AssertionError(f"unhandled transform {name}")  # pragma: no cover
+
+
+def _compile_extract(rule: _Rule) -> _Step:
+    """``extract(raw)``: the rule's source value, None when empty."""
+    columns, concat, sep = rule.columns, rule.concat, rule.sep
+    if len(columns) == 1:
+        column = columns[0]
+
+        def one_column(raw: MappingABC[str, object]) -> Any:
+            value = raw.get(column)
+            if value is None:
+                return None
+            if type(value) is str:
+                return value if _content(value) is not None else None
+            return None if _empty(value) else value
+
+        return one_column
+    if columns:
+
+        def first_column(raw: MappingABC[str, object]) -> Any:
+            for column in columns:
+                value = raw.get(column)
+                if value is not None and not _empty(value):
+                    return value
+            return None
+
+        return first_column
+    if concat:
+
+        def joined(raw: MappingABC[str, object]) -> Any:
+            parts = [clean_text(raw.get(c)) for c in concat]
+            return sep.join(p for p in parts if p) or None
+
+        return joined
+    return lambda raw: None
+
+
+def _compile_rule(rule: _Rule, region: str) -> tuple[_Step, Any, int, str, str]:
+    """``(run, default, action, single, plural)``: ``run(raw)`` is the value
+    after the transforms (None when empty; may raise ``SkippableRecord``),
+    ``default`` the value to use then (None when there is none)."""
+    extract = _compile_extract(rule)
+    steps: list[tuple[_Step | None, Any, bool]] = []
+    for transform in rule.transforms:
+        if transform.name == "default":
+            steps.append((None, _or_none(transform.param), True))
+        else:
+            step, sure = _compile_transform(transform, rule, region)
+            steps.append((step, None, sure))
+
+    if not steps:
+        run = extract
+    elif len(steps) == 1 and steps[0][0] is not None and len(rule.columns) == 1:
+        only, _param, sure = steps[0]
+        column = rule.columns[0]
+
+        def run(raw: MappingABC[str, object]) -> Any:  # one column, one transform
+            value = raw.get(column)
+            if value is None:
+                return None
+            if type(value) is str:
+                if _content(value) is None:
+                    return None
+            elif _empty(value):
+                return None
+            value = only(value)
+            if not sure and value is not None and _empty(value):
+                return None
+            return value
+
+    elif len(steps) == 1 and steps[0][0] is not None:
+        only, _param, sure = steps[0]
+
+        def run(raw: MappingABC[str, object]) -> Any:
+            value = extract(raw)
+            if value is None:
+                return None
+            value = only(value)
+            if not sure and value is not None and _empty(value):
+                return None
+            return value
+
+    else:
+
+        def run(raw: MappingABC[str, object]) -> Any:
+            value = extract(raw)
+            for step, param, sure in steps:
+                if step is None:  # {default: ...}
+                    if value is None:
+                        value = param
+                elif value is not None:
+                    value = step(value)
+                    if not sure and value is not None and _empty(value):
+                        value = None
+            return value
+
+    final = rule.final()
+    action, single, plural = _PLAIN, "", ""
+    if final in ("phone", "email") and rule.target in ("phone", "phones", "email", "emails"):
+        action = _IDENTIFIERS
+        single, plural = ("phone", "phones") if final == "phone" else ("email", "emails")
+    elif final == "split_name":
+        action = _SPLIT
+    default = _or_none(rule.default) if rule.has_default else None
+    return run, default, action, single, plural
 
 
 # ---------------------------------------------------------------- the mapping
@@ -366,6 +547,8 @@ class Mapping:
         self._identity = identity
         #: region for phone numbers without a country code (the ``phone`` transform)
         self.default_region = default_region
+        self._plan: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+        self._plan_region: object = _UNBUILT  # the region ``_plan`` was built for
         canonical = {
             "id": id_column,
             "fields": {target: [rule.dump() for rule in rules] for target, rules in fields.items()},
@@ -637,62 +820,56 @@ class Mapping:
         transform rejects a value (a bad date, a value missing from a strict map)
         the field is left out and the reason appended to ``problems``; without a
         ``problems`` list, ``SkippableRecord`` is raised instead."""
+        plan = self._plan if self._plan_region == self.default_region else self._compile()
         out: dict[str, object] = {}
-        implied: dict[str, object] = {}
-        for target, rules in self._fields.items():
-            value: Any = None
-            winner: _Rule | None = None
-            for rule in rules:
-                value = self._extract(rule, raw)
+        implied: dict[str, object] | None = None
+        for target, rules in plan:
+            for run, default, action, single, plural in rules:
                 try:
-                    for transform in rule.transforms:
-                        value = _apply_transform(transform, value, rule, self.default_region)
+                    value = run(raw)
                 except SkippableRecord as error:
                     if problems is None:
                         raise
                     problems.append(error.message)
-                    value = None
-                    break
-                if _empty(value) and rule.has_default:
-                    value = rule.default
-                if not _empty(value):
-                    winner = rule
-                    break
-            if winner is None:
-                continue
-            final = winner.final()
-            if final in ("phone", "email") and target in ("phone", "phones", "email", "emails"):
-                single, plural = ("phone", "phones") if final == "phone" else ("email", "emails")
-                items = list(value)
-                if target == single and single not in out:
-                    valid = getattr(value, "valid", None) or items
-                    out[single] = valid[0]
-                merged = list(out.get(plural) or [])
-                merged.extend(v for v in items if v not in merged)
-                out[plural] = merged
-            elif final == "split_name":
-                out[target] = value
-                for part, part_value in split_full_name(value).items():
-                    implied.setdefault(part, part_value)
-            else:
-                out[target] = value
-        for part, part_value in implied.items():
-            out.setdefault(part, part_value)
+                    break  # the field is left out; later alternatives are not tried
+                if value is None:
+                    value = default
+                    if value is None:
+                        continue
+                if action == _PLAIN:
+                    out[target] = value
+                elif action == _IDENTIFIERS:
+                    items = list(value)
+                    if target == single and single not in out:
+                        valid = getattr(value, "valid", None) or items
+                        out[single] = valid[0]
+                    merged = list(out.get(plural) or [])
+                    merged.extend(v for v in items if v not in merged)
+                    out[plural] = merged
+                else:
+                    out[target] = value
+                    if implied is None:
+                        implied = {}
+                    for part, part_value in split_full_name(value).items():
+                        implied.setdefault(part, part_value)
+                break
+        if implied:
+            for part, part_value in implied.items():
+                out.setdefault(part, part_value)
         return out
 
-    @staticmethod
-    def _extract(rule: _Rule, raw: MappingABC[str, object]) -> Any:
-        if rule.columns:
-            for column in rule.columns:
-                value = raw.get(column)
-                if not _empty(value):
-                    return value
-            return None
-        if rule.concat:
-            parts = [clean_text(raw.get(c)) for c in rule.concat]
-            joined = rule.sep.join(p for p in parts if p)
-            return joined or None
-        return None
+    def _compile(self) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        region = self.default_region
+        plan = tuple(
+            (target, tuple(_compile_rule(rule, region) for rule in rules)) for target, rules in self._fields.items()
+        )
+        self._plan, self._plan_region = plan, region
+        return plan
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_plan"], state["_plan_region"] = (), _UNBUILT  # functions: built again when used
+        return state
 
     def reverse(self, values: MappingABC[str, object]) -> dict[str, object]:
         """Canonical values -> destination columns.

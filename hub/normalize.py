@@ -233,6 +233,8 @@ _SCIENTIFIC_RE = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}")
 # A cell written with digits, "+", brackets, hyphens and spaces only: nothing to
 # split, clean or strip, so it is one fragment (see ``_PhoneParser.items``).
 _SIMPLE_PHONE_RE = re.compile(r"[0-9+()\- ]+")
+#: Size of the sets of values known to be normalized already (cleared when full).
+_KNOWN_CACHE_SIZE = 20_000
 
 
 def _number_text(value: object) -> str:
@@ -332,13 +334,24 @@ class _PhoneParser:
         self.region = region
         self.fast_cc7 = phonenumbers.country_code_for_region(region) == 7
         self.validator = _cc7_validator() if self.fast_cc7 else None
+        #: E.164 numbers given out by ``_cc7``: read again (the Normalizer gets
+        #: what the mapping's ``phone`` transform made), each is itself.
+        self.known: dict[str, None] = {}
 
     def _cc7(self, national: str) -> str | None:
         """E.164 of a 10-digit national number of country code 7, or None."""
         if self.validator is not None:
-            return "+7" + national if self.validator.valid(national) else None
-        number = PhoneNumber(country_code=7, national_number=int(national))
-        return "+7" + national if phonenumbers.is_valid_number(number) else None
+            valid = self.validator.valid(national)
+        else:
+            valid = phonenumbers.is_valid_number(PhoneNumber(country_code=7, national_number=int(national)))
+        if not valid:
+            return None
+        e164 = "+7" + national
+        known = self.known
+        if len(known) >= _KNOWN_CACHE_SIZE:
+            known.clear()
+        known[e164] = None
+        return e164
 
     def one(self, fragment: str) -> str | None:
         """E.164 of a fragment holding one number, or None."""
@@ -389,8 +402,10 @@ class _PhoneParser:
         if value is None:
             return []
         if type(value) is str and len(value) <= MAX_VALUE_CHARS:
-            # Fast paths, giving what the general code below gives. Digits only
-            # (an E.164 number included) are one fragment, as they are.
+            # Fast paths, giving what the general code below gives.
+            if value in self.known:
+                return [(value, value, None)]
+            # Digits only (an E.164 number included) are one fragment, as they are.
             if self.fast_cc7:
                 match = _CC7_FAST_RE.fullmatch(value)
                 if match:
@@ -401,7 +416,10 @@ class _PhoneParser:
             # A plainly formatted number ("8 (916) 123-45-67") is one fragment.
             if _SIMPLE_PHONE_RE.fullmatch(value):
                 fragment = " ".join(value.split())
-                e164 = self.one(fragment)
+                # (what _PHONE_FORMAT_RE removes of these characters)
+                compact = value.replace(" ", "").replace("-", "").replace("(", "").replace(")", "")
+                match = _CC7_FAST_RE.fullmatch(compact) if self.fast_cc7 else None
+                e164 = self._cc7(match.group(1)) if match else self.one(fragment)  # what one(fragment) gives
                 if e164:
                     return [(fragment, e164, None)]
         too_long = _too_long(value)
@@ -503,9 +521,11 @@ def _one_email(candidate: str) -> tuple[str | None, str | None]:
     if not at or not local or not domain:
         return None, f"{_show(original)} is not an email address"
     domain = domain.strip(".")
-    domain = _email_domain_typos().get(domain, domain)
+    typos = _email_domain_typos()
+    domain = typos.get(domain, domain)
     address = f"{local}@{domain}"
-    if not address.isascii():
+    ascii_address = address.isascii()
+    if not ascii_address:
         address = fix_homoglyphs(address)
     if (
         _EMAIL_FAST_RE.fullmatch(address)
@@ -514,6 +534,10 @@ def _one_email(candidate: str) -> tuple[str | None, str | None]:
         and "xn--" not in domain
         and domain.rsplit(".", 1)[-1] not in _SPECIAL_TLDS
     ):
+        if ascii_address and domain not in typos:  # read again, it is itself
+            if len(_KNOWN_EMAILS) >= _KNOWN_CACHE_SIZE:
+                _KNOWN_EMAILS.clear()
+            _KNOWN_EMAILS[address] = None
         return address, None
     try:
         result = validate_email(address, check_deliverability=False)
@@ -523,16 +547,42 @@ def _one_email(candidate: str) -> tuple[str | None, str | None]:
     return result.normalized.lower(), None
 
 
+#: Addresses ``_one_email`` gave out that it gives back unchanged: the Normalizer
+#: reads what the mapping's ``email`` transform made.
+_KNOWN_EMAILS: dict[str, None] = {}
+
+
+def _plain_email(candidate: str) -> tuple[str | None, str | None]:
+    """``_one_email(candidate)`` for a candidate matching ``_EMAIL_ALONE_RE``:
+    nothing to trim or unwrap, ASCII, one "@", no dot at either end."""
+    address = candidate.lower()
+    local, _at, domain = address.rpartition("@")
+    if (
+        domain not in _email_domain_typos()
+        and len(local) <= 64
+        and len(address) <= 254
+        and "xn--" not in domain
+        and domain.rsplit(".", 1)[-1] not in _SPECIAL_TLDS
+    ):
+        if len(_KNOWN_EMAILS) >= _KNOWN_CACHE_SIZE:
+            _KNOWN_EMAILS.clear()
+        _KNOWN_EMAILS[address] = None
+        return address, None
+    return _one_email(candidate)
+
+
 def _email_items(value: object) -> list[tuple[str, str | None, str | None]]:
     """``(fragment, address or None, problem or None)`` for every address in a cell."""
     if value is None:
         return []
     if type(value) is str and len(value) <= MAX_VALUE_CHARS:
+        if value in _KNOWN_EMAILS:
+            return [(value, value, None)]
         # Fast path: one plain address, maybe with spaces around it. Nothing to
         # clean, split or unwrap, so it is the one candidate, as written.
         candidate = value.strip()
         if _EMAIL_ALONE_RE.fullmatch(candidate):
-            return [(candidate, *_one_email(candidate))]
+            return [(candidate, *_plain_email(candidate))]
     too_long = _too_long(value)
     if too_long:
         return [(value, None, too_long)]
@@ -608,6 +658,15 @@ _ORDERS_3_LAT = tuple(
 )
 
 
+def _indexed(orders: tuple) -> tuple:
+    return tuple((order, tuple(NAME_PARTS.index(role) for role in order), prior) for order, prior in orders)
+
+
+#: the orders above with the roles as indexes into ``NAME_PARTS``; keyed by "is Latin"
+_ORDERS_2_IDX = {False: _indexed(_ORDERS_2_CYR), True: _indexed(_ORDERS_2_LAT)}
+_ORDERS_3_IDX = {False: _indexed(_ORDERS_3_CYR), True: _indexed(_ORDERS_3_LAT)}
+
+
 def _case_word(word: str, position: int = 0) -> str:
     """Title-case a word typed all upper or all lower case; keep mixed case."""
     if not (word.isupper() or word.islower()):
@@ -633,6 +692,18 @@ def _make_display_name(text: str) -> str:
 _display_name_cached = functools.lru_cache(maxsize=_NAME_CACHE_SIZE)(_make_display_name)
 
 
+@functools.lru_cache(maxsize=_NAME_CACHE_SIZE)
+def _name_display(value: str) -> str | None:
+    """What the Normalizer makes of a name cell: ``""`` when it is blank, None
+    when it is not a name (no letter), else the display form."""
+    if _ALNUM_RE.search(value) is None:
+        return ""
+    text = clean_text(value)
+    if not _ALPHA_RE.search(text):
+        return None
+    return _display_name(text)
+
+
 def _role_scores(key: str, particle: bool) -> dict[str, float]:
     known = key in _first_names()
     strong = key.endswith(_STRONG_PATRONYMIC)
@@ -650,11 +721,13 @@ def _role_scores(key: str, particle: bool) -> dict[str, float]:
 
 
 @functools.lru_cache(maxsize=50_000)
-def _word_info(word: str, particle: bool) -> tuple[str, str, dict[str, float]]:
-    """Display form, key and role scores of one (cleaned) word of a name."""
+def _word_info(word: str, particle: bool) -> tuple[str, str, dict[str, float], tuple[float, float, float]]:
+    """Display form, key and role scores of one (cleaned) word of a name (also
+    as a tuple in the order of ``NAME_PARTS``)."""
     display = " ".join(_case_word(w, n) for n, w in enumerate(word.split(" ")))
     key = word.casefold().replace("ё", "е")
-    return display, key, _role_scores(key, particle)
+    scores = _role_scores(key, particle)
+    return display, key, scores, tuple(scores[role] for role in NAME_PARTS)
 
 
 def _initials(token: str) -> list[str] | None:
@@ -688,21 +761,32 @@ def _split_full_name(text: str) -> dict[str, str]:
     if not text or len(text) > MAX_VALUE_CHARS:
         return {}
     tokens: list[str] = []
-    for raw in _TOKEN_SPLIT_RE.split(fix_homoglyphs(text)):
-        token = raw.strip(_TOKEN_TRIM)
-        if token and _ALPHA_RE.search(token):
-            tokens.append(token)
+    maybe_initials = False
+    fixed = fix_homoglyphs(text)
+    # clean text has single spaces only: without "," and ";" the split is plain
+    parts = fixed.split(" ") if "," not in fixed and ";" not in fixed else _TOKEN_SPLIT_RE.split(fixed)
+    for raw in parts:
+        if raw.isalpha():  # nothing to trim, a letter in it
+            token = raw
+        else:
+            token = raw.strip(_TOKEN_TRIM)
+            if not token or not _ALPHA_RE.search(token):
+                continue
+        tokens.append(token)
+        if len(token) <= 2 or "." in token:  # ``_initials`` needs 1-2 letters
+            maybe_initials = True
     if not tokens:
         return {}
 
     # Initials ("Петров И.С.", "И. С. Петров"): the rest is the surname.
     expanded: list[tuple[str, bool]] = []
-    for token in tokens:
-        initials = _initials(token)
-        if initials:
-            expanded.extend((i.upper(), True) for i in initials)
-        else:
-            expanded.append((token, False))
+    if maybe_initials:
+        for token in tokens:
+            initials = _initials(token)
+            if initials:
+                expanded.extend((i.upper(), True) for i in initials)
+            else:
+                expanded.append((token, False))
     if any(is_initial for _, is_initial in expanded) and not all(i for _, i in expanded):
         initials = [t for t, i in expanded if i]
         rest = [_case_word(t, n) for n, (t, i) in enumerate(expanded) if not i]
@@ -714,33 +798,38 @@ def _split_full_name(text: str) -> dict[str, str]:
     # Join patronymic particles ("Гасан оглы") to the preceding word.
     words: list[tuple[str, bool]] = []
     for token in tokens:
-        if words and token.casefold() in _PATRONYMIC_PARTICLES:
+        # (case folding never shortens a word, and no particle is longer than 4)
+        if words and len(token) <= 4 and token.casefold() in _PATRONYMIC_PARTICLES:
             prev, _ = words[-1]
             words[-1] = (f"{prev} {token}", True)
         else:
             words.append((token, False))
     infos = [_word_info(word, particle) for word, particle in words]
+    if len(words) == 1:
+        display, key = infos[0][0], infos[0][1]
+        role = "first_name" if key in _first_names() else "last_name"
+        return {role: display}
+    latin = _CYRILLIC_RE.search(text) is None
+    if len(words) == 2:
+        # the scores of each order, added in the same order as for longer names
+        (d0, _k0, _s0, v0), (d1, _k1, _s1, v1) = infos
+        best_order, best_score = None, -math.inf
+        for order, (a, b), prior in _ORDERS_2_IDX[latin]:
+            score = prior + v0[a] + v1[b]
+            if score > best_score:
+                best_order, best_score = order, score
+        return {best_order[0]: d0, best_order[1]: d1}
+    if len(words) == 3:
+        (d0, _k0, _s0, v0), (d1, _k1, _s1, v1), (d2, _k2, _s2, v2) = infos
+        best_order, best_score = None, -math.inf
+        for order, (a, b, c), prior in _ORDERS_3_IDX[latin]:
+            score = prior + v0[a] + v1[b] + v2[c]
+            if score > best_score:
+                best_order, best_score = order, score
+        return {best_order[0]: d0, best_order[1]: d1, best_order[2]: d2}
     display = [info[0] for info in infos]
     keys = [info[1] for info in infos]
     scores = [info[2] for info in infos]
-    latin = _CYRILLIC_RE.search(text) is None
-
-    if len(words) == 1:
-        role = "first_name" if keys[0] in _first_names() else "last_name"
-        return {role: display[0]}
-    if len(words) in (2, 3):
-        if len(words) == 2:
-            orders = _ORDERS_2_LAT if latin else _ORDERS_2_CYR
-        else:
-            orders = _ORDERS_3_LAT if latin else _ORDERS_3_CYR
-        best_order, best_score = orders[0][0], -math.inf
-        for order, prior in orders:
-            score = prior
-            for word_scores, role in zip(scores, order):
-                score += word_scores[role]
-            if score > best_score:
-                best_order, best_score = order, score
-        return {role: display[i] for i, role in enumerate(best_order)}
 
     # Four or more words: a patronymic and a known first name when found, the
     # remaining words form the surname.
@@ -983,7 +1072,18 @@ class Normalizer:
 
         text_of = self._text
         for field_name in NAME_FIELDS:
-            value = text_of(field_name, values.get(field_name), problems)
+            value = values.get(field_name)
+            if value is None:
+                continue
+            if type(value) is str and len(value) <= _NAME_CACHE_CHARS:
+                display = _name_display(value)  # the steps below, remembered
+                if display:
+                    out[field_name] = display
+                    continue
+                if display is None:
+                    problems.append(f"{field_name}: {_show(clean_text(value))} is not a name")
+                continue
+            value = text_of(field_name, value, problems)
             if value is None:
                 continue
             if not _ALPHA_RE.search(value):
@@ -995,12 +1095,29 @@ class Normalizer:
         self._identifiers(values, out, problems, "phone", "phones", self._phones.items)
         self._identifiers(values, out, problems, "email", "emails", _email_items)
 
-        city = text_of("city", values.get("city"), problems)
+        city = values.get("city")
         if city is not None:
-            out["city"] = self.city(city)
+            if type(city) is str and len(city) <= MAX_VALUE_CHARS:
+                if _ALNUM_RE.search(city) is not None:  # else blank
+                    out["city"] = self.city(city)  # cleans it first
+            else:
+                city = text_of("city", city, problems)
+                if city is not None:
+                    out["city"] = self.city(city)
 
         birthday = values.get("birthday")
-        if not _is_blank(birthday):
+        match = _ISO_DATE_FAST_RE.fullmatch(birthday) if type(birthday) is str else None
+        if match is not None:  # as the mapping's date transform writes it
+            try:
+                date = dt.date(int(match.group("y")), int(match.group("m")), int(match.group("d")))
+            except ValueError:
+                match = None  # parse_date says why
+            else:
+                if date.year < 1900 or date > dt.date.today():
+                    problems.append(f"birthday: {_show(birthday)} is not a plausible birth date")
+                else:
+                    out["birthday"] = birthday  # its isoformat()
+        if match is None and birthday is not None and not _is_blank(birthday):
             try:
                 date = parse_date(birthday)
             except ValueError as exc:
@@ -1025,7 +1142,8 @@ class Normalizer:
         return out, list(dict.fromkeys(problems))
 
     def city(self, text: str) -> str:
-        """The canonical spelling of a city name."""
+        """The canonical spelling of a city name (it depends on ``clean_text(text)``
+        only, so ``text`` need not be cleaned)."""
         cached = self._city_cache.get(text)
         if cached is not None:
             return cached
@@ -1064,13 +1182,15 @@ class Normalizer:
     def _complete_names(out: dict[str, object]) -> None:
         full = out.get("full_name")
         if full is not None:
-            if any(part not in out for part in NAME_PARTS):
-                for part, value in split_full_name(str(full)).items():
-                    out.setdefault(part, value)
+            if "last_name" in out and "first_name" in out and "middle_name" in out:
+                return  # nothing added: the order is right
+            for part, value in split_full_name(str(full)).items():
+                out.setdefault(part, value)
         else:
             parts = [str(out[p]) for p in NAME_PARTS if p in out]
-            if parts:
-                out["full_name"] = " ".join(parts)
+            if not parts:
+                return
+            out["full_name"] = " ".join(parts)
         # keep the canonical key order of the model
         for part in NAME_PARTS:
             if part in out:
@@ -1078,6 +1198,8 @@ class Normalizer:
 
     @staticmethod
     def _identifiers(values, out, problems, single: str, plural: str, items_of) -> None:
+        if values.get(single) is None and values.get(plural) is None:
+            return
         found: list[str] = []
         primary: str | None = None
         reported: set[str] = set()
@@ -1086,13 +1208,26 @@ class Normalizer:
         parsed: dict[str, list[tuple[str, str | None, str | None]]] = {}
         for field_name in (single, plural):
             raw = values.get(field_name)
-            if _is_blank(raw):
+            if raw is None:
                 continue
-            cells: Iterable[object] = raw if isinstance(raw, (list, tuple, set, frozenset)) else (raw,)
+            if type(raw) is list:
+                cells: Iterable[object] = raw
+            elif type(raw) is str:
+                cells = (raw,)  # a blank one is passed over below
+            elif _is_blank(raw):
+                continue
+            else:
+                cells = raw if isinstance(raw, (list, tuple, set, frozenset)) else (raw,)
             for cell in cells:
-                if _is_blank(cell):
+                if type(cell) is str and len(cell) <= MAX_VALUE_CHARS:
+                    if _ALNUM_RE.search(cell) is None:  # blank
+                        continue
+                    items = parsed.get(cell)
+                    if items is None:
+                        items = parsed[cell] = items_of(cell)
+                elif _is_blank(cell):
                     continue
-                if type(cell) is str:
+                elif type(cell) is str:
                     items = parsed.get(cell)
                     if items is None:
                         items = parsed[cell] = items_of(cell)

@@ -362,6 +362,85 @@ def test_transforms(transforms, value, expected):
     assert mapping.apply({"V": value}) == {"x_v": expected}
 
 
+@pytest.mark.parametrize(
+    "transforms, value, field_default, expected",
+    [
+        # a value that becomes empty on the way is no value: the next default applies
+        ([{"map": {"a": ""}}, {"default": "d"}], "a", None, {"x_v": "d"}),
+        ([{"map": {"a": "  "}}], "a", None, {}),
+        ([{"map": {"a": None}}, "upper", {"default": "z"}], "A", None, {"x_v": "z"}),
+        ([{"replace": {"x": ""}}], "xx", "d", {"x_v": "d"}),
+        ([{"replace": {"x": " "}}, {"default": "d"}], "x", None, {"x_v": "d"}),
+        (["lower", "strip"], "\u200b", None, {}),
+        # an empty default is no value either
+        ([{"default": " "}], "", None, {}),
+        ([{"default": ""}], "", 0, {"x_v": 0}),
+        # a default feeds the transforms after it
+        ([{"default": "нет"}, "upper"], None, None, {"x_v": "НЕТ"}),
+        (["strip", {"default": 5}], " ", None, {"x_v": 5}),
+    ],
+)
+def test_empty_values_between_transforms(transforms, value, field_default, expected):
+    spec = {"from": "V", "transforms": transforms}
+    if field_default is not None:
+        spec["default"] = field_default
+    mapping = Mapping.from_dict({"fields": {"x_v": spec}}, "m")
+    assert mapping.apply({"V": value}) == expected
+
+
+@pytest.mark.parametrize(
+    "fmt, value, expected",
+    [
+        ("DD.MM.YYYY", "01.02.1990", "1990-02-01"),
+        ("DD.MM.YYYY", "1.2.1990", "1990-02-01"),
+        ("DD.MM.YYYY", " 01.02.1990 г. ", "1990-02-01"),
+        ("YYYY-MM-DD", "1990-2-1", "1990-02-01"),
+        ("auto", "1990-02-01", "1990-02-01"),
+        ("auto", "01.02.1990", "1990-02-01"),
+    ],
+)
+def test_date_transform_spellings(fmt, value, expected):
+    mapping = Mapping.from_dict({"fields": {"birthday": {"from": "Д", "transforms": [{"date": fmt}]}}}, "m")
+    assert mapping.apply({"Д": value}) == {"birthday": expected}
+
+
+def test_rejected_value_drops_the_field_and_its_alternatives():
+    mapping = Mapping.from_dict(
+        {"fields": {"birthday": [{"from": "A", "transforms": [{"date": "DD.MM.YYYY"}]}, {"from": "B"}], "email": "E"}},
+        "m",
+    )
+    problems: list[str] = []
+    assert mapping.apply({"A": "31.02.1990", "B": "1990-01-01", "E": "a@b.ru"}, problems) == {"email": "a@b.ru"}
+    assert problems == ["birthday: '31.02.1990' is not a DD.MM.YYYY date"]
+    assert mapping.apply({"A": "", "B": "1990-01-01"}, problems) == {"birthday": "1990-01-01"}
+    assert len(problems) == 1
+
+
+def test_default_region_can_be_changed_after_loading():
+    mapping = Mapping.from_dict({"fields": {"phone": {"from": "Т", "transforms": ["phone"]}}}, "m")
+    assert mapping.apply({"Т": "(650) 253-0000"}) == {"phone": "(650) 253-0000", "phones": ["(650) 253-0000"]}
+    mapping.default_region = "US"
+    assert mapping.apply({"Т": "(650) 253-0000"}) == {"phone": "+16502530000", "phones": ["+16502530000"]}
+
+
+def test_unknown_region_fails_when_a_phone_is_read():
+    mapping = Mapping.from_dict({"fields": {"phone": {"from": "Т", "transforms": ["phone"]}}}, "m", default_region="ZZ")
+    assert mapping.apply({}) == {}
+    with pytest.raises(ValueError, match="unknown phone region 'ZZ'"):
+        mapping.apply({"Т": "89161234567"})
+
+
+def test_mapping_survives_copy_and_pickle(full):
+    import copy
+    import pickle
+
+    raw = {"ФИО": "Петров Иван", "Телефон": "8 916 123 45 67", "E-mail": "A@B.RU", "Город": "мск"}
+    expected = full.apply(raw)
+    for clone in (copy.deepcopy(full), pickle.loads(pickle.dumps(full))):
+        assert clone.apply(raw) == expected
+        assert clone.fingerprint == full.fingerprint
+
+
 def test_map_to_null_makes_field_absent():
     mapping = Mapping.from_dict({"fields": {"city": {"from": "Г", "transforms": [{"map": {"-": None}}]}}}, "m")
     assert mapping.apply({"Г": " - "}) == {}

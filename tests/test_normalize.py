@@ -11,9 +11,12 @@ import phonenumbers
 import pytest
 
 from hub.normalize import (
+    _CLEAN_TABLE,
     MAX_VALUE_CHARS,
     Normalizer,
     _cc7_validator,
+    _has_content,
+    _is_blank,
     clean_text,
     name_key,
     normalize_emails,
@@ -42,6 +45,14 @@ class TestCleanText:
 
     def test_only_invisible_is_empty(self):
         assert clean_text("\u200b\u00a0\x00 ") == ""
+
+
+    def test_content_check_agrees_with_clean_text(self):
+        chars = [chr(c) for c in range(0x3100)] + [chr(c) for c in _CLEAN_TABLE] + ["\U0001f600", "\ufeff"]
+        for ch in chars:
+            assert _has_content(ch) == bool(clean_text(ch)), hex(ord(ch))
+            assert _has_content(f" {ch}\u200b ") == bool(clean_text(f" {ch}\u200b ")), hex(ord(ch))
+            assert _is_blank(ch) == (not ch.isalnum()), hex(ord(ch))
 
 
 class TestNameKey:
@@ -672,6 +683,75 @@ def test_never_raises_on_odd_types(normalizer):
         for field in ("full_name", "first_name", "phone", "phones", "email", "emails", "city", "birthday", "company"):
             values, problems = normalizer.normalize({field: value})
             assert isinstance(values, dict) and isinstance(problems, list)
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ("1990-02-30", "birthday: '1990-02-30' is not a valid date (day is out of range for month)"),
+        ("0000-01-01", "birthday: '0000-01-01' is not a valid date (year 0 is out of range)"),
+        ("1899-12-31", "birthday: '1899-12-31' is not a plausible birth date"),
+    ],
+)
+def test_bad_iso_birthday(normalizer, raw, problem):
+    assert normalizer.normalize({"birthday": raw}) == ({}, [problem])
+
+
+@pytest.mark.parametrize(
+    "raw, numbers, problems",
+    [
+        ("+79161234567", ["+79161234567"], []),
+        ("+70000000000", [], ["'+70000000000' is not a valid phone number"]),
+        ("80000000000", [], ["'80000000000' is not a valid phone number"]),
+        ("+7 (000) 000-00-00", [], ["'+7 (000) 000-00-00' is not a valid phone number"]),
+        ("  8 (916)  123-45-67 ", ["+79161234567"], []),
+        ("(916) 123 45 67 - ", ["+79161234567"], []),
+    ],
+)
+def test_plain_phone_cells(raw, numbers, problems):
+    assert normalize_phones(raw) == (numbers, problems)
+    assert normalize_phones(raw) == (numbers, problems)  # the second time too
+
+
+def test_domain_typo_fixed_once_and_kept():
+    assert normalize_emails("ivan@gmail.co") == (["ivan@gmail.com"], [])
+    assert normalize_emails("ivan@GMIAL.COM") == (["ivan@gmail.com"], [])
+    assert normalize_emails("ivan@gmail.com") == (["ivan@gmail.com"], [])
+    assert normalize_emails(" IVAN@MAIL.RU ") == (["ivan@mail.ru"], [])
+    assert normalize_emails("ivan@mail.local") == normalize_emails("ivan@mail.local")  # special-use names stay refused
+    assert normalize_emails("ivan@mail.local")[0] == []
+
+
+def test_split_full_name_gives_a_new_dict_each_time():
+    first = split_full_name("Петров Иван")
+    first["last_name"] = "changed"
+    assert split_full_name("Петров Иван") == {"last_name": "Петров", "first_name": "Иван"}
+
+
+def test_city_text_need_not_be_clean(normalizer):
+    assert normalizer.normalize({"city": " г.\u00a0Мск\u200b "}) == ({"city": "Москва"}, [])
+    assert normalizer.city(" тверь\u00a0 ") == normalizer.city("тверь") == "Тверь"
+    assert normalizer.normalize({"city": "—"}) == ({}, [])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"full_name": "ПЕТРОВ иван", "phone": "8 (916) 123-45-67, +7 903 123 45 67", "email": " Ivan@Mail.RU; b@gmial.com",
+         "city": "г. Мск", "birthday": "01.02.1990"},
+        {"last_name": "петров", "first_name": "Ивaн", "phones": ["89161234567", 79031234567], "emails": ["A@B.RU"]},
+        {"full_name": "Иванов И.С.", "phone": "+79161234567", "email": "ivan@gmail.co", "birthday": 32874},
+    ],
+)
+def test_normalized_values_stay_as_they_are(normalizer, raw):
+    values, _ = normalizer.normalize(raw)
+    assert normalizer.normalize(values) == (values, [])
+
+
+def test_long_names_are_not_kept_but_still_work(normalizer):
+    name = "Петров " + "Иван" * 60
+    assert normalizer.normalize({"full_name": name})[0]["full_name"] == name
+    assert split_full_name(name) == split_full_name(name)
 
 
 def test_unknown_region_is_rejected():
