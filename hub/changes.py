@@ -10,6 +10,9 @@ from sqlalchemy.engine import Connection
 
 from hub.store.schema import changes, runs
 
+#: The field of a contact's creation entry (its new value holds every value).
+CREATED = "created"
+
 
 def list_runs(c: Connection, limit: int = 20) -> list[dict[str, Any]]:
     rows = c.execute(select(runs).order_by(runs.c.id.desc()).limit(limit)).all()
@@ -37,11 +40,13 @@ def change_log(
     connector: str | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """Change-log entries, oldest first. With ``field``, a contact's creation (one entry
+    holding every value) shows as that field's first value."""
     conditions = []
     if contact is not None:
         conditions.append(changes.c.contact_id == contact)
     if field:
-        conditions.append(changes.c.field == field)
+        conditions.append(changes.c.field.in_((field, CREATED)) if field != CREATED else changes.c.field == field)
     if run is not None:
         conditions.append(changes.c.run_id == run)
     if connector:
@@ -49,8 +54,9 @@ def change_log(
     query = select(changes).order_by(changes.c.id.desc()).limit(limit)
     if conditions:
         query = query.where(and_(*conditions))
-    return [
-        {
+    entries = []
+    for row in reversed(c.execute(query).all()):
+        entry = {
             "id": row.id,
             "run_id": row.run_id,
             "contact_id": row.contact_id,
@@ -62,8 +68,14 @@ def change_log(
             "reason": row.reason,
             "at": _iso(row.at),
         }
-        for row in reversed(c.execute(query).all())
-    ]
+        if field and field != CREATED and row.field == CREATED:
+            created = json.loads(row.new_value or "{}")
+            if field not in created:
+                continue
+            value = created[field]
+            entry.update(field=field, new=value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        entries.append(entry)
+    return entries
 
 
 def _iso(value: Any) -> str | None:

@@ -19,12 +19,12 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from hub.changes import CREATED
 from hub.config import LoadedConfig
 from hub.connector import Connector, ConnectorContext
 from hub.errors import FatalError, GuardError, RetriableError, SkippableRecord, UsageError
@@ -438,35 +438,38 @@ class Sync:
                         .values(status="resolved")
                     )
             affected: set[int] = set()
-            fresh: dict[int, list[SourceValues]] = {}
             if work:
-                affected |= self._place(c, state, work, now, fresh)
+                affected |= self._place(c, state, work, now)
             if screened.removed:
                 affected |= self._mark_removed(c, name, screened.removed, now)
             if affected:
-                self._recompute(c, sorted(affected), name, now, fresh)
+                self._recompute(c, sorted(affected), name, now)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
 
-    def _place(
-        self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime,
-        fresh: dict[int, list[SourceValues]],
-    ) -> set[int]:
+    def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
         """Resolve identity for changed records, create or merge contacts, upsert the records.
 
-        Contacts created here are put in ``fresh`` with their records, so deriving them
-        needs no reading back."""
+        Returns the existing contacts whose records changed (to derive again); contacts
+        created here are complete already."""
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [Candidate(i, w.linked_contact, _identifiers_of(w.values)) for i, w in enumerate(work)]
         clusters = self.resolver.resolve(c, candidates)
         target: dict[int, int] = {}
         new_clusters = [cluster for cluster in clusters if not cluster.contacts]
+        changed_at = None if state.initial else self.started
         if new_clusters:
             ids = allocate_ids(c, contacts, len(new_clusters))
+            fresh: dict[int, list[SourceValues]] = {}
             for cluster, contact_id in zip(new_clusters, ids):
                 cluster.contacts = [contact_id]
-            bulk_insert(c, contacts, [{"id": i, "created_run": self.report.run_id, "created_at": now} for i in ids])
+                fresh[contact_id] = [
+                    SourceValues(name, work[k].record.external_id, work[k].values,
+                                 work[k].record.updated_at or changed_at)
+                    for k in cluster.record_keys
+                ]
+            self._create_contacts(c, fresh, name, now)
             counts.created += len(new_clusters)
         affected: set[int] = set()
         for cluster in clusters:
@@ -476,15 +479,10 @@ class Sync:
             if losers:
                 self._merge_contacts(c, survivor, losers, name, now)
                 counts.merged += len(losers)
-            affected.add(survivor)
-        changed_at = None if state.initial else self.started
-        created = {cluster.contacts[0] for cluster in new_clusters}
+            if cluster not in new_clusters:
+                affected.add(survivor)
         rows = []
         for i, w in enumerate(work):
-            if target[i] in created:
-                fresh.setdefault(target[i], []).append(
-                    SourceValues(name, w.record.external_id, w.values, w.record.updated_at or changed_at)
-                )
             rows.append(
                 {
                     "connector": name,
@@ -558,22 +556,43 @@ class Sync:
         self.report.counts_for(name).removed += len(external_ids)
         return affected
 
-    def _recompute(
-        self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime,
-        fresh: dict[int, list[SourceValues]] | None = None,
+    def _create_contacts(
+        self, c: Connection, fresh: dict[int, list[SourceValues]], name: str, now: dt.datetime
     ) -> None:
+        """Insert new contacts derived from their records, with one ``created`` entry each
+        in the change log holding every value (later changes are logged per field)."""
+        rows: list[dict[str, Any]] = []
+        ident_rows: list[dict[str, Any]] = []
+        log_rows: list[dict[str, Any]] = []
+        queued: dict[int, dict[str, Any] | None] = {}
+        run_id = self.report.run_id
+        for contact_id, own in fresh.items():
+            values = {f: survivor.value for f, survivor in self.survivorship.merge(own).items()}
+            row = _contact_row(contact_id, values, run_id, now, deleted=False)
+            row.update(created_run=run_id, created_at=now, merged_into=None)
+            rows.append(row)
+            ident_rows.extend(
+                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(values)
+            )
+            first = own[0]
+            log_rows.append(
+                {"contact_id": contact_id, "field": CREATED, "old_value": None,
+                 "new_value": encode_value({f: values[f] for f in sorted(values, key=_field_order)}),
+                 "connector": first.connector, "external_id": first.external_id, "reason": "sync", "at": now}
+            )
+            queued[contact_id] = values
+        bulk_insert(c, contacts, rows)
+        bulk_insert(c, identifiers, ident_rows)
+        self._log(c, log_rows)
+        self._enqueue(c, queued, now)
+
+    def _recompute(self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime) -> None:
         """Derive each contact from its records, log what changed, refresh identifiers and outbox."""
         counts = self.report.counts_for(name)
         records: dict[int, list[SourceValues]] = defaultdict(list)
         current: dict[int, Any] = {}
         idents: dict[int, set[tuple[str, str]]] = defaultdict(set)
-        fresh = fresh or {}
-        if fresh:
-            blank = _blank_contact(self.report.run_id)
-            for contact_id, own in fresh.items():
-                records[contact_id] = own
-                current[contact_id] = blank
-        for chunk in _chunks([i for i in contact_ids if i not in fresh]):
+        for chunk in _chunks(contact_ids):
             for row in c.execute(
                 select(
                     source_records.c.contact_id,
@@ -620,7 +639,6 @@ class Sync:
                 continue
             survivors = self.survivorship.merge(own)
             new = {field_: s.value for field_, s in survivors.items()}
-            was_created = row.created_run == self.report.run_id and not any(old.values())
             diff = False
             for field_ in sorted(set(old) | set(new), key=_field_order):
                 before, after = old.get(field_), new.get(field_)
@@ -654,8 +672,7 @@ class Sync:
             if diff:
                 contact_updates.append(_contact_row(contact_id, new, self.report.run_id, now, deleted=False))
                 outbox_contacts[contact_id] = new
-                if not was_created:
-                    counts.updated += 1
+                counts.updated += 1
         bulk_update(c, contacts, ("id",), contact_updates)
         for contact_id, kind, value in ident_drop:
             c.execute(
@@ -931,13 +948,6 @@ class _PullState:
     #: The saved cursor row must be rewritten even if its value stays (new fingerprint).
     cursor_stale: bool = False
     seen: set[str] = field(default_factory=set)
-
-
-def _blank_contact(run_id: int) -> Any:
-    """The row of a contact inserted in this batch: no values yet."""
-    return SimpleNamespace(
-        merged_into=None, deleted_at=None, created_run=run_id, attributes=None, **dict.fromkeys(CONTACT_FIELDS)
-    )
 
 
 def _has_substance(values: dict[str, Any]) -> bool:

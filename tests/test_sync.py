@@ -395,3 +395,16 @@ def test_the_worker_process_gives_the_same_store(tmp_path):
         results.append((contacts, links, [(e["contact_id"], e["field"], e["new"]) for e in log]))
     assert results[0] == results[1]
     assert len(results[0][0]) == 300
+
+
+def test_field_history_starts_with_the_value_a_contact_was_created_with(demo):
+    demo.hub("sync")
+    demo.write("sheet.csv", SHEET.replace("8 925 000-00-01", "8 925 000-00-02"))
+    demo.hub("sync")
+    history = json.loads(demo.hub("log", "--contact", "sheet:3", "--field", "phone", "--json").stdout)
+    assert [(e["old"], e["new"], e["connector"], e["run_id"]) for e in history] == [
+        (None, "+79250000001", "sheet", 1),
+        ("+79250000001", "+79250000002", "sheet", 2),
+    ]
+    created = json.loads(demo.hub("log", "--contact", "sheet:3", "--field", "created", "--json").stdout)
+    assert json.loads(created[0]["new"])["city"] == "Казань"
