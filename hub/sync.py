@@ -459,6 +459,7 @@ class Sync:
         target: dict[int, int] = {}
         new_clusters = [cluster for cluster in clusters if not cluster.contacts]
         changed_at = None if state.initial else self.started
+        created: set[int] = set()
         if new_clusters:
             ids = allocate_ids(c, contacts, len(new_clusters))
             fresh: dict[int, list[SourceValues]] = {}
@@ -470,6 +471,7 @@ class Sync:
                     for k in cluster.record_keys
                 ]
             self._create_contacts(c, fresh, name, now)
+            created.update(fresh)
             counts.created += len(new_clusters)
         affected: set[int] = set()
         for cluster in clusters:
@@ -479,7 +481,7 @@ class Sync:
             if losers:
                 self._merge_contacts(c, survivor, losers, name, now)
                 counts.merged += len(losers)
-            if cluster not in new_clusters:
+            if survivor not in created:
                 affected.add(survivor)
         rows = []
         for i, w in enumerate(work):
