@@ -8,6 +8,8 @@ settings; results are identical wherever they are computed.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
@@ -40,14 +42,37 @@ _worker_config: Any = None
 _worker_normalizer: Normalizer | None = None
 
 
-def _start_worker(config_path: str) -> None:
+def _start_worker(config_path: str, parent: int) -> None:
     global _worker_config, _worker_normalizer
+    _exit_with(parent)
     from hub.config import load_config
     from hub.plugins import connector_classes
 
     _worker_config = load_config(Path(config_path), connector_classes())
     normalize = _worker_config.model.normalize
     _worker_normalizer = Normalizer(normalize.default_region, normalize.city_aliases)
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the process that started it ends, even by SIGKILL: an
+    orphan would keep the caller's output pipes open and live on for nothing."""
+    try:  # Linux: the kernel delivers SIGKILL when the parent dies
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere, and in case the parent died before prctl
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="hub-parent-watch", daemon=True).start()
 
 
 def _prepare_in_worker(connector: str, rows: Sequence[dict[str, Any]]) -> Prepared:
@@ -76,7 +101,7 @@ class Preparer:
                     max_workers=1,
                     mp_context=get_context("spawn"),
                     initializer=_start_worker,
-                    initargs=(str(self.config_path),),
+                    initargs=(str(self.config_path), os.getpid()),
                 )
             return self._pool.submit(_prepare_in_worker, connector, list(rows))
         done: Future[Prepared] = Future()

@@ -276,6 +276,7 @@ HUB = _hub_command()
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["HUB_LOAD_PLUGINS"] = ""  # the built-in connectors only, as in the other tests
+    env["HUB_WORKERS"] = "0"
     env.pop("HUB_CONFIG", None)
     return env
 
@@ -568,9 +569,13 @@ def test_sync_killed_at_random_points_converges_to_the_uninterrupted_store(tmp_p
             rng.shuffle(slices)
         delay = reference * (slices.pop() + rng.random()) / KILLS
         attempts += 1
+        # every other killed run prepares its batches in the worker process, so kills also
+        # land while a worker holds a batch (the reference run prepares in-process)
+        env = _env()
+        env["HUB_WORKERS"] = "always" if attempts % 2 else "0"
         process = subprocess.Popen(
             [*HUB, "-c", str(folder / "hub.yaml"), "sync"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env(),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )
         try:
             process.wait(timeout=delay)

@@ -408,3 +408,35 @@ def test_field_history_starts_with_the_value_a_contact_was_created_with(demo):
     ]
     created = json.loads(demo.hub("log", "--contact", "sheet:3", "--field", "created", "--json").stdout)
     assert json.loads(created[0]["new"])["city"] == "Казань"
+
+
+def test_the_worker_process_dies_with_a_killed_sync(tmp_path):
+    """A SIGKILLed sync leaves no worker behind holding its output pipes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rows = "\n".join(f"{i},Человек Номер{i},p{i}@example.ru" for i in range(20000))
+    (tmp_path / "c.csv").write_text("id,full_name,email\n" + rows + "\n", encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    env = dict(os.environ, HUB_WORKERS="always", HUB_LOAD_PLUGINS="")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub", "-c", str(tmp_path / "hub.yaml"), "sync"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while not children and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        tasks = f"/proc/{process.pid}/task/{process.pid}/children"
+        if os.path.exists(tasks):
+            children = [int(pid) for pid in open(tasks).read().split()]
+    assert children, "the sync started no worker process"
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=20)  # returns only when no process holds the pipes
+    time.sleep(0.5)
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
