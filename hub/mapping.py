@@ -839,6 +839,19 @@ class Mapping:
                 if action == _PLAIN:
                     out[target] = value
                 elif action == _IDENTIFIERS:
+                    if type(value) is _Found and len(value) == 1:  # the usual case, as below
+                        first = value[0]
+                        if target == single and single not in out:
+                            out[single] = value.valid[0] if value.valid else first
+                        earlier = out.get(plural)
+                        if earlier:
+                            merged = list(earlier)
+                            if first not in merged:
+                                merged.append(first)
+                            out[plural] = merged
+                        else:
+                            out[plural] = [first]
+                        break
                     items = list(value)
                     if target == single and single not in out:
                         valid = getattr(value, "valid", None) or items
@@ -848,10 +861,12 @@ class Mapping:
                     out[plural] = merged
                 else:
                     out[target] = value
+                    parts = split_full_name(value)  # a new dict
                     if implied is None:
-                        implied = {}
-                    for part, part_value in split_full_name(value).items():
-                        implied.setdefault(part, part_value)
+                        implied = parts
+                    else:
+                        for part, part_value in parts.items():
+                            implied.setdefault(part, part_value)
                 break
         if implied:
             for part, part_value in implied.items():

@@ -637,7 +637,7 @@ _SURNAME_SUFFIXES = (
 _TOKEN_SPLIT_RE = re.compile(r"[\s,;]+")
 #: Names seen again (a first name, a patronymic, the same full name read by the
 #: mapping and the Normalizer) are looked up instead of worked out again.
-_NAME_CACHE_SIZE = 50_000
+_NAME_CACHE_SIZE = 8192
 _NAME_CACHE_CHARS = 200  # longer texts are not kept
 _TOKEN_TRIM = "\"'«»()[]{}<>:"
 
@@ -1092,8 +1092,8 @@ class Normalizer:
             out[field_name] = _display_name(value)
         self._complete_names(out)
 
-        self._identifiers(values, out, problems, "phone", "phones", self._phones.items)
-        self._identifiers(values, out, problems, "email", "emails", _email_items)
+        self._identifiers(values, out, problems, "phone", "phones", self._phones.items, self._phones.known)
+        self._identifiers(values, out, problems, "email", "emails", _email_items, _KNOWN_EMAILS)
 
         city = values.get("city")
         if city is not None:
@@ -1197,9 +1197,30 @@ class Normalizer:
                 out[part] = out.pop(part)
 
     @staticmethod
-    def _identifiers(values, out, problems, single: str, plural: str, items_of) -> None:
-        if values.get(single) is None and values.get(plural) is None:
+    def _identifiers(values, out, problems, single: str, plural: str, items_of, known=None) -> None:
+        """``known``: values ``items_of`` is known to give back as they are."""
+        first = values.get(single)
+        rest = values.get(plural)
+        if first is None and rest is None:
             return
+        if (
+            known is not None
+            and (first is None or (type(first) is str and first in known))
+            and (rest is None or type(rest) is list)
+        ):
+            # Already normalized (as the mapping's transforms give them): the
+            # result of the general code below, without parsing them again.
+            found = [] if first is None else [first]
+            for cell in rest or ():
+                if type(cell) is not str or cell not in known:
+                    break  # something else: the general way
+                if cell not in found:
+                    found.append(cell)
+            else:
+                if found:
+                    out[single] = found[0]
+                    out[plural] = found
+                return
         found: list[str] = []
         primary: str | None = None
         reported: set[str] = set()
