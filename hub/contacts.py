@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from hub.changes import _iso, change_log
 from hub.errors import UsageError
+from hub.formulas import neutralize_formula
 from hub.model import CONTACT_FIELDS
 from hub.store.schema import consents, contacts, cursors, events, identifiers, quarantine, source_records
 
@@ -148,14 +149,10 @@ def write_rows(rows: Iterator[dict[str, Any]], columns: tuple[str, ...], out: IO
 
 def _cell(value: Any) -> Any:
     if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_phone(value):
-        return "'" + value
+        return neutralize_formula(";".join(str(v) for v in value))
+    if isinstance(value, str):
+        return neutralize_formula(value)
     return value
-
-
-def _is_phone(value: str) -> bool:
-    return value.startswith("+") and value[1:].isdigit()
 
 
 def list_quarantine(

@@ -476,15 +476,7 @@ def normalize_phones(text: str, default_region: str = "RU") -> tuple[list[str], 
     """All phone numbers in a cell as E.164 (duplicates removed, order kept) and
     the problems found. Accepts ints and floats as spreadsheets deliver them.
     Extensions (``доб. 12``) are dropped."""
-    numbers: list[str] = []
-    problems: list[str] = []
-    for _fragment, e164, problem in _phone_items(text, default_region):
-        if e164:
-            if e164 not in numbers:
-                numbers.append(e164)
-        elif problem:
-            problems.append(problem)
-    return numbers, problems
+    return _collect(_phone_items(text, default_region))
 
 
 # ------------------------------------------------------------------------ emails
@@ -611,15 +603,20 @@ def normalize_emails(text: str) -> tuple[list[str], list[str]]:
     """All e-mail addresses in a cell, normalized (lower case, typos of common
     domains fixed, IDN domains kept in Unicode), duplicates removed, and the
     problems found."""
-    addresses: list[str] = []
+    return _collect(_email_items(text))
+
+
+def _collect(items: Iterable[tuple[str, str | None, str | None]]) -> tuple[list[str], list[str]]:
+    """Distinct good values in order, and the problems, of ``(fragment, good, problem)`` items."""
+    good: list[str] = []
     problems: list[str] = []
-    for _fragment, address, problem in _email_items(text):
-        if address:
-            if address not in addresses:
-                addresses.append(address)
+    for _fragment, value, problem in items:
+        if value:
+            if value not in good:
+                good.append(value)
         elif problem:
             problems.append(problem)
-    return addresses, problems
+    return good, problems
 
 
 # ------------------------------------------------------------------------- names

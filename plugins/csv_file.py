@@ -38,6 +38,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, HubError, RetriableError
+from hub.formulas import neutralize_formula, restore_formula
 from hub.hookspecs import hookimpl
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 
@@ -55,29 +56,10 @@ XLSX_MAX_CELL_CHARS = 32767
 _CHUNK = 1024 * 1024
 _SAMPLE = 64 * 1024
 
-#: A value a spreadsheet would evaluate: = + - @ TAB CR, possibly behind quotes
-#: hub added before (so that writing and reading are exact inverses).
-_FORMULA_LIKE = re.compile(r"'*[=+\-@\t\r]")
-#: A phone in international format is harmless and stays as typed.
-_PLAIN_PHONE = re.compile(r"\+\d{6,15}")
 _XLSX_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
 _CYRILLIC_NEXT_TO_LATIN = re.compile(r"[A-Za-z][\u0400-\u04ff]|[\u0400-\u04ff][A-Za-z]")
 _CP1251_PUNCTUATION = set("«»—–№…“”„‘’\u00a0•·°±§©®™€")
 _RETRIABLE_ERRNOS = {errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT, errno.EINTR, getattr(errno, "ESTALE", -1)}
-
-
-def neutralize_formula(text: str) -> str:
-    """Prefix ``'`` to a string a spreadsheet would run as a formula."""
-    if _FORMULA_LIKE.match(text) and not _PLAIN_PHONE.fullmatch(text):
-        return "'" + text
-    return text
-
-
-def restore_formula(text: str) -> str:
-    """Undo ``neutralize_formula``: ``'=1+2`` reads as ``=1+2``."""
-    if text.startswith("'") and _FORMULA_LIKE.match(text, 1):
-        return text[1:]
-    return text
 
 
 def column_letter(index: int) -> str:

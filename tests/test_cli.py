@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -108,3 +109,12 @@ def test_the_example_project_syncs(tmp_path):
     assert sources == {"sheet", "mailing", "forms"}  # Дарья in all three: email and phone
     again = json.loads(runner.invoke(main, ["-c", config, "sync", "--json"]).stdout)
     assert again["changes"] == 0
+
+
+def test_exports_never_carry_a_runnable_formula(project):
+    project.write("c.csv", "id,full_name,email,phone\n1,=cmd|' /C calc'!A0,a@example.ru,+79161234567\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    rows = list(csv.DictReader(io.StringIO(project.hub("export", "contacts").stdout)))
+    assert rows[0]["full_name"].startswith("'=")
+    assert rows[0]["phone"] == "+79161234567"  # a plain international phone stays as it is
