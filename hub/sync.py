@@ -841,7 +841,10 @@ class Sync:
         size = connector.write_batch_size
         with self._tx() as c:
             pending = c.execute(
-                select(outbox.c.contact_id, outbox.c.op, outbox.c.payload, outbox.c.payload_hash, outbox.c.attempts)
+                select(
+                    outbox.c.contact_id, outbox.c.op, outbox.c.payload, outbox.c.payload_hash, outbox.c.sent_hash,
+                    outbox.c.attempts,
+                )
                 .where(and_(outbox.c.destination == name, outbox.c.status.in_(("pending", "retry"))))
                 .order_by(outbox.c.contact_id)
             ).all()
@@ -871,63 +874,65 @@ class Sync:
             results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}
             now = utcnow()
+            outcome: list[dict[str, Any]] = []
+            new_links: dict[str, int] = {}
+            unlinked: list[int] = []
+            for row in chunk:
+                result = by_contact.get(row.contact_id)
+                values = {"status": "sent", "sent_hash": row.payload_hash, "attempts": row.attempts, "last_error": None}
+                if result is None and row.op == "delete":
+                    values["sent_hash"] = None  # it was never in the tool
+                elif result is None or result.status == "retriable":
+                    error = "the connector returned no result for this item" if result is None else result.error
+                    values.update(status="retry", sent_hash=row.sent_hash, attempts=row.attempts + 1,
+                                  last_error=redact(error or ""))
+                    counts.retry += 1
+                elif result.status == "ok":
+                    counts.sent += 1
+                    if row.op == "delete":
+                        unlinked.append(row.contact_id)
+                    elif result.external_id:
+                        new_links.setdefault(result.external_id, row.contact_id)
+                else:
+                    values.update(status="rejected", sent_hash=row.sent_hash, attempts=row.attempts + 1,
+                                  last_error=redact(result.error or "rejected"))
+                    counts.rejected += 1
+                outcome.append({"destination": name, "contact_id": row.contact_id, "updated_at": now, **values})
             with self._tx() as c:
-                for row in chunk:
-                    result = by_contact.get(row.contact_id)
-                    if result is None and row.op == "delete":
-                        values = {"status": "sent", "sent_hash": None}
-                    elif result is None:
-                        values = {"status": "retry", "attempts": row.attempts + 1,
-                                  "last_error": "the connector returned no result for this item"}
-                        counts.retry += 1
-                    elif result.status == "ok":
-                        values = {"status": "sent", "sent_hash": row.payload_hash, "last_error": None}
-                        counts.sent += 1
-                        if row.op == "delete":
-                            c.execute(
-                                delete(source_records).where(
-                                    and_(
-                                        source_records.c.connector == name,
-                                        source_records.c.contact_id == row.contact_id,
-                                        source_records.c.origin == "write",
-                                    )
-                                )
-                            )
-                        elif result.external_id:
-                            self._link(c, name, row.contact_id, result.external_id, now)
-                    elif result.status == "retriable":
-                        values = {"status": "retry", "attempts": row.attempts + 1,
-                                  "last_error": redact(result.error or "")}
-                        counts.retry += 1
-                    else:
-                        values = {"status": "rejected", "attempts": row.attempts + 1,
-                                  "last_error": redact(result.error or "rejected")}
-                        counts.rejected += 1
+                bulk_update(c, outbox, ("destination", "contact_id"), outcome)
+                for ids in _chunks(unlinked):
                     c.execute(
-                        update(outbox)
-                        .where(and_(outbox.c.destination == name, outbox.c.contact_id == row.contact_id))
-                        .values(updated_at=now, **values)
+                        delete(source_records).where(
+                            and_(
+                                source_records.c.connector == name,
+                                source_records.c.contact_id.in_(ids),
+                                source_records.c.origin == "write",
+                            )
+                        )
                     )
+                self._link(c, name, new_links)
             if self.progress:
                 self.progress(name, counts.sent)
 
-    def _link(self, c: Connection, name: str, contact_id: int, external_id: str, now: dt.datetime) -> None:
-        exists = c.execute(
-            select(source_records.c.contact_id).where(
-                and_(source_records.c.connector == name, source_records.c.external_id == external_id)
-            )
-        ).first()
-        if exists is None:
-            c.execute(
-                insert(source_records).values(
-                    connector=name,
-                    external_id=external_id,
-                    contact_id=contact_id,
-                    origin="write",
-                    first_run=self.report.run_id,
-                    changed_run=self.report.run_id,
+    def _link(self, c: Connection, name: str, links: dict[str, int]) -> None:
+        """Remember the ids a destination gave its new contacts (external id -> contact)."""
+        external_ids = list(links)
+        for ids in _chunks(external_ids):
+            for row in c.execute(
+                select(source_records.c.external_id).where(
+                    and_(source_records.c.connector == name, source_records.c.external_id.in_(ids))
                 )
-            )
+            ):
+                links.pop(row.external_id, None)
+        bulk_insert(
+            c,
+            source_records,
+            [
+                {"connector": name, "external_id": external_id, "contact_id": contact_id, "origin": "write",
+                 "first_run": self.report.run_id, "changed_run": self.report.run_id}
+                for external_id, contact_id in links.items()
+            ],
+        )
 
 
 @dataclass

@@ -440,3 +440,20 @@ def test_the_worker_process_dies_with_a_killed_sync(tmp_path):
     time.sleep(0.5)
     for pid in children:
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+
+
+def test_an_item_the_destination_rejects_is_counted_and_not_resent(project):
+    project.write("c.csv", "id,full_name,email\n1,Анна 😀 Белова,a@example.ru\n2,Борис Петров,b@example.ru\n")
+    out = project.root / "out.csv"
+    # a cp1251 file (a row of someone's own keeps it recognisable) cannot hold the emoji
+    out.write_bytes("id;full_name\r\nx9;Свой Человек\r\n".encode("cp1251"))
+    project.config("""
+        connectors:
+          c: {plugin: csv, path: c.csv, id_column: id}
+          out: {plugin: csv, role: destination, path: out.csv}
+    """)
+    report = json.loads(project.hub("sync", "--json").stdout)
+    assert (report["counts"]["out"]["sent"], report["counts"]["out"]["rejected"]) == (1, 1)
+    assert "Петров" in out.read_bytes().decode("cp1251")
+    again = json.loads(project.hub("sync", "--json").stdout)
+    assert (again["counts"]["out"]["sent"], again["counts"]["out"]["rejected"]) == (0, 0)
