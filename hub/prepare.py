@@ -7,6 +7,7 @@ settings; results are identical wherever they are computed.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -25,16 +26,18 @@ WORKERS_ENV = "HUB_WORKERS"
 #: A pull starts the worker only after this many batches: small syncs never pay for it.
 START_AFTER_BATCHES = 2
 
-Prepared = list[tuple[dict[str, Any], list[str]]]
+#: Per row: canonical normalized values, the problems found, the values as JSON.
+Prepared = list[tuple[dict[str, Any], list[str], str]]
 
 
 def prepare(mapping: Mapping, normalizer: Normalizer, rows: Sequence[dict[str, Any]]) -> Prepared:
-    """Canonical normalized values and the problems found, per raw row."""
+    """Canonical normalized values, the problems found and the values as stored, per raw row."""
     out: Prepared = []
     for raw in rows:
         problems: list[str] = []
         values, more = normalizer.normalize(mapping.apply(raw, problems))
-        out.append((values, problems + more if more else problems))
+        encoded = json.dumps(values, ensure_ascii=False, default=str)
+        out.append((values, problems + more if more else problems, encoded))
     return out
 
 

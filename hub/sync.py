@@ -50,7 +50,7 @@ from hub.store.schema import (
 
 log = logging.getLogger("hub.sync")
 
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
 RECORDS_STREAM = "records"
 SAMPLE_SIZE = 20
 _CHUNK = 500  # bound on IN (...) lists
@@ -143,6 +143,8 @@ class _Work:
     record: RawRecord
     hash: str
     values: dict[str, Any]
+    #: ``values`` as stored (JSON), encoded where the record was prepared.
+    encoded: str
     linked_contact: int | None
 
 
@@ -391,6 +393,8 @@ class Sync:
                     screened.removed.append(external_id)
             else:
                 screened.candidates.append((record, digest))
+                if previous is not None:
+                    screened.linked.append(external_id)
         return screened
 
     def _apply_batch(
@@ -401,9 +405,9 @@ class Sync:
         results = prepared.result()
         now = utcnow()
         with self._tx() as c:
+            # the contact a known record links to, read now: an earlier batch may have merged it
             links: dict[str, int] = {}
-            ids = [record.external_id for record, _digest in screened.candidates]
-            for chunk in _chunks(ids):
+            for chunk in _chunks(screened.linked):
                 for row in c.execute(
                     select(source_records.c.external_id, source_records.c.contact_id).where(
                         and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk))
@@ -414,7 +418,7 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
-            for (record, digest), (values, problems) in zip(screened.candidates, results):
+            for (record, digest), (values, problems, encoded) in zip(screened.candidates, results):
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
                     self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")
@@ -423,7 +427,7 @@ class Sync:
                     self._quarantine(c, name, record, "; ".join(problems), "partial")
                 else:
                     clean.append(record.external_id)
-                work.append(_Work(record, digest, values, links.get(record.external_id)))
+                work.append(_Work(record, digest, values, encoded, links.get(record.external_id)))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -492,7 +496,7 @@ class Sync:
                     "contact_id": target[i],
                     "origin": "read",
                     "payload_hash": w.hash,
-                    "record_values": json.dumps(w.values, ensure_ascii=False, default=str),
+                    "record_values": w.encoded,
                     "changed_at": w.record.updated_at or changed_at,
                     "first_run": self.report.run_id,
                     "changed_run": self.report.run_id,
@@ -941,6 +945,8 @@ class _Screened:
 
     quarantine: list[tuple[RawRecord, str]] = field(default_factory=list)
     candidates: list[tuple[RawRecord, str]] = field(default_factory=list)
+    #: Candidates the store knows already (they link to a contact).
+    linked: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
 
 
