@@ -50,7 +50,7 @@ from hub.store.schema import (
 
 log = logging.getLogger("hub.sync")
 
-BATCH_SIZE = 5000
+BATCH_SIZE = 2000
 RECORDS_STREAM = "records"
 SAMPLE_SIZE = 20
 _CHUNK = 500  # bound on IN (...) lists
