@@ -99,9 +99,11 @@ def _console() -> Any:
 
 
 def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
+    # light borders and no padding at the edges: a ten-column report fits 80 columns
+    table = Table(title=title, show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -278,8 +280,7 @@ def _print_report(data: dict[str, Any]) -> None:
     for name, counts in data["counts"].items():
         rows.append([name, counts["read"], counts["unchanged"], counts["created"], counts["updated"],
                      counts["merged"], counts["removed"], counts["quarantined"], counts["sent"], counts["rejected"]])
-    _table(title, ["connector", "read", "unchanged", "new", "updated", "merged", "removed", "quarantined",
-                   "sent", "rejected"], rows)
+    _table(title, ["connector", "read", "same", "new", "updated", "merged", "removed", "quar.", "sent", "rejected"], rows)
     click.echo(f"{data['changes']} field changes")
     for name, pending in data["pending"].items():
         click.echo(f"{name}: {pending} contacts would be sent")
@@ -310,8 +311,8 @@ def runs(app: App, limit: int, as_json: bool) -> None:
     def total(run: dict[str, Any], key: str) -> int:
         return sum(counts.get(key, 0) for counts in run["counts"].values())
 
-    _table(None, ["run", "status", "started", "read", "new", "updated", "merged", "quarantined", "sent", "error"],
-           [[r["id"], r["status"], (r["started_at"] or "")[:19], total(r, "read"), total(r, "created"),
+    _table(None, ["run", "status", "started", "read", "new", "updated", "merged", "quar.", "sent", "error"],
+           [[r["id"], r["status"], (r["started_at"] or "")[5:16].replace("T", " "), total(r, "read"), total(r, "created"),
              total(r, "updated"), total(r, "merged"), total(r, "quarantined"), total(r, "sent"),
              (r["error"] or "")[:80]] for r in rows])
 
