@@ -92,6 +92,10 @@ def clean_text(value: object) -> str:
     ``None`` gives ``""``."""
     if value is None:
         return ""
+    if type(value) is str and value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " ":
+        # Already clean: every character the table changes and every whitespace
+        # character but the space is unprintable.
+        return value
     text = value if isinstance(value, str) else str(value)
     if _NEEDS_CLEAN_RE.search(text):
         text = text.translate(_CLEAN_TABLE)

@@ -47,6 +47,15 @@ class TestCleanText:
         assert clean_text("\u200b\u00a0\x00 ") == ""
 
 
+    @pytest.mark.parametrize(
+        "raw, expected",
+        [("Иван Петров", "Иван Петров"), ("Иван  Петров", "Иван Петров"), (" Иван", "Иван"), ("Иван ", "Иван"),
+         ("", ""), (" ", ""), ("a\u00a0b", "a b"), ("a\tb", "a b"), ("a\u200bb", "ab"), ("a\x1cb", "a b")],
+    )
+    def test_clean_and_unclean_text(self, raw, expected):
+        assert clean_text(raw) == expected
+        assert type(clean_text(type("Text", (str,), {})(raw))) is str
+
     def test_content_check_agrees_with_clean_text(self):
         chars = [chr(c) for c in range(0x3100)] + [chr(c) for c in _CLEAN_TABLE] + ["\U0001f600", "\ufeff"]
         for ch in chars:
@@ -737,8 +746,8 @@ def test_city_text_need_not_be_clean(normalizer):
 @pytest.mark.parametrize(
     "raw",
     [
-        {"full_name": "ПЕТРОВ иван", "phone": "8 (916) 123-45-67, +7 903 123 45 67", "email": " Ivan@Mail.RU; b@gmial.com",
-         "city": "г. Мск", "birthday": "01.02.1990"},
+        {"full_name": "ПЕТРОВ иван", "phone": "8 (916) 123-45-67, +7 903 123 45 67",
+         "email": " Ivan@Mail.RU; b@gmial.com", "city": "г. Мск", "birthday": "01.02.1990"},
         {"last_name": "петров", "first_name": "Ивaн", "phones": ["89161234567", 79031234567], "emails": ["A@B.RU"]},
         {"full_name": "Иванов И.С.", "phone": "+79161234567", "email": "ivan@gmail.co", "birthday": 32874},
     ],
