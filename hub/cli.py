@@ -161,12 +161,11 @@ def init(folder: Path, force: bool) -> None:
 @click.pass_obj
 def check(app: App, as_json: bool) -> None:
     """Validate hub.yaml and the mappings, open the store, check the sources' columns."""
-    config = app.config
-    app.store  # opens and migrates
     from hub.sync import Sync
 
+    config = app.config
     report = []
-    sync = Sync(config, app.store)
+    sync = Sync(config, app.store)  # opening the store brings its schema up to date
     for name, entry in config.connectors.items():
         connector = sync.connector(name)
         columns = connector.columns() if entry.reads else None

@@ -418,7 +418,7 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
-            for (record, digest), (values, problems, encoded) in zip(screened.candidates, results):
+            for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
                     self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")
@@ -467,7 +467,7 @@ class Sync:
         if new_clusters:
             ids = allocate_ids(c, contacts, len(new_clusters))
             fresh: dict[int, list[SourceValues]] = {}
-            for cluster, contact_id in zip(new_clusters, ids):
+            for cluster, contact_id in zip(new_clusters, ids, strict=True):
                 cluster.contacts = [contact_id]
                 fresh[contact_id] = [
                     SourceValues(name, work[k].record.external_id, work[k].values,

@@ -10,7 +10,7 @@ import random
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from hub.store.schema import changes, contacts, outbox, quarantine, runs, source_records
+from hub.store.schema import changes, contacts, outbox, runs, source_records
 
 SHEET = """\
 id;ФИО;Телефон;Email;Город
