@@ -366,13 +366,8 @@ class Sync:
         known: dict[str, Any] = {}
         with self._tx() as c:
             ids = list({r.external_id for r in records if r.external_id})
-            for chunk in _chunks(ids):
-                for row in c.execute(
-                    select(
-                        source_records.c.external_id, source_records.c.payload_hash, source_records.c.removed_at
-                    ).where(and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk)))
-                ):
-                    known[row.external_id] = row
+            for row in _records_of(c, name, ids, source_records.c.payload_hash, source_records.c.removed_at):
+                known[row.external_id] = row
         for record in records:
             external_id = record.external_id
             if not external_id:
@@ -406,14 +401,10 @@ class Sync:
         now = utcnow()
         with self._tx() as c:
             # the contact a known record links to, read now: an earlier batch may have merged it
-            links: dict[str, int] = {}
-            for chunk in _chunks(screened.linked):
-                for row in c.execute(
-                    select(source_records.c.external_id, source_records.c.contact_id).where(
-                        and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk))
-                    )
-                ):
-                    links[row.external_id] = row.contact_id
+            links = {
+                row.external_id: row.contact_id
+                for row in _records_of(c, name, screened.linked, source_records.c.contact_id)
+            }
             for record, reason in screened.quarantine:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
@@ -534,9 +525,7 @@ class Sync:
         self._log(
             c,
             [
-                {"contact_id": loser, "field": "merged_into", "old_value": None, "new_value": str(survivor),
-                 "connector": name, "external_id": None, "reason": "merge", "at": now}
-                for loser in losers
+                _change(loser, "merged_into", None, str(survivor), name, None, "merge", now) for loser in losers
             ],
         )
         c.execute(
@@ -546,14 +535,8 @@ class Sync:
         )
 
     def _mark_removed(self, c: Connection, name: str, external_ids: list[str], now: dt.datetime) -> set[int]:
-        affected: set[int] = set()
+        affected = {row.contact_id for row in _records_of(c, name, external_ids, source_records.c.contact_id)}
         for chunk in _chunks(external_ids):
-            rows = c.execute(
-                select(source_records.c.contact_id).where(
-                    and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk))
-                )
-            )
-            affected.update(row.contact_id for row in rows)
             c.execute(
                 update(source_records)
                 .where(and_(source_records.c.connector == name, source_records.c.external_id.in_(chunk)))
@@ -581,11 +564,8 @@ class Sync:
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(values)
             )
             first = own[0]
-            log_rows.append(
-                {"contact_id": contact_id, "field": CREATED, "old_value": None,
-                 "new_value": encode_value({f: values[f] for f in sorted(values, key=_field_order)}),
-                 "connector": first.connector, "external_id": first.external_id, "reason": "sync", "at": now}
-            )
+            everything = {f: values[f] for f in sorted(values, key=_field_order)}
+            log_rows.append(_change(contact_id, CREATED, None, everything, first.connector, first.external_id, "sync", now))
             queued[contact_id] = values
         bulk_insert(c, contacts, rows)
         bulk_insert(c, identifiers, ident_rows)
@@ -635,10 +615,7 @@ class Sync:
             if not own:
                 if row.deleted_at is None:
                     contact_updates.append(_contact_row(contact_id, old, self.report.run_id, now, deleted=True))
-                    change_rows.append(
-                        {"contact_id": contact_id, "field": "deleted", "old_value": None, "new_value": "true",
-                         "connector": name, "external_id": None, "reason": "sync", "at": now}
-                    )
+                    change_rows.append(_change(contact_id, "deleted", None, "true", name, None, "sync", now))
                     ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id])
                     outbox_contacts[contact_id] = None
                     counts.deleted += 1
@@ -653,23 +630,15 @@ class Sync:
                 diff = True
                 source = survivors.get(field_)
                 change_rows.append(
-                    {
-                        "contact_id": contact_id,
-                        "field": field_,
-                        "old_value": encode_value(before),
-                        "new_value": encode_value(after),
-                        "connector": source.connector if source and source.connector else name,
-                        "external_id": source.external_id if source else None,
-                        "reason": "sync",
-                        "at": now,
-                    }
+                    _change(
+                        contact_id, field_, before, after,
+                        source.connector if source and source.connector else name,
+                        source.external_id if source else None, "sync", now,
+                    )
                 )
             if row.deleted_at is not None:
                 diff = True
-                change_rows.append(
-                    {"contact_id": contact_id, "field": "deleted", "old_value": "true", "new_value": None,
-                     "connector": name, "external_id": None, "reason": "sync", "at": now}
-                )
+                change_rows.append(_change(contact_id, "deleted", "true", None, name, None, "sync", now))
             wanted = _identifiers_of(new)
             ident_add.extend(
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
@@ -920,14 +889,8 @@ class Sync:
 
     def _link(self, c: Connection, name: str, links: dict[str, int]) -> None:
         """Remember the ids a destination gave its new contacts (external id -> contact)."""
-        external_ids = list(links)
-        for ids in _chunks(external_ids):
-            for row in c.execute(
-                select(source_records.c.external_id).where(
-                    and_(source_records.c.connector == name, source_records.c.external_id.in_(ids))
-                )
-            ):
-                links.pop(row.external_id, None)
+        for row in _records_of(c, name, list(links)):
+            links.pop(row.external_id, None)
         bulk_insert(
             c,
             source_records,
@@ -961,6 +924,27 @@ class _PullState:
     #: The saved cursor row must be rewritten even if its value stays (new fingerprint).
     cursor_stale: bool = False
     seen: set[str] = field(default_factory=set)
+
+
+def _records_of(c: Connection, connector: str, external_ids: Sequence[str], *columns: Any) -> Iterator[Any]:
+    """The stored records of ``connector`` with these ids: ``external_id`` and ``columns``."""
+    for chunk in _chunks(external_ids):
+        yield from c.execute(
+            select(source_records.c.external_id, *columns).where(
+                and_(source_records.c.connector == connector, source_records.c.external_id.in_(chunk))
+            )
+        )
+
+
+def _change(
+    contact_id: int, field_: str, old: Any, new: Any, connector: str | None, external_id: str | None,
+    reason: str, at: dt.datetime,
+) -> dict[str, Any]:
+    """One change-log row; values are encoded (and secrets masked) here."""
+    return {
+        "contact_id": contact_id, "field": field_, "old_value": encode_value(old), "new_value": encode_value(new),
+        "connector": connector, "external_id": external_id, "reason": reason, "at": at,
+    }
 
 
 def _has_substance(values: dict[str, Any]) -> bool:
