@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -186,4 +187,25 @@ consents = Table(
     Column("at", Timestamp),
     Column("proof", Text),
     PrimaryKeyConstraint("contact_id", "channel"),
+)
+
+match_reviews = Table(
+    "match_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: the pair, smaller contact id first
+    Column("contact_a", Integer, nullable=False),
+    Column("contact_b", Integer, nullable=False),
+    Column("probability", Float),
+    #: JSON list of per-field evidence: field, level, weight, detail
+    Column("evidence", Text),
+    #: pending (asked in ``hub review``), accepted (one person), rejected (two people)
+    Column("status", String(16), nullable=False),
+    Column("run_id", Integer),
+    Column("created_at", Timestamp),
+    Column("decided_at", Timestamp),
+    Column("decided_by", String(100)),
+    UniqueConstraint("contact_a", "contact_b"),
+    Index(None, "contact_b"),
+    Index(None, "status"),
 )
