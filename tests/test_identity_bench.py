@@ -1,0 +1,102 @@
+"""The identity benchmark's own parts: the generator's files and truth, and the pairwise metric."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hub.cli import main
+from hub.connector import ConnectorContext
+from hub.model import RawRecord
+from hub_plugins.csv_file import CsvConnector, CsvOptions
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "identity"
+sys.path.insert(0, str(BENCH))
+
+import generate  # noqa: E402
+import run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("identity")
+    summary = generate.generate(folder, persons=200, seed=7, holdback=5)
+    return folder, summary
+
+
+def test_truth_covers_every_row_of_the_four_files(generated):
+    folder, summary = generated
+    truth = run.read_truth(folder / "truth.csv")
+    rows_seen = Counter()
+    for source in run.RU_SOURCES:
+        with open(folder / source["path"], encoding=source["encoding"], newline="") as fh:
+            ids = [row[source["id_column"]].strip() for row in csv.DictReader(fh, delimiter=source["delimiter"])]
+        assert len(ids) == len(set(ids)), f"{source['name']}: record ids repeat"
+        assert {key for key in truth if key[0] == source["name"]} == {(source["name"], rid) for rid in ids}
+        rows_seen[source["name"]] = len(ids)
+    assert sum(rows_seen.values()) == len(truth) == summary["records_total"]
+    assert all(rows_seen[s] > 0 for s in generate.SOURCES)
+    # the held-back submissions are new ids of known or new persons, ready to append
+    new = run.read_truth(folder / "truth-new.csv")
+    assert len(new) == 5 and not set(new) & set(truth)
+    with open(folder / "forms-new.csv", encoding="utf-8", newline="") as fh:
+        assert [row[0] for row in csv.reader(fh)] == [rid for _source, rid in new]
+
+
+def test_hub_check_accepts_the_config_and_the_csv_connector_reads_every_row(generated):
+    folder, _summary = generated
+    result = CliRunner().invoke(main, ["-c", str(folder / "hub.yaml"), "check"])
+    assert result.exit_code == 0, result.output
+    truth = run.read_truth(folder / "truth.csv")
+    config = yaml.safe_load((folder / "hub.yaml").read_text(encoding="utf-8"))
+    for name, entry in config["connectors"].items():
+        options = CsvOptions(path=entry["path"], id_column=entry["id_column"])
+        connector = CsvConnector(options, ConnectorContext(name, folder, logging.getLogger("test")))
+        records = [item for item in connector.read(None) if isinstance(item, RawRecord)]
+        assert [r.error for r in records if r.error] == []
+        assert {(name, r.external_id) for r in records} == {key for key in truth if key[0] == name}
+
+
+def test_generator_is_seeded(tmp_path):
+    one = generate.generate(tmp_path / "a", persons=60, seed=3)
+    two = generate.generate(tmp_path / "b", persons=60, seed=3)
+    assert one == two
+    for source in generate.SOURCES:
+        assert (tmp_path / "a" / f"{source}.csv").read_bytes() == (tmp_path / "b" / f"{source}.csv").read_bytes()
+
+
+def test_pairwise_scores_on_a_hand_made_example():
+    # true clusters: {a, b, c} and {d, e}; f alone -> 3 + 1 = 4 true pairs
+    truth = {"a": 1, "b": 1, "c": 1, "d": 2, "e": 2, "f": 3}
+    # predicted: {a, b} right, {c, d} wrong, e and f alone -> 2 pairs predicted, 1 correct
+    predicted = {"a": "x", "b": "x", "c": "y", "d": "y", "e": "z"}  # f missing: a cluster of its own
+    scores = run.pairwise_scores(truth, predicted)
+    assert scores["true_pairs"] == 4
+    assert scores["predicted_pairs"] == 2
+    assert scores["correct_pairs"] == 1
+    assert scores["precision"] == pytest.approx(0.5)
+    assert scores["recall"] == pytest.approx(0.25)
+    assert scores["f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75)
+    assert scores["predicted_clusters"] == 4
+
+
+def test_pairwise_scores_edge_cases():
+    truth = {"a": 1, "b": 1, "c": 2}
+    everything_apart = run.pairwise_scores(truth, {})
+    assert everything_apart["precision"] is None and everything_apart["recall"] == 0 and everything_apart["f1"] == 0
+    perfect = run.pairwise_scores(truth, {"a": 9, "b": 9, "c": 8})
+    assert perfect["precision"] == perfect["recall"] == perfect["f1"] == 1
+    one_blob = run.pairwise_scores(truth, {"a": 0, "b": 0, "c": 0})
+    assert one_blob["precision"] == pytest.approx(1 / 3) and one_blob["recall"] == 1
+
+
+def test_union_find_clusters_closes_links_transitively():
+    clusters = run.union_find_clusters(["a", "b", "c", "d"], [("a", "b"), ("b", "c")])
+    assert clusters["a"] == clusters["b"] == clusters["c"] != clusters["d"]
