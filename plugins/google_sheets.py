@@ -455,7 +455,16 @@ class GoogleSheetsConnector(Connector):
             elif kind == "authorized_user":
                 from google.oauth2.credentials import Credentials as UserCredentials
 
-                credentials = UserCredentials.from_authorized_user_info(info, scopes=list(SCOPES))
+                missing = [k for k in ("client_id", "client_secret", "refresh_token") if not info.get(k)]
+                if missing:
+                    raise ValueError(f"missing {', '.join(missing)}")
+                # built directly: from_authorized_user_info ignores the file's token_uri
+                credentials = UserCredentials(
+                    token=None, refresh_token=info["refresh_token"], client_id=info["client_id"],
+                    client_secret=info["client_secret"], scopes=list(SCOPES),
+                    token_uri=info.get("token_uri") or "https://oauth2.googleapis.com/token",
+                    quota_project_id=info.get("quota_project_id"),
+                )
                 self.account = str(info.get("client_id", ""))
                 project = str(info.get("quota_project_id") or info.get("client_id", ""))
             else:
@@ -528,6 +537,8 @@ class GoogleSheetsConnector(Connector):
                 ) from None
             raise FatalError(f"Google Sheets: cannot {doing}: {message} (HTTP {code})") from None
         except auth_errors.RefreshError as error:
+            if getattr(error, "retryable", False):
+                raise RetriableError(f"Google Sheets: cannot get an access token now: {error.args[0]}") from None
             raise FatalError(
                 f"Google Sheets: cannot get an access token: {error.args[0] if error.args else error}",
                 hint="check the credentials (a revoked or deleted key, a wrong file?)",

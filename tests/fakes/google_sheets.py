@@ -200,7 +200,8 @@ class FakeGoogleSheets:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
         return self
 
@@ -265,7 +266,8 @@ class FakeGoogleSheets:
 
     def fail(self, endpoint: str, status: int = 500, *, times: int = 1, retry_after: str | None = None,
              body: str = "json", after_apply: bool = False, message: str | None = None) -> None:
-        """The next ``times`` requests to ``endpoint`` (a counter name, or ``*``) fail."""
+        """The next ``times`` requests to ``endpoint`` fail: a counter name, ``sheets`` (any
+        Sheets API endpoint) or ``*`` (the token exchange too)."""
         with self.lock:
             self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, message))
 
@@ -322,6 +324,8 @@ class FakeGoogleSheets:
             status = error.code
             headers.update(error.headers)
             payload = {"error": {"code": error.code, "message": error.message, "status": error.status}}
+            if endpoint == "token":  # the OAuth endpoint answers in OAuth's own shape
+                payload = {"error": error.status.lower(), "error_description": error.message}
             if fault is not None and fault.body != "json":
                 self._send_raw(request, status, fault, headers)
                 self._run_after(endpoint)
@@ -367,7 +371,8 @@ class FakeGoogleSheets:
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
-            if fault.endpoint in (endpoint, "*") and fault.times > 0:
+            every = fault.endpoint == "*" or (fault.endpoint == "sheets" and endpoint != "token")
+            if (every or fault.endpoint == endpoint) and fault.times > 0:
                 fault.times -= 1
                 if fault.times == 0:
                     self.faults.remove(fault)

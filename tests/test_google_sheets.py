@@ -1,0 +1,468 @@
+"""The google_sheets connector against the local Sheets API server in tests/fakes:
+the conformance suite, then calls and quotas, conflicts, loops and hostile sheets.
+
+The real gspread client and google-auth talk HTTP to the fake; nothing in hub is patched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pydantic
+import pytest
+
+from hub.connector import ConnectorContext
+from hub.errors import FatalError, RetriableError
+from hub.model import OutboundItem
+from hub_plugins.google_sheets import GoogleSheetsConnector, GoogleSheetsOptions, RateLimiter, a1_range
+from tests.conformance import ConnectorConformance, by_external_id, read_all
+from tests.fakes.google_sheets import FakeGoogleSheets, Formula, authorized_user, service_account_key
+
+SHEET_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_sheet"
+WRITE_ENDPOINTS = ("values.update", "values.append", "values.batchUpdate", "spreadsheets.batchUpdate")
+
+HOSTILE_TEXT = [
+    "=1+2",
+    '=HYPERLINK("http://evil.example","click")',
+    "+7 916 123-45-67",
+    "-2+3",
+    "@SUM(A1)",
+    "\tstarts with tab",
+    "\rstarts with CR",
+    "'=already quoted",
+    "'plain apostrophe",
+    "0012345",
+    "TRUE",
+    "1.5",
+    "01.02.1990",
+]
+
+
+@pytest.fixture
+def fake():
+    with FakeGoogleSheets() as server:
+        yield server
+
+
+def new_account(fake: FakeGoogleSheets) -> dict[str, Any]:
+    """A service account of its own per test: the client-side pacing is per account."""
+    tag = secrets.token_hex(4)
+    return service_account_key(fake, f"hub-{tag}@proj-{tag}.iam.gserviceaccount.com")
+
+
+def make_connector(fake: FakeGoogleSheets, tmp_path: Path, **options: Any) -> GoogleSheetsConnector:
+    options.setdefault("spreadsheet", SHEET_ID)
+    options.setdefault("credentials", json.dumps(new_account(fake)))
+    options.setdefault("endpoint", fake.url)
+    options.setdefault("backoff_seconds", 0.01)
+    context = ConnectorContext("sheet", tmp_path, logging.getLogger("test.google_sheets"))
+    return GoogleSheetsConnector(GoogleSheetsOptions(**options), context)
+
+
+def table(records: list[dict[str, Any]]) -> list[list[Any]]:
+    header = list(records[0])
+    return [header] + [[record.get(column, "") for column in header] for record in records]
+
+
+# ---------------------------------------------------------------- conformance
+
+
+class TestGoogleSheetsConformance(ConnectorConformance):
+    """Rows keyed by the sheet's own ``id`` column."""
+
+    break_modes = ("missing_spreadsheet", "no_access", "server_down", "revoked_key", "duplicate_header",
+                   "missing_worksheet")
+    options: ClassVar[dict[str, Any]] = {"key_column": "id", "worksheet": "Клиенты"}
+
+    @pytest.fixture(autouse=True)
+    def _server(self, fake):
+        self.fake = fake
+
+    def make_connector(self, tmp_path):
+        self.seed_tool(self.seed_records())
+        return make_connector(self.fake, tmp_path, **self.options)
+
+    def seed_tool(self, records):
+        self.fake.create(SHEET_ID, sheets={"Клиенты": table(records), "Notes": [["free text"]]})
+
+    def key_of(self, seed_id: str) -> str:
+        return seed_id
+
+    def change_record(self, connector):
+        sheet = self.fake.sheet(SHEET_ID, "Клиенты")
+        header = sheet.cells[0]
+        row = next(r for r in range(1, len(sheet.cells)) if sheet.get(r, header.index("id")) == "2")
+        sheet.set(row, header.index("city"), "Новосибирск")
+        return self.key_of("2"), {"city": "Новосибирск"}
+
+    def break_tool(self, connector, mode):
+        if mode == "missing_spreadsheet":
+            del self.fake.spreadsheets[SHEET_ID]
+        elif mode == "no_access":
+            self.fake.fail("*", 403, times=100, message="The caller does not have permission")
+        elif mode == "server_down":
+            self.fake.fail("sheets", 503, times=1000)
+        elif mode == "revoked_key":
+            other = service_account_key(self.fake, "other@proj.iam.gserviceaccount.com", key_number=1)
+            for email in list(self.fake.public_keys):
+                self.fake.public_keys[email] = self.fake.public_keys[other["client_email"]]
+        elif mode == "duplicate_header":
+            self.fake.edit(SHEET_ID, "C1", "id", title="Клиенты")
+        else:
+            self.fake.spreadsheets[SHEET_ID].sheets[0].title = "Renamed"
+
+    def test_no_op_read_costs_two_calls_and_writes_nothing(self, connector):
+        _, checkpoint = read_all(connector, None)
+        connector.close()
+        self.fake.reset_counters()
+        again = type(connector)(connector.options, connector.context)  # a new run
+        records, _ = read_all(again, checkpoint.cursor)
+        assert records == []
+        assert self.fake.api_calls() <= 2
+        assert not any(self.fake.calls[name] for name in WRITE_ENDPOINTS)
+
+
+class TestGoogleSheetsHubIdConformance(TestGoogleSheetsConformance):
+    """No key column of the sheet's own: hub adds ``hub_id`` once and fills it."""
+
+    options: ClassVar[dict[str, Any]] = {}
+
+    def seed_tool(self, records):
+        rows = table([{k: v for k, v in record.items() if k != "id"} for record in records])
+        self.fake.create(SHEET_ID, sheets={"Sheet1": rows})
+
+    def seed_records(self):
+        return [{k: v for k, v in record.items() if k != "id"} for record in super().seed_records()]
+
+    def change_record(self, connector):
+        sheet = self.fake.sheet(SHEET_ID)
+        header = sheet.cells[0]
+        row = next(r for r in range(1, len(sheet.cells)) if sheet.get(r, 0) == "Петрова Анна")
+        sheet.set(row, header.index("city"), "Новосибирск")
+        return sheet.get(row, header.index("hub_id")), {"city": "Новосибирск"}
+
+    def break_tool(self, connector, mode):
+        if mode == "duplicate_header":
+            self.fake.edit(SHEET_ID, "C1", "full_name")
+        elif mode == "missing_worksheet":
+            connector.options.worksheet = "Клиенты"
+        else:
+            super().break_tool(connector, mode)
+
+    def test_the_key_column_is_added_once(self, connector):
+        read_all(connector, None)
+        header = self.fake.values(SHEET_ID)[0]
+        assert header[-1] == "hub_id"
+        keys = [row[-1] for row in self.fake.values(SHEET_ID)[1:]]
+        assert len(set(keys)) == 3 and all(key.startswith("r-") for key in keys)
+        self.fake.reset_counters()
+        read_all(connector, None)
+        assert not any(self.fake.calls[name] for name in WRITE_ENDPOINTS)
+        # a row a person adds by hand gets its key, in one request
+        self.fake.edit(SHEET_ID, "A5", "Новый Человек")
+        records = by_external_id(read_all(connector, None)[0])
+        assert self.fake.calls["values.batchUpdate"] == 1
+        assert len(records) == 4 and self.fake.values(SHEET_ID)[4][-1] in records
+
+
+# ---------------------------------------------------------------- reading
+
+
+def test_values_are_read_unformatted_and_by_header_name(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [
+        ["Телефон", "ФИО", "", "Заметки", "id"],
+        [79161234567, "Иванов Иван", "", "звонить вечером", 1],
+        [],
+        ["", "", "", "", ""],
+        ["8 (916) 765-43-21", "Петрова Анна", "", "", 2],
+    ]})
+    fake.sheet(SHEET_ID).number_formats[(1, 0)] = "SCIENTIFIC"  # the sheet shows 7.92E+10
+    connector = make_connector(fake, tmp_path, key_column="id")
+    records, checkpoint = read_all(connector, None)
+    assert [record.external_id for record in records] == ["1", "2"]  # blank rows skipped
+    assert records[0].values["Телефон"] == 79161234567
+    assert records[0].values["Заметки"] == "звонить вечером"
+    assert checkpoint.complete
+    # what a person would see, for comparison: the formatted value is useless
+    formatted = connector._http.values_get(SHEET_ID, "'Sheet1'!A2")
+    assert formatted["values"] == [["7.92E+10"]]
+
+
+def test_columns_reordered_added_and_renamed_between_runs(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email", "phone"], ["1", "a@example.com", "+79161234567"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    first = read_all(connector, None)[0][0].values
+    # a person moves columns, adds one and renames another
+    fake.create(SHEET_ID, sheets={"Sheet1": [["Комментарий", "phone", "id", "E-mail"],
+                                             ["VIP", "+79161234567", "1", "a@example.com"]]})
+    second = read_all(connector, None)[0][0].values
+    assert second == {"Комментарий": "VIP", "phone": "+79161234567", "id": "1", "E-mail": "a@example.com"}
+    assert first["phone"] == second["phone"]
+    assert connector.columns() == ["Комментарий", "phone", "id", "E-mail"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([["id", "Email", "Телефон", "Email"], ["1", "a@x.ru", "", "b@x.ru"]], "'Email' twice: cells B1 and D1"),
+        ([["id", "", "Email"], ["1", "data", "a@x.ru"]], "cell B2 has data but its header cell B1 is blank"),
+        ([["id", "Email"], ["1", "a@x.ru", "", "stray"]], "cell D2 has data but its header cell D1 is blank"),
+    ],
+)
+def test_bad_headers_are_errors_naming_the_cells(fake, tmp_path, rows, expected):
+    fake.create(SHEET_ID, sheets={"Sheet1": rows})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    with pytest.raises(FatalError) as raised:
+        read_all(connector, None)
+    assert expected in raised.value.message
+
+
+def test_header_row_below_a_title_and_header_only_sheet(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["Клиенты 2026"], [], ["id", "email"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", header_row=3)
+    records, checkpoint = read_all(connector, None)
+    assert records == [] and checkpoint.complete
+    connector.write([OutboundItem(7, "upsert", {"email": "new@example.com"})])
+    assert fake.values(SHEET_ID) == [["Клиенты 2026"], [], ["id", "email"], ["hub-7", "new@example.com"]]
+
+
+def test_an_empty_worksheet_has_no_columns_and_gets_a_header_on_first_write(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": []})
+    connector = make_connector(fake, tmp_path)
+    assert connector.columns() is None
+    assert read_all(connector, None)[0] == []
+    connector.write([OutboundItem(3, "upsert", {"full_name": "Иванов Иван", "phone": "+79161234567"})])
+    assert fake.values(SHEET_ID) == [["hub_id", "full_name", "phone"], ["hub-3", "Иванов Иван", "+79161234567"]]
+
+
+def test_a_large_sheet_is_read_in_ranges(fake, tmp_path):
+    rows = [["id", "email"]] + [[str(i), f"p{i}@example.com"] for i in range(1, 2501)]
+    fake.create(SHEET_ID, sheets={"Sheet1": rows})
+    connector = make_connector(fake, tmp_path, key_column="id", read_chunk_rows=1000)
+    records, _ = read_all(connector, None)
+    assert len(records) == 2500 and records[-1].values["email"] == "p2500@example.com"
+    assert fake.calls["values.get"] == 3  # rows 1-1000, 1001-2000, 2001-2501
+    assert fake.calls["spreadsheets.get"] == 1
+
+
+def test_a_row_with_500_columns(fake, tmp_path):
+    header = ["id"] + [f"c{i}" for i in range(1, 500)]
+    fake.create(SHEET_ID, sheets={"Sheet1": [header, ["1"] + [f"v{i}" for i in range(1, 500)]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    (record,), _ = read_all(connector, None)
+    assert len(record.values) == 500 and record.values["c499"] == "v499"
+    connector.write([OutboundItem(1, "upsert", {"c250": "changed"}, external_id="1")])
+    assert fake.values(SHEET_ID)[1][250] == "changed"
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_formula_like_values_are_written_as_text_and_round_trip(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "note"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    items = [OutboundItem(100 + i, "upsert", {"note": text}) for i, text in enumerate(HOSTILE_TEXT)]
+    assert all(result.status == "ok" for result in connector.write(items))
+    sheet = fake.sheet(SHEET_ID)
+    stored = [row[1] for row in sheet.cells[1:]]
+    assert stored == HOSTILE_TEXT
+    assert not any(isinstance(cell, Formula) for cell in stored)
+    assert all(isinstance(cell, str) for cell in stored)  # "0012345", "TRUE", "1.5" stay text
+    records = by_external_id(read_all(connector, None)[0])
+    assert [records[f"hub-{100 + i}"].values["note"] for i in range(len(HOSTILE_TEXT))] == HOSTILE_TEXT
+    assert all(request["body"].get("valueInputOption", "RAW") == "RAW" or request["endpoint"] == "values.get"
+               for request in fake.last_requests)
+    assert all(request["query"].get("valueInputOption", ["RAW"]) == ["RAW"] for request in fake.last_requests)
+
+
+def test_only_changed_cells_are_written_and_the_rest_is_left_alone(fake, tmp_path):
+    rows = [["id", "ФИО", "Заметки", "Телефон", "Email"]]
+    rows += [[str(i), f"Клиент {i}", f"заметка {i}", f"+7916000{i:04d}", f"c{i}@example.com"] for i in range(1, 201)]
+    fake.create(SHEET_ID, sheets={"Sheet1": rows})
+    sheet = fake.sheet(SHEET_ID)
+    sheet.number_formats[(5, 3)] = "TEXT"  # a person's formatting
+    connector = make_connector(fake, tmp_path, key_column="id")
+    read_all(connector, None)
+    fake.reset_counters()
+    items = [
+        OutboundItem(i, "upsert", {"ФИО": f"Клиент {i}", "Телефон": f"+7999000{i:04d}", "Email": f"c{i}@example.com"},
+                     external_id=str(i))
+        for i in range(1, 101)
+    ]
+    results = connector.write(items)
+    assert {result.status for result in results} == {"ok"}
+    # one read and one batched write, however many contacts changed
+    assert dict(fake.calls) == {"values.get": 1, "values.batchUpdate": 1}
+    body = next(r["body"] for r in fake.last_requests if r["endpoint"] == "values.batchUpdate")
+    assert body["valueInputOption"] == "RAW"
+    assert sorted(entry["range"] for entry in body["data"])[:2] == ["'Sheet1'!D10", "'Sheet1'!D100"]
+    assert len(body["data"]) == 100  # the phone cells only: names and e-mails were equal
+    after = fake.values(SHEET_ID)
+    assert [row[0] for row in after] == [row[0] for row in rows]  # row order
+    assert [row[2] for row in after] == [row[2] for row in rows]  # the person's column
+    assert after[1][3] == "+79990000001" and after[150][3] == rows[150][3]
+    assert sheet.number_formats == {(5, 3): "TEXT"}
+    # writing the same again is free of writes
+    fake.reset_counters()
+    connector.write(items)
+    assert dict(fake.calls) == {"values.get": 1}
+
+
+def test_new_contacts_are_appended_after_the_table_and_a_lost_append_is_not_repeated(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    items = [OutboundItem(i, "upsert", {"email": f"n{i}@example.com"}) for i in (5, 6)]
+    # the append reaches the sheet but its answer is lost: not retried blindly
+    fake.fail("values.append", 503, after_apply=True)
+    with pytest.raises(RetriableError):
+        connector.write(items)
+    assert fake.calls["values.append"] == 1
+    results = connector.write(items)  # the next run finds the rows by their keys
+    assert [r.external_id for r in results] == ["hub-5", "hub-6"]
+    assert fake.values(SHEET_ID) == [["id", "email"], ["1", "a@example.com"],
+                                     ["hub-5", "n5@example.com"], ["hub-6", "n6@example.com"]]
+    assert fake.calls["values.append"] == 1
+
+
+def test_a_row_deleted_by_a_person_is_not_added_again(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    (result,) = connector.write([OutboundItem(9, "upsert", {"email": "b@example.com"}, external_id="2")])
+    assert result.status == "rejected" and "no longer in the sheet" in result.error
+    assert len(fake.values(SHEET_ID)) == 2
+
+
+def test_a_value_too_long_for_a_cell_is_rejected_alone(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "note"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    results = connector.write([OutboundItem(1, "upsert", {"note": "x" * 10_000_000}),
+                               OutboundItem(2, "upsert", {"note": "short"})])
+    assert [r.status for r in results] == ["rejected", "ok"]
+    assert fake.values(SHEET_ID) == [["id", "note"], ["hub-2", "short"]]
+
+
+def test_a_persons_edit_after_our_read_wins_and_is_reported_as_a_conflict(fake, tmp_path, caplog):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "phone", "city"], ["1", "+79161234567", "Москва"],
+                                             ["2", "+79031112233", "Казань"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    read_all(connector, None)
+    fake.edit(SHEET_ID, "B2", "+79990000000")  # the person fixes the phone meanwhile
+    items = [OutboundItem(1, "upsert", {"phone": "+79161112233", "city": "Москва"}, external_id="1"),
+             OutboundItem(2, "upsert", {"phone": "+79031112233", "city": "Тверь"}, external_id="2")]
+    with caplog.at_level(logging.WARNING):
+        results = connector.write(items)
+    assert results[0].status == "retriable" and results[0].error.startswith("conflict: row 2")
+    assert "phone" in results[0].error
+    assert results[1].status == "ok"
+    assert fake.values(SHEET_ID)[1:] == [["1", "+79990000000", "Москва"], ["2", "+79031112233", "Тверь"]]
+    assert "conflict" in caplog.text
+    # after hub has read the edit, its next write is no conflict
+    read_all(connector, None)
+    assert connector.write(items[:1])[0].status == "ok"
+
+
+def test_delete_removes_rows_in_one_request(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"]] + [[str(i), f"{i}@x.ru"] for i in range(1, 8)]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    fake.reset_counters()
+    connector.write([OutboundItem(i, "delete", {}, external_id=str(i)) for i in (2, 4, 6)])
+    assert fake.calls["spreadsheets.batchUpdate"] == 1
+    assert [row[0] for row in fake.values(SHEET_ID)] == ["id", "1", "3", "5", "7"]
+
+
+# ---------------------------------------------------------------- quotas, retries, auth
+
+
+def test_429_and_5xx_are_retried_with_backoff_and_html_or_truncated_bodies(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    fake.fail("spreadsheets.get", 429, times=2)
+    fake.fail("values.get", 502, body="html")
+    fake.fail("values.get", 500, body="truncated")
+    fake.fail("values.get", 503, body="drop")
+    records, _ = read_all(connector, None)
+    assert len(records) == 1
+    assert len(connector.pauses) == 5 and max(connector.pauses) < 1
+
+
+def test_retry_after_is_honoured(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", backoff_seconds=0)
+    fake.fail("values.get", 429, retry_after="1")
+    read_all(connector, None)
+    assert connector.pauses == [1.0]
+
+
+def test_retries_give_up_with_a_retriable_error(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
+    connector = make_connector(fake, tmp_path, max_attempts=3)
+    fake.fail("spreadsheets.get", 429, times=3)
+    with pytest.raises(RetriableError) as raised:
+        read_all(connector, None)
+    assert "Quota exceeded" in raised.value.message and "3 attempts" in raised.value.message
+
+
+def test_the_servers_quota_is_absorbed(tmp_path):
+    """The fake's quota is 3 reads per half second; the retries wait it out."""
+    with FakeGoogleSheets(read_quota_per_user=3, quota_window=0.5) as fake:
+        fake.create(SHEET_ID, sheets={"Sheet1": [["id"]] + [[str(i)] for i in range(1, 101)]})
+        fake.sheet(SHEET_ID).row_count = 101
+        connector = make_connector(fake, tmp_path, read_chunk_rows=10, key_column="id", backoff_seconds=0.2,
+                                   max_backoff_seconds=1, max_attempts=30)
+        records, _ = read_all(connector, None)
+    assert len(records) == 100
+    assert fake.quota_errors > 0 and connector.pauses
+
+
+def test_rate_limiter_paces_requests_in_a_sliding_minute():
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(60, clock=lambda: now[0], sleep=sleep)
+    for _ in range(60):
+        limiter.acquire()
+        now[0] += 0.1
+    assert slept == []
+    limiter.acquire()  # the 61st request within a minute waits for the first to age out
+    assert slept == [pytest.approx(54.0)]
+    assert len(limiter.sent) == 60
+
+
+def test_user_credentials_and_an_expired_token(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", credentials=json.dumps(authorized_user(fake)))
+    read_all(connector, None)
+    fake.expire_tokens()  # the token is refreshed once and the call repeated
+    read_all(connector, None)
+    assert fake.calls["token"] == 2
+
+
+def test_bad_credentials_are_clear_errors(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
+    with pytest.raises(pydantic.ValidationError, match="exactly one of credentials_file"):
+        GoogleSheetsOptions(spreadsheet=SHEET_ID)
+    with pytest.raises(pydantic.ValidationError, match="neither a spreadsheet key"):
+        GoogleSheetsOptions(spreadsheet="not a key!", credentials="{}")
+    connector = make_connector(fake, tmp_path, credentials='{"type": "nonsense"}')
+    with pytest.raises(FatalError, match="unsupported credentials type"):
+        connector.columns()
+    # a key Google no longer knows (deleted or rotated): the signature does not verify
+    key = new_account(fake)
+    other = service_account_key(fake, "other@proj.iam.gserviceaccount.com", key_number=1)
+    fake.public_keys[key["client_email"]] = fake.public_keys[other["client_email"]]
+    connector = make_connector(fake, tmp_path, credentials=json.dumps(key))
+    with pytest.raises(FatalError, match="cannot get an access token.*Invalid JWT Signature"):
+        connector.columns()
+
+
+def test_a1_ranges_quote_titles():
+    assert a1_range("Sheet1", 1, 1, 10, 3) == "'Sheet1'!A1:C10"
+    assert a1_range("It's", 2, 28) == "'It''s'!AB2"
