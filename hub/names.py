@@ -69,6 +69,8 @@ def _data_error(path: Path, message: str) -> ValueError:
 # (Ol'ga, Д'Артаньян); every other non-letter becomes a space.
 _FOLD_TABLE = {c: "-" for c in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE63, 0xFF0D)}
 _FOLD_TABLE.update({c: None for c in (0x27, 0x60, 0xB4, 0x2018, 0x2019, 0x201B, 0x2032, 0x02B9, 0x02BA, 0x02BC)})
+# Combining marks left after NFC composition (stress marks: Мари́я) vanish.
+_FOLD_TABLE.update({c: None for c in range(0x0300, 0x0370)})
 _NOT_NAME_RE = re.compile(r"[^\w\s-]|[\d_]")
 _HYPHEN_RE = re.compile(r"\s*-[\s-]*")
 _WORD_SPLIT_RE = re.compile(r"[\s-]+")
@@ -78,8 +80,8 @@ _WORD_SPLIT_RE = re.compile(r"[\s-]+")
 def fold(text: str) -> str:
     """A name reduced to what tells names apart: lower case, ё as е, Latin
     look-alike letters inside Cyrillic words made Cyrillic (``Дaрья`` with a
-    Latin ``a``), only letters of any script, single spaces and single hyphens
-    between words. ``"  ПЁТР–Иванов!"`` -> ``"петр-иванов"``."""
+    Latin ``a``), stress marks dropped, only letters of any script, single
+    spaces and single hyphens between words. ``"  ПЁТР–Иванов!"`` -> ``"петр-иванов"``."""
     if not text:
         return ""
     if not text.isascii():

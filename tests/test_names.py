@@ -76,6 +76,9 @@ class TestFold:
     def test_decomposed_short_i(self):
         assert fold("Серге\u0438\u0306") == "сергей"
 
+    def test_stress_marks(self):
+        assert fold("Мари\u0301я") == "мария"
+
     @pytest.mark.parametrize("text", GARBAGE)
     def test_garbage_is_empty(self, text):
         assert fold(text) == ""
@@ -105,6 +108,10 @@ SAME_LATIN_KEY = [
     ["Сергей", "Sergey", "Sergei", "Sergej"],
     ["Ольга", "Olga", "Ol'ga", "Ol’ga"],
     ["Шевченко", "Shevchenko", "Ševčenko"],
+    ["Ющенко", "Yushchenko", "Iushchenko", "Juschtschenko"],
+    ["Чайковский", "Tchaikovsky", "Chaykovskiy", "Tschaikowski", "Čajkovskij"],
+    ["Соловьёв", "Solovyov", "Solovyev", "Soloviev", "Solovjov", "Solovjev"],
+    ["Семёнов", "Semyonov", "Semenov", "Semionov"],
 ]
 
 DIFFERENT_LATIN_KEY = [
@@ -283,7 +290,8 @@ class TestSurnameInfo:
          ("Воробьёв", "Vorobyova"), ("Журавлёв", "Zhuravleva"), ("Пушкин", "Пушкина"), ("Ильин", "Ilyina"),
          ("Троцкий", "Троцкая"), ("Trotsky", "Trotskaya"), ("Trotskiy", "Trotskaia"),
          ("Достоевский", "Dostoevskaya"), ("Толстой", "Толстая"), ("Tolstoy", "Tolstaya"),
-         ("Трубецкой", "Трубецкая"), ("Белый", "Белая"), ("Римский-Корсаков", "Римская-Корсакова")],
+         ("Трубецкой", "Трубецкая"), ("Белый", "Белая"), ("Римский-Корсаков", "Римская-Корсакова"),
+         ("Kowalski", "Kowalska")],
     )
     def test_gender_forms_share_a_base(self, male, female):
         male_base, male_gender = surname_info(male)
