@@ -11,17 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from hub_plugins.csv_file import CsvConnector, CsvOptions
 
 from hub.cli import main
 from hub.connector import ConnectorContext
 from hub.model import RawRecord
-from hub_plugins.csv_file import CsvConnector, CsvOptions
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "identity"
 sys.path.insert(0, str(BENCH))
 
-import generate  # noqa: E402
-import run  # noqa: E402
+import generate
+import run
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,6 @@ HAS_BIRTHDAY_IN_SHEET = 0.5
 IN_SHEET, IN_MAILING, IN_FORMS, IN_SMS = 0.65, 0.75, 0.55, 0.65  # mailing: of persons with an e-mail
 SHEET_DUPLICATE = 0.03  # of sheet persons: a second row for the same person
 FORMS_EXTRA_SUBMISSION = 0.5  # chance of each further submission (geometric)
-SMS_NEEDS_MOBILE = True
 
 NAME_TYPO = 0.02  # one letter wrong in a typed name (sheet, forms)
 YO_AS_E = 0.5  # ё written as е
@@ -98,6 +97,40 @@ CAUCASIAN_SURNAMES = (
     "Гасанов Алиев Мамедов Абдуллаев Магомедов Рамазанов Гаджиев Оганесян Петросян Саакян Григорян "
     "Арутюнян Кварацхелия Гелашвили Беридзе Цховребов Дзагоев Хетагуров"
 ).split()
+
+#: Stems of the long tail: most people do not carry one of the two hundred commonest surnames.
+SURNAME_STEMS = (
+    "Агап Аким Андрон Анфил Архип Афон Бажен Барыш Бирюч Бобр Болот Бор Брус Булыч Вавил Ваган Варлам Вахр "
+    "Ведерн Верш Ветл Вишн Воробь Гаврил Гвозд Глад Голов Горд Граб Груш Губ Гуль Дегтяр Дерев Дорон Дуб Дуд "
+    "Ерем Ерш Ефрем Жар Жил Забол Звер Зим Злат Зуб Кабан Калин Капуст Карас Кедр Клоч Кожев Колес Корн Кос "
+    "Крот Круп Крюк Кувшин Кукушк Лап Лис Лоб Лыс Люб Мак Малин Маслен Мерк Мех Мешк Мох Овс Окун Олен Пахом "
+    "Печ Пирог Полев Полян Пушк Рыж Сад Сверч Свир Сед Сит Слав Сом Стрел Сух Сыч Тетер Ткач Трет Туч Тюр Уш "
+    "Хлеб Холод Хом Чиж Чуд Шапк Шар Шест Шил Шуб Щегл Щук Ябл Ястреб Бурлак Валуй Вдов Глух Дьяч Зотик "
+    "Игнат Калуг Камыш Кирьян Клен Коврыг Кондак Коржак Котел Кречет Кудин Лапш Лужк Медник Мигун Мосол "
+    "Набок Нечай Обух Огород Пестер Плешак Подкол Пыж Рогож Рудак Рукавиш Самар Сивак Скорняк Смолян Сорок "
+    "Сусл Тарас Тимош Тугар Усач Фирс Хват Чебот Чепур Шадр Шемяк Шорох Юрк Якуш"
+).split()
+SURNAME_SUFFIXES = ("ов", "ин", "овский", "енко", "ых", "ников", "ков")
+TATAR_STEMS = ("Абдрахман Гимад Ахмад Вахит Газиз Зариф Мансур Нигмат Сабир Фаиз Хаким Шакир Юнус Карим Салих "
+               "Габбас Гариф Рахим Садык Хасан Гилман Ильяс Латып Мингаз Мустаф Нурулл Сайфулл Хабибулл").split()
+CAUCASIAN_STEMS = ("Акоп Аветис Мкртч Саркис Карап Вардан Геворк Мартирос Ованес Хачатур Погос Айрапет Минас "
+                   "Абдулл Гусейн Исмаил Рустам Султан Керим Мурад Омар Расул Гамзат Курбан").split()
+
+
+def _surname(stem: str, suffix: str) -> str:
+    if suffix == "ов" and stem[-1] in "жшчщцйь":
+        return stem.rstrip("ь") + "ев"
+    if suffix == "овский" and stem[-1] in "жшчщцйь":
+        return stem.rstrip("ь") + "евский"
+    if suffix in ("ников", "ков") and stem[-1] in "кгх":
+        return stem + "ов"
+    return stem + suffix
+
+
+SLAVIC_TAIL = sorted({_surname(stem, suffix) for stem in SURNAME_STEMS for suffix in SURNAME_SUFFIXES})
+TATAR_TAIL = sorted({stem + ("ин" if stem.endswith("улл") else "ов") for stem in TATAR_STEMS})
+CAUCASIAN_TAIL = sorted({stem + ("ян" if i < 13 else "ов") for i, stem in enumerate(CAUCASIAN_STEMS)})
+COMMON_SURNAME_SHARE = 0.3  # of the common list vs the long tail
 
 MALE_NAMES = (
     "Александр Сергей Дмитрий Андрей Алексей Максим Евгений Иван Михаил Владимир Артём Николай Павел "
@@ -256,11 +289,24 @@ class Weighted:
         return self.items[bisect.bisect(self.cum, rng.random() * self.cum[-1])]
 
 
-SLAVIC_SURNAME = Weighted(SLAVIC_SURNAMES, zipf=0.7)
-TATAR_SURNAME = Weighted(TATAR_SURNAMES, zipf=0.5)
-CAUCASIAN_SURNAME = Weighted(CAUCASIAN_SURNAMES, zipf=0.5)
+class Surnames:
+    """A common list (Zipf-like popularity) and a long tail (uniform), mixed."""
+
+    def __init__(self, common, tail):
+        self.common = Weighted(common, zipf=0.5)
+        self.tail = tail
+
+    def __call__(self, rng: random.Random) -> str:
+        if rng.random() < COMMON_SURNAME_SHARE:
+            return self.common(rng)
+        return rng.choice(self.tail)
+
+
+SLAVIC_SURNAME = Surnames(SLAVIC_SURNAMES, SLAVIC_TAIL)
+TATAR_SURNAME = Surnames(TATAR_SURNAMES, TATAR_TAIL)
+CAUCASIAN_SURNAME = Surnames(CAUCASIAN_SURNAMES, CAUCASIAN_TAIL)
 FIRST = {
-    ("slavic", "M"): Weighted(MALE_NAMES, zipf=1.0), ("slavic", "F"): Weighted(FEMALE_NAMES, zipf=1.0),
+    ("slavic", "M"): Weighted(MALE_NAMES, zipf=0.6), ("slavic", "F"): Weighted(FEMALE_NAMES, zipf=0.6),
     ("tatar", "M"): Weighted(TATAR_MALE, zipf=0.6), ("tatar", "F"): Weighted(TATAR_FEMALE, zipf=0.6),
     ("caucasian", "M"): Weighted(CAUCASIAN_MALE, zipf=0.6), ("caucasian", "F"): Weighted(CAUCASIAN_FEMALE, zipf=0.6),
 }
@@ -609,7 +655,8 @@ class Generator:
         forms: list[tuple[dt.datetime, Person]] = []
         mailing: dict[str, tuple[Person, str]] = {}  # normalized address -> person, typed address
         sms: dict[str, Person] = {}
-        start = dt.datetime(2023, 1, 1)
+        start, end = dt.datetime(2023, 1, 1), dt.datetime(2026, 10, 31, 23, 59, 59)
+        period = int((end - start).total_seconds())
         for person in self.persons:
             in_sheet = rng.random() < IN_SHEET
             in_mailing = bool(person.email) and rng.random() < IN_MAILING
@@ -640,10 +687,10 @@ class Generator:
                     if key not in mailing:  # a shared address is one subscriber
                         mailing[key] = (person, typed)
             if in_forms:
-                when = start + dt.timedelta(seconds=rng.randrange(3 * 365 * 86400))
+                when = start + dt.timedelta(seconds=rng.randrange(period))
                 forms.append((when, person))
                 while rng.random() < FORMS_EXTRA_SUBMISSION:
-                    when = when + dt.timedelta(seconds=rng.randrange(3600, 120 * 86400))
+                    when = min(when + dt.timedelta(seconds=rng.randrange(3600, 120 * 86400)), end)
                     forms.append((when, person))
             if in_sms:
                 number = person.mobile if person.mobile and (not person.home or rng.random() < 0.8) else person.home

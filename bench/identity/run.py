@@ -636,6 +636,19 @@ def write_markdown(path: Path, result: dict) -> None:
                    "See bench/identity/README.md for the method.")
     lines = [f"# Identity resolution benchmark ({result['date']})", "", machine_line, "", method_line, ""]
     lines += table(result["results"])
+    notes = []
+    for dataset, tools in result["results"].items():
+        hub = tools.get("hub", {})
+        if hub.get("quarantined"):
+            notes.append(f"{dataset}: hub quarantined {hub['quarantined']} row(s) (scored as clusters of their own)")
+        if tools.get("splink", {}).get("em_sessions_failed"):
+            notes.append(f"{dataset}: a Splink EM session failed ({tools['splink']['em_sessions_failed']})")
+        alt = tools.get("recordlinkage", {}).get("tutorial_sum_gt_3")
+        if alt:
+            notes.append(f"{dataset}: recordlinkage with the tutorial's 'sum of features > 3' instead of ECM: "
+                         f"P {fmt(alt['precision'])} R {fmt(alt['recall'])} F1 {fmt(alt['f1'])}")
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
     if result.get("incremental"):
         inc = result["incremental"]
         lines += ["", (f"Incremental: {inc['records_added']:,} rows appended to `{inc['source_appended']}` after "
@@ -660,6 +673,7 @@ def main() -> None:
     parser.add_argument("--incremental", type=int, metavar="ROWS",
                         help="full sync of the generated set, then ROWS new form rows and a second sync (hub only)")
     parser.add_argument("--hub", help="the hub command to measure (default: the hub next to this interpreter)")
+    parser.add_argument("--hub-commit", help="with --hub: the commit that hub was installed from (for the results)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--output", type=Path, help="results file (default bench/results/identity.json; "
@@ -693,7 +707,7 @@ def main() -> None:
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
         "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
-        "hub_source": source_state(),
+        "hub_source": {"commit": args.hub_commit, "dirty": [], "command": args.hub} if args.hub else source_state(),
         "method": {
             "hub": "hub --config hub.yaml sync --json, then hub --config hub.yaml export links --format json; "
                    "cluster = contact_id; default identity settings; a fresh folder and store per dataset",
