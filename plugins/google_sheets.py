@@ -399,8 +399,8 @@ class GoogleSheetsConnector(Connector):
     plugin = "google_sheets"
     Options = GoogleSheetsOptions
     capabilities = frozenset({"read", "write"})
-    #: One write reads the sheet once and sends every change in one request.
-    write_batch_size = 5000
+    #: All pending items in one write: it reads the sheet once and sends every change in one request.
+    write_batch_size = None
     description = "Google Sheets worksheets (source and destination), within the API quotas"
 
     options: GoogleSheetsOptions
@@ -691,10 +691,11 @@ class GoogleSheetsConnector(Connector):
         digest.update(json.dumps(grid.names, ensure_ascii=False).encode())
         records: list[RawRecord] = []
         baseline: dict[str, dict[str, str]] = {}
-        for row_number in sorted(grid.rows):
+        ordered = sorted(grid.rows)
+        digest.update(json.dumps([grid.rows[row] for row in ordered], ensure_ascii=False, default=str)
+                      .encode("utf-8", "surrogatepass"))
+        for row_number in ordered:
             cells = grid.rows[row_number]
-            digest.update(json.dumps(cells, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1e")
             values = self._row_values(grid, cells)
             key = _cell_text(values.get(self.key_name, "")).strip()
             baseline[key] = {name: _cell_text(value) for name, value in values.items()}

@@ -466,3 +466,191 @@ def test_bad_credentials_are_clear_errors(fake, tmp_path):
 def test_a1_ranges_quote_titles():
     assert a1_range("Sheet1", 1, 1, 10, 3) == "'Sheet1'!A1:C10"
     assert a1_range("It's", 2, 28) == "'It''s'!AB2"
+
+
+# ---------------------------------------------------------------- whole syncs through the CLI
+
+CLIENTS_MAPPING = """\
+fields:
+  full_name: {from: ФИО, transforms: [split_name]}
+  phone: {from: Телефон, transforms: [phone]}
+  email: {from: Email, transforms: [email]}
+  city: Город
+"""
+
+
+def client_rows(count: int) -> list[list[Any]]:
+    rows: list[list[Any]] = [["ФИО", "Телефон", "Email", "Город", "Заметки"]]
+    for i in range(1, count + 1):
+        rows.append([f"Клиентов{i} Иван", f"+7916{i:07d}", f"client{i}@example.ru", "Москва", f"заметка {i}"])
+    return rows
+
+
+def crm_csv(count: int, cities: dict[int, str] | None = None, phones: dict[int, str] | None = None) -> str:
+    lines = ["id,email,city,phone"]
+    for i in range(1, count + 1):
+        city = (cities or {}).get(i, "Москва")
+        phone = (phones or {}).get(i, "")
+        lines.append(f"{i},client{i}@example.ru,{city},{phone}")
+    return "\n".join(lines) + "\n"
+
+
+def sheet_config(project, fake: FakeGoogleSheets, *, role: str = "both", extra: str = "", crm: bool = True,
+                 merge: str = "") -> None:
+    project.write("key.json", json.dumps(new_account(fake)))
+    project.write("mappings/clients.yaml", CLIENTS_MAPPING)
+    crm_entry = "  crm: {plugin: csv, path: crm.csv, id_column: id}\n" if crm else ""
+    project.config(
+        "connectors:\n" + crm_entry
+        + "  clients:\n"
+        + "    plugin: google_sheets\n"
+        + f"    role: {role}\n"
+        + f"    spreadsheet: https://docs.google.com/spreadsheets/d/{SHEET_ID}/edit#gid=0\n"
+        + "    credentials_file: key.json\n"
+        + f"    endpoint: {fake.url}\n"
+        + "    backoff_seconds: 0.01\n"
+        + "    mapping: clients\n"
+        + extra
+        + merge
+    )
+
+
+def sync(project, *args: str) -> dict[str, Any]:
+    result = project.hub("sync", "--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def write_calls(fake: FakeGoogleSheets) -> int:
+    return sum(fake.calls[name] for name in WRITE_ENDPOINTS)
+
+
+def test_two_way_sync_a_no_op_costs_two_calls_and_our_writes_do_not_come_back(project, fake):
+    rows = client_rows(20)
+    rows[1][1] = 79160000001  # typed as a number
+    rows[2][1] = "8 (916) 000-00-02"
+    fake.create(SHEET_ID, sheets={"Клиенты": rows})
+    fake.sheet(SHEET_ID).number_formats[(1, 1)] = "SCIENTIFIC"
+    project.write("crm.csv", crm_csv(20) + "21,new.client@example.ru,Тверь,+79035550000\n")
+    sheet_config(project, fake)
+    first = sync(project)
+    assert first["counts"]["clients"]["read"] == 20 and first["errors"] == []
+    assert first["counts"]["clients"]["sent"] == 21
+    values = fake.values(SHEET_ID, "Клиенты")
+    assert values[0] == ["ФИО", "Телефон", "Email", "Город", "Заметки", "hub_id"]
+    assert values[1][1] == "+79160000001" and values[2][1] == "+79160000002"  # fixed phones show up
+    assert values[21][2:4] == ["new.client@example.ru", "Тверь"]  # the new contact, appended
+    assert [row[4] for row in values[1:21]] == [row[4] for row in rows[1:21]]  # the person's column
+    # the rows hub wrote are read once more, and change nothing
+    second = sync(project)
+    assert second["changes"] == 0
+    assert all(counts["sent"] == 0 and counts["updated"] == 0 for counts in second["counts"].values())
+    # from then on a sync reads the sheet with two calls and writes nothing
+    fake.reset_counters()
+    third = sync(project)
+    assert third["counts"]["clients"]["read"] == 0 and third["changes"] == 0
+    assert fake.api_calls() <= 2 and write_calls(fake) == 0
+
+
+def test_writing_back_changed_contacts_takes_the_same_calls_for_3_or_60(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(100)})
+    project.write("crm.csv", crm_csv(100))
+    sheet_config(project, fake, merge="merge:\n  source_priority: [crm, clients]\n")
+    sync(project)
+    sync(project)
+    calls = []
+    for changed, city in ((3, "Тверь"), (60, "Казань")):
+        project.write("crm.csv", crm_csv(100, cities={i: city for i in range(1, changed + 1)}))
+        fake.reset_counters()
+        report = sync(project)
+        assert report["counts"]["clients"]["sent"] == changed
+        assert fake.calls["values.batchUpdate"] == 1
+        calls.append(fake.api_calls())
+        values = fake.values(SHEET_ID, "Клиенты")
+        assert [row[3] for row in values[1:changed + 1]] == [city] * changed
+    assert calls[0] == calls[1] <= 4  # read: 2, write: a fresh read and one batchUpdate
+
+
+def test_a_persons_edit_during_a_sync_wins_over_hubs_write(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(5)})
+    project.write("crm.csv", crm_csv(5))
+    sheet_config(project, fake)
+    sync(project)
+    project.write("crm.csv", crm_csv(5, phones={2: "+79035551122"}))
+    # right after hub has read the sheet, a person fixes the same client's phone there
+    fake.after("values.get", lambda server: server.edit(SHEET_ID, "B3", "+79267770000", title="Клиенты"))
+    report = sync(project)
+    assert report["counts"]["clients"]["retry"] == 1
+    assert fake.values(SHEET_ID, "Клиенты")[2][1] == "+79267770000"
+    log = json.loads(project.hub("log", "--field", "phone", "--json").stdout)
+    assert [entry["new"] for entry in log if entry["connector"] == "crm"] == ["+79035551122"]
+    # the next sync reads the edit: being the latest, it wins, and nothing is overwritten
+    report = sync(project)
+    assert fake.values(SHEET_ID, "Клиенты")[2][1] == "+79267770000"
+    log = json.loads(project.hub("log", "--field", "phone", "--json").stdout)
+    assert (log[-1]["old"], log[-1]["new"], log[-1]["connector"]) == ("+79035551122", "+79267770000", "clients")
+    assert report["counts"]["clients"]["retry"] == 0
+
+
+@pytest.mark.parametrize(("policy", "removed"), [("unlink", 1), ("delete", 1), ("ignore", 0)])
+def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, removed):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(30)})
+    sheet_config(project, fake, role="source", crm=False, extra=f"    on_missing: {policy}\n")
+    sync(project)
+    del fake.sheet(SHEET_ID, "Клиенты").cells[5]  # a person deletes row 6
+    report = sync(project)
+    assert report["counts"]["clients"]["removed"] == removed
+
+
+def test_a_cleared_sheet_trips_the_mass_delete_guard(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(30)})
+    sheet_config(project, fake, crm=False)
+    sync(project)
+    sheet = fake.sheet(SHEET_ID, "Клиенты")
+    del sheet.cells[1:]
+    fake.reset_counters()
+    result = project.hub("sync")
+    assert result.exit_code == 1
+    assert "mass-delete guard" in result.output and "--allow-mass-delete" in result.output
+    assert write_calls(fake) == 0  # nothing is written back into the cleared sheet
+
+
+def test_config_errors_and_secrets(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(2)})
+    key = new_account(fake)
+    project.write("mappings/clients.yaml", CLIENTS_MAPPING)
+    config = (
+        "connectors:\n  clients:\n    plugin: google_sheets\n    spreadsheet: " + SHEET_ID + "\n"
+        "    credentials: $SHEETS_KEY\n    endpoint: " + fake.url + "\n    mapping: clients\n"
+    )
+    project.config(config)
+    result = project.hub("sync")
+    assert result.exit_code == 2 and "SHEETS_KEY" in result.output
+    project.config(config + "    worksheet_name: Клиенты\n")
+    result = project.hub("sync", env={"SHEETS_KEY": json.dumps(key)})
+    assert result.exit_code == 2 and "worksheet_name" in result.output and "worksheet" in result.output
+    project.config(config.replace("plugin: google_sheets", "plugin: google_sheets\n    role: both"))
+    fake.fail("values.get", 403, message="The caller does not have permission")
+    result = project.hub("sync", "--json", env={"SHEETS_KEY": json.dumps(key)})
+    assert result.exit_code == 1
+    assert "permission denied" in result.output and key["client_email"] in result.output
+    assert "PRIVATE KEY" not in result.output and key["private_key_id"] not in result.output
+    assert project.hub("plugins").output.count("google_sheets") == 1
+
+
+def test_a_50k_row_sheet_syncs_within_the_default_quota(project, fake):
+    rows: list[list[Any]] = [["email", "phone", "hub_id"]]
+    for i in range(1, 50_001):
+        rows.append([f"client{i}@example.ru", f"+7916{i:07d}", f"k{i}"])
+    fake.create(SHEET_ID, sheets={"Клиенты": rows})
+    project.write("key.json", json.dumps(new_account(fake)))
+    project.config(
+        f"connectors:\n  clients:\n    plugin: google_sheets\n    role: both\n    spreadsheet: {SHEET_ID}\n"
+        f"    credentials_file: key.json\n    endpoint: {fake.url}\n"
+    )
+    report = sync(project)
+    assert report["counts"]["clients"]["created"] == 50_000 and report["errors"] == []
+    assert fake.quota_errors == 0  # the server never had to refuse a request
+    # pull: spreadsheets.get + 3 ranges of 20,000 rows; push: the same read again, no write
+    assert fake.calls["values.get"] == 6 and fake.api_calls() == 7
+    assert write_calls(fake) == 0
