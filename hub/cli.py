@@ -393,6 +393,135 @@ def export(app: App, what: str, output: Path | None, fmt: str) -> None:
             click.echo(f"wrote {count} {what} to {output}", err=True)
 
 
+# --- identity ----------------------------------------------------------------------
+
+
+actor_option = click.option("--actor", help="Who takes the decision (default: the OS user).")
+
+
+def _evidence_rows(evidence: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[e["field"], e["level"], f"{e['weight']:+.1f}", e["detail"]] for e in evidence]
+
+
+@main.group(invoke_without_command=True)
+@click.option("-n", "--limit", default=50, show_default=True)
+@json_option
+@click.pass_context
+def review(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Pairs that may be one person, waiting for a decision (accept / reject)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hub.curate import pending_reviews
+
+    app: App = ctx.obj
+    with app.store.connect() as c:
+        rows = pending_reviews(c, limit)
+    if as_json:
+        _emit(rows)
+        return
+    if not rows:
+        click.echo("nothing to review")
+        return
+    for row in rows:
+        _table(f"pair {row['id']}: {row['probability']:.0%} one person",
+               ["field", "level", "weight", "detail"], _evidence_rows(row["evidence"]))
+        click.echo(f"  {row['a']}: {row['a_summary']}\n  {row['b']}: {row['b_summary']}")
+    click.echo("decide: hub review accept ID  |  hub review reject ID")
+
+
+@review.command("accept")
+@click.argument("pair_ids", nargs=-1, type=int, required=True)
+@actor_option
+@json_option
+@click.pass_obj
+def review_accept(app: App, pair_ids: tuple[int, ...], actor: str | None, as_json: bool) -> None:
+    """The pair is one person: merge the two contacts."""
+    _decide(app, pair_ids, actor, True, as_json)
+
+
+@review.command("reject")
+@click.argument("pair_ids", nargs=-1, type=int, required=True)
+@actor_option
+@json_option
+@click.pass_obj
+def review_reject(app: App, pair_ids: tuple[int, ...], actor: str | None, as_json: bool) -> None:
+    """The pair is two people: never ask again, never merge them."""
+    _decide(app, pair_ids, actor, False, as_json)
+
+
+def _decide(app: App, pair_ids: tuple[int, ...], actor: str | None, accept: bool, as_json: bool) -> None:
+    from hub.curate import Curator
+
+    curator = Curator(app.config, app.store, actor)
+    results = [curator.decide_review(pair_id, accept) for pair_id in pair_ids]
+    if as_json:
+        _emit(results)
+        return
+    for result in results:
+        if accept:
+            click.echo(f"pair {result['id']}: merged contact {result['merged']} into {result['contact']}")
+        else:
+            click.echo(f"pair {result['id']}: kept apart")
+
+
+@main.command("explain")
+@click.argument("first")
+@click.argument("second")
+@json_option
+@click.pass_obj
+def explain_command(app: App, first: str, second: str, as_json: bool) -> None:
+    """Why two contacts (or SOURCE:ID records) are, or are not, one person: the score by field."""
+    from hub.curate import explain
+
+    identity = app.config.model.identity
+    with app.store.connect() as c:
+        data = explain(c, first, second, identity.merge_at, identity.review_at)
+    if as_json:
+        _emit(data)
+        return
+    _table(f"{data['a']} vs {data['b']}", ["field", "level", "weight", "detail"], _evidence_rows(data["evidence"]))
+    click.echo(f"total {data['weight']:+.1f} bits (prior included): probability {data['probability']:.1%}")
+    if data["veto"]:
+        click.echo(f"cannot be one person: {data['veto']}")
+    click.echo(f"verdict: {data['verdict']} (merge at {data['merge_at']:.0%}, review at {data['review_at']:.0%})")
+
+
+@main.command("merge")
+@click.argument("first")
+@click.argument("second")
+@actor_option
+@json_option
+@click.pass_obj
+def merge_command(app: App, first: str, second: str, actor: str | None, as_json: bool) -> None:
+    """Merge two contacts into the older one (undo with hub split)."""
+    from hub.curate import Curator
+
+    result = Curator(app.config, app.store, actor).merge(first, second)
+    if as_json:
+        _emit(result)
+        return
+    click.echo(f"merged contact {result['merged']} into {result['contact']} (run {result['run_id']}); "
+               f"undo: hub split {result['contact']}")
+
+
+@main.command("split")
+@click.argument("contact")
+@click.option("--record", metavar="SOURCE:ID", help="Move this one record out into a contact of its own.")
+@actor_option
+@json_option
+@click.pass_obj
+def split_command(app: App, contact: str, record: str | None, actor: str | None, as_json: bool) -> None:
+    """Undo the latest merge into CONTACT, or take one record out; the two are never merged again."""
+    from hub.curate import Curator
+
+    result = Curator(app.config, app.store, actor).split(contact, record)
+    if as_json:
+        _emit(result)
+        return
+    click.echo(f"contact {result['contact']} split: contact {result['split_off']} is separate again "
+               f"(run {result['run_id']}); undo: hub merge {result['contact']} {result['split_off']}")
+
+
 # --- quarantine --------------------------------------------------------------------
 
 

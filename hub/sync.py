@@ -21,14 +21,20 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hub.changes import CREATED
 from hub.config import LoadedConfig
 from hub.connector import Connector, ConnectorContext
-from hub.errors import FatalError, GuardError, RetriableError, SkippableRecord, UsageError
-from hub.identity import Candidate, DeterministicResolver, Resolver
+from hub.errors import (
+    FatalError,
+    GuardError,
+    RetriableError,
+    SkippableRecord,
+    UsageError,
+)
+from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
@@ -42,6 +48,7 @@ from hub.store.schema import (
     cursors,
     events,
     identifiers,
+    match_reviews,
     outbox,
     quarantine,
     runs,
@@ -161,14 +168,15 @@ class Sync:
         *,
         dry_run: bool = False,
         allow_mass_delete: bool = False,
-        resolver: Resolver | None = None,
+        resolver: ProbabilisticResolver | None = None,
         progress: ProgressCallback | None = None,
     ):
         self.config = config
         self.store = store
         self.dry_run = dry_run
         self.allow_mass_delete = allow_mass_delete
-        self.resolver = resolver or DeterministicResolver(config.model.identity.match_on)
+        identity = config.model.identity
+        self.resolver = resolver or ProbabilisticResolver(identity.merge_at, identity.review_at, identity.match_on)
         self.progress = progress
         merge = config.model.merge
         self.survivorship = Survivorship(config.priority(), merge.default, merge.fields)
@@ -449,8 +457,11 @@ class Sync:
         created here are complete already."""
         name = state.name
         counts = self.report.counts_for(name)
-        candidates = [Candidate(i, w.linked_contact, _identifiers_of(w.values)) for i, w in enumerate(work)]
-        clusters = self.resolver.resolve(c, candidates)
+        candidates = [
+            Candidate(i, w.linked_contact, w.values, f"{name}\0{w.record.external_id}") for i, w in enumerate(work)
+        ]
+        resolution = self.resolver.resolve(c, candidates)
+        clusters = resolution.clusters
         target: dict[int, int] = {}
         new_clusters = [cluster for cluster in clusters if not cluster.contacts]
         changed_at = None if state.initial else self.started
@@ -469,6 +480,7 @@ class Sync:
             created.update(fresh)
             counts.created += len(new_clusters)
         affected: set[int] = set()
+        merged_into: dict[int, int] = {}
         for cluster in clusters:
             survivor, losers = cluster.contacts[0], cluster.contacts[1:]
             for key in cluster.record_keys:
@@ -476,8 +488,11 @@ class Sync:
             if losers:
                 self._merge_contacts(c, survivor, losers, name, now)
                 counts.merged += len(losers)
+                merged_into.update((loser, survivor) for loser in losers)
             if survivor not in created:
                 affected.add(survivor)
+        if resolution.reviews:
+            self._ask_review(c, resolution.reviews, target, merged_into, now)
         rows = []
         for i, w in enumerate(work):
             rows.append(
@@ -509,7 +524,13 @@ class Sync:
         """Fold ``losers`` into ``survivor``: move their records and history, log the merge.
 
         Links hub created in destinations stay with the losers until the queued delete
-        has removed the loser from that tool."""
+        has removed the loser from that tool. Each moved record is logged (field
+        ``record``, old contact to new) so ``hub split`` can move it back."""
+        moved = c.execute(
+            select(source_records.c.contact_id, source_records.c.connector, source_records.c.external_id)
+            .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
+            .order_by(source_records.c.connector, source_records.c.external_id)
+        ).all()
         c.execute(
             update(source_records)
             .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
@@ -524,15 +545,39 @@ class Sync:
         )
         self._log(
             c,
-            [
-                _change(loser, "merged_into", None, str(survivor), name, None, "merge", now) for loser in losers
+            [_change(loser, "merged_into", None, str(survivor), name, None, "merge", now) for loser in losers]
+            + [
+                _change(survivor, "record", str(row.contact_id), str(survivor), row.connector, row.external_id, "merge", now)
+                for row in moved
             ],
         )
+        remap_reviews(c, survivor, losers)
         c.execute(
             update(outbox)
             .where(outbox.c.contact_id.in_(losers))
             .values(op="delete", status="pending", payload=None, payload_hash=None, updated_at=now)
         )
+
+    def _ask_review(
+        self, c: Connection, reviews: list[ReviewPair], target: dict[int, int], merged_into: dict[int, int],
+        now: dt.datetime,
+    ) -> None:
+        """Queue the pairs that may be one person for ``hub review``; decided pairs stay decided."""
+        def contact_of(node: tuple[str, int]) -> int:
+            contact_id = target[node[1]] if node[0] == "r" else node[1]
+            return merged_into.get(contact_id, contact_id)
+
+        best: dict[tuple[int, int], ReviewPair] = {}
+        for review in reviews:
+            a, b = contact_of(review.a), contact_of(review.b)
+            if a == b:
+                continue
+            pair = (min(a, b), max(a, b))
+            if pair not in best or review.comparison.weight > best[pair].comparison.weight:
+                best[pair] = review
+        if not best:
+            return
+        record_reviews(c, {pair: review.comparison for pair, review in best.items()}, self.report.run_id, now)
 
     def _mark_removed(self, c: Connection, name: str, external_ids: list[str], now: dt.datetime) -> set[int]:
         affected = {row.contact_id for row in _records_of(c, name, external_ids, source_records.c.contact_id)}
@@ -572,7 +617,9 @@ class Sync:
         self._log(c, log_rows)
         self._enqueue(c, queued, now)
 
-    def _recompute(self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime) -> None:
+    def _recompute(
+        self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime, reason: str = "sync"
+    ) -> None:
         """Derive each contact from its records, log what changed, refresh identifiers and outbox."""
         counts = self.report.counts_for(name)
         records: dict[int, list[SourceValues]] = defaultdict(list)
@@ -615,7 +662,7 @@ class Sync:
             if not own:
                 if row.deleted_at is None:
                     contact_updates.append(_contact_row(contact_id, old, self.report.run_id, now, deleted=True))
-                    change_rows.append(_change(contact_id, "deleted", None, "true", name, None, "sync", now))
+                    change_rows.append(_change(contact_id, "deleted", None, "true", name, None, reason, now))
                     ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id])
                     outbox_contacts[contact_id] = None
                     counts.deleted += 1
@@ -633,12 +680,12 @@ class Sync:
                     _change(
                         contact_id, field_, before, after,
                         source.connector if source and source.connector else name,
-                        source.external_id if source else None, "sync", now,
+                        source.external_id if source else None, reason, now,
                     )
                 )
             if row.deleted_at is not None:
                 diff = True
-                change_rows.append(_change(contact_id, "deleted", "true", None, name, None, "sync", now))
+                change_rows.append(_change(contact_id, "deleted", "true", None, name, None, reason, now))
             wanted = _identifiers_of(new)
             ident_add.extend(
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
@@ -947,18 +994,81 @@ def _change(
     }
 
 
+def record_reviews(c: Connection, pairs: dict[tuple[int, int], Any], run_id: int, now: dt.datetime) -> None:
+    """Insert or refresh pending review pairs (smaller contact id first); decisions are kept."""
+    keys = list(pairs)
+    existing: dict[tuple[int, int], str] = {}
+    for chunk in _chunks(sorted({a for a, _ in keys})):
+        for row in c.execute(
+            select(match_reviews.c.contact_a, match_reviews.c.contact_b, match_reviews.c.status).where(
+                match_reviews.c.contact_a.in_(chunk)
+            )
+        ):
+            existing[(row.contact_a, row.contact_b)] = row.status
+    fresh, refreshed = [], []
+    for pair, comparison in pairs.items():
+        row = {
+            "contact_a": pair[0], "contact_b": pair[1], "probability": round(comparison.probability, 4),
+            "evidence": json.dumps([e.as_dict() for e in comparison.evidence], ensure_ascii=False),
+            "run_id": run_id,
+        }
+        if pair not in existing:
+            fresh.append({**row, "status": "pending", "created_at": now, "decided_at": None, "decided_by": None})
+        elif existing[pair] == "pending":
+            refreshed.append(row)
+    bulk_insert(c, match_reviews, fresh)
+    bulk_update(c, match_reviews, ("contact_a", "contact_b"), refreshed)
+
+
+def remap_reviews(c: Connection, survivor: int, losers: list[int]) -> None:
+    """Move review pairs and decisions of merged-away contacts to the survivor."""
+    rows = c.execute(
+        select(match_reviews).where(
+            or_(match_reviews.c.contact_a.in_(losers), match_reviews.c.contact_b.in_(losers))
+        )
+    ).all()
+    if not rows:
+        return
+    c.execute(delete(match_reviews).where(match_reviews.c.id.in_([row.id for row in rows])))
+    gone = set(losers)
+    kept: dict[tuple[int, int], Any] = {}
+    for row in rows:
+        a = survivor if row.contact_a in gone else row.contact_a
+        b = survivor if row.contact_b in gone else row.contact_b
+        if a == b:
+            continue
+        pair = (min(a, b), max(a, b))
+        if pair in kept and kept[pair].status != "pending":
+            continue
+        kept[pair] = row
+    if not kept:
+        return
+    present = {
+        (row.contact_a, row.contact_b): row.status
+        for row in c.execute(
+            select(match_reviews.c.contact_a, match_reviews.c.contact_b, match_reviews.c.status).where(
+                or_(match_reviews.c.contact_a == survivor, match_reviews.c.contact_b == survivor)
+            )
+        )
+    }
+    for pair, row in kept.items():
+        if pair in present:
+            if present[pair] == "pending" and row.status != "pending":
+                c.execute(delete(match_reviews).where(and_(match_reviews.c.contact_a == pair[0], match_reviews.c.contact_b == pair[1])))
+            else:
+                continue
+        values = {k: getattr(row, k) for k in row._fields if k != "id"}
+        values.update(contact_a=pair[0], contact_b=pair[1])
+        c.execute(insert(match_reviews).values(**values))
+
+
 def _has_substance(values: dict[str, Any]) -> bool:
     return any(values.get(f) for f in ("email", "phone", "full_name", "first_name", "last_name"))
 
 
 def _identifiers_of(values: dict[str, Any]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for kind in ("email", "phone"):
-        for value in values.get(kind + "s") or ():
-            found.add((kind, value))
-        if values.get(kind):
-            found.add((kind, values[kind]))
-    return found
+    """What a contact is found by: its e-mails and phones, and its blocking keys."""
+    return keys_of(values)
 
 
 _ORDER = {name: i for i, name in enumerate(CONTACT_FIELDS + LIST_FIELDS)}

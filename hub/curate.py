@@ -1,0 +1,308 @@
+"""Decisions people take about identity: review, explain, merge, split.
+
+Each decision is a run of its own (kind ``merge``, ``split`` or ``review`` in
+``hub runs``), taken under the store lock like a sync, and every effect is in the
+change log: a merge logs ``merged_into`` on the merged-away contact and one
+``record`` entry per record it moved; a split logs the reverse and restores the
+fields of both contacts from their records. A split also records that the two are
+different people, so no later sync merges them again; a merge can be split, a
+split merged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import json
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import and_, desc, insert, select, update
+from sqlalchemy.engine import Connection
+
+from hub.config import LoadedConfig
+from hub.contacts import resolve_contact
+from hub.errors import UsageError
+from hub.identity import Comparison, Profile, compare, profile
+from hub.identity.compare import best
+from hub.store import Store, allocate_ids, bulk_insert
+from hub.store.schema import changes, contacts, match_reviews, runs, source_records
+from hub.sync import Sync, _change, _contact_row, utcnow
+
+MANUAL = "manual"
+
+
+def actor_name(given: str | None = None) -> str:
+    if given:
+        return given
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return "unknown"
+
+
+class Curator(Sync):
+    """Manual identity decisions on the store of one config."""
+
+    def __init__(self, config: LoadedConfig, store: Store, actor: str | None = None):
+        super().__init__(config, store)
+        self.actor = actor_name(actor)
+
+    @contextlib.contextmanager
+    def _decision(self, kind: str) -> Iterator[Connection]:
+        """One transaction under the store lock, recorded as a run of ``kind``."""
+        with self.store.lock("sync"), self.store.begin() as c:
+            now = utcnow()
+            self.report.run_id = c.execute(
+                insert(runs).values(
+                    kind=kind, started_at=now, status="running", connectors=json.dumps([]),
+                    counts=json.dumps({"actor": self.actor}), pid=os.getpid(), host=socket.gethostname(),
+                )
+            ).inserted_primary_key[0]
+            yield c
+            c.execute(
+                update(runs).where(runs.c.id == self.report.run_id).values(status="ok", finished_at=utcnow())
+            )
+        self.report.counts.clear()
+
+    # ------------------------------------------------------------------ merge
+    def merge(self, first: str, second: str) -> dict[str, Any]:
+        """Merge two contacts into the older one; returns the survivor and the merged-away id."""
+        with self._decision("merge") as c:
+            a, b = resolve_contact(c, first), resolve_contact(c, second)
+            if a == b:
+                raise UsageError(f"{first} and {second} are one contact already ({a})")
+            for contact_id in (a, b):
+                _require_live(c, contact_id)
+            survivor, loser = min(a, b), max(a, b)
+            now = utcnow()
+            self._merge_contacts(c, survivor, [loser], MANUAL, now)
+            self._recompute(c, [survivor], MANUAL, now, reason="merge")
+        return {"contact": survivor, "merged": loser, "run_id": self.report.run_id}
+
+    # ------------------------------------------------------------------ split
+    def split(self, ref: str, record: str | None = None) -> dict[str, Any]:
+        """Undo the latest merge into a contact, or move one record out into a contact of its own."""
+        with self._decision("split") as c:
+            contact_id = resolve_contact(c, ref)
+            now = utcnow()
+            if record is not None:
+                other = self._split_record(c, contact_id, record, now)
+            else:
+                other = self._undo_merge(c, contact_id, now)
+            self._recompute(c, [contact_id, other], MANUAL, now, reason="split")
+            decide(c, contact_id, other, "rejected", self.actor, self.report.run_id, now)
+        return {"contact": contact_id, "split_off": other, "run_id": self.report.run_id}
+
+    def _split_record(self, c: Connection, contact_id: int, record: str, now: dt.datetime) -> int:
+        source, sep, external_id = record.partition(":")
+        if not sep:
+            raise UsageError(f"--record {record!r}: expected SOURCE:ID", hint="e.g. --record sheet:17")
+        row = c.execute(
+            select(source_records.c.contact_id, source_records.c.origin).where(
+                and_(source_records.c.connector == source, source_records.c.external_id == external_id)
+            )
+        ).first()
+        if row is None or row.contact_id != contact_id or row.origin != "read":
+            raise UsageError(
+                f"record {record} is not a source record of contact {contact_id}",
+                hint=f"hub show {contact_id} lists its records",
+            )
+        left = c.execute(
+            select(source_records.c.external_id).where(
+                and_(
+                    source_records.c.contact_id == contact_id,
+                    source_records.c.origin == "read",
+                    source_records.c.removed_at.is_(None),
+                )
+            )
+        ).all()
+        if len(left) < 2:
+            raise UsageError(f"contact {contact_id} has only this record: nothing to split from")
+        (new_id,) = allocate_ids(c, contacts, 1)
+        blank = _contact_row(new_id, {}, self.report.run_id, now, deleted=False)
+        blank.update(created_run=self.report.run_id, created_at=now, merged_into=None)
+        bulk_insert(c, contacts, [blank])
+        c.execute(
+            update(source_records)
+            .where(and_(source_records.c.connector == source, source_records.c.external_id == external_id))
+            .values(contact_id=new_id)
+        )
+        self._log(c, [_change(new_id, "record", str(contact_id), str(new_id), source, external_id, "split", now)])
+        self.report.counts_for(MANUAL).created += 1
+        return new_id
+
+    def _undo_merge(self, c: Connection, contact_id: int, now: dt.datetime) -> int:
+        merged = c.execute(
+            select(changes.c.contact_id, changes.c.run_id)
+            .join(contacts, contacts.c.id == changes.c.contact_id)
+            .where(
+                and_(
+                    changes.c.field == "merged_into",
+                    changes.c.reason == "merge",
+                    changes.c.new_value == str(contact_id),
+                    contacts.c.merged_into == contact_id,
+                )
+            )
+            .order_by(desc(changes.c.id))
+        ).first()
+        if merged is None:
+            raise UsageError(
+                f"contact {contact_id} was not made by merging contacts",
+                hint=f"to take one record out: hub split {contact_id} --record SOURCE:ID (hub show {contact_id} lists them)",
+            )
+        loser = merged.contact_id
+        moved = c.execute(
+            select(changes.c.connector, changes.c.external_id).where(
+                and_(
+                    changes.c.run_id == merged.run_id,
+                    changes.c.contact_id == contact_id,
+                    changes.c.field == "record",
+                    changes.c.old_value == str(loser),
+                )
+            )
+        ).all()
+        # deleted_at stays until the contact is derived again: that logs it back and queues it
+        c.execute(update(contacts).where(contacts.c.id == loser).values(merged_into=None))
+        log_rows = [_change(loser, "merged_into", str(contact_id), None, MANUAL, None, "split", now)]
+        for row in moved:
+            done = c.execute(
+                update(source_records)
+                .where(
+                    and_(
+                        source_records.c.connector == row.connector,
+                        source_records.c.external_id == row.external_id,
+                        source_records.c.contact_id == contact_id,
+                    )
+                )
+                .values(contact_id=loser)
+            )
+            if done.rowcount:
+                log_rows.append(
+                    _change(loser, "record", str(contact_id), str(loser), row.connector, row.external_id, "split", now)
+                )
+        self._log(c, log_rows)
+        return loser
+
+    # ----------------------------------------------------------------- review
+    def decide_review(self, review_id: int, accept: bool) -> dict[str, Any]:
+        with self.store.connect() as c:
+            row = c.execute(select(match_reviews).where(match_reviews.c.id == review_id)).first()
+        if row is None:
+            raise UsageError(f"no review pair {review_id}", hint="hub review lists the pending pairs")
+        if row.status != "pending":
+            raise UsageError(f"review pair {review_id} was decided already ({row.status})")
+        if accept:
+            result = self.merge(str(row.contact_a), str(row.contact_b))
+            return {"id": review_id, "decision": "accepted", **result}
+        with self._decision("review") as c:
+            decide(c, row.contact_a, row.contact_b, "rejected", self.actor, self.report.run_id, utcnow())
+        return {"id": review_id, "decision": "rejected", "run_id": self.report.run_id}
+
+
+def decide(c: Connection, a: int, b: int, status: str, actor: str, run_id: int, now: dt.datetime) -> None:
+    """Remember that two contacts are (``accepted``) or are not (``rejected``) one person."""
+    lo, hi = min(a, b), max(a, b)
+    values = {"status": status, "decided_at": now, "decided_by": actor, "run_id": run_id}
+    done = c.execute(
+        update(match_reviews)
+        .where(and_(match_reviews.c.contact_a == lo, match_reviews.c.contact_b == hi))
+        .values(**values)
+    )
+    if not done.rowcount:
+        c.execute(insert(match_reviews).values(contact_a=lo, contact_b=hi, created_at=now, **values))
+
+
+def _require_live(c: Connection, contact_id: int) -> None:
+    row = c.execute(select(contacts.c.deleted_at).where(contacts.c.id == contact_id)).first()
+    if row is None or row.deleted_at is not None:
+        raise UsageError(f"contact {contact_id} is deleted: nothing to merge")
+
+
+# --------------------------------------------------------------------- reading
+
+
+def pending_reviews(c: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    rows = c.execute(
+        select(match_reviews)
+        .where(match_reviews.c.status == "pending")
+        .order_by(desc(match_reviews.c.probability), match_reviews.c.id)
+        .limit(limit)
+    ).all()
+    ids = {row.contact_a for row in rows} | {row.contact_b for row in rows}
+    names = _summaries(c, ids)
+    return [
+        {
+            "id": row.id,
+            "a": row.contact_a,
+            "b": row.contact_b,
+            "a_summary": names.get(row.contact_a, ""),
+            "b_summary": names.get(row.contact_b, ""),
+            "probability": row.probability,
+            "evidence": json.loads(row.evidence) if row.evidence else [],
+        }
+        for row in rows
+    ]
+
+
+def _summaries(c: Connection, ids: set[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    if not ids:
+        return out
+    for row in c.execute(
+        select(contacts.c.id, contacts.c.full_name, contacts.c.email, contacts.c.phone).where(contacts.c.id.in_(ids))
+    ):
+        out[row.id] = ", ".join(v for v in (row.full_name, row.email, row.phone) if v)
+    return out
+
+
+def _profiles_of(c: Connection, ref: str) -> tuple[str, list[Profile]]:
+    """The records a reference stands for: SOURCE:ID is one record, anything else a contact's records."""
+    source, sep, external_id = ref.partition(":")
+    if sep and not ref.isdigit():
+        row = c.execute(
+            select(source_records.c.record_values).where(
+                and_(source_records.c.connector == source, source_records.c.external_id == external_id)
+            )
+        ).first()
+        if row is not None:
+            return ref, [profile(json.loads(row.record_values or "{}"))]
+    contact_id = resolve_contact(c, ref)
+    rows = c.execute(
+        select(source_records.c.record_values).where(
+            and_(
+                source_records.c.contact_id == contact_id,
+                source_records.c.origin == "read",
+                source_records.c.removed_at.is_(None),
+            )
+        )
+    ).all()
+    return f"contact {contact_id}", [profile(json.loads(row.record_values or "{}")) for row in rows]
+
+
+def explain(c: Connection, first: str, second: str, merge_at: float, review_at: float) -> dict[str, Any]:
+    """The score breakdown between two contacts or records: the strongest pair of their records."""
+    label_a, a = _profiles_of(c, first)
+    label_b, b = _profiles_of(c, second)
+    if not a or not b:
+        raise UsageError("one side has no source records to compare")
+    comparison: Comparison = best(a, b)
+    veto = comparison.veto or next((compare(x, y).veto for x in a for y in b if compare(x, y).veto), None)
+    p = 0.0 if veto else comparison.probability
+    verdict = "different people" if veto else comparison.verdict(merge_at, review_at)
+    return {
+        "a": label_a,
+        "b": label_b,
+        "evidence": [e.as_dict() for e in comparison.evidence],
+        "weight": round(comparison.weight, 2),
+        "probability": round(p, 4),
+        "veto": veto,
+        "verdict": verdict,
+        "merge_at": merge_at,
+        "review_at": review_at,
+    }
+
+
+__all__ = ["Curator", "decide", "explain", "pending_reviews"]

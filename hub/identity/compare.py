@@ -1,0 +1,423 @@
+"""Comparing two records: features, blocking keys and an explainable score.
+
+A record's canonical values become a :class:`Profile`: canonical mailboxes,
+phones, name keys that see through diminutives, transliteration and ё/е
+(``hub.names``), gender hints, birthday and city. Two profiles are compared field
+by field in the Fellegi–Sunter way: each field adds a weight, the log2 of how much
+more likely its outcome is for one person than for two (agreement adds, disagreement
+subtracts, a missing value adds nothing). The sum, shifted by the prior odds of two
+records that share a blocking key being one person, is the match probability.
+
+Some evidence does not weigh, it vetoes: two first names that cannot be one name
+(Пётр and Мария on a shared family phone), one surname in its male and female forms
+(Иванов and Иванова are relatives), different patronymics, different birthdays,
+opposite genders. A veto keeps two records apart whatever else agrees.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz.distance import JaroWinkler
+
+from hub import names
+
+#: Log2 odds that two records sharing a blocking key are one person, before any
+#: field is compared. Fields then have to earn a merge: an equal phone or mailbox
+#: alone does, a full name alone does not (namesakes are common).
+PRIOR = -7.0
+
+#: Weights in bits (log2 of m/u).
+W_EMAIL_SAME = 14.0  # one mailbox: shared family addresses exist, hence the vetoes
+W_EMAIL_LOCAL = 7.0  # the same distinctive local part at another provider
+W_EMAIL_DIFF = -1.5  # people keep several addresses
+W_PHONE_SAME = 13.0
+W_PHONE_DIFF = -2.0
+W_FIRST_SAME = 4.0  # one full name (also through transliteration)
+W_FIRST_VARIANT = 3.0  # a diminutive or variant of it: Даша ~ Дарья
+W_FIRST_CLOSE = 1.0  # a typo away
+W_FIRST_DIFF = -6.0  # a typo too far to call, not a veto
+W_LAST_SAME = 6.0
+W_LAST_CLOSE = 2.0
+W_LAST_DIFF = -4.0  # women change surnames at marriage: not a veto
+W_MIDDLE_SAME = 3.0
+W_MIDDLE_CLOSE = 0.0
+W_BIRTHDAY_SAME = 8.0
+W_BIRTHDAY_TYPO = -3.0  # one digit off or day and month swapped
+W_CITY_SAME = 1.0
+W_CITY_DIFF = -0.5
+#: Custom ``x_`` attributes a mapping fills (an address, a client number...): weak alone;
+#: two or more agreeing count as much as an identifier.
+W_ATTRIBUTE_SAME = 3.0  # a value as rare as that or rarer counts towards STRONG_ATTRIBUTES
+W_ATTRIBUTE_MAX = 6.0
+W_ATTRIBUTE_DIFF = -1.0
+STRONG_ATTRIBUTES = 2
+_MAX_ATTRIBUTE_CHARS = 200
+
+#: Jaro–Winkler similarity (on the transliteration-proof key) that counts as a typo.
+CLOSE = 0.9
+#: Below this two first names are certainly different names.
+FAR = 0.8
+
+#: Local parts too common to identify anyone by themselves.
+_GENERIC_LOCALS = frozenset(
+    ["info", "admin", "mail", "office", "sales", "hello", "contact", "support", "manager", "director", "buh", "zakaz", "post", "shop", "order", "noreply", "no-reply", "test", "user", "email", "box", "inbox"]
+)
+_MIN_LOCAL = 5
+#: d.romanova, d_romanova and dromanova are one local part for comparison
+_SEPARATORS = re.compile(r"[._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What one record says about a person, prepared for comparison."""
+
+    emails: frozenset[str] = frozenset()
+    locals: frozenset[str] = frozenset()
+    phones: frozenset[str] = frozenset()
+    first: str = ""  # transliteration-proof key of the written first name
+    first_keys: frozenset[str] = frozenset()
+    last: str = ""  # surname base (male form), transliteration-proof
+    last_gender: str | None = None
+    middle: str = ""  # the father's name the patronymic is made of
+    middle_gender: str | None = None
+    gender: str | None = None
+    birthday: str = ""
+    city: str = ""
+    #: custom attributes: (name, folded value)
+    attributes: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def has_name(self) -> bool:
+        return bool(self.first or self.last)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    field: str
+    level: str
+    weight: float
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "level": self.level, "weight": self.weight, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Comparison:
+    weight: float = PRIOR
+    evidence: list[Evidence] = field(default_factory=list)
+    #: why the two cannot be one person, if they cannot
+    veto: str | None = None
+    #: an identifier or the birthday agrees: without that, names alone never merge
+    #: automatically (namesakes are common); they go to review at most
+    strong: bool = False
+
+    def add(self, field_: str, level: str, weight: float, detail: str = "") -> None:
+        self.weight += weight
+        self.evidence.append(Evidence(field_, level, weight, detail))
+
+    @property
+    def probability(self) -> float:
+        if self.veto is not None:
+            return 0.0
+        return probability(self.weight)
+
+    def verdict(self, merge_at: float, review_at: float) -> str:
+        """``merge``, ``review`` or ``distinct`` at these thresholds."""
+        p = self.probability
+        if p >= merge_at and self.strong:
+            return "merge"
+        return "review" if p >= review_at else "distinct"
+
+
+def probability(weight: float) -> float:
+    if weight > 60:
+        return 1.0
+    if weight < -60:
+        return 0.0
+    return 1.0 / (1.0 + 2.0 ** (-weight))
+
+
+# --------------------------------------------------------------------- profiles
+
+
+def _texts(values: Mapping[str, Any], single: str, plural: str) -> list[str]:
+    found = [str(v) for v in values.get(plural) or () if v]
+    one = values.get(single)
+    if one and str(one) not in found:
+        found.append(str(one))
+    return found
+
+
+def profile(values: Mapping[str, Any]) -> Profile:
+    """The comparable features of one record's normalized canonical values."""
+    emails = {names.canonical_email(e) for e in _texts(values, "email", "emails")}
+    emails.discard("")
+    local_parts = set()
+    for email in emails:
+        local = _SEPARATORS.sub("", names.email_local_key(email))
+        if len(local) >= _MIN_LOCAL and local not in _GENERIC_LOCALS:
+            local_parts.add(local)
+    phones = frozenset(_texts(values, "phone", "phones"))
+    first_text = str(values.get("first_name") or "")
+    last_text = str(values.get("last_name") or "")
+    middle_text = str(values.get("middle_name") or "")
+    first, first_keys, first_gender = _first(first_text)
+    last, last_gender = _last(last_text)
+    middle, middle_gender = _middle(middle_text)
+    genders = {g for g in (first_gender, last_gender, middle_gender) if g}
+    gender = genders.pop() if len(genders) == 1 else None
+    return Profile(
+        emails=frozenset(emails),
+        locals=frozenset(local_parts),
+        phones=phones,
+        first=first,
+        first_keys=first_keys,
+        last=last,
+        last_gender=last_gender,
+        middle=middle,
+        middle_gender=middle_gender,
+        gender=gender,
+        birthday=str(values.get("birthday") or ""),
+        city=names.fold(str(values.get("city") or "")),
+        attributes=frozenset(
+            (key, " ".join(str(value).casefold().split()))
+            for key, value in values.items()
+            if key.startswith("x_") and isinstance(value, (str, int, float)) and str(value).strip()
+            and len(str(value)) <= _MAX_ATTRIBUTE_CHARS
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def _first(text: str) -> tuple[str, frozenset[str], str | None]:
+    if not text.strip():
+        return "", frozenset(), None
+    word = text.split()[0]
+    key = names.latin_key(word)
+    if not key or len(key) < 2:  # an initial says too little
+        return "", frozenset(), None
+    return key, names.first_name_keys(word), names.first_name_gender(word)
+
+
+@functools.lru_cache(maxsize=65536)
+def _last(text: str) -> tuple[str, str | None]:
+    if not text.strip():
+        return "", None
+    base, gender = names.surname_info(text)
+    return base, gender
+
+
+@functools.lru_cache(maxsize=65536)
+def _middle(text: str) -> tuple[str, str | None]:
+    if not text.strip():
+        return "", None
+    info = names.patronymic_info(text.split()[0])
+    if info is None:
+        return names.latin_key(text), None
+    father, gender = info
+    return names.latin_key(father), gender
+
+
+def blocking_keys(p: Profile) -> set[tuple[str, str]]:
+    """Keys under which candidates are looked up: records that share none are never compared."""
+    keys: set[tuple[str, str]] = {("email", e) for e in p.emails}
+    keys.update(("phone", phone) for phone in p.phones)
+    keys.update(("local", local) for local in p.locals)
+    if p.last and p.first_keys:
+        keys.update(("name", f"{p.last}|{k}") for k in p.first_keys)
+    if p.birthday:
+        keys.add(("birthday", p.birthday))
+    return keys
+
+
+def keys_of(values: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The identifiers a contact is found by (``hub show``) and blocked under."""
+    found: set[tuple[str, str]] = {("email", e) for e in _texts(values, "email", "emails")}
+    found.update(("phone", phone) for phone in _texts(values, "phone", "phones"))
+    p = profile(values)
+    found.update(("email", e) for e in p.emails)
+    found.update(key for key in blocking_keys(p) if key[0] != "email")
+    return found
+
+
+# ------------------------------------------------------------------- comparing
+
+
+def _similar(a: str, b: str) -> float:
+    return JaroWinkler.similarity(a, b)
+
+
+AttributeWeight = Callable[[str, str], float]
+
+
+def compare(
+    a: Profile, b: Profile, last_weight: float = W_LAST_SAME, attribute_weight: AttributeWeight | None = None
+) -> Comparison:
+    """Score two records field by field; ``last_weight`` lets a rare name count more,
+    ``attribute_weight`` gives the agreement weight of a custom attribute's value."""
+    result = Comparison()
+    _compare_contacts(a, b, result)
+    _compare_names(a, b, result, last_weight)
+    _compare_birthday(a, b, result)
+    if a.city and b.city:
+        if a.city == b.city:
+            result.add("city", "same", W_CITY_SAME, a.city)
+        else:
+            result.add("city", "different", W_CITY_DIFF, f"{a.city} / {b.city}")
+    if a.attributes and b.attributes:
+        _compare_attributes(a, b, result, attribute_weight)
+    if a.gender and b.gender and a.gender != b.gender and result.veto is None:
+        result.veto = "one is a man, the other a woman"
+    return result
+
+
+def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> None:
+    if a.emails and b.emails:
+        same = a.emails & b.emails
+        if same:
+            result.add("email", "same", W_EMAIL_SAME, min(same))
+            result.strong = True
+        elif a.locals & b.locals:
+            result.add("email", "same local part", W_EMAIL_LOCAL, min(a.locals & b.locals))
+            result.strong = True
+        else:
+            result.add("email", "different", W_EMAIL_DIFF)
+    if a.phones and b.phones:
+        same = a.phones & b.phones
+        if same:
+            result.add("phone", "same", W_PHONE_SAME, min(same))
+            result.strong = True
+        else:
+            result.add("phone", "different", W_PHONE_DIFF)
+
+
+def _compare_names(a: Profile, b: Profile, result: Comparison, last_weight: float) -> None:
+    if a.first and b.first:
+        if a.first == b.first:
+            result.add("first_name", "same", W_FIRST_SAME, a.first)
+        elif a.first_keys & b.first_keys:
+            result.add("first_name", "variant", W_FIRST_VARIANT, f"{a.first} ~ {b.first}")
+        elif _known(a) and _known(b):  # two names of the tables that are not one name
+            result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
+            result.veto = result.veto or f"different first names ({a.first} / {b.first})"
+        elif _similar(a.first, b.first) >= CLOSE:
+            result.add("first_name", "typo", W_FIRST_CLOSE, f"{a.first} ~ {b.first}")
+        else:
+            result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
+            if _similar(a.first, b.first) < FAR:
+                result.veto = result.veto or f"different first names ({a.first} / {b.first})"
+    if a.last and b.last:
+        if a.last == b.last:
+            if a.last_gender and b.last_gender and a.last_gender != b.last_gender:
+                result.add("last_name", "other gender form", 0.0, a.last)
+                result.veto = result.veto or f"male and female forms of one surname ({a.last}): relatives"
+            else:
+                result.add("last_name", "same", last_weight, a.last)
+        elif _similar(a.last, b.last) >= CLOSE:
+            result.add("last_name", "typo", W_LAST_CLOSE, f"{a.last} ~ {b.last}")
+        else:
+            result.add("last_name", "different", W_LAST_DIFF, f"{a.last} / {b.last}")
+    if a.middle and b.middle:
+        if a.middle == b.middle:
+            result.add("middle_name", "same", W_MIDDLE_SAME, a.middle)
+        elif _similar(a.middle, b.middle) >= CLOSE:
+            result.add("middle_name", "typo", W_MIDDLE_CLOSE, f"{a.middle} ~ {b.middle}")
+        else:
+            result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
+            result.veto = result.veto or f"different patronymics ({a.middle} / {b.middle})"
+
+
+def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: AttributeWeight | None) -> None:
+    mine = dict(a.attributes)
+    agreeing = 0
+    for key, value in sorted(b.attributes):
+        if key not in mine:
+            continue
+        if mine[key] == value:
+            weight = weight_of(key, value) if weight_of else W_ATTRIBUTE_SAME
+            if weight >= W_ATTRIBUTE_SAME:
+                agreeing += 1
+            result.add(key, "same", weight, value)
+        else:
+            result.add(key, "different", W_ATTRIBUTE_DIFF)
+    if agreeing >= STRONG_ATTRIBUTES:
+        result.strong = True
+
+
+def _known(p: Profile) -> bool:
+    """Whether the first name is in the name tables (unknown ones get a ``~`` key)."""
+    return bool(p.first_keys) and not any(k.startswith("~") for k in p.first_keys)
+
+
+def _compare_birthday(a: Profile, b: Profile, result: Comparison) -> None:
+    if not (a.birthday and b.birthday):
+        return
+    if a.birthday == b.birthday:
+        result.add("birthday", "same", W_BIRTHDAY_SAME, a.birthday)
+        result.strong = True
+    elif _birthday_typo(a.birthday, b.birthday):
+        result.add("birthday", "typo", W_BIRTHDAY_TYPO, f"{a.birthday} / {b.birthday}")
+    else:
+        result.add("birthday", "different", 0.0, f"{a.birthday} / {b.birthday}")
+        result.veto = result.veto or f"different birthdays ({a.birthday} / {b.birthday})"
+
+
+def _birthday_typo(a: str, b: str) -> bool:
+    if len(a) != len(b):
+        return False
+    if sum(x != y for x, y in zip(a, b)) == 1:
+        return True
+    pa, pb = a.split("-"), b.split("-")
+    return len(pa) == 3 and len(pb) == 3 and pa[0] == pb[0] and pa[1] == pb[2] and pa[2] == pb[1]
+
+
+def best(
+    a: Iterable[Profile], b: Iterable[Profile], last_weight: float = W_LAST_SAME,
+    attribute_weight: AttributeWeight | None = None,
+) -> Comparison:
+    """The strongest comparison between any record of one group and any of the other."""
+    top: Comparison | None = None
+    others = list(b)
+    for x in a:
+        for y in others:
+            found = compare(x, y, last_weight, attribute_weight)
+            if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
+                top = found
+    return top or Comparison()
+
+
+def vetoed(a: Iterable[Profile], b: Iterable[Profile]) -> str | None:
+    """Why two groups of records cannot be one person: the first veto between any two."""
+    others = list(b)
+    for x in a:
+        for y in others:
+            reason = _veto(x, y)
+            if reason:
+                return reason
+    return None
+
+
+@functools.lru_cache(maxsize=262144)
+def _veto(a: Profile, b: Profile) -> str | None:
+    return compare(a, b).veto
+
+
+__all__ = [
+    "PRIOR",
+    "Comparison",
+    "Evidence",
+    "Profile",
+    "best",
+    "blocking_keys",
+    "compare",
+    "keys_of",
+    "probability",
+    "profile",
+    "vetoed",
+]

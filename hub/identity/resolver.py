@@ -1,0 +1,341 @@
+"""Which contact each record of a batch belongs to.
+
+For a batch of changed records the resolver
+
+1. looks up candidate contacts in the store through the blocking keys (identifiers
+   table: phone, e-mail, distinctive e-mail local part, surname + first-name key),
+   skipping keys so common that they say nothing (a shared office phone);
+2. compares each record with the records of those contacts and with the other
+   records of the batch that share a key (:mod:`hub.identity.compare`);
+3. joins the pairs from the most to the least likely, down to ``merge_at``, unless a
+   veto stands between any record of one side and any of the other, or someone
+   decided in ``hub review`` / ``hub split`` that the two contacts are different
+   people. Joining a record to two existing contacts merges them.
+4. returns, besides the clusters, the pairs between ``review_at`` and ``merge_at``
+   that ended up apart: candidates for ``hub review``.
+
+The order in which pairs are joined depends only on their scores and on the
+records' content, not on the order the records arrived in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Connection
+
+from hub.identity.compare import (
+    W_ATTRIBUTE_MAX,
+    W_LAST_SAME,
+    Comparison,
+    Profile,
+    best,
+    blocking_keys,
+    profile,
+    vetoed,
+)
+from hub.store.schema import contacts, identifiers, match_reviews, source_records
+
+#: A key shared by more contacts than this is too common to block on.
+BLOCK_CAP = 40
+_COUNTED = frozenset({"name", "birthday", "local"})
+_CHUNK = 500
+
+Node = tuple[str, int]  # ("r", record key) or ("c", contact id)
+
+
+@dataclass
+class Candidate:
+    """A record about to be placed."""
+
+    key: int
+    linked_contact: int | None
+    values: dict[str, Any]
+    #: a stable, content-derived order for ties (e.g. "connector\0external id")
+    sort_key: str = ""
+
+
+@dataclass
+class Cluster:
+    """Records that are one person, and the existing contacts they join (oldest first)."""
+
+    record_keys: list[int]
+    contacts: list[int]
+
+
+@dataclass
+class ReviewPair:
+    """Two sides that may be one person: a record (``"r"``) or a contact (``"c"``) each."""
+
+    a: Node
+    b: Node
+    comparison: Comparison
+
+
+@dataclass
+class Resolution:
+    clusters: list[Cluster]
+    reviews: list[ReviewPair] = field(default_factory=list)
+
+
+class ProbabilisticResolver:
+    def __init__(self, merge_at: float = 0.9, review_at: float = 0.7, match_on: Iterable[str] = ("email", "phone")):
+        self.merge_at = merge_at
+        self.review_at = min(review_at, merge_at)
+        self.match_on = set(match_on)
+        self._known_population: int | None = None
+
+    # ------------------------------------------------------------------ lookups
+    def _keys(self, p: Profile) -> set[tuple[str, str]]:
+        keys = blocking_keys(p)
+        if "email" not in self.match_on:
+            keys = {k for k in keys if k[0] not in ("email", "local")}
+        if "phone" not in self.match_on:
+            keys = {k for k in keys if k[0] != "phone"}
+        return keys
+
+    def _lookup(self, c: Connection, wanted: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[int]], dict[str, int]]:
+        """Contacts under each key, common keys left out; and how many contacts hold each name key."""
+        found: dict[tuple[str, str], list[int]] = defaultdict(list)
+        name_counts: dict[str, int] = {}
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for kind, value in wanted:
+            by_kind[kind].append(value)
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), _CHUNK):
+                chunk = values[start : start + _CHUNK]
+                if kind in _COUNTED:  # these can be common: count before fetching
+                    counted = c.execute(
+                        select(identifiers.c.value, func.count())
+                        .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(chunk)))
+                        .group_by(identifiers.c.value)
+                    )
+                    name_counts.update((value, int(n)) for value, n in counted)
+                    chunk = [value for value in chunk if 0 < name_counts.get(value, 0) <= BLOCK_CAP]
+                    if not chunk:
+                        continue
+                rows = c.execute(
+                    select(identifiers.c.value, identifiers.c.contact_id)
+                    .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(chunk)))
+                    .order_by(identifiers.c.value, identifiers.c.contact_id)
+                )
+                for value, contact_id in rows:
+                    found[(kind, value)].append(contact_id)
+        return {key: ids for key, ids in found.items() if len(ids) <= BLOCK_CAP}, name_counts
+
+    def _profiles(self, c: Connection, contact_ids: Sequence[int]) -> dict[int, list[Profile]]:
+        out: dict[int, list[Profile]] = defaultdict(list)
+        ordered = sorted(contact_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            rows = c.execute(
+                select(source_records.c.contact_id, source_records.c.record_values).where(
+                    and_(
+                        source_records.c.contact_id.in_(chunk),
+                        source_records.c.removed_at.is_(None),
+                        source_records.c.origin == "read",
+                    )
+                )
+            )
+            for contact_id, encoded in rows:
+                if encoded:
+                    out[contact_id].append(_cached_profile(encoded))
+        return out
+
+    def _rejected(self, c: Connection, contact_ids: Sequence[int]) -> set[tuple[int, int]]:
+        pairs: set[tuple[int, int]] = set()
+        ordered = sorted(contact_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            rows = c.execute(
+                select(match_reviews.c.contact_a, match_reviews.c.contact_b).where(
+                    and_(
+                        match_reviews.c.status == "rejected",
+                        or_(match_reviews.c.contact_a.in_(chunk), match_reviews.c.contact_b.in_(chunk)),
+                    )
+                )
+            )
+            pairs.update((a, b) for a, b in rows)
+        return pairs
+
+    def _population(self, c: Connection, arriving: int) -> int:
+        """About how many contacts there are: counted once, then grown by each batch."""
+        if self._known_population is None:
+            self._known_population = int(
+                c.execute(select(func.count()).select_from(contacts).where(contacts.c.deleted_at.is_(None))).scalar()
+                or 0
+            )
+        self._known_population += arriving
+        return max(self._known_population, 1)
+
+    # ------------------------------------------------------------------ resolve
+    def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
+        profiles = {cand.key: profile(cand.values) for cand in candidates}
+        keys = {cand.key: self._keys(profiles[cand.key]) for cand in candidates}
+        wanted = set().union(*keys.values()) if keys else set()
+        in_store, stored_names = self._lookup(c, wanted) if wanted else ({}, {})
+        contact_ids = {cid for ids in in_store.values() for cid in ids}
+        contact_ids.update(cand.linked_contact for cand in candidates if cand.linked_contact is not None)
+        stored = self._profiles(c, list(contact_ids)) if contact_ids else {}
+        rejected = self._rejected(c, list(contact_ids)) if contact_ids else set()
+        population = self._population(c, len(candidates))
+
+        sort_key: dict[Node, str] = {("r", cand.key): cand.sort_key or f"r{cand.key:012d}" for cand in candidates}
+        sort_key.update({("c", cid): f"c{cid:012d}" for cid in contact_ids})
+        members: dict[Node, list[Profile]] = {("r", k): [p] for k, p in profiles.items()}
+        for cid in contact_ids:
+            members[("c", cid)] = stored.get(cid, [])
+
+        # how many records and contacts share each name key: rare names weigh more
+        name_counts: dict[str, int] = defaultdict(int, stored_names)
+        batch_by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for cand in candidates:
+            for key in keys[cand.key]:
+                batch_by_key[key].append(cand.key)
+        for key, ks in batch_by_key.items():
+            if key[0] == "name":
+                name_counts[key[1]] += len(ks)
+
+        # candidate pairs
+        pairs: set[tuple[Node, Node]] = set()
+        for key, ks in batch_by_key.items():
+            ordered = sorted(ks, key=lambda k: sort_key[("r", k)])
+            if len(ordered) <= BLOCK_CAP:
+                for i, x in enumerate(ordered):
+                    for y in ordered[:i]:
+                        pairs.add(_pair(("r", x), ("r", y), sort_key))
+            else:  # a crowded key: compare everyone with the first few only
+                for x in ordered:
+                    for y in ordered[:BLOCK_CAP]:
+                        if x != y:
+                            pairs.add(_pair(("r", x), ("r", y), sort_key))
+            for cid in in_store.get(key, ()):
+                for x in ordered:
+                    pairs.add(_pair(("r", x), ("c", cid), sort_key))
+
+        attribute_weight = _attribute_weights(profiles.values())
+        edges: list[tuple[float, str, str, Node, Node, Comparison]] = []
+        for a, b in pairs:
+            if not members[a] or not members[b]:
+                continue
+            last_weight = self._last_weight(members[a], members[b], name_counts, population)
+            comparison = best(members[a], members[b], last_weight, attribute_weight)
+            p = comparison.probability
+            if p >= self.review_at:
+                edges.append((-p, sort_key[a], sort_key[b], a, b, comparison))
+        edges.sort(key=lambda e: e[:3])
+
+        # clustering
+        parent: dict[Node, Node] = {}
+        group: dict[Node, list[Profile]] = {}
+        contacts_in: dict[Node, set[int]] = {}
+
+        def find(node: Node) -> Node:
+            if node not in parent:
+                parent[node] = node
+                group[node] = list(members.get(node, []))
+                contacts_in[node] = {node[1]} if node[0] == "c" else set()
+            root = node
+            while parent[root] != root:
+                root = parent[root]
+            while parent[node] != root:
+                parent[node], node = root, parent[node]
+            return root
+
+        def union(a: Node, b: Node) -> None:
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                return
+            if sort_key[ra] > sort_key[rb]:
+                ra, rb = rb, ra
+            parent[rb] = ra
+            group[ra].extend(group.pop(rb))
+            contacts_in[ra] |= contacts_in.pop(rb)
+
+        def blocked(a: Node, b: Node) -> bool:
+            ra, rb = find(a), find(b)
+            for x in contacts_in[ra]:
+                for y in contacts_in[rb]:
+                    if (min(x, y), max(x, y)) in rejected:
+                        return True
+            return vetoed(group[ra], group[rb]) is not None
+
+        for cand in candidates:
+            find(("r", cand.key))
+            if cand.linked_contact is not None:
+                union(("r", cand.key), ("c", cand.linked_contact))
+        reviews: list[ReviewPair] = []
+        for _neg_p, _ka, _kb, a, b, comparison in edges:
+            if find(a) == find(b):
+                continue
+            if comparison.verdict(self.merge_at, self.review_at) == "merge":
+                if not blocked(a, b):
+                    union(a, b)
+            else:
+                reviews.append(ReviewPair(a, b, comparison))
+        reviews = [r for r in reviews if find(r.a) != find(r.b) and not blocked(r.a, r.b)]
+
+        clusters: dict[Node, Cluster] = {}
+        for cand in candidates:
+            root = find(("r", cand.key))
+            clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
+        return Resolution(list(clusters.values()), reviews)
+
+    @staticmethod
+    def _last_weight(a: list[Profile], b: list[Profile], name_counts: dict[str, int], population: int) -> float:
+        """Agreement on a surname with a first name weighs by how rare the pair is here."""
+        counts = [
+            name_counts[f"{x.last}|{k}"]
+            for x in a
+            for y in b
+            if x.last and x.last == y.last
+            for k in x.first_keys & y.first_keys
+            if f"{x.last}|{k}" in name_counts
+        ]
+        if not counts or population < 1000:
+            return W_LAST_SAME
+        share = min(counts) / population
+        return max(4.0, min(9.0, math.log2(1.0 / max(share, 1e-9)) - 6.0))
+
+
+def _attribute_weights(batch: Iterable[Profile]) -> Callable[[str, str], float]:
+    """Agreement weight of each custom attribute value, log2(m/u), with u estimated as the
+    chance that two records of the batch agree on that value (its share among them)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    totals: Counter[str] = Counter()
+    for p in batch:
+        for key, value in p.attributes:
+            counts[(key, value)] += 1
+            totals[key] += 1
+
+    def weight(key: str, value: str) -> float:
+        total = totals.get(key, 0)
+        share = (counts.get((key, value), 0) + 1) / (total + 1) if total else 0.5
+        return max(0.0, min(W_ATTRIBUTE_MAX, math.log2(0.95 / share)))
+
+    return weight
+
+
+def _pair(a: Node, b: Node, sort_key: dict[Node, str]) -> tuple[Node, Node]:
+    return (a, b) if sort_key[a] <= sort_key[b] else (b, a)
+
+
+_profile_cache: dict[str, Profile] = {}
+
+
+def _cached_profile(encoded: str) -> Profile:
+    found = _profile_cache.get(encoded)
+    if found is None:
+        if len(_profile_cache) > 200_000:
+            _profile_cache.clear()
+        found = _profile_cache[encoded] = profile(json.loads(encoded))
+    return found
+
+
+__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair"]

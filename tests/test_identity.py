@@ -1,0 +1,332 @@
+"""Identity resolution: each hard case has a pair that must merge and one that must not,
+through a real sync; plus order independence, review, explain, merge and split."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+
+import pytest
+
+from hub.identity import compare, profile
+from hub.normalize import Normalizer
+
+COLUMNS = ["id", "full_name", "first_name", "last_name", "phone", "email", "city", "birthday"]
+
+
+def _write(project, name: str, rows: list[dict[str, str]]) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+    project.write(f"{name}.csv", out.getvalue())
+
+
+def _sync(project, sources: dict[str, list[dict[str, str]]]) -> dict[str, int]:
+    """Sync the sources (id column ``id``, canonical column names); {"source:id": contact id}."""
+    lines = ["connectors:"]
+    for name, rows in sources.items():
+        _write(project, name, rows)
+        lines.append(f"  {name}: {{plugin: csv, path: {name}.csv, id_column: id}}")
+    project.config("\n".join(lines) + "\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    links = json.loads(project.hub("export", "links", "--format", "json").stdout)
+    return {f"{row['source']}:{row['external_id']}": row["contact_id"] for row in links}
+
+
+def _same(project, a: dict[str, str], b: dict[str, str]) -> bool:
+    a, b = {**a, "id": "a"}, {**b, "id": "b"}
+    links = _sync(project, {"s1": [a], "s2": [b]})
+    return links["s1:a"] == links["s2:b"]
+
+
+# (case, record a, record b): must be one contact
+MUST_MERGE = [
+    ("diminutive on a shared phone",
+     {"full_name": "Романова Дарья Михайловна", "phone": "8 (968) 610-24-89"},
+     {"first_name": "Даша", "phone": "968 610-24-89"}),
+    ("transliterated name, same mailbox",
+     {"full_name": "Романова Дарья Михайловна", "email": "d.romanova@mail.ru"},
+     {"first_name": "Dasha", "last_name": "Romanova", "email": "D.Romanova@mail.ru "}),
+    ("same local part at another provider, names agree through transliteration",
+     {"full_name": "Морозова Юлия", "phone": "+7 912 345-67-89", "email": "yulia.morozova@yandex.ru"},
+     {"first_name": "Yuliya", "last_name": "Morozova", "email": "yulia.morozova@gmail.com"}),
+    ("e-mail domain typo",
+     {"full_name": "Козлов Евгений", "email": "e.kozlov@gmial.com"},
+     {"first_name": "Женя", "email": "e.kozlov@gmail.com"}),
+    ("ё and е",
+     {"full_name": "Фёдоров Алексей Игоревич", "phone": "9161112233"},
+     {"full_name": "Федоров Алексей", "phone": "+7 916 111-22-33"}),
+    ("name order and case",
+     {"full_name": "ПЕТРОВА ЕЛЕНА ВИКТОРОВНА", "phone": "89031234567"},
+     {"full_name": "елена петрова", "phone": "8 903 123-45-67"}),
+    ("phone alone",
+     {"full_name": "Новиков Павел", "phone": "8 (917) 222-33-44"},
+     {"phone": "+7 917 222 33 44"}),
+    ("one letter off in the surname, same phone",
+     {"full_name": "Кузнецов Сергей", "phone": "8-925-555-12-34"},
+     {"full_name": "Кузнецо Сергей", "phone": "89255551234"}),
+    ("same birthday typo tolerated with the same phone and name",
+     {"full_name": "Лебедева Наталья", "phone": "8 (918) 333-44-55", "birthday": "17.01.1975"},
+     {"full_name": "Лебедева Наталия", "phone": "8 (918) 333-44-55", "birthday": "17.01.1976"}),
+]
+
+# (case, record a, record b): must stay two contacts
+MUST_NOT_MERGE = [
+    ("family on one home phone: different first names",
+     {"full_name": "Иванов Пётр", "phone": "+7 495 123-45-67"},
+     {"full_name": "Иванова Мария", "phone": "+7 495 123-45-67"}),
+    ("male and female forms of one surname on one phone",
+     {"full_name": "Иванов Саша", "phone": "+7 495 123-45-67"},
+     {"full_name": "Иванова Саша", "phone": "+7 495 123-45-67"}),
+    ("spouses sharing one mailbox",
+     {"full_name": "Пётр Смирнов", "email": "smirnovy@mail.ru"},
+     {"full_name": "Ольга Смирнова", "email": "smirnovy@mail.ru"}),
+    ("mother and daughter: one name, different patronymics",
+     {"full_name": "Иванова Мария Петровна", "phone": "+7 495 123-45-67"},
+     {"full_name": "Иванова Мария Сергеевна", "phone": "+7 495 123-45-67"}),
+    ("father and son: one name, different birthdays",
+     {"full_name": "Петров Иван", "phone": "+7 495 765-43-21", "birthday": "01.01.1960"},
+     {"full_name": "Петров Иван", "phone": "+7 495 765-43-21", "birthday": "02.03.1990"}),
+    ("namesakes: full name only, different phones",
+     {"full_name": "Иванов Александр Сергеевич", "phone": "+7 916 000-00-01", "city": "Москва"},
+     {"full_name": "Иванов Александр Петрович", "phone": "+7 916 000-00-02", "city": "Москва"}),
+    ("namesakes without patronymics, different phones",
+     {"full_name": "Смирнова Ольга", "phone": "+7 921 000-00-01"},
+     {"full_name": "Смирнова Ольга", "phone": "+7 921 000-00-02"}),
+    ("similar but different names on one phone (Мария / Марина)",
+     {"first_name": "Мария", "phone": "+7 921 000-00-03"},
+     {"first_name": "Марина", "phone": "+7 921 000-00-03"}),
+    ("a diminutive of another name on a shared phone (Саша / Женя)",
+     {"first_name": "Саша", "phone": "+7 921 000-00-04"},
+     {"first_name": "Женя", "phone": "+7 921 000-00-04"}),
+]
+
+
+@pytest.mark.parametrize("case,a,b", MUST_MERGE, ids=[c[0] for c in MUST_MERGE])
+def test_must_merge(project, case, a, b):
+    assert _same(project, a, b), case
+
+
+@pytest.mark.parametrize("case,a,b", MUST_NOT_MERGE, ids=[c[0] for c in MUST_NOT_MERGE])
+def test_must_not_merge(project, case, a, b):
+    assert not _same(project, a, b), case
+
+
+def test_a_bridging_record_joins_only_the_compatible_relative(project):
+    """A form "Даша, phone" on the family phone joins the daughter, not the mother."""
+    links = _sync(project, {
+        "sheet": [
+            {"id": "1", "full_name": "Романова Дарья", "phone": "+7 968 610-24-89"},
+            {"id": "2", "full_name": "Романова Ирина", "phone": "+7 968 610-24-89"},
+        ],
+        "forms": [{"id": "f1", "first_name": "Даша", "phone": "89686102489"}],
+    })
+    assert links["forms:f1"] == links["sheet:1"] != links["sheet:2"]
+
+
+PEOPLE = [
+    {"full_name": "Романова Дарья Михайловна", "phone": "8 (968) 610-24-89", "email": "d.romanova@mail.ru"},
+    {"first_name": "Dasha", "last_name": "Romanova", "email": "d.romanova@mail.ru"},
+    {"first_name": "Даша", "phone": "968 610-24-89"},
+    {"full_name": "Романова Ирина", "phone": "8 (968) 610-24-89"},
+    {"full_name": "Иванов Александр Сергеевич", "phone": "+7 916 123 45 67"},
+    {"first_name": "Саша", "last_name": "Иванов", "phone": "79161234567"},
+    {"first_name": "Aleksandr", "last_name": "Ivanov", "email": "a.ivanov@yandex.ru", "phone": "+79161234567"},
+    {"full_name": "Иванова Мария", "phone": "+7 916 123 45 67"},
+    {"full_name": "Смирнова Ольга", "phone": "+7 921 765-43-21"},
+    {"full_name": "Смирнова Ольга", "phone": "+7 921 000-00-09"},
+    {"first_name": "Оля", "email": "olga.s@mail.ru", "phone": "+7 921 765-43-21"},
+]
+
+
+def _partition(links: dict[str, int]) -> set[frozenset[str]]:
+    groups: dict[int, set[str]] = {}
+    for ref, contact in links.items():
+        groups.setdefault(contact, set()).add(ref.split(":", 1)[1])
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_shuffled_input_gives_the_same_clusters(tmp_path):
+    from tests.conftest import Project
+
+    partitions = []
+    for seed in range(4):
+        rows = [{**p, "id": f"p{i}"} for i, p in enumerate(PEOPLE)]
+        random.Random(seed).shuffle(rows)
+        folder = tmp_path / f"run{seed}"
+        folder.mkdir()
+        partitions.append(_partition(_sync(Project(folder), {"all": rows})))
+    assert all(p == partitions[0] for p in partitions)
+    by_id = {ref for group in partitions[0] for ref in group}
+    assert len(by_id) == len(PEOPLE)
+    groups = {ref: group for group in partitions[0] for ref in group}
+    assert groups["p0"] == {"p0", "p1", "p2"}  # Дарья: sheet, mailing, form
+    assert groups["p4"] == {"p4", "p5", "p6"}  # Александр in three spellings
+    assert groups["p3"] == {"p3"} and groups["p7"] == {"p7"}  # relatives on the family phones
+    assert groups["p8"] == {"p8", "p10"} and groups["p9"] == {"p9"}  # namesake apart
+
+
+def test_the_result_does_not_depend_on_which_source_comes_first(tmp_path):
+    from tests.conftest import Project
+
+    rows = [{**p, "id": f"p{i}"} for i, p in enumerate(PEOPLE)]
+    half = len(rows) // 2
+    one = _partition(_sync(Project(tmp_path / "a"), {"x": rows[:half], "y": rows[half:]}))
+    (tmp_path / "b").mkdir()
+    two = _partition(_sync(Project(tmp_path / "b"), {"y": rows[half:], "x": rows[:half]}))
+    assert one == two
+
+
+# --- scoring is explainable -------------------------------------------------------------
+
+
+def _profile(**values):
+    normalized, _ = Normalizer().normalize(values)
+    return profile(normalized)
+
+
+def test_evidence_names_each_field_and_sums_to_the_weight():
+    a = _profile(full_name="Романова Дарья Михайловна", phone="8 (968) 610-24-89", city="Мск")
+    b = _profile(first_name="Даша", phone="968 610-24-89", city="Москва")
+    result = compare(a, b)
+    fields = {e.field: e.level for e in result.evidence}
+    assert fields == {"phone": "same", "first_name": "variant", "city": "same"}
+    from hub.identity.compare import PRIOR
+
+    assert result.weight == pytest.approx(PRIOR + sum(e.weight for e in result.evidence))
+    assert result.veto is None and result.probability > 0.99
+
+
+def test_a_veto_says_why():
+    a = _profile(full_name="Иванов Пётр", phone="+7 495 123-45-67")
+    b = _profile(full_name="Иванова Мария", phone="+7 495 123-45-67")
+    result = compare(a, b)
+    assert result.probability == 0.0
+    assert result.veto and "first names" in result.veto
+
+
+# --- review, explain, merge, split through the CLI ---------------------------------------
+
+
+@pytest.fixture
+def namesakes(store_project):
+    """Two Кузнецов Сергей in Moscow with different phones: a pair for review."""
+    rows = [
+        {"id": "1", "full_name": "Кузнецов Сергей", "phone": "+7 925 555-12-34", "city": "Москва"},
+        {"id": "2", "full_name": "Кузнецов Сергей", "phone": "+7 926 000-11-22", "city": "Москва"},
+        {"id": "3", "full_name": "Орлова Анна", "phone": "+7 999 000-00-01", "email": "anna@orlova.ru"},
+        {"id": "4", "first_name": "Аня", "email": "anna@orlova.ru"},
+    ]
+    _write(store_project, "people", rows)
+    store_project.config("connectors:\n  people: {plugin: csv, path: people.csv, id_column: id}\n"
+                         "  out: {plugin: csv, role: destination, path: out.csv}\n")
+    assert store_project.hub("sync").exit_code == 0
+    return store_project
+
+
+def _links(project) -> dict[str, int]:
+    rows = json.loads(project.hub("export", "links", "--format", "json").stdout)
+    return {row["external_id"]: row["contact_id"] for row in rows if row["source"] == "people"}
+
+
+def test_review_lists_the_gray_zone_and_remembers_a_rejection(namesakes):
+    links = _links(namesakes)
+    assert links["1"] != links["2"]
+    pending = json.loads(namesakes.hub("review", "--json").stdout)
+    assert len(pending) == 1
+    pair = pending[0]
+    assert {pair["a"], pair["b"]} == {links["1"], links["2"]}
+    assert 0.7 <= pair["probability"] < 0.9
+    assert {e["field"] for e in pair["evidence"]} >= {"first_name", "last_name", "phone"}
+
+    result = namesakes.hub("review", "reject", str(pair["id"]), "--actor", "olga")
+    assert result.exit_code == 0, result.output
+    assert json.loads(namesakes.hub("review", "--json").stdout) == []
+    # a changed record is resolved again: the decision holds, nothing is asked again
+    text = (namesakes.root / "people.csv").read_text()
+    namesakes.write("people.csv", text.replace("+7 926 000-11-22", "+7 926 000-11-22; +7 926 000-11-23"))
+    assert namesakes.hub("sync").exit_code == 0
+    assert json.loads(namesakes.hub("review", "--json").stdout) == []
+    assert _links(namesakes)["1"] != _links(namesakes)["2"]
+    again = namesakes.hub("review", "reject", str(pair["id"]))
+    assert again.exit_code == 2 and "decided already" in again.output
+
+
+def test_review_accept_merges_and_is_logged(namesakes):
+    pair = json.loads(namesakes.hub("review", "--json").stdout)[0]
+    result = namesakes.hub("review", "accept", str(pair["id"]), "--json")
+    assert result.exit_code == 0, result.output
+    links = _links(namesakes)
+    assert links["1"] == links["2"] == min(pair["a"], pair["b"])
+    merged = json.loads(namesakes.hub("log", "--field", "merged_into", "--json").stdout)
+    assert [(m["contact_id"], m["reason"]) for m in merged] == [(max(pair["a"], pair["b"]), "merge")]
+
+
+def test_explain_breaks_the_score_down(namesakes):
+    links = _links(namesakes)
+    data = json.loads(namesakes.hub("explain", "people:3", "people:4", "--json").stdout)
+    assert data["verdict"] == "merge"
+    assert {e["field"]: e["level"] for e in data["evidence"]} == {"email": "same", "first_name": "variant"}
+    text = namesakes.hub("explain", str(links["1"]), str(links["2"])).output
+    assert "phone" in text and "different" in text and "review" in text
+
+
+def test_merge_then_split_restores_both_contacts(namesakes):
+    links = _links(namesakes)
+    before = {cid: json.loads(namesakes.hub("show", str(cid), "--json").stdout)["fields"]
+              for cid in (links["1"], links["2"])}
+    merged = namesakes.hub("merge", str(links["1"]), str(links["2"]), "--json")
+    assert merged.exit_code == 0, merged.output
+    after = _links(namesakes)
+    assert after["1"] == after["2"]
+    survivor = json.loads(merged.stdout)["contact"]
+    fields = json.loads(namesakes.hub("show", str(survivor), "--json").stdout)["fields"]
+    assert set(fields["phones"]) == {"+79255551234", "+79260001122"}
+
+    split = namesakes.hub("split", str(survivor), "--json")
+    assert split.exit_code == 0, split.output
+    restored = _links(namesakes)
+    assert restored == links
+    for cid, values in before.items():
+        assert json.loads(namesakes.hub("show", str(cid), "--json").stdout)["fields"] == values
+    log = json.loads(namesakes.hub("log", "--json", "-n", "500").stdout)
+    reasons = {(r["field"], r["reason"]) for r in log}
+    assert {("merged_into", "merge"), ("record", "merge"), ("merged_into", "split"), ("record", "split")} <= reasons
+    # the next sync does not merge them again, and the merged-away one is back in the destination
+    assert namesakes.hub("sync").exit_code == 0
+    assert _links(namesakes) == links
+    out = list(csv.DictReader((namesakes.root / "out.csv").open(encoding="utf-8-sig")))
+    assert len(out) == 3
+
+
+def test_split_one_record_out_and_keep_it_out(namesakes):
+    links = _links(namesakes)
+    assert links["3"] == links["4"]
+    result = namesakes.hub("split", str(links["3"]), "--record", "people:4", "--json")
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.stdout)["split_off"]
+    assert _links(namesakes)["4"] == new != links["3"]
+    # the record changes: it is resolved again, the decision keeps it apart
+    text = (namesakes.root / "people.csv").read_text()
+    namesakes.write("people.csv", text.replace("4,,Аня", "4,,Анна"))
+    assert namesakes.hub("sync").exit_code == 0
+    assert _links(namesakes)["4"] == new
+    # and a merge undoes the split
+    assert namesakes.hub("merge", str(links["3"]), str(new)).exit_code == 0
+    assert _links(namesakes)["4"] == links["3"]
+
+
+def test_manual_decisions_name_bad_references(namesakes):
+    result = namesakes.hub("merge", "1", "1")
+    assert result.exit_code == 2 and "one contact already" in result.output
+    result = namesakes.hub("split", "1")
+    assert result.exit_code == 2 and "hub split 1 --record" in result.output
+    result = namesakes.hub("split", "1", "--record", "people:3")
+    assert result.exit_code == 2 and "not a source record of contact 1" in result.output
+    result = namesakes.hub("review", "accept", "999")
+    assert result.exit_code == 2 and "no review pair 999" in result.output
