@@ -106,10 +106,11 @@ class GoogleSheetsOptions(ConnectorOptions):
     credentials: str | None = Field(None, repr=False)
     #: Base URL of the Sheets API (a proxy, or a local fake in tests).
     endpoint: str = GOOGLE_ENDPOINT
-    #: What a row deleted by a person means: ``ignore`` (nothing), ``unlink`` (hub stops
-    #: counting the row: its values no longer feed the contact) or ``delete`` (likewise,
-    #: and a contact that only this sheet knew is deleted). Both are behind the
-    #: mass-delete guard.
+    #: What a row deleted by a person means. ``ignore``: nothing; hub keeps the record
+    #: and adds the row again the next time it writes that contact. ``unlink``: hub
+    #: removes the row's record (behind the mass-delete guard): its values no longer
+    #: count, and the row is not added again. ``delete``: the same removal; a contact
+    #: that no other tool knows is then deleted, here and in the other destinations.
     on_missing: Literal["ignore", "unlink", "delete"] = "unlink"
     #: Client-side pacing, per minute, for reads and for writes each (Google's defaults).
     requests_per_minute_per_user: int = Field(60, ge=1)
@@ -814,7 +815,8 @@ class GoogleSheetsConnector(Connector):
                 results[position] = WriteResult(item.contact_id, "ok", key)
                 continue
             if not rows:
-                if item.external_id and not item.external_id.startswith(NEW_ROW_PREFIX):
+                if (item.external_id and not item.external_id.startswith(NEW_ROW_PREFIX)
+                        and self.options.on_missing != "ignore"):
                     # the row was deleted in the sheet: the read side decides (on_missing)
                     results[position] = WriteResult(
                         item.contact_id, "rejected", key,

@@ -334,6 +334,10 @@ def test_a_row_deleted_by_a_person_is_not_added_again(fake, tmp_path):
     (result,) = connector.write([OutboundItem(9, "upsert", {"email": "b@example.com"}, external_id="2")])
     assert result.status == "rejected" and "no longer in the sheet" in result.error
     assert len(fake.values(SHEET_ID)) == 2
+    # with on_missing: ignore, hub's base is the master: the row comes back
+    connector = make_connector(fake, tmp_path, key_column="id", on_missing="ignore")
+    (result,) = connector.write([OutboundItem(9, "upsert", {"email": "b@example.com"}, external_id="2")])
+    assert result.status == "ok" and fake.values(SHEET_ID)[2] == ["2", "b@example.com"]
 
 
 def test_a_value_too_long_for_a_cell_is_rejected_alone(fake, tmp_path):
