@@ -20,7 +20,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, desc, insert, select, update
+from sqlalchemy import and_, desc, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.config import LoadedConfig
@@ -29,7 +29,7 @@ from hub.errors import UsageError
 from hub.identity import Comparison, Profile, compare, profile
 from hub.identity.compare import best
 from hub.store import Store, allocate_ids, bulk_insert
-from hub.store.schema import changes, contacts, match_reviews, runs, source_records
+from hub.store.schema import changes, contacts, identifiers, match_reviews, runs, source_records
 from hub.sync import Sync, _change, _contact_row, utcnow
 
 MANUAL = "manual"
@@ -288,7 +288,13 @@ def explain(c: Connection, first: str, second: str, merge_at: float, review_at: 
     label_b, b = _profiles_of(c, second)
     if not a or not b:
         raise UsageError("one side has no source records to compare")
-    comparison: Comparison = best(a, b)
+    def name_count(key: str) -> int | None:
+        found = c.execute(
+            select(func.count()).select_from(identifiers).where(and_(identifiers.c.kind == "name", identifiers.c.value == key))
+        ).scalar()
+        return int(found) if found else None
+
+    comparison: Comparison = best(a, b, name_count)
     veto = comparison.veto or next((compare(x, y).veto for x in a for y in b if compare(x, y).veto), None)
     p = 0.0 if veto else comparison.probability
     verdict = "different people" if veto else comparison.verdict(merge_at, review_at)

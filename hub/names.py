@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,6 +44,7 @@ __all__ = [
     "first_name_keys",
     "first_names_compatible",
     "fold",
+    "known_first_names",
     "latin_key",
     "patronymic_info",
     "surname_info",
@@ -299,6 +300,11 @@ def first_name_keys(name: str) -> frozenset[str]:
     for part in parts:
         out |= by_key.get(part) or {UNKNOWN_PREFIX + part}
     return frozenset(out)
+
+
+def known_first_names() -> Mapping[str, frozenset[str]]:
+    """Every first name the tables know, by its ``latin_key``: the full names it stands for."""
+    return _first_names().by_key
 
 
 def first_names_compatible(a: str, b: str) -> bool:

@@ -705,8 +705,18 @@ def _name_display(value: str) -> str | None:
     return _display_name(text)
 
 
+@functools.lru_cache(maxsize=50_000)
+def _known_first_name(key: str) -> bool:
+    """In the first-name list, or a full form, diminutive or spelling the name tables know."""
+    if key in _first_names():
+        return True
+    from hub import names  # hub.names builds on this module
+
+    return any(not k.startswith("~") for k in names.first_name_keys(key))
+
+
 def _role_scores(key: str, particle: bool) -> dict[str, float]:
-    known = key in _first_names()
+    known = _known_first_name(key)
     strong = key.endswith(_STRONG_PATRONYMIC)
     weak = not strong and key.endswith(_WEAK_PATRONYMIC)
     surname = key.endswith(_SURNAME_SUFFIXES)
@@ -808,7 +818,13 @@ def _split_full_name(text: str) -> dict[str, str]:
     infos = [_word_info(word, particle) for word, particle in words]
     if len(words) == 1:
         display, key = infos[0][0], infos[0][1]
-        role = "first_name" if key in _first_names() else "last_name"
+        # a lone word is a first name unless it looks like a surname (forms ask "Имя")
+        if _known_first_name(key):
+            role = "first_name"
+        elif key.endswith(_SURNAME_SUFFIXES) or key.endswith(_STRONG_PATRONYMIC):
+            role = "last_name"
+        else:
+            role = "first_name"
         return {role: display}
     latin = _CYRILLIC_RE.search(text) is None
     if len(words) == 2:

@@ -214,12 +214,12 @@ def test_a_new_record_joins_an_existing_contact_by_phone(demo):
 
 
 def test_a_bridging_record_merges_two_contacts(demo):
-    # a name alone never merges: the sheet's Новикова Анна stays apart from the mailing's
-    demo.write("sheet.csv", SHEET + "4;Новикова Анна;;;Москва\n")
+    # a first name alone never merges: the sheet's Анна stays apart from the mailing's
+    demo.write("sheet.csv", SHEET + "4;Анна;;;Москва\n")
     demo.hub("sync")
     assert len(list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))) == 5
     # the sheet row gains the phone the mailing list has for her: the two contacts are one
-    demo.write("sheet.csv", SHEET + "4;Новикова Анна;+7 999 111-22-33;;Москва\n")
+    demo.write("sheet.csv", SHEET + "4;Анна;+7 999 111-22-33;;Москва\n")
     report = json.loads(demo.hub("sync", "--json").stdout)
     assert report["counts"]["sheet"]["merged"] == 1
     merged_into = json.loads(demo.hub("log", "--field", "merged_into", "--json").stdout)

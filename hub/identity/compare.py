@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 from hub import names
 
@@ -41,7 +42,14 @@ W_FIRST_SAME = 4.0  # one full name (also through transliteration)
 W_FIRST_VARIANT = 3.0  # a diminutive or variant of it: Даша ~ Дарья
 W_FIRST_CLOSE = 1.0  # a typo away
 W_FIRST_DIFF = -6.0  # a typo too far to call, not a veto
-W_LAST_SAME = 6.0
+W_LAST_SAME = 6.0  # how often the surname and first name occur together is unknown
+W_LAST_UNIQUE = 9.0  # no one else in the base has this surname with this first name
+W_LAST_RARE = 6.0  # a few do
+W_LAST_COMMON = 4.0  # many do: Иванов Александр
+#: A full name held by at most this many people (the pair itself) is unique; with no
+#: identifier contradicting it, it is as strong as an agreeing phone.
+UNIQUE_NAME = 2
+RARE_NAME = 4
 W_LAST_CLOSE = 2.0
 W_LAST_DIFF = -4.0  # women change surnames at marriage: not a veto
 W_MIDDLE_SAME = 3.0
@@ -54,7 +62,7 @@ W_CITY_DIFF = -0.5
 #: two or more agreeing count as much as an identifier.
 W_ATTRIBUTE_SAME = 3.0  # a value as rare as that or rarer counts towards STRONG_ATTRIBUTES
 W_ATTRIBUTE_MAX = 6.0
-W_ATTRIBUTE_DIFF = -1.0
+W_ATTRIBUTE_DIFF = 0.0  # a differing value (a timestamp, a status) says little
 STRONG_ATTRIBUTES = 2
 _MAX_ATTRIBUTE_CHARS = 200
 
@@ -82,12 +90,15 @@ class Profile:
     first: str = ""  # transliteration-proof key of the written first name
     first_keys: frozenset[str] = frozenset()
     last: str = ""  # surname base (male form), transliteration-proof
+    last_raw: str = ""  # the surname as written, transliteration-proof
     last_gender: str | None = None
     middle: str = ""  # the father's name the patronymic is made of
     middle_gender: str | None = None
     gender: str | None = None
     birthday: str = ""
     city: str = ""
+    #: surnames the e-mail local parts are made of (``lyubnikova61`` -> liubnikov)
+    mail_surnames: frozenset[str] = frozenset()
     #: custom attributes: (name, folded value)
     attributes: frozenset[tuple[str, str]] = frozenset()
 
@@ -164,6 +175,7 @@ def profile(values: Mapping[str, Any]) -> Profile:
         if len(local) >= _MIN_LOCAL and local not in _GENERIC_LOCALS:
             local_parts.add(local)
     phones = frozenset(_texts(values, "phone", "phones"))
+    mail_surnames = frozenset(s for email in emails for s in _mail_surnames(names.email_local_key(email)))
     first_text = str(values.get("first_name") or "")
     last_text = str(values.get("last_name") or "")
     middle_text = str(values.get("middle_name") or "")
@@ -179,10 +191,12 @@ def profile(values: Mapping[str, Any]) -> Profile:
         first=first,
         first_keys=first_keys,
         last=last,
+        last_raw=names.latin_key(last_text) if last_text.strip() else "",
         last_gender=last_gender,
         middle=middle,
         middle_gender=middle_gender,
         gender=gender,
+        mail_surnames=mail_surnames,
         birthday=str(values.get("birthday") or ""),
         city=names.fold(str(values.get("city") or "")),
         attributes=frozenset(
@@ -202,7 +216,29 @@ def _first(text: str) -> tuple[str, frozenset[str], str | None]:
     key = names.latin_key(word)
     if not key or len(key) < 2:  # an initial says too little
         return "", frozenset(), None
-    return key, names.first_name_keys(word), names.first_name_gender(word)
+    keys = names.first_name_keys(word)
+    gender = names.first_name_gender(word)
+    if all(k.startswith("~") for k in keys):
+        meant = _misspelt_name(key)
+        if meant:
+            keys = meant
+    return key, keys, gender
+
+
+@functools.lru_cache(maxsize=65536)
+def _misspelt_name(key: str) -> frozenset[str]:
+    """The full names an unknown first name is one typo away from (Аликсандр -> александр):
+    only for names long enough that one letter off cannot be another name, and only
+    when the typo points at one name."""
+    if len(key) < 6:
+        return frozenset()
+    known = names.known_first_names()
+    found = process.extract(key, list(known), scorer=Levenshtein.distance, score_cutoff=1, limit=None)
+    meant: set[str] = set()
+    for candidate, _distance, _index in found:
+        if candidate[0] == key[0]:
+            meant |= known[candidate]
+    return frozenset(meant) if len(meant) == 1 else frozenset()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -224,6 +260,15 @@ def _middle(text: str) -> tuple[str, str | None]:
     return names.latin_key(father), gender
 
 
+_LOCAL_WORDS = re.compile(r"[a-z]{4,}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _mail_surnames(local: str) -> tuple[str, ...]:
+    """Surname bases the words of an e-mail local part could be (``d.romanova`` -> romanov)."""
+    return tuple(sorted({names.surname_info(word)[0] for word in _LOCAL_WORDS.findall(local.lower())} - {""}))
+
+
 def blocking_keys(p: Profile) -> set[tuple[str, str]]:
     """Keys under which candidates are looked up: records that share none are never compared."""
     keys: set[tuple[str, str]] = {("email", e) for e in p.emails}
@@ -231,6 +276,8 @@ def blocking_keys(p: Profile) -> set[tuple[str, str]]:
     keys.update(("local", local) for local in p.locals)
     if p.last and p.first_keys:
         keys.update(("name", f"{p.last}|{k}") for k in p.first_keys)
+    elif p.first_keys and p.mail_surnames:  # "Polina" <polina.kryukyh@...>: the surname is in the address
+        keys.update(("name", f"{s}|{k}") for s in p.mail_surnames for k in p.first_keys)
     if p.birthday:
         keys.add(("birthday", p.birthday))
     return keys
@@ -254,16 +301,18 @@ def _similar(a: str, b: str) -> float:
 
 
 AttributeWeight = Callable[[str, str], float]
+#: How many people hold a blocking key (``surname|first-name key``), if known.
+NameCount = Callable[[str], "int | None"]
 
 
 def compare(
-    a: Profile, b: Profile, last_weight: float = W_LAST_SAME, attribute_weight: AttributeWeight | None = None
+    a: Profile, b: Profile, name_count: NameCount | None = None, attribute_weight: AttributeWeight | None = None
 ) -> Comparison:
-    """Score two records field by field; ``last_weight`` lets a rare name count more,
-    ``attribute_weight`` gives the agreement weight of a custom attribute's value."""
+    """Score two records field by field. ``name_count`` tells how many people share a full
+    name (rare names weigh more), ``attribute_weight`` the weight of a custom value."""
     result = Comparison()
-    _compare_contacts(a, b, result)
-    _compare_names(a, b, result, last_weight)
+    contradicted = _compare_contacts(a, b, result)
+    _compare_names(a, b, result, name_count, contradicted)
     _compare_birthday(a, b, result)
     if a.city and b.city:
         if a.city == b.city:
@@ -277,7 +326,9 @@ def compare(
     return result
 
 
-def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> None:
+def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> bool:
+    """Phones and mailboxes; whether one of them disagrees."""
+    contradicted = False
     if a.emails and b.emails:
         same = a.emails & b.emails
         if same:
@@ -288,6 +339,7 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> None:
             result.strong = True
         else:
             result.add("email", "different", W_EMAIL_DIFF)
+            contradicted = True
     if a.phones and b.phones:
         same = a.phones & b.phones
         if same:
@@ -295,14 +347,26 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> None:
             result.strong = True
         else:
             result.add("phone", "different", W_PHONE_DIFF)
+            contradicted = True
+    return contradicted
 
 
-def _compare_names(a: Profile, b: Profile, result: Comparison, last_weight: float) -> None:
+def _compare_names(
+    a: Profile, b: Profile, result: Comparison, name_count: NameCount | None, contradicted: bool
+) -> None:
+    if a.first and b.first and a.last_raw and b.last_raw and a.first != b.first \
+            and a.first == b.last_raw and a.last_raw == b.first:
+        # one wrote "David Miller", the other "Miller David" and the split guessed differently
+        result.add("full_name", "same, parts swapped", W_FIRST_SAME + W_LAST_SAME, f"{a.first} {a.last_raw}")
+        return
+    first_agrees = False
     if a.first and b.first:
         if a.first == b.first:
             result.add("first_name", "same", W_FIRST_SAME, a.first)
+            first_agrees = True
         elif a.first_keys & b.first_keys:
             result.add("first_name", "variant", W_FIRST_VARIANT, f"{a.first} ~ {b.first}")
+            first_agrees = True
         elif _known(a) and _known(b):  # two names of the tables that are not one name
             result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
             result.veto = result.veto or f"different first names ({a.first} / {b.first})"
@@ -312,13 +376,19 @@ def _compare_names(a: Profile, b: Profile, result: Comparison, last_weight: floa
             result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
             if _similar(a.first, b.first) < FAR:
                 result.veto = result.veto or f"different first names ({a.first} / {b.first})"
+    if first_agrees and (bool(a.last) != bool(b.last)):
+        named, other = (a, b) if a.last else (b, a)
+        if named.last in other.mail_surnames:  # "Поля" <polina.kryukyh@...> and Крюкых Полина
+            _name_agreement(a, b, named.last, result, name_count, contradicted, "in the e-mail address")
     if a.last and b.last:
         if a.last == b.last:
             if a.last_gender and b.last_gender and a.last_gender != b.last_gender:
                 result.add("last_name", "other gender form", 0.0, a.last)
                 result.veto = result.veto or f"male and female forms of one surname ({a.last}): relatives"
+            elif first_agrees:
+                _name_agreement(a, b, a.last, result, name_count, contradicted, "same")
             else:
-                result.add("last_name", "same", last_weight, a.last)
+                result.add("last_name", "same", W_LAST_SAME, a.last)
         elif _similar(a.last, b.last) >= CLOSE:
             result.add("last_name", "typo", W_LAST_CLOSE, f"{a.last} ~ {b.last}")
         else:
@@ -331,6 +401,25 @@ def _compare_names(a: Profile, b: Profile, result: Comparison, last_weight: floa
         else:
             result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
             result.veto = result.veto or f"different patronymics ({a.middle} / {b.middle})"
+
+
+def _name_agreement(
+    a: Profile, b: Profile, last: str, result: Comparison, name_count: NameCount | None, contradicted: bool,
+    how: str,
+) -> None:
+    """First name and surname agree: the rarer the pair in the base, the more it weighs."""
+    counts = [n for k in a.first_keys & b.first_keys if name_count and (n := name_count(f"{last}|{k}"))]
+    count = min(counts) if counts else None
+    if count is None:
+        result.add("last_name", how, W_LAST_SAME, last)
+    elif count <= UNIQUE_NAME:
+        result.add("last_name", f"{how}, unique with this first name", W_LAST_UNIQUE, last)
+        if not contradicted:
+            result.strong = True
+    elif count <= RARE_NAME:
+        result.add("last_name", f"{how}, {count} people with this full name", W_LAST_RARE, last)
+    else:
+        result.add("last_name", f"{how}, {count} people with this full name", W_LAST_COMMON, last)
 
 
 def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: AttributeWeight | None) -> None:
@@ -378,7 +467,7 @@ def _birthday_typo(a: str, b: str) -> bool:
 
 
 def best(
-    a: Iterable[Profile], b: Iterable[Profile], last_weight: float = W_LAST_SAME,
+    a: Iterable[Profile], b: Iterable[Profile], name_count: NameCount | None = None,
     attribute_weight: AttributeWeight | None = None,
 ) -> Comparison:
     """The strongest comparison between any record of one group and any of the other."""
@@ -386,7 +475,7 @@ def best(
     others = list(b)
     for x in a:
         for y in others:
-            found = compare(x, y, last_weight, attribute_weight)
+            found = compare(x, y, name_count, attribute_weight)
             if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
                 top = found
     return top or Comparison()

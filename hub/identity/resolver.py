@@ -32,7 +32,6 @@ from sqlalchemy.engine import Connection
 
 from hub.identity.compare import (
     W_ATTRIBUTE_MAX,
-    W_LAST_SAME,
     Comparison,
     Profile,
     best,
@@ -40,7 +39,7 @@ from hub.identity.compare import (
     profile,
     vetoed,
 )
-from hub.store.schema import contacts, identifiers, match_reviews, source_records
+from hub.store.schema import identifiers, match_reviews, source_records
 
 #: A key shared by more contacts than this is too common to block on.
 BLOCK_CAP = 40
@@ -89,7 +88,6 @@ class ProbabilisticResolver:
         self.merge_at = merge_at
         self.review_at = min(review_at, merge_at)
         self.match_on = set(match_on)
-        self._known_population: int | None = None
 
     # ------------------------------------------------------------------ lookups
     def _keys(self, p: Profile) -> set[tuple[str, str]]:
@@ -164,16 +162,6 @@ class ProbabilisticResolver:
             pairs.update((a, b) for a, b in rows)
         return pairs
 
-    def _population(self, c: Connection, arriving: int) -> int:
-        """About how many contacts there are: counted once, then grown by each batch."""
-        if self._known_population is None:
-            self._known_population = int(
-                c.execute(select(func.count()).select_from(contacts).where(contacts.c.deleted_at.is_(None))).scalar()
-                or 0
-            )
-        self._known_population += arriving
-        return max(self._known_population, 1)
-
     # ------------------------------------------------------------------ resolve
     def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
         profiles = {cand.key: profile(cand.values) for cand in candidates}
@@ -184,7 +172,6 @@ class ProbabilisticResolver:
         contact_ids.update(cand.linked_contact for cand in candidates if cand.linked_contact is not None)
         stored = self._profiles(c, list(contact_ids)) if contact_ids else {}
         rejected = self._rejected(c, list(contact_ids)) if contact_ids else set()
-        population = self._population(c, len(candidates))
 
         sort_key: dict[Node, str] = {("r", cand.key): cand.sort_key or f"r{cand.key:012d}" for cand in candidates}
         sort_key.update({("c", cid): f"c{cid:012d}" for cid in contact_ids})
@@ -192,7 +179,8 @@ class ProbabilisticResolver:
         for cid in contact_ids:
             members[("c", cid)] = stored.get(cid, [])
 
-        # how many records and contacts share each name key: rare names weigh more
+        # how many people hold each name key: contacts in the store, and the records of
+        # the batch counted once per person (records sharing a phone or mailbox are one)
         name_counts: dict[str, int] = defaultdict(int, stored_names)
         batch_by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         for cand in candidates:
@@ -200,7 +188,7 @@ class ProbabilisticResolver:
                 batch_by_key[key].append(cand.key)
         for key, ks in batch_by_key.items():
             if key[0] == "name":
-                name_counts[key[1]] += len(ks)
+                name_counts[key[1]] += _people([profiles[k] for k in ks])
 
         # candidate pairs
         pairs: set[tuple[Node, Node]] = set()
@@ -220,12 +208,12 @@ class ProbabilisticResolver:
                     pairs.add(_pair(("r", x), ("c", cid), sort_key))
 
         attribute_weight = _attribute_weights(profiles.values())
+        name_count = name_counts.get
         edges: list[tuple[float, str, str, Node, Node, Comparison]] = []
         for a, b in pairs:
             if not members[a] or not members[b]:
                 continue
-            last_weight = self._last_weight(members[a], members[b], name_counts, population)
-            comparison = best(members[a], members[b], last_weight, attribute_weight)
+            comparison = best(members[a], members[b], name_count, attribute_weight)
             p = comparison.probability
             if p >= self.review_at:
                 edges.append((-p, sort_key[a], sort_key[b], a, b, comparison))
@@ -287,21 +275,31 @@ class ProbabilisticResolver:
             clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
         return Resolution(list(clusters.values()), reviews)
 
-    @staticmethod
-    def _last_weight(a: list[Profile], b: list[Profile], name_counts: dict[str, int], population: int) -> float:
-        """Agreement on a surname with a first name weighs by how rare the pair is here."""
-        counts = [
-            name_counts[f"{x.last}|{k}"]
-            for x in a
-            for y in b
-            if x.last and x.last == y.last
-            for k in x.first_keys & y.first_keys
-            if f"{x.last}|{k}" in name_counts
-        ]
-        if not counts or population < 1000:
-            return W_LAST_SAME
-        share = min(counts) / population
-        return max(4.0, min(9.0, math.log2(1.0 / max(share, 1e-9)) - 6.0))
+
+def _people(records: list[Profile]) -> int:
+    """How many people these records (of one name) are at least: records that share a
+    phone or a mailbox are one; records with neither cannot be told apart (one)."""
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    anonymous = 0
+    for i, p in enumerate(records):
+        ids = p.phones | p.emails
+        if not ids:
+            anonymous += 1
+        for ident in ids:
+            if ident in owner:
+                parent[find(i)] = find(owner[ident])
+            else:
+                owner[ident] = i
+    groups = {find(i) for i, p in enumerate(records) if p.phones or p.emails}
+    return len(groups) or (1 if anonymous else 0)
 
 
 def _attribute_weights(batch: Iterable[Profile]) -> Callable[[str, str], float]:
