@@ -36,6 +36,9 @@ class ConnectorContext:
     #: Folder of hub.yaml: relative paths in options resolve against it.
     base_dir: Path
     logger: logging.Logger
+    #: The run writes nothing (``hub sync --dry-run``): a connector that would write to
+    #: its tool while reading (to give rows keys, say) must not.
+    dry_run: bool = False
 
     def resolve_path(self, path: str | Path) -> Path:
         path = Path(path).expanduser()

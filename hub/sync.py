@@ -192,7 +192,9 @@ class Sync:
         if name not in self._connectors:
             entry = self.config.model.connectors[name]
             cls = self.config.classes[entry.plugin]
-            context = ConnectorContext(name=name, base_dir=self.config.base_dir, logger=log.getChild(name))
+            context = ConnectorContext(
+                name=name, base_dir=self.config.base_dir, logger=log.getChild(name), dry_run=self.dry_run
+            )
             self._connectors[name] = cls(self.config.options[name], context)
         return self._connectors[name]
 

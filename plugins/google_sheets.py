@@ -722,7 +722,8 @@ class GoogleSheetsConnector(Connector):
         data: list[dict[str, Any]] = []
         if key_index is None:
             key_index = grid.width
-            self._ensure_columns(grid, key_index + 1)
+            if not self.context.dry_run:
+                self._ensure_columns(grid, key_index + 1)
             data.append({"range": a1_range(grid.title, self.options.header_row, key_index + 1),
                          "values": [[HUB_ID_COLUMN]]})
             grid.names = grid.names + [None] * (key_index - len(grid.names)) + [HUB_ID_COLUMN]
@@ -732,6 +733,8 @@ class GoogleSheetsConnector(Connector):
             cells.extend([""] * (key_index + 1 - len(cells)))
             cells[key_index] = key
             data.append({"range": a1_range(grid.title, row, key_index + 1), "values": [[key]]})
+        if self.context.dry_run:  # keys for this run only; a real run writes them
+            return grid
         self._values_batch_update(data, "add hub_id keys")
         return grid
 

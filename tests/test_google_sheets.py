@@ -393,6 +393,28 @@ def test_429_and_5xx_are_retried_with_backoff_and_html_or_truncated_bodies(fake,
     assert len(connector.pauses) == 5 and max(connector.pauses) < 1
 
 
+def test_a_timeout_is_retried(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", timeout=0.3)
+    fake.fail("values.get", delay=1.0)
+    records, _ = read_all(connector, None)
+    assert len(records) == 1 and fake.calls["values.get"] == 2 and len(connector.pauses) == 1
+
+
+def test_a_full_grid_grows_before_hub_adds_its_column(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["email", "phone"], ["a@example.com", "+79161234567"]]},
+                rows=2, columns=2)
+    connector = make_connector(fake, tmp_path)
+    (record,), _ = read_all(connector, None)
+    assert fake.calls["spreadsheets.batchUpdate"] == 1
+    assert fake.values(SHEET_ID)[0] == ["email", "phone", "hub_id"]
+    results = connector.write([OutboundItem(4, "upsert", {"email": "b@example.com", "city": "Тверь"})])
+    assert results[0].status == "ok"
+    assert fake.values(SHEET_ID) == [["email", "phone", "hub_id", "city"],
+                                     ["a@example.com", "+79161234567", record.external_id],
+                                     ["b@example.com", "", "hub-4", "Тверь"]]
+
+
 def test_retry_after_is_honoured(fake, tmp_path):
     fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
     connector = make_connector(fake, tmp_path, key_column="id", backoff_seconds=0)
@@ -604,6 +626,17 @@ def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, remov
     del fake.sheet(SHEET_ID, "Клиенты").cells[5]  # a person deletes row 6
     report = sync(project)
     assert report["counts"]["clients"]["removed"] == removed
+
+
+def test_a_dry_run_writes_nothing_to_the_sheet(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(5)})
+    project.write("crm.csv", crm_csv(5, cities={1: "Тверь"}))
+    sheet_config(project, fake)
+    before = fake.values(SHEET_ID, "Клиенты")
+    result = project.hub("sync", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["clients"]["read"] == 5
+    assert write_calls(fake) == 0 and fake.values(SHEET_ID, "Клиенты") == before
 
 
 def test_a_cleared_sheet_trips_the_mass_delete_guard(project, fake):

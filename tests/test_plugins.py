@@ -94,7 +94,7 @@ def test_a_read_only_connector_cannot_be_a_destination(installed_example: Path, 
 def test_plugin_loading_is_chosen_by_environment(installed_example: Path, tmp_path: Path):
     (tmp_path / "hub.yaml").write_text("connectors: {}\n")
     none = json.loads(_hub(["plugins", "--json"], installed_example, tmp_path, load="").stdout)
-    assert [p["plugin"] for p in none] == ["csv"]
+    assert [p["plugin"] for p in none] == ["csv", "google_sheets"]  # the built-ins
     every = json.loads(_hub(["plugins", "--json"], installed_example, tmp_path, load=None).stdout)
     assert {"csv", "jsonl"} <= {p["plugin"] for p in every}
 
@@ -104,6 +104,7 @@ def test_builtins_register_through_the_manager():
     assert all(pm.get_plugin(name) is not None for name in DEFAULT_PLUGINS)
     classes = connector_classes(pm)
     assert classes["csv"].__module__ == "hub_plugins.csv_file"
+    assert classes["google_sheets"].__module__ == "hub_plugins.google_sheets"
 
 
 def test_two_connectors_with_one_name_are_an_error():

@@ -115,6 +115,8 @@ class Fault:
     #: apply the request first, then fail (an ambiguous outcome)
     after_apply: bool = False
     message: str | None = None
+    #: seconds to wait before answering normally (a timeout when longer than the client's)
+    delay: float = 0.0
 
 
 class ApiError(Exception):
@@ -198,7 +200,11 @@ class FakeGoogleSheets:
             def do_PUT(self) -> None:
                 fake._handle(self, "PUT")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up (timeout) closed its end: nothing to report
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
@@ -265,11 +271,12 @@ class FakeGoogleSheets:
             self.sheet(spreadsheet_id, title).set(int(match.group(2)) - 1, column_number(match.group(1)) - 1, value)
 
     def fail(self, endpoint: str, status: int = 500, *, times: int = 1, retry_after: str | None = None,
-             body: str = "json", after_apply: bool = False, message: str | None = None) -> None:
+             body: str = "json", after_apply: bool = False, message: str | None = None,
+             delay: float = 0.0) -> None:
         """The next ``times`` requests to ``endpoint`` fail: a counter name, ``sheets`` (any
         Sheets API endpoint) or ``*`` (the token exchange too)."""
         with self.lock:
-            self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, message))
+            self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, message, delay))
 
     def after(self, endpoint: str, callback: Callable[[FakeGoogleSheets], None], nth: int = 1) -> None:
         """Run ``callback`` after the ``nth`` next request to ``endpoint`` was answered."""
@@ -303,6 +310,9 @@ class FakeGoogleSheets:
             self.log.append((endpoint, method, split.path))
             fault = self._take_fault(endpoint)
         headers: dict[str, str] = {}
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)  # a slow answer; the request is then served normally
+            fault = None
         try:
             if fault is not None and not fault.after_apply:
                 raise self._fault_error(fault)
