@@ -187,6 +187,9 @@ class FakeGoogleSheets:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body leave in one segment: no delayed-ACK stall per request
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
