@@ -915,6 +915,16 @@ class Mapping:
             out[column] = value
         return out
 
+    def field_of(self, column: str) -> str | None:
+        """The canonical field ``reverse`` writes to ``column``; ``None`` if none."""
+        if self._identity:
+            return column if column in DEFAULT_COLUMNS and column != "id" else None
+        for target, rules in self._fields.items():
+            rule = rules[0]
+            if len(rule.columns) == 1 and not rule.concat and rule.columns[0] == column:
+                return target
+        return None
+
     @staticmethod
     def _unapply(transform: _Transform, value: Any) -> Any:
         if value is None:

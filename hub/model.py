@@ -87,6 +87,10 @@ class WriteResult:
     status: Literal["ok", "retriable", "rejected"]
     external_id: str | None = None
     error: str | None = None
+    #: Columns the tool's user changed after the connector read them, which the write
+    #: therefore left alone: column -> (value hub meant to write, the user's value).
+    #: The core logs each as a change with reason ``conflict``.
+    conflicts: dict[str, tuple[Any, Any]] | None = None
 
 
 @dataclass

@@ -899,8 +899,13 @@ class Sync:
             outcome: list[dict[str, Any]] = []
             new_links: dict[str, int] = {}
             unlinked: list[int] = []
+            conflicts: list[dict[str, Any]] = []
             for row in chunk:
                 result = by_contact.get(row.contact_id)
+                for column, (ours, theirs) in ((result.conflicts or {}) if result else {}).items():
+                    field_ = self.config.mappings[name].field_of(column) or column
+                    conflicts.append(_change(row.contact_id, field_, ours, theirs, name, result.external_id,
+                                             "conflict", now))
                 values = {"status": "sent", "sent_hash": row.payload_hash, "attempts": row.attempts, "last_error": None}
                 if result is None and row.op == "delete":
                     values["sent_hash"] = None  # it was never in the tool
@@ -922,6 +927,7 @@ class Sync:
                 outcome.append({"destination": name, "contact_id": row.contact_id, "updated_at": now, **values})
             with self._tx() as c:
                 bulk_update(c, outbox, ("destination", "contact_id"), outcome)
+                self._log(c, conflicts)
                 for ids in _chunks(unlinked):
                     c.execute(
                         delete(source_records).where(

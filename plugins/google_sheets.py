@@ -839,7 +839,7 @@ class GoogleSheetsConnector(Connector):
                     f"({', '.join(conflict)}); the person's edit is kept and the next sync reads it first"
                 )
                 self.context.logger.warning("%s: %s", self.context.name, message)
-                results[position] = WriteResult(item.contact_id, "retriable", key, message)
+                results[position] = WriteResult(item.contact_id, "retriable", key, message, conflicts=conflict)
                 continue
             for row in rows:
                 for name, value in values.items():
@@ -926,21 +926,22 @@ class GoogleSheetsConnector(Connector):
             raise ValueError(f"the column name {name!r} is blank")
         return text
 
-    def _conflicts(self, grid: _Grid, key: str, row: int, values: dict[str, Any]) -> list[str]:
+    def _conflicts(self, grid: _Grid, key: str, row: int, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
         """Columns of this row that a person changed since hub last read or wrote it and
-        that this write would change."""
+        that this write would change: column -> (hub's value, the person's value)."""
         before = self._baseline.get(key)
         if before is None:
-            return []
+            return {}
         cells = grid.rows.get(row, [])
-        changed = []
+        changed: dict[str, tuple[Any, Any]] = {}
         for name, wanted in values.items():
             column = grid.index(name)
             if column is None:
                 continue
-            now = _cell_text(cells[column] if column < len(cells) else None)
+            current = cells[column] if column < len(cells) else None
+            now = _cell_text(current)
             if name in before and now != before[name] and not _same(now, wanted):
-                changed.append(name)
+                changed[name] = (wanted, _read_value(current))
         return changed
 
     def close(self) -> None:

@@ -366,6 +366,7 @@ def test_a_persons_edit_after_our_read_wins_and_is_reported_as_a_conflict(fake, 
         results = connector.write(items)
     assert results[0].status == "retriable" and results[0].error.startswith("conflict: row 2")
     assert "phone" in results[0].error
+    assert results[0].conflicts == {"phone": ("+79161112233", "+79990000000")}
     assert results[1].status == "ok"
     assert fake.values(SHEET_ID)[1:] == [["1", "+79990000000", "Москва"], ["2", "+79031112233", "Тверь"]]
     assert "conflict" in caplog.text
@@ -615,11 +616,14 @@ def test_a_persons_edit_during_a_sync_wins_over_hubs_write(project, fake):
     assert fake.values(SHEET_ID, "Клиенты")[2][1] == "+79267770000"
     log = json.loads(project.hub("log", "--field", "phone", "--json").stdout)
     assert [entry["new"] for entry in log if entry["connector"] == "crm"] == ["+79035551122"]
+    (conflict,) = [entry for entry in log if entry["reason"] == "conflict"]
+    assert (conflict["old"], conflict["new"], conflict["connector"]) == ("+79035551122", "+79267770000", "clients")
     # the next sync reads the edit: being the latest, it wins, and nothing is overwritten
     report = sync(project)
     assert fake.values(SHEET_ID, "Клиенты")[2][1] == "+79267770000"
     log = json.loads(project.hub("log", "--field", "phone", "--json").stdout)
-    assert (log[-1]["old"], log[-1]["new"], log[-1]["connector"]) == ("+79035551122", "+79267770000", "clients")
+    assert (log[-1]["old"], log[-1]["new"], log[-1]["connector"], log[-1]["reason"]) == (
+        "+79035551122", "+79267770000", "clients", "sync")
     assert report["counts"]["clients"]["retry"] == 0
 
 
