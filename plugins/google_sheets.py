@@ -106,12 +106,12 @@ class GoogleSheetsOptions(ConnectorOptions):
     credentials: str | None = Field(None, repr=False)
     #: Base URL of the Sheets API (a proxy, or a local fake in tests).
     endpoint: str = GOOGLE_ENDPOINT
-    #: What a row deleted by a person means. ``ignore``: nothing; hub keeps the record
-    #: and adds the row again the next time it writes that contact. ``unlink``: hub
-    #: removes the row's record (behind the mass-delete guard): its values no longer
-    #: count, and the row is not added again. ``delete``: the same removal; a contact
-    #: that no other tool knows is then deleted, here and in the other destinations.
-    on_missing: Literal["ignore", "unlink", "delete"] = "unlink"
+    #: What a row deleted by a person means. ``delete``: hub removes the row's record,
+    #: behind the mass-delete guard; a contact no other tool knows is deleted (also in
+    #: the other destinations). ``unlink``: hub keeps the contact and what the row said,
+    #: and stops syncing it with the sheet (the row is not added again). ``ignore``: hub
+    #: keeps everything and adds the row again the next time it writes that contact.
+    on_missing: Literal["ignore", "unlink", "delete"] = "delete"
     #: Client-side pacing, per minute, for reads and for writes each (Google's defaults).
     requests_per_minute_per_user: int = Field(60, ge=1)
     requests_per_minute_per_project: int = Field(300, ge=1)
@@ -703,7 +703,7 @@ class GoogleSheetsConnector(Connector):
             records.append(RawRecord(key, values))
         self._baseline = baseline
         fingerprint = digest.hexdigest()[:32]
-        complete = self.options.on_missing != "ignore"
+        complete = self.options.on_missing == "delete"  # only then does the core remove what is gone
         if cursor is not None and cursor == fingerprint:
             yield Checkpoint(cursor, complete=False)
             return

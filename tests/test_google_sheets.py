@@ -627,7 +627,7 @@ def test_a_persons_edit_during_a_sync_wins_over_hubs_write(project, fake):
     assert report["counts"]["clients"]["retry"] == 0
 
 
-@pytest.mark.parametrize(("policy", "removed"), [("unlink", 1), ("delete", 1), ("ignore", 0)])
+@pytest.mark.parametrize(("policy", "removed"), [("delete", 1), ("unlink", 0), ("ignore", 0)])
 def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, removed):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(30)})
     sheet_config(project, fake, role="source", crm=False, extra=f"    on_missing: {policy}\n")
@@ -635,6 +635,9 @@ def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, remov
     del fake.sheet(SHEET_ID, "Клиенты").cells[5]  # a person deletes row 6
     report = sync(project)
     assert report["counts"]["clients"]["removed"] == removed
+    assert report["counts"]["clients"]["deleted"] == removed  # the contact only the sheet knew
+    contacts = json.loads(project.hub("export", "contacts", "--format", "json").stdout)
+    assert len(contacts) == 30 - removed
 
 
 def test_a_dry_run_writes_nothing_to_the_sheet(project, fake):
