@@ -8,10 +8,12 @@ more likely its outcome is for one person than for two (agreement adds, disagree
 subtracts, a missing value adds nothing). The sum, shifted by the prior odds of two
 records that share a blocking key being one person, is the match probability.
 
-Some evidence does not weigh, it vetoes: two first names that cannot be one name
-(Пётр and Мария on a shared family phone), one surname in its male and female forms
-(Иванов and Иванова are relatives), different patronymics, different birthdays,
-opposite genders. A veto keeps two records apart whatever else agrees.
+Some evidence does not weigh, it vetoes: one surname in its male and female forms
+(Иванов and Иванова are relatives), different patronymics; and, where the two share
+a phone or a mailbox (the way relatives meet), first names that cannot be one name
+(Пётр and Мария on the family phone), different birthdays, opposite genders. A veto
+keeps two records apart whatever else agrees. Without a shared phone or mailbox those
+last three weigh heavily against instead: records have errors.
 """
 
 from __future__ import annotations
@@ -56,12 +58,15 @@ W_MIDDLE_SAME = 3.0
 W_MIDDLE_CLOSE = 0.0
 W_BIRTHDAY_SAME = 8.0
 W_BIRTHDAY_TYPO = -3.0  # one digit off or day and month swapped
+W_BIRTHDAY_DIFF = -10.0  # a veto where a phone or mailbox is shared
+W_GENDER_DIFF = -4.0  # likewise
 W_CITY_SAME = 1.0
 W_CITY_DIFF = -0.5
 #: Custom ``x_`` attributes a mapping fills (an address, a client number...): weak alone;
 #: two or more agreeing count as much as an identifier.
 W_ATTRIBUTE_SAME = 3.0  # a value as rare as that or rarer counts towards STRONG_ATTRIBUTES
 W_ATTRIBUTE_MAX = 6.0
+W_ATTRIBUTE_ID_DIFF = -2.0  # two different personal numbers: as much as two phones
 W_ATTRIBUTE_DIFF = 0.0  # a differing value (a timestamp, a status) says little
 STRONG_ATTRIBUTES = 2
 _MAX_ATTRIBUTE_CHARS = 200
@@ -278,9 +283,22 @@ def blocking_keys(p: Profile) -> set[tuple[str, str]]:
         keys.update(("name", f"{p.last}|{k}") for k in p.first_keys)
     elif p.first_keys and p.mail_surnames:  # "Polina" <polina.kryukyh@...>: the surname is in the address
         keys.update(("name", f"{s}|{k}") for s in p.mail_surnames for k in p.first_keys)
+    if p.last:
+        keys.add(("surname", p.last))
     if p.birthday:
         keys.add(("birthday", p.birthday))
+    keys.update(("attribute", f"{key}={value}") for key, value in p.attributes if _id_like(value))
     return keys
+
+
+_DATE_LIKE = re.compile(r"\d{1,4}[-./:]\d{1,2}[-./:]\d{1,4}")
+
+
+@functools.lru_cache(maxsize=65536)
+def _id_like(value: str) -> bool:
+    """A custom value that looks like a personal number (a client id, a passport number),
+    not a date or a time."""
+    return sum(ch.isdigit() for ch in value) >= 5 and len(value) <= 40 and not _DATE_LIKE.search(value)
 
 
 def keys_of(values: Mapping[str, Any]) -> set[tuple[str, str]]:
@@ -312,17 +330,23 @@ def compare(
     name (rare names weigh more), ``attribute_weight`` the weight of a custom value."""
     result = Comparison()
     contradicted = _compare_contacts(a, b, result)
-    _compare_names(a, b, result, name_count, contradicted)
-    _compare_birthday(a, b, result)
+    # a phone or mailbox in common is how relatives meet: there, a different first name,
+    # birthday or gender proves two people; elsewhere it only weighs (data has errors)
+    shared = bool(a.phones & b.phones or a.emails & b.emails)
+    if a.attributes and b.attributes:
+        contradicted = _compare_attributes(a, b, result, attribute_weight) or contradicted
+    _compare_names(a, b, result, name_count, contradicted, shared)
+    _compare_birthday(a, b, result, shared)
     if a.city and b.city:
         if a.city == b.city:
             result.add("city", "same", W_CITY_SAME, a.city)
         else:
             result.add("city", "different", W_CITY_DIFF, f"{a.city} / {b.city}")
-    if a.attributes and b.attributes:
-        _compare_attributes(a, b, result, attribute_weight)
-    if a.gender and b.gender and a.gender != b.gender and result.veto is None:
-        result.veto = "one is a man, the other a woman"
+    if a.gender and b.gender and a.gender != b.gender:
+        if shared:
+            result.veto = result.veto or "one is a man, the other a woman"
+        else:
+            result.add("gender", "different", W_GENDER_DIFF, f"{a.gender} / {b.gender}")
     return result
 
 
@@ -352,7 +376,7 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> bool:
 
 
 def _compare_names(
-    a: Profile, b: Profile, result: Comparison, name_count: NameCount | None, contradicted: bool
+    a: Profile, b: Profile, result: Comparison, name_count: NameCount | None, contradicted: bool, shared: bool
 ) -> None:
     if a.first and b.first and a.last_raw and b.last_raw and a.first != b.first \
             and a.first == b.last_raw and a.last_raw == b.first:
@@ -367,14 +391,11 @@ def _compare_names(
         elif a.first_keys & b.first_keys:
             result.add("first_name", "variant", W_FIRST_VARIANT, f"{a.first} ~ {b.first}")
             first_agrees = True
-        elif _known(a) and _known(b):  # two names of the tables that are not one name
-            result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
-            result.veto = result.veto or f"different first names ({a.first} / {b.first})"
-        elif _similar(a.first, b.first) >= CLOSE:
+        elif not (_known(a) and _known(b)) and _similar(a.first, b.first) >= CLOSE:
             result.add("first_name", "typo", W_FIRST_CLOSE, f"{a.first} ~ {b.first}")
         else:
             result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
-            if _similar(a.first, b.first) < FAR:
+            if shared and (_known(a) and _known(b) or _similar(a.first, b.first) < FAR):
                 result.veto = result.veto or f"different first names ({a.first} / {b.first})"
     if first_agrees and (bool(a.last) != bool(b.last)):
         named, other = (a, b) if a.last else (b, a)
@@ -422,9 +443,11 @@ def _name_agreement(
         result.add("last_name", f"{how}, {count} people with this full name", W_LAST_COMMON, last)
 
 
-def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: AttributeWeight | None) -> None:
+def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: AttributeWeight | None) -> bool:
+    """Custom attributes; whether a personal number (client id...) disagrees."""
     mine = dict(a.attributes)
     agreeing = 0
+    contradicted = False
     for key, value in sorted(b.attributes):
         if key not in mine:
             continue
@@ -433,10 +456,14 @@ def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: A
             if weight >= W_ATTRIBUTE_SAME:
                 agreeing += 1
             result.add(key, "same", weight, value)
+        elif _id_like(value) and _id_like(mine[key]):
+            result.add(key, "different number", W_ATTRIBUTE_ID_DIFF)
+            contradicted = True
         else:
             result.add(key, "different", W_ATTRIBUTE_DIFF)
     if agreeing >= STRONG_ATTRIBUTES:
         result.strong = True
+    return contradicted
 
 
 def _known(p: Profile) -> bool:
@@ -444,7 +471,7 @@ def _known(p: Profile) -> bool:
     return bool(p.first_keys) and not any(k.startswith("~") for k in p.first_keys)
 
 
-def _compare_birthday(a: Profile, b: Profile, result: Comparison) -> None:
+def _compare_birthday(a: Profile, b: Profile, result: Comparison, shared: bool) -> None:
     if not (a.birthday and b.birthday):
         return
     if a.birthday == b.birthday:
@@ -453,8 +480,9 @@ def _compare_birthday(a: Profile, b: Profile, result: Comparison) -> None:
     elif _birthday_typo(a.birthday, b.birthday):
         result.add("birthday", "typo", W_BIRTHDAY_TYPO, f"{a.birthday} / {b.birthday}")
     else:
-        result.add("birthday", "different", 0.0, f"{a.birthday} / {b.birthday}")
-        result.veto = result.veto or f"different birthdays ({a.birthday} / {b.birthday})"
+        result.add("birthday", "different", W_BIRTHDAY_DIFF, f"{a.birthday} / {b.birthday}")
+        if shared:
+            result.veto = result.veto or f"different birthdays ({a.birthday} / {b.birthday})"
 
 
 def _birthday_typo(a: str, b: str) -> bool:

@@ -43,7 +43,7 @@ from hub.store.schema import identifiers, match_reviews, source_records
 
 #: A key shared by more contacts than this is too common to block on.
 BLOCK_CAP = 40
-_COUNTED = frozenset({"name", "birthday", "local"})
+_COUNTED = frozenset({"name", "surname", "birthday", "local", "attribute"})
 _CHUNK = 500
 
 Node = tuple[str, int]  # ("r", record key) or ("c", contact id)
@@ -194,6 +194,8 @@ class ProbabilisticResolver:
         pairs: set[tuple[Node, Node]] = set()
         for key, ks in batch_by_key.items():
             ordered = sorted(ks, key=lambda k: sort_key[("r", k)])
+            if len(ordered) > BLOCK_CAP and key[0] in _COUNTED:
+                continue  # a common value says nothing about who is who
             if len(ordered) <= BLOCK_CAP:
                 for i, x in enumerate(ordered):
                     for y in ordered[:i]:
