@@ -525,7 +525,12 @@ class GoogleSheetsConnector(Connector):
             ) from None
         except gspread.exceptions.APIError as error:
             code, message = _error_message(error)
-            if code in (401, 403):
+            if code == 401:
+                raise FatalError(
+                    f"Google Sheets: cannot {doing}: the access token was refused even after a refresh ({message})",
+                    hint="check the credentials: a key of a deleted service account, or OAuth consent revoked?",
+                ) from None
+            if code == 403:
                 raise FatalError(
                     f"Google Sheets: cannot {doing}: permission denied ({message})",
                     hint=f"share the spreadsheet with {self.account or 'the service account'} as Editor "

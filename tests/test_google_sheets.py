@@ -477,6 +477,15 @@ def test_user_credentials_and_an_expired_token(fake, tmp_path):
     assert fake.calls["token"] == 2
 
 
+def test_a_token_refused_after_its_refresh_is_a_clear_error(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    fake.fail("sheets", 401, times=10, message="Request had invalid authentication credentials.")
+    with pytest.raises(FatalError, match="access token was refused even after a refresh"):
+        connector.columns()
+    assert 2 <= fake.calls["token"] <= 3  # the first token, then one or two refreshes
+
+
 def test_bad_credentials_are_clear_errors(fake, tmp_path):
     fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
     with pytest.raises(pydantic.ValidationError, match="exactly one of credentials_file"):
