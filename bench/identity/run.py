@@ -307,6 +307,8 @@ def run_hub(folder: Path, hub: list[str], label: str) -> dict:
         "steps": {"sync_s": sync["wall_s"], "sync_rss_mb": sync["max_rss_mb"], "export_s": export["wall_s"],
                   "export_rss_mb": export["max_rss_mb"]},
         "quarantined": quarantined,
+        "counts": {source: {key: c.get(key, 0) for key in ("read", "unchanged", "created", "updated", "merged")}
+                   for source, c in counts.items()},
         "linked_records": len(links),
         "sync_status": report.get("status"),
     }
@@ -635,7 +637,8 @@ def write_markdown(path: Path, result: dict) -> None:
                    "wall seconds and peak RSS of the tool's processes (imports and reading the files included). "
                    "See bench/identity/README.md for the method.")
     lines = [f"# Identity resolution benchmark ({result['date']})", "", machine_line, "", method_line, ""]
-    lines += table(result["results"])
+    if result["results"]:
+        lines += table(result["results"])
     notes = []
     for dataset, tools in result["results"].items():
         hub = tools.get("hub", {})
@@ -658,6 +661,11 @@ def write_markdown(path: Path, result: dict) -> None:
             r = inc[run]
             lines.append(f"| {run} | {r['steps']['sync_s']:.1f} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
                          f"{fmt(r['f1'])} |")
+        for source, c in inc["second"].get("counts", {}).items():
+            if c["read"]:
+                lines += ["", f"The second sync read {c['read']:,} rows of `{source}`: {c['unchanged']:,} unchanged "
+                              f"(recognised by hash), {c['created']:,} contacts created, {c['updated']:,} updated, "
+                              f"{c['merged']:,} merged."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -732,9 +740,10 @@ def main() -> None:
         else:
             for name in args.datasets:
                 result["results"][name], result["datasets"][name] = run_dataset(name, work, args, hub)
-        print()
-        for line in table(result["results"]):
-            print(line)
+        if result["results"]:
+            print()
+            for line in table(result["results"]):
+                print(line)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         write_markdown(args.output.with_suffix(".md"), result)
