@@ -591,6 +591,15 @@ def test_two_way_sync_a_no_op_costs_two_calls_and_our_writes_do_not_come_back(pr
     third = sync(project)
     assert third["counts"]["clients"]["read"] == 0 and third["changes"] == 0
     assert fake.api_calls() <= 2 and write_calls(fake) == 0
+    # a person moves the Email column to the end: same rows, nothing to do
+    sheet = fake.sheet(SHEET_ID, "Клиенты")
+    for cells in sheet.cells:
+        cells.extend([None] * (6 - len(cells)))
+        cells.append(cells.pop(2))
+    fake.reset_counters()
+    fourth = sync(project)
+    assert fourth["counts"]["clients"]["unchanged"] == 21 and fourth["changes"] == 0
+    assert write_calls(fake) == 0
 
 
 def test_writing_back_changed_contacts_takes_the_same_calls_for_3_or_60(project, fake):
