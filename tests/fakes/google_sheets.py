@@ -120,12 +120,30 @@ class Fault:
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, status: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, code: int, status: str, message: str, headers: dict[str, str] | None = None,
+                 details: list[dict[str, Any]] | None = None):
         super().__init__(message)
         self.code = code
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.details = details
+
+
+def _quota_details(kind: str, scope: str, project: str) -> list[dict[str, Any]]:
+    """The ``details`` of a quota refusal, as Google sends them."""
+    metric = f"sheets.googleapis.com/{kind}_requests"
+    limit = f"{kind.capitalize()}RequestsPerMinutePer{'User' if scope == 'user' else 'Project'}"
+    return [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMIT_EXCEEDED",
+         "domain": "googleapis.com",
+         "metadata": {"quota_metric": metric, "quota_limit": limit, "service": "sheets.googleapis.com",
+                      "consumer": f"projects/{project}", "quota_location": "global",
+                      "quota_limit_value": "60" if scope == "user" else "300"}},
+        {"@type": "type.googleapis.com/google.rpc.Help",
+         "links": [{"description": "Request a higher quota limit.",
+                    "url": "https://cloud.google.com/docs/quotas/help/request_increase"}]},
+    ]
 
 
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -337,6 +355,8 @@ class FakeGoogleSheets:
             status = error.code
             headers.update(error.headers)
             payload = {"error": {"code": error.code, "message": error.message, "status": error.status}}
+            if error.details:
+                payload["error"]["details"] = error.details
             if endpoint == "token":  # the OAuth endpoint answers in OAuth's own shape
                 payload = {"error": error.status.lower(), "error_description": error.message}
             if fault is not None and fault.body != "json":
@@ -394,14 +414,16 @@ class FakeGoogleSheets:
 
     def _fault_error(self, fault: Fault) -> ApiError:
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+        details = None
         if fault.status == 429:
             message = fault.message or READ_LIMIT_MESSAGE.format(kind="Read", scope=" per user", project="0")
+            details = _quota_details("read", "user", "0")
         else:
             message = fault.message or {500: "Internal error encountered.", 502: "Bad Gateway",
                                         503: "The service is currently unavailable."}.get(fault.status, "Error")
         if fault.body == "drop":
             headers = {}
-        return ApiError(fault.status, _STATUS.get(fault.status, "UNKNOWN"), message, headers)
+        return ApiError(fault.status, _STATUS.get(fault.status, "UNKNOWN"), message, headers, details)
 
     def _route(self, method: str, path: str) -> tuple[str, Callable[..., Any] | None]:
         if path == "/token":
@@ -510,7 +532,8 @@ class FakeGoogleSheets:
                     message = READ_LIMIT_MESSAGE.format(
                         kind=kind.capitalize(), scope=" per user" if scope == "user" else "",
                         project=identity["project"])
-                    raise ApiError(429, "RESOURCE_EXHAUSTED", message)
+                    raise ApiError(429, "RESOURCE_EXHAUSTED", message,
+                                   details=_quota_details(kind, scope, identity["project"]))
             for scope, owner in (("user", identity["user"]), ("project", identity["project"])):
                 self._windows[(kind, scope, owner)].append(now)
 
