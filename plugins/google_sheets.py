@@ -47,8 +47,10 @@ from hub.hookspecs import hookimpl
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.redact import register_secret
 
-#: The only scope hub asks for: read and write spreadsheets, no Drive access.
+#: The only scope hub asks for: read and write spreadsheets, no Drive access...
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
+#: ... or only read them (``read_only: true``).
+READ_ONLY_SCOPES = ("https://www.googleapis.com/auth/spreadsheets.readonly",)
 GOOGLE_ENDPOINT = "https://sheets.googleapis.com"
 #: Name of the key column hub adds when ``key_column`` is not set.
 HUB_ID_COLUMN = "hub_id"
@@ -104,6 +106,9 @@ class GoogleSheetsOptions(ConnectorOptions):
     credentials_file: str | None = None
     #: The same JSON as text, usually ``$GOOGLE_SHEETS_CREDENTIALS``.
     credentials: str | None = Field(None, repr=False)
+    #: Ask Google only for read access (the sheet may then be shared as Viewer); needs
+    #: ``key_column``, since hub cannot add its ``hub_id`` keys, and the role ``source``.
+    read_only: bool = False
     #: Base URL of the Sheets API (a proxy, or a local fake in tests).
     endpoint: str = GOOGLE_ENDPOINT
     #: What a row deleted by a person means. ``delete``: hub removes the row's record,
@@ -138,6 +143,8 @@ class GoogleSheetsOptions(ConnectorOptions):
             raise ValueError("endpoint must be a URL such as https://sheets.googleapis.com")
         if self.key_column is not None and not self.key_column.strip():
             raise ValueError("key_column must name a column")
+        if self.read_only and self.key_column is None:
+            raise ValueError("read_only needs key_column: without write access hub cannot add its hub_id column")
         spreadsheet_key(self.spreadsheet)
         return self
 
@@ -450,7 +457,7 @@ class GoogleSheetsConnector(Connector):
             if kind == "service_account":
                 from google.oauth2.service_account import Credentials
 
-                credentials = Credentials.from_service_account_info(info, scopes=list(SCOPES))
+                credentials = Credentials.from_service_account_info(info, scopes=list(self._scopes))
                 self.account = str(info.get("client_email", ""))
                 project = str(info.get("project_id") or self.account.partition("@")[2])
             elif kind == "authorized_user":
@@ -462,7 +469,7 @@ class GoogleSheetsConnector(Connector):
                 # built directly: from_authorized_user_info ignores the file's token_uri
                 credentials = UserCredentials(
                     token=None, refresh_token=info["refresh_token"], client_id=info["client_id"],
-                    client_secret=info["client_secret"], scopes=list(SCOPES),
+                    client_secret=info["client_secret"], scopes=list(self._scopes),
                     token_uri=info.get("token_uri") or "https://oauth2.googleapis.com/token",
                     quota_project_id=info.get("quota_project_id"),
                 )
@@ -486,6 +493,10 @@ class GoogleSheetsConnector(Connector):
                  shared_limiter(("project", "write", project), per_project)),
             ]
         return credentials
+
+    @property
+    def _scopes(self) -> tuple[str, ...]:
+        return READ_ONLY_SCOPES if self.options.read_only else SCOPES
 
     def _connect(self) -> Any:
         if self._http is None:
@@ -785,6 +796,11 @@ class GoogleSheetsConnector(Connector):
         """Upsert and delete rows keyed by the key column; see the module docstring."""
         if not items:
             return []
+        if self.options.read_only:
+            raise FatalError(
+                f"Google Sheets: connector {self.context.name!r} has read_only: true and cannot write",
+                hint="use role: source, or remove read_only and share the sheet as Editor",
+            )
         grid = self._read_grid(fresh_metadata=self._meta is None)
         self._check_rows(grid)
         if not grid.names:  # an empty worksheet: the header is written with the first rows

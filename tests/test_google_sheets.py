@@ -477,6 +477,19 @@ def test_user_credentials_and_an_expired_token(fake, tmp_path):
     assert fake.calls["token"] == 2
 
 
+def test_read_only_asks_for_the_read_only_scope_and_never_writes(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"], ["", "no key"]]})
+    with pytest.raises(pydantic.ValidationError, match="read_only needs key_column"):
+        GoogleSheetsOptions(spreadsheet=SHEET_ID, credentials="{}", read_only=True)
+    connector = make_connector(fake, tmp_path, key_column="id", read_only=True)
+    records, _ = read_all(connector, None)
+    assert [record.external_id for record in records] == ["1", ""]  # the core quarantines the keyless row
+    assert next(iter(fake.tokens.values()))["scope"] == "https://www.googleapis.com/auth/spreadsheets.readonly"
+    with pytest.raises(FatalError, match="read_only"):
+        connector.write([OutboundItem(1, "upsert", {"email": "b@example.com"}, external_id="1")])
+    assert write_calls(fake) == 0
+
+
 def test_a_token_refused_after_its_refresh_is_a_clear_error(fake, tmp_path):
     fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
     connector = make_connector(fake, tmp_path, key_column="id")

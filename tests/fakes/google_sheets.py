@@ -55,6 +55,16 @@ READ_LIMIT_MESSAGE = (
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
+READ_ENDPOINTS = ("spreadsheets.get", "values.get", "values.batchGet")
+WRITE_SCOPES = ("https://www.googleapis.com/auth/spreadsheets", "https://www.googleapis.com/auth/drive",
+                "https://www.googleapis.com/auth/drive.file")
+
+
+def _may_write(scope: str | None) -> bool:
+    """Whether a token's scopes allow writes (a token granted without scopes: yes)."""
+    return scope is None or any(granted in WRITE_SCOPES for granted in scope.split())
+
+
 class Formula(str):
     """A cell holding a formula (its text, starting with ``=``)."""
 
@@ -343,6 +353,8 @@ class FakeGoogleSheets:
                 identity = self._authorize(request.headers.get("Authorization", ""))
                 if route is None:
                     raise ApiError(404, "NOT_FOUND", f"Method not found: {method} {split.path}")
+                if endpoint not in READ_ENDPOINTS and not _may_write(identity.get("scope")):
+                    raise ApiError(403, "PERMISSION_DENIED", "Request had insufficient authentication scopes.")
                 self._count_quota(endpoint, identity)
                 body = json.loads(raw) if raw else {}
                 self.last_requests.append({"endpoint": endpoint, "query": query, "body": body})
@@ -471,7 +483,7 @@ class FakeGoogleSheets:
             client = self.refresh_tokens.get(form.get("refresh_token", ""))
             if client is None or client != form.get("client_id"):
                 raise ApiError(400, "INVALID_GRANT", "Token has been expired or revoked.")
-            identity = {"user": client, "project": client}
+            identity = {"user": client, "project": client, "scope": form.get("scope")}
         else:
             raise ApiError(400, "UNSUPPORTED_GRANT_TYPE", f"Invalid grant_type: {grant}")
         token = "ya29.fake-" + secrets.token_urlsafe(24)
@@ -520,7 +532,7 @@ class FakeGoogleSheets:
     def _count_quota(self, endpoint: str, identity: dict[str, Any]) -> None:
         if not self.quota_enabled:
             return
-        kind = "read" if endpoint in ("spreadsheets.get", "values.get", "values.batchGet") else "write"
+        kind = "read" if endpoint in READ_ENDPOINTS else "write"
         now = time.monotonic()
         with self.lock:
             for scope, owner in (("user", identity["user"]), ("project", identity["project"])):
