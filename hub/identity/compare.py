@@ -66,6 +66,7 @@ W_CITY_DIFF = -0.5
 #: two or more agreeing count as much as an identifier.
 W_ATTRIBUTE_SAME = 3.0  # a value as rare as that or rarer counts towards STRONG_ATTRIBUTES
 W_ATTRIBUTE_MAX = 6.0
+W_ATTRIBUTE_ID_MAX = 10.0  # a personal number in common is nearly as telling as a phone
 W_ATTRIBUTE_ID_DIFF = -2.0  # two different personal numbers: as much as two phones
 W_ATTRIBUTE_DIFF = 0.0  # a differing value (a timestamp, a status) says little
 STRONG_ATTRIBUTES = 2
@@ -285,9 +286,11 @@ def blocking_keys(p: Profile) -> set[tuple[str, str]]:
         keys.update(("name", f"{s}|{k}") for s in p.mail_surnames for k in p.first_keys)
     if p.last:
         keys.add(("surname", p.last))
+    if p.first and p.last:  # "Miller David" against "David Miller"
+        keys.add(("surname", p.first))
     if p.birthday:
         keys.add(("birthday", p.birthday))
-    keys.update(("attribute", f"{key}={value}") for key, value in p.attributes if _id_like(value))
+    keys.update(("attribute", f"{key}={value}") for key, value in p.attributes if id_like(value))
     return keys
 
 
@@ -295,7 +298,7 @@ _DATE_LIKE = re.compile(r"\d{1,4}[-./:]\d{1,2}[-./:]\d{1,4}")
 
 
 @functools.lru_cache(maxsize=65536)
-def _id_like(value: str) -> bool:
+def id_like(value: str) -> bool:
     """A custom value that looks like a personal number (a client id, a passport number),
     not a date or a time."""
     return sum(ch.isdigit() for ch in value) >= 5 and len(value) <= 40 and not _DATE_LIKE.search(value)
@@ -456,7 +459,7 @@ def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: A
             if weight >= W_ATTRIBUTE_SAME:
                 agreeing += 1
             result.add(key, "same", weight, value)
-        elif _id_like(value) and _id_like(mine[key]):
+        elif id_like(value) and id_like(mine[key]):
             result.add(key, "different number", W_ATTRIBUTE_ID_DIFF)
             contradicted = True
         else:

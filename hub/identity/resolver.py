@@ -31,11 +31,13 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hub.identity.compare import (
+    W_ATTRIBUTE_ID_MAX,
     W_ATTRIBUTE_MAX,
     Comparison,
     Profile,
     best,
     blocking_keys,
+    id_like,
     profile,
     vetoed,
 )
@@ -317,7 +319,8 @@ def _attribute_weights(batch: Iterable[Profile]) -> Callable[[str, str], float]:
     def weight(key: str, value: str) -> float:
         total = totals.get(key, 0)
         share = (counts.get((key, value), 0) + 1) / (total + 1) if total else 0.5
-        return max(0.0, min(W_ATTRIBUTE_MAX, math.log2(0.95 / share)))
+        cap = W_ATTRIBUTE_ID_MAX if id_like(value) else W_ATTRIBUTE_MAX
+        return max(0.0, min(cap, math.log2(0.95 / share)))
 
     return weight
 
