@@ -308,10 +308,11 @@ def runs(app: App, limit: int, as_json: bool) -> None:
         return
 
     def total(run: dict[str, Any], key: str) -> int:
-        return sum(counts.get(key, 0) for counts in run["counts"].values())
+        # a sync's counts are per connector; manual runs (merge, undo, forget) also name the actor
+        return sum(counts.get(key, 0) for counts in run["counts"].values() if isinstance(counts, dict))
 
-    _table(None, ["run", "status", "started", "read", "new", "updated", "merged", "quar.", "sent", "error"],
-           [[r["id"], r["status"], (r["started_at"] or "")[5:16].replace("T", " "), total(r, "read"), total(r, "created"),
+    _table(None, ["run", "kind", "status", "started", "read", "new", "updated", "merged", "quar.", "sent", "error"],
+           [[r["id"], r["kind"], r["status"], (r["started_at"] or "")[5:16].replace("T", " "), total(r, "read"), total(r, "created"),
              total(r, "updated"), total(r, "merged"), total(r, "quarantined"), total(r, "sent"),
              (r["error"] or "")[:80]] for r in rows])
 
@@ -344,14 +345,20 @@ def log_command(app: App, contact: str | None, field: str | None, run_id: int | 
 
 @main.command()
 @click.argument("contact")
+@click.option("--actor", help="Who reads the card, for the audit (default: the OS user).")
 @json_option
 @click.pass_obj
-def show(app: App, contact: str, as_json: bool) -> None:
-    """The client card: fields, identifiers, source records, consents, history."""
+def show(app: App, contact: str, actor: str | None, as_json: bool) -> None:
+    """The client card: fields, identifiers, source records, consents, history (audited)."""
+    from hub.audit import record_read
     from hub.contacts import contact_card, resolve_contact
+    from hub.curate import actor_name
+    from hub.sync import utcnow
 
     with app.store.connect() as c:
         card = contact_card(c, resolve_contact(c, contact))
+    with app.store.begin() as c:
+        record_read(c, actor_name(actor), "show", f"contact {card['id']}", 1, True, utcnow())
     if as_json:
         _emit(card)
         return
@@ -375,13 +382,25 @@ def show(app: App, contact: str, as_json: bool) -> None:
 @click.argument("what", type=click.Choice(["contacts", "links"]))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default stdout).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--unmask", is_flag=True, help="Full e-mails and phones in a contacts export (audited as such).")
+@click.option("--actor", help="Who exports, for the audit (default: the OS user).")
 @click.pass_obj
-def export(app: App, what: str, output: Path | None, fmt: str) -> None:
-    """Export contacts or links (CSV source,external_id,contact_id; one row per source record)."""
-    from hub.contacts import EXPORT_COLUMNS, LINK_COLUMNS, iter_contacts, iter_links, write_rows
+def export(app: App, what: str, output: Path | None, fmt: str, unmask: bool, actor: str | None) -> None:
+    """Export contacts or links (CSV source,external_id,contact_id; one row per source record).
 
+    Every export is recorded (hub audit). Contacts have e-mails and phones masked
+    unless --unmask; links carry ids only and are never masked."""
+    from hub.audit import masked, record_read
+    from hub.contacts import EXPORT_COLUMNS, LINK_COLUMNS, iter_contacts, iter_links, write_rows
+    from hub.curate import actor_name
+    from hub.sync import utcnow
+
+    who = actor_name(actor)
     with app.store.connect() as c:
-        rows = iter_contacts(c) if what == "contacts" else iter_links(c)
+        if what == "contacts":
+            rows = iter_contacts(c) if unmask else masked(iter_contacts(c))
+        else:
+            rows = iter_links(c)
         columns = EXPORT_COLUMNS if what == "contacts" else LINK_COLUMNS
         if output is None:
             count = write_rows(rows, columns, sys.stdout, fmt)
@@ -391,6 +410,27 @@ def export(app: App, what: str, output: Path | None, fmt: str) -> None:
                 count = write_rows(rows, columns, out, fmt)
             os.replace(tmp, output)
             click.echo(f"wrote {count} {what} to {output}", err=True)
+    with app.store.begin() as c:
+        record_read(c, who, "export", what, count, unmask or what == "links", utcnow())
+
+
+@main.command("audit")
+@click.option("--actor", "only_actor", help="Only this actor.")
+@click.option("-n", "--limit", default=100, show_default=True)
+@json_option
+@click.pass_obj
+def audit_command(app: App, only_actor: str | None, limit: int, as_json: bool) -> None:
+    """Who exported or read contacts: when, what, how many rows, masked or not."""
+    from hub.audit import list_audit
+
+    with app.store.connect() as c:
+        rows = list_audit(c, limit, only_actor)
+    if as_json:
+        _emit(rows)
+        return
+    _table(None, ["at", "actor", "action", "what", "rows", "unmasked", "host"],
+           [[(r["at"] or "")[:19].replace("T", " "), r["actor"], r["action"], r["what"], r["rows"],
+             "yes" if r["unmasked"] else "", r["host"]] for r in rows])
 
 
 # --- identity ----------------------------------------------------------------------
@@ -520,6 +560,32 @@ def split_command(app: App, contact: str, record: str | None, actor: str | None,
         return
     click.echo(f"contact {result['contact']} split: contact {result['split_off']} is separate again "
                f"(run {result['run_id']}); undo: hub merge {result['contact']} {result['split_off']}")
+
+
+# --- operations --------------------------------------------------------------------
+
+
+@main.command("undo")
+@click.argument("run_id", metavar="RUN", type=int)
+@click.option("--force", is_flag=True, help="Revert even fields that later runs changed again.")
+@actor_option
+@json_option
+@click.pass_obj
+def undo_command(app: App, run_id: int, force: bool, actor: str | None, as_json: bool) -> None:
+    """Revert every change of RUN as new change-log entries (reason undo), sent to the
+    destinations by the next sync. Refuses when later runs changed the same fields."""
+    from hub.undo import Undoer
+
+    result = Undoer(app.config, app.store, actor).undo(run_id, force=force)
+    if as_json:
+        _emit(result)
+        return
+    click.echo(f"run {result['run_id']} undid run {run_id}: {result['changes']} changes to {result['contacts']} "
+               "contacts; the next sync sends them to the destinations")
+    if result["forced_over"]:
+        click.echo(f"reverted over {len(result['forced_over'])} later changes (--force)")
+    for note in result["not_undone"]:
+        click.echo(f"not undone: {note}")
 
 
 # --- quarantine --------------------------------------------------------------------

@@ -39,6 +39,7 @@ from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer
+from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer
 from hub.redact import redact
 from hub.store import Store, allocate_ids, bulk_insert, bulk_update
@@ -54,6 +55,7 @@ from hub.store.schema import (
     runs,
     source_records,
 )
+from hub.suppression import Suppressed
 
 log = logging.getLogger("hub.sync")
 
@@ -111,6 +113,8 @@ class ConnectorCounts:
     sent: int = 0
     rejected: int = 0
     retry: int = 0
+    #: records of erased people (``hub forget``) skipped
+    suppressed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items()}
@@ -419,7 +423,11 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
+            suppressed = Suppressed(c)
             for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
+                if suppressed and suppressed.match(values):
+                    self.report.counts_for(name).suppressed += 1  # an erased person: never imported again
+                    continue
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
                     self._quarantine(c, name, record, "; ".join(problems + [reason]), "open")
@@ -655,13 +663,17 @@ class Sync:
         ident_add: list[dict[str, Any]] = []
         ident_drop: list[tuple[int, str, str]] = []
         outbox_contacts: dict[int, dict[str, Any] | None] = {}
+        held = load_overrides(c, contact_ids)  # values put back by `hub undo`
+        stale: list[tuple[int, str]] = []
         for contact_id in contact_ids:
             row = current[contact_id]
             if row.merged_into is not None:
                 continue
             old = _contact_values(row)
             own = records.get(contact_id, [])
-            if not own:
+            survivors = self.survivorship.merge(own) if own else {}
+            new = apply_overrides(contact_id, {field_: s.value for field_, s in survivors.items()}, held, stale)
+            if not own or new is None:
                 if row.deleted_at is None:
                     contact_updates.append(_contact_row(contact_id, old, self.report.run_id, now, deleted=True))
                     change_rows.append(_change(contact_id, "deleted", None, "true", name, None, reason, now))
@@ -669,8 +681,6 @@ class Sync:
                     outbox_contacts[contact_id] = None
                     counts.deleted += 1
                 continue
-            survivors = self.survivorship.merge(own)
-            new = {field_: s.value for field_, s in survivors.items()}
             diff = False
             for field_ in sorted(set(old) | set(new), key=_field_order):
                 before, after = old.get(field_), new.get(field_)
@@ -698,6 +708,7 @@ class Sync:
                 outbox_contacts[contact_id] = new
                 counts.updated += 1
         bulk_update(c, contacts, ("id",), contact_updates)
+        drop_overrides(c, stale)
         for contact_id, kind, value in ident_drop:
             c.execute(
                 delete(identifiers).where(

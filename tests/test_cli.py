@@ -115,6 +115,6 @@ def test_exports_never_carry_a_runnable_formula(project):
     project.write("c.csv", "id,full_name,email,phone\n1,=cmd|' /C calc'!A0,a@example.ru,+79161234567\n")
     project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
     project.hub("sync")
-    rows = list(csv.DictReader(io.StringIO(project.hub("export", "contacts").stdout)))
+    rows = list(csv.DictReader(io.StringIO(project.hub("export", "contacts", "--unmask").stdout)))
     assert rows[0]["full_name"].startswith("'=")
     assert rows[0]["phone"] == "+79161234567"  # a plain international phone stays as it is

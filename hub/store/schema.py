@@ -209,3 +209,59 @@ match_reviews = Table(
     Index(None, "contact_b"),
     Index(None, "status"),
 )
+
+#: Values an undo put back over what the contact's records derive (``hub undo``).
+#: An override holds while the records still derive ``masked``; once a source brings a
+#: new value for the field, the source wins again and the override is dropped.
+#: Field ``deleted`` (an undone creation) masks the whole derived contact.
+overrides = Table(
+    "overrides",
+    metadata,
+    Column("contact_id", Integer, nullable=False),
+    Column("field", String(64), nullable=False),
+    #: JSON: the value the contact keeps (null: the field is empty)
+    Column("value", Text),
+    #: JSON: the derived value this override replaces
+    Column("masked", Text),
+    Column("run_id", Integer, nullable=False),
+    Column("created_at", Timestamp),
+    PrimaryKeyConstraint("contact_id", "field"),
+)
+
+#: Salted hashes of erased people's identifiers (``hub forget``): a record carrying one
+#: is skipped by every sync, so no connector imports the person again.
+suppression = Table(
+    "suppression",
+    metadata,
+    Column("hash", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("run_id", Integer),
+    Column("created_at", Timestamp),
+    PrimaryKeyConstraint("hash"),
+)
+
+#: Store-wide settings hub keeps for itself (the suppression salt).
+store_settings = Table(
+    "store_settings",
+    metadata,
+    Column("name", String(64), nullable=False),
+    Column("value", Text),
+    PrimaryKeyConstraint("name"),
+)
+
+#: Who read or exported how many contacts, and whether unmasked (``hub audit``).
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
+    Column("actor", String(100), nullable=False),
+    #: export, show, reconcile ...
+    Column("action", String(32), nullable=False),
+    #: what was read: contacts, links, a contact id, a connector
+    Column("target", Text),
+    Column("rows", Integer),
+    Column("unmasked", Integer, nullable=False, default=0),
+    Column("host", String(255)),
+    Index(None, "at"),
+)

@@ -1,0 +1,76 @@
+"""The suppression list: salted hashes of the e-mails and phones of erased people.
+
+``hub forget`` adds them; every sync checks each record before placing it, and a
+record carrying a suppressed identifier is skipped (counted as ``suppressed``), so no
+connector imports the person again. The salt is made once per store and kept in it:
+the list alone does not tell whose identifiers these are, yet a known address can be
+checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from hub.store.schema import store_settings, suppression
+
+SALT = "suppression_salt"
+
+
+def salt(c: Connection, create: bool = False) -> str | None:
+    value = c.execute(select(store_settings.c.value).where(store_settings.c.name == SALT)).scalar()
+    if value is None and create:
+        value = secrets.token_hex(16)
+        c.execute(insert(store_settings).values(name=SALT, value=value))
+    return value
+
+
+def identifier_hash(salt_value: str, kind: str, value: str) -> str:
+    return hashlib.blake2b(f"{kind}:{value}".encode(), key=salt_value.encode()[:64], digest_size=20).hexdigest()
+
+
+def identifiers_of(values: dict[str, Any]) -> set[tuple[str, str]]:
+    """The e-mails and phones of normalized record or contact values."""
+    found: set[tuple[str, str]] = set()
+    for kind, one, many in (("email", "email", "emails"), ("phone", "phone", "phones")):
+        items = [values.get(one)] + list(values.get(many) or [])
+        for item in items:
+            if isinstance(item, str) and item.strip():
+                found.add((kind, item.strip().lower() if kind == "email" else item.strip()))
+    return found
+
+
+class Suppressed:
+    """The list as read at the start of a batch; empty (and free) when nobody was erased."""
+
+    def __init__(self, c: Connection):
+        self.salt = salt(c)
+        self.hashes: set[str] = set()
+        if self.salt is not None:
+            self.hashes = {row.hash for row in c.execute(select(suppression.c.hash))}
+
+    def __bool__(self) -> bool:
+        return bool(self.hashes)
+
+    def match(self, values: dict[str, Any]) -> bool:
+        if not self.hashes or self.salt is None:
+            return False
+        return any(identifier_hash(self.salt, kind, value) in self.hashes for kind, value in identifiers_of(values))
+
+
+def suppress(c: Connection, pairs: Iterable[tuple[str, str]], run_id: int, now: Any) -> int:
+    """Add identifiers to the list; returns how many were new."""
+    key = salt(c, create=True)
+    assert key is not None
+    added = 0
+    for kind, value in sorted(set(pairs)):
+        digest = identifier_hash(key, kind, value)
+        if c.execute(select(suppression.c.hash).where(suppression.c.hash == digest)).first() is None:
+            c.execute(insert(suppression).values(hash=digest, kind=kind, run_id=run_id, created_at=now))
+            added += 1
+    return added

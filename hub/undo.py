@@ -1,0 +1,223 @@
+"""``hub undo RUN``: revert every change of a run as new change-log entries.
+
+An undo is a run of its own (kind ``undo``), taken under the store lock like a sync.
+It puts each field the run changed back to its value before the run, as an override
+(``hub.overrides``) the derivation of contacts respects, then derives the touched
+contacts again: the change log gets one entry per field with reason ``undo`` and the
+outbox queues the restored contacts for every destination (sent by the next sync).
+
+* a field change: the old value comes back;
+* a contact the run created: deleted again (and deleted from destinations);
+* a contact the run deleted because its records were gone: its records come back;
+* merges are undone with ``hub split``; they are listed, not reverted;
+* an erasure (``hub forget``) cannot be undone.
+
+When a later run changed one of the same fields (or the same contact, for a creation
+or a deletion), the undo refuses and lists those changes; ``--force`` reverts anyway.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.engine import Connection
+
+from hub.curate import MANUAL, Curator
+from hub.errors import UsageError
+from hub.merge import SourceValues
+from hub.model import LIST_FIELDS
+from hub.overrides import DELETED, dump
+from hub.store.schema import changes, contacts, overrides, runs, source_records
+from hub.sync import _contact_values, utcnow
+
+#: Change-log fields that are not contact values.
+STRUCTURAL = {"created", "deleted", "merged_into", "record", "erased"}
+#: Entries that record no change of the store (a person's edit a write left alone).
+NOT_CHANGES = {"conflict"}
+
+
+def decode(field_: str, encoded: str | None) -> Any:
+    """A change-log value back to the contact's value."""
+    if encoded is None:
+        return None
+    if field_ in LIST_FIELDS or (field_.startswith("x_") and encoded[:1] in "[{"):
+        try:
+            return json.loads(encoded)
+        except ValueError:
+            return encoded
+    return encoded
+
+
+class Undoer(Curator):
+    """Reverts one run of the store of a config."""
+
+    def undo(self, run_id: int, force: bool = False) -> dict[str, Any]:
+        with self._decision("undo") as c:
+            target = c.execute(select(runs).where(runs.c.id == run_id)).first()
+            if target is None or target.id == self.report.run_id:
+                raise UsageError(f"no run {run_id}", hint="hub runs lists them")
+            if target.kind == "forget":
+                raise UsageError(f"run {run_id} erased a person: an erasure cannot be undone")
+            if target.status == "running":
+                raise UsageError(f"run {run_id} is still running")
+            earlier = _undone_by(c, run_id)
+            if earlier is not None:
+                raise UsageError(f"run {run_id} was undone already by run {earlier}",
+                                 hint=f"to revert that undo: hub undo {earlier}")
+            entries = [
+                row for row in c.execute(
+                    select(changes).where(changes.c.run_id == run_id).order_by(changes.c.id)
+                ) if row.reason not in NOT_CHANGES
+            ]
+            plan = _plan(entries)
+            later = _later_changes(c, run_id, plan)
+            if later and not force:
+                listed = "\n".join(
+                    f"    run {e['run_id']}: contact {e['contact_id']} {e['field']}: {e['old']!r} -> {e['new']!r}"
+                    for e in later[:20]
+                ) + (f"\n    ... and {len(later) - 20} more" if len(later) > 20 else "")
+                raise UsageError(
+                    f"later runs changed {len(later)} of the same fields:\n{listed}",
+                    hint=f"hub undo {run_id} --force reverts them anyway (hub log --run N shows a run)",
+                )
+            now = utcnow()
+            touched, skipped = self._apply(c, run_id, plan, now)
+            if touched:
+                self._recompute(c, sorted(touched), MANUAL, now, reason="undo")
+            c.execute(
+                update(changes).where(changes.c.run_id == self.report.run_id).values(connector=MANUAL, external_id=None)
+            )
+            counts = {"actor": self.actor, "undoes": run_id, "contacts": len(touched), "changes": self.report.changes}
+            c.execute(update(runs).where(runs.c.id == self.report.run_id).values(counts=json.dumps(counts)))
+        return {
+            "run_id": self.report.run_id, "undid": run_id, "contacts": len(touched), "changes": self.report.changes,
+            "forced_over": later, "not_undone": skipped,
+        }
+
+    def _apply(
+        self, c: Connection, run_id: int, plan: dict[int, dict[str, Any]], now: Any
+    ) -> tuple[set[int], list[str]]:
+        """Write the overrides and restore the records; returns the contacts to derive again."""
+        touched: set[int] = set()
+        skipped: list[str] = []
+        for contact_id, steps in sorted(plan.items()):
+            row = c.execute(select(contacts).where(contacts.c.id == contact_id)).first()
+            if row is None:
+                continue
+            if row.merged_into is not None:
+                skipped.append(f"contact {contact_id} was merged into {row.merged_into} since; "
+                               f"hub split {row.merged_into} first")
+                continue
+            skipped.extend(steps.get("merges", []))
+            derived = self._derived(c, contact_id)
+            current = _contact_values(row)
+            held = {
+                r.field: r for r in c.execute(select(overrides).where(overrides.c.contact_id == contact_id))
+            }
+            if steps.get("created"):
+                # the run made this contact: it goes (its records stay linked to it)
+                if row.deleted_at is None:
+                    _put(c, contact_id, DELETED, True, dump(derived), self.report.run_id, now)
+                    touched.add(contact_id)
+                continue
+            if "deleted" in steps:
+                was_deleted = steps["deleted"] is not None
+                if was_deleted and row.deleted_at is None:
+                    _put(c, contact_id, DELETED, True, dump(derived), self.report.run_id, now)
+                elif not was_deleted:
+                    if DELETED in held:
+                        c.execute(delete(overrides).where(
+                            and_(overrides.c.contact_id == contact_id, overrides.c.field == DELETED)))
+                    c.execute(
+                        update(source_records)
+                        .where(and_(source_records.c.contact_id == contact_id,
+                                    source_records.c.changed_run == run_id,
+                                    source_records.c.removed_at.is_not(None)))
+                        .values(removed_at=None)
+                    )
+                touched.add(contact_id)
+            for field_, old in steps.get("fields", {}).items():
+                if dump(old) == dump(current.get(field_)):
+                    continue
+                _put(c, contact_id, field_, old, dump(derived.get(field_)), self.report.run_id, now)
+                touched.add(contact_id)
+        return touched, skipped
+
+    def _derived(self, c: Connection, contact_id: int) -> dict[str, Any]:
+        """What the contact's live records derive, overrides aside."""
+        own = [
+            SourceValues(r.connector, r.external_id, json.loads(r.record_values or "{}"), r.changed_at)
+            for r in c.execute(
+                select(source_records).where(
+                    and_(source_records.c.contact_id == contact_id, source_records.c.removed_at.is_(None),
+                         source_records.c.origin == "read")
+                )
+            )
+        ]
+        return {f: s.value for f, s in self.survivorship.merge(own).items()}
+
+
+def _put(c: Connection, contact_id: int, field_: str, value: Any, masked: str, run_id: int, now: Any) -> None:
+    c.execute(delete(overrides).where(and_(overrides.c.contact_id == contact_id, overrides.c.field == field_)))
+    c.execute(insert(overrides).values(
+        contact_id=contact_id, field=field_, value=None if value is None else dump(value), masked=masked,
+        run_id=run_id, created_at=now,
+    ))
+
+
+def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
+    """What to revert per contact: fields to their first old value, creation, deletion, merges."""
+    plan: dict[int, dict[str, Any]] = defaultdict(dict)
+    for row in entries:
+        steps = plan[row.contact_id]
+        if row.field == "created":
+            steps["created"] = True
+        elif row.field == "deleted":
+            steps.setdefault("deleted", row.old_value)
+        elif row.field in ("merged_into", "record"):
+            if row.field == "merged_into" and row.new_value:
+                steps.setdefault("merges", []).append(
+                    f"run merged contact {row.contact_id} into {row.new_value}: hub split {row.new_value}")
+            elif row.field == "merged_into":
+                steps.setdefault("merges", []).append(
+                    f"run split contact {row.contact_id} off {row.old_value}: hub merge {row.old_value} {row.contact_id}")
+        elif row.field not in STRUCTURAL:
+            steps.setdefault("fields", {}).setdefault(row.field, decode(row.field, row.old_value))
+    return dict(plan)
+
+
+def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Changes of later runs to the fields (or, for creations and deletions, the contacts) the undo reverts."""
+    found: list[dict[str, Any]] = []
+    ids = sorted(plan)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for row in c.execute(
+            select(changes)
+            .where(and_(changes.c.contact_id.in_(chunk), changes.c.run_id > run_id))
+            .order_by(changes.c.id)
+        ):
+            if row.reason in NOT_CHANGES:
+                continue
+            steps = plan[row.contact_id]
+            whole = steps.get("created") or "deleted" in steps
+            if whole or row.field in steps.get("fields", {}) or row.field in ("merged_into", "deleted"):
+                found.append({
+                    "run_id": row.run_id, "contact_id": row.contact_id, "field": row.field,
+                    "old": row.old_value, "new": row.new_value, "reason": row.reason,
+                })
+    return found
+
+
+def _undone_by(c: Connection, run_id: int) -> int | None:
+    for row in c.execute(select(runs.c.id, runs.c.counts).where(and_(runs.c.kind == "undo", runs.c.status == "ok"))):
+        counts = json.loads(row.counts) if row.counts else {}
+        if counts.get("undoes") == run_id:
+            return row.id
+    return None
+
+
+__all__ = ["Undoer"]

@@ -1,0 +1,177 @@
+"""Operations through the CLI: undo, forget, export audit, reconcile, schedule."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+SHEET = """\
+id,full_name,phone,email,city
+1,Иванов Иван,+79161234567,ivan@example.ru,Москва
+2,Петрова Мария,+79037654321,maria@example.ru,Казань
+3,Сидоров Пётр,+79250000001,petr@example.ru,Тверь
+"""
+
+CONFIG = """\
+connectors:
+  sheet: {plugin: csv, path: sheet.csv, id_column: id}
+  out: {plugin: csv, role: destination, path: out.csv}
+"""
+
+
+@pytest.fixture
+def ops(store_project):
+    store_project.write("sheet.csv", SHEET)
+    store_project.config(CONFIG)
+    assert store_project.hub("sync").exit_code == 0
+    return store_project
+
+
+def _sync(project, *args: str) -> dict:
+    result = project.hub("sync", "--json", *args)
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)
+
+
+def _edit(project, old: str, new: str) -> None:
+    path = project.root / "sheet.csv"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def _contacts(project) -> dict[str, dict]:
+    rows = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
+    return {row["full_name"]: row for row in rows}
+
+
+def _out(project) -> dict[str, dict]:
+    with open(project.root / "out.csv", encoding="utf-8") as f:
+        return {row["full_name"]: row for row in csv.DictReader(f)}
+
+
+def _log(project, *args: str) -> list[dict]:
+    return json.loads(project.hub("log", "--json", "-n", "10000", *args).stdout)
+
+
+# ------------------------------------------------------------------------- undo
+
+
+def test_undo_reverts_a_run_and_the_next_sync_sends_it(ops):
+    _edit(ops, "+79161234567", "+79160000000")
+    _edit(ops, "Казань", "Самара")
+    bad = _sync(ops)["run_id"]
+    assert _out(ops)["Иванов Иван"]["phone"] == "+79160000000"
+    result = ops.hub("undo", str(bad), "--json")
+    assert result.exit_code == 0, result.output
+    undo = json.loads(result.stdout)
+    assert undo["undid"] == bad and undo["contacts"] == 2
+    contacts = _contacts(ops)
+    assert contacts["Иванов Иван"]["phone"] == "+79161234567"
+    assert contacts["Петрова Мария"]["city"] == "Казань"
+    entries = _log(ops, "--run", str(undo["run_id"]))
+    assert {(e["field"], e["old"], e["new"], e["reason"]) for e in entries} >= {
+        ("phone", "+79160000000", "+79161234567", "undo"),
+        ("city", "Самара", "Казань", "undo"),
+    }
+    # queued for the destination through the outbox: the next sync writes it
+    _sync(ops)
+    assert _out(ops)["Иванов Иван"]["phone"] == "+79161234567"
+    assert _out(ops)["Петрова Мария"]["city"] == "Казань"
+    # the undo holds while the source is unchanged, even on a full re-read
+    assert ops.hub("quarantine", "retry").exit_code == 0
+    ops.write("hub.yaml", (ops.root / "hub.yaml").read_text(encoding="utf-8").replace(
+        "id_column: id}", "id_column: id, delimiter: ','}"))
+    _sync(ops)
+    assert _contacts(ops)["Иванов Иван"]["phone"] == "+79161234567"
+    # a new value from the source wins again
+    _edit(ops, "+79160000000", "+79169999999")
+    _sync(ops)
+    assert _contacts(ops)["Иванов Иван"]["phone"] == "+79169999999"
+    # a run is undone once
+    again = ops.hub("undo", str(bad))
+    assert again.exit_code == 2 and f"undone already by run {undo['run_id']}" in again.stderr
+
+
+def test_undo_refuses_when_later_runs_changed_the_same_fields_unless_forced(ops):
+    _edit(ops, "+79161234567", "+79160000000")
+    bad = _sync(ops)["run_id"]
+    _edit(ops, "+79160000000", "+79161111111")
+    later = _sync(ops)["run_id"]
+    refused = ops.hub("undo", str(bad))
+    assert refused.exit_code == 2
+    assert f"run {later}: contact 1 phone: '+79160000000' -> '+79161111111'" in refused.stderr
+    assert "--force" in refused.stderr
+    assert _contacts(ops)["Иванов Иван"]["phone"] == "+79161111111"  # nothing written
+    forced = ops.hub("undo", str(bad), "--force", "--json")
+    assert forced.exit_code == 0, forced.output
+    assert {e["run_id"] for e in json.loads(forced.stdout)["forced_over"]} == {later}
+    assert _contacts(ops)["Иванов Иван"]["phone"] == "+79161234567"
+
+
+def test_undo_of_a_run_that_created_and_removed_contacts(ops):
+    path = ops.root / "sheet.csv"
+    path.write_text(SHEET + "4,Новикова Анна,+79991112233,anna@example.ru,Омск\n", encoding="utf-8")
+    created = _sync(ops)["run_id"]
+    assert "Новикова Анна" in _out(ops)
+    assert ops.hub("undo", str(created)).exit_code == 0
+    assert "Новикова Анна" not in _contacts(ops)
+    _sync(ops)
+    assert "Новикова Анна" not in _out(ops)  # deleted in the destination too
+    _sync(ops)
+    assert "Новикова Анна" not in _contacts(ops)  # and it stays deleted
+    # a removal undone brings the contact back
+    path.write_text("\n".join(SHEET.splitlines()[:3]) + "\n", encoding="utf-8")  # row 3 gone
+    removed = _sync(ops, "--allow-mass-delete")["run_id"]
+    assert "Сидоров Пётр" not in _contacts(ops)
+    assert ops.hub("undo", str(removed)).exit_code == 0
+    assert _contacts(ops)["Сидоров Пётр"]["phone"] == "+79250000001"
+
+
+def test_undo_of_an_unknown_run_is_a_usage_error(ops):
+    result = ops.hub("undo", "99")
+    assert result.exit_code == 2 and "no run 99" in result.stderr
+
+
+def test_the_migrations_build_the_tables_of_schema_py(tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from hub.store import open_store
+    from hub.store.schema import metadata
+
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.connect() as c:
+        diff = compare_metadata(MigrationContext.configure(c), metadata)
+    store.dispose()
+    assert diff == []
+
+
+# ------------------------------------------------------------------------ audit
+
+
+def test_exports_are_masked_unless_unmask_and_every_read_is_audited(ops):
+    masked = list(csv.DictReader(io.StringIO(ops.hub("export", "contacts", "--actor", "manager").stdout)))
+    assert {row["email"] for row in masked} == {"i***@example.ru", "m***@example.ru", "p***@example.ru"}
+    assert "**********67" in {row["phone"] for row in masked}
+    assert not any("1234567" in json.dumps(row, ensure_ascii=False) for row in masked)
+    full = ops.hub("export", "contacts", "--unmask", "--format", "json", "-o", str(ops.root / "all.json"),
+                   "--actor", "owner")
+    assert full.exit_code == 0
+    assert "+79161234567" in (ops.root / "all.json").read_text(encoding="utf-8")
+    links = ops.hub("export", "links").stdout.splitlines()
+    assert links[0] == "source,external_id,contact_id" and links[1] == "out,1,1"  # unchanged format
+    assert ops.hub("show", "ivan@example.ru", "--json").exit_code == 0
+    audit = json.loads(ops.hub("audit", "--json").stdout)
+    assert [(a["actor"], a["action"], a["what"], a["rows"], a["unmasked"]) for a in audit] == [
+        ("manager", "export", "contacts", 3, False),
+        ("owner", "export", "contacts", 3, True),
+        (audit[2]["actor"], "export", "links", 6, True),
+        (audit[3]["actor"], "show", "contact 1", 1, True),
+    ]
+    assert audit[2]["actor"]  # the OS user when no --actor
+    assert [a["actor"] for a in json.loads(ops.hub("audit", "--json", "--actor", "owner").stdout)] == ["owner"]
+    assert "manager" in ops.hub("audit").stdout
