@@ -588,6 +588,34 @@ def undo_command(app: App, run_id: int, force: bool, actor: str | None, as_json:
         click.echo(f"not undone: {note}")
 
 
+@main.command("forget")
+@click.argument("contact", required=False)
+@click.option("--email", help="The person's e-mail.")
+@click.option("--phone", help="The person's phone.")
+@actor_option
+@json_option
+@click.pass_obj
+def forget_command(app: App, contact: str | None, email: str | None, phone: str | None, actor: str | None,
+                   as_json: bool) -> None:
+    """Erase a person (--email, --phone or CONTACT): values, records, events, consents; keep
+    salted hashes of their e-mails and phones so no tool imports them again; queue deletes
+    in the destinations. Cannot be undone."""
+    from hub.erasure import Eraser
+
+    result = Eraser(app.config, app.store, actor).forget(email=email, phone=phone, ref=contact)
+    if as_json:
+        _emit(result)
+        return
+    people = ", ".join(str(i) for i in result["contacts"]) or "none in the store"
+    click.echo(f"run {result['run_id']}: erased contacts {people}; "
+               f"{result['identifiers_suppressed']} e-mails and phones will never be imported again")
+    if result["deletion_queued"]:
+        click.echo(f"the next sync deletes them from: {', '.join(result['deletion_queued'])}")
+    for tool in result["delete_by_hand"]:
+        click.echo(f"{tool['connector']} cannot be told to delete: remove record(s) "
+                   f"{', '.join(tool['external_ids'])} there by hand")
+
+
 # --- quarantine --------------------------------------------------------------------
 
 

@@ -175,3 +175,76 @@ def test_exports_are_masked_unless_unmask_and_every_read_is_audited(ops):
     assert audit[2]["actor"]  # the OS user when no --actor
     assert [a["actor"] for a in json.loads(ops.hub("audit", "--json", "--actor", "owner").stdout)] == ["owner"]
     assert "manager" in ops.hub("audit").stdout
+
+
+# ----------------------------------------------------------------------- forget
+
+
+FORGET_CONFIG = """\
+connectors:
+  sheet: {plugin: csv, path: sheet.csv, id_column: id}
+  mailing: {plugin: csv, path: mailing.csv, id_column: email}
+  out: {plugin: csv, role: destination, path: out.csv}
+"""
+
+
+def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_them_back(store_project):
+    project = store_project
+    project.write("sheet.csv", SHEET)
+    project.write("mailing.csv", "email,full_name,phone\nivan@example.ru,Иван Иванов,8 916 123-45-67\n"
+                  "maria@example.ru,Мария Петрова,\n")
+    project.config(FORGET_CONFIG)
+    assert project.hub("sync").exit_code == 0
+    assert "Иванов Иван" in _out(project)
+    result = project.hub("forget", "--email", " IVAN@example.ru ", "--json", "--actor", "dpo")
+    assert result.exit_code == 0, result.output
+    erased = json.loads(result.stdout)
+    assert erased["contacts"] == [1]
+    assert erased["identifiers_suppressed"] == 2  # the e-mail and the phone
+    assert erased["deletion_queued"] == ["out"]
+    assert {t["connector"]: t["external_ids"] for t in erased["delete_by_hand"]} == {
+        "sheet": ["1"], "mailing": ["ivan@example.ru"]}
+    assert "Иванов Иван" not in _contacts(project)
+    # nothing of the person is left in the store's readable tables
+    dump = "".join(project.hub(*args).stdout for args in (
+        ("log", "--json", "-n", "10000"), ("export", "links", "--format", "json"), ("show", "1", "--json"),
+        ("runs", "--json"), ("quarantine", "list", "--json", "--status", "all")))
+    for secret in ("ivan@example.ru", "+79161234567", "Иванов", "Иван"):
+        assert secret not in dump
+    card = json.loads(project.hub("show", "1", "--json").stdout)
+    assert card["deleted"] and card["fields"] == {} and card["identifiers"] == []
+    assert {e["field"] for e in card["history"]} >= {"created", "erased"}
+    assert all(e["new"] in (None, "[erased]") for e in card["history"])
+    # the next sync deletes the person from the destination; the sources still have them
+    report = _sync(project)
+    assert "Иванов Иван" not in _out(project)
+    assert report["counts"]["out"]["sent"] == 1
+    # re-import from a source that still has the person, even after an edit: skipped and counted
+    _edit(project, "1,Иванов Иван,+79161234567,ivan@example.ru,Москва", "1,Иванов Иван,+79161234567,,Тула")
+    report = _sync(project)
+    assert report["counts"]["sheet"]["suppressed"] == 1 and report["counts"]["sheet"]["created"] == 0
+    project.write("sheet.csv", SHEET + "9,Иван И.,8 (916) 123-45-67,,Москва\n")  # a new row: same phone
+    report = _sync(project)
+    assert report["counts"]["sheet"]["suppressed"] == 2
+    names = set(_contacts(project))
+    assert not any("Иван" in name for name in names) and names == {"Петрова Мария", "Сидоров Пётр"}
+    assert len(_out(project)) == 2
+
+
+def test_forget_by_contact_or_phone_and_bad_arguments(ops):
+    result = ops.hub("forget", "--phone", "8 903 765-43-21")
+    assert result.exit_code == 0, result.output
+    assert "erased contacts 2" in result.stdout and "out" in result.stdout
+    assert ops.hub("forget", "3", "--json").exit_code == 0
+    assert set(_contacts(ops)) == {"Иванов Иван"}
+    assert ops.hub("forget").exit_code == 2
+    bad = ops.hub("forget", "--email", "not an address")
+    assert bad.exit_code == 2 and "not an e-mail" in bad.stderr
+    # someone not in the store yet: suppressed before they arrive
+    nobody = json.loads(ops.hub("forget", "--email", "later@example.ru", "--json").stdout)
+    assert nobody["contacts"] == [] and nobody["identifiers_suppressed"] == 1
+    ops.write("sheet.csv", SHEET + "4,Поздний Гость,,later@example.ru,Омск\n")
+    assert _sync(ops)["counts"]["sheet"]["suppressed"] == 3  # rows 2, 3 (erased before) and 4
+    assert set(_contacts(ops)) == {"Иванов Иван"}
+    refused = ops.hub("undo", str(nobody["run_id"]))
+    assert refused.exit_code == 2 and "cannot be undone" in refused.stderr

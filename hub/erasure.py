@@ -1,0 +1,190 @@
+"""``hub forget``: erase a person (152-FZ, GDPR) and keep them from coming back.
+
+One run of kind ``forget`` under the store lock:
+
+* the contact (and contacts merged into it) keeps its id but loses every value;
+  its source records lose their values; identifiers, events, consents, overrides,
+  review pairs and quarantined rows of those records are deleted;
+* salted hashes of every e-mail and phone the person had go to the suppression list,
+  so a sync skips any record that carries one (``hub.suppression``);
+* each destination hub wrote the person to gets a queued delete (sent by the next
+  sync); tools hub only reads from cannot be told to delete, and are reported with
+  the record ids to delete there by hand;
+* the change log keeps its entries (what happened, when) with every value of the
+  person replaced by ``[erased]``.
+
+An erasure cannot be undone.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.engine import Connection
+
+from hub.contacts import resolve_contact
+from hub.curate import MANUAL, Curator
+from hub.errors import UsageError
+from hub.model import CONTACT_FIELDS
+from hub.normalize import normalize_emails, normalize_phones
+from hub.store.schema import (
+    changes,
+    consents,
+    contacts,
+    events,
+    identifiers,
+    match_reviews,
+    outbox,
+    overrides,
+    quarantine,
+    runs,
+    source_records,
+)
+from hub.suppression import identifiers_of, suppress
+from hub.sync import _change, _contact_values, utcnow
+
+ERASED = "[erased]"
+
+
+class Eraser(Curator):
+    """Erases people from the store of one config."""
+
+    def forget(self, email: str | None = None, phone: str | None = None, ref: str | None = None) -> dict[str, Any]:
+        given: set[tuple[str, str]] = set()
+        if email is not None:
+            found, problems = normalize_emails(email)
+            if not found:
+                raise UsageError(f"--email {email!r} is not an e-mail address" + (f": {problems[0]}" if problems else ""))
+            given.update(("email", e) for e in found)
+        if phone is not None:
+            found, problems = normalize_phones(phone, self.config.model.normalize.default_region)
+            if not found:
+                raise UsageError(f"--phone {phone!r} is not a phone number" + (f": {problems[0]}" if problems else ""))
+            given.update(("phone", p) for p in found)
+        if not given and not ref:
+            raise UsageError("name the person: --email X, --phone Y or a CONTACT")
+        with self._decision("forget") as c:
+            now = utcnow()
+            people = self._contacts_of(c, given, ref)
+            ids = _with_merged(c, people)
+            idents = set(given) | self._identifiers(c, ids)
+            added = suppress(c, idents, self.report.run_id, now)
+            queued, by_hand = self._request_deletion(c, ids, now)
+            self._erase(c, ids, now)
+            counts = {"actor": self.actor, "contacts": len(people), "suppressed": len(idents)}
+            c.execute(update(runs).where(runs.c.id == self.report.run_id).values(counts=json.dumps(counts)))
+        return {
+            "run_id": self.report.run_id, "contacts": sorted(people), "identifiers_suppressed": len(idents),
+            "newly_suppressed": added, "deletion_queued": queued, "delete_by_hand": by_hand,
+        }
+
+    def _contacts_of(self, c: Connection, given: set[tuple[str, str]], ref: str | None) -> set[int]:
+        people: set[int] = set()
+        if ref:
+            people.add(resolve_contact(c, ref))
+        for kind, value in sorted(given):
+            for row in c.execute(
+                select(identifiers.c.contact_id).where(and_(identifiers.c.kind == kind, identifiers.c.value == value))
+            ):
+                people.add(resolve_contact(c, str(row.contact_id)))
+        return people
+
+    def _identifiers(self, c: Connection, ids: list[int]) -> set[tuple[str, str]]:
+        """Every e-mail and phone of these contacts: their values, index entries and records."""
+        found: set[tuple[str, str]] = set()
+        if not ids:
+            return found
+        for row in c.execute(select(contacts).where(contacts.c.id.in_(ids))):
+            found |= identifiers_of(_contact_values(row))
+        for row in c.execute(
+            select(identifiers.c.kind, identifiers.c.value).where(
+                and_(identifiers.c.contact_id.in_(ids), identifiers.c.kind.in_(("email", "phone")))
+            )
+        ):
+            found.add((row.kind, row.value))
+        for row in c.execute(select(source_records.c.record_values).where(source_records.c.contact_id.in_(ids))):
+            if row.record_values:
+                found |= identifiers_of(json.loads(row.record_values))
+        return found
+
+    def _request_deletion(self, c: Connection, ids: list[int], now: Any) -> tuple[list[str], list[dict[str, Any]]]:
+        """Queue a delete wherever hub wrote the person; list the tools that cannot delete."""
+        if not ids:
+            return [], []
+        self._enqueue(c, {contact_id: None for contact_id in ids}, now)
+        c.execute(update(outbox).where(outbox.c.contact_id.in_(ids)).values(payload=None))
+        queued = sorted({
+            row.destination for row in c.execute(
+                select(outbox.c.destination).where(
+                    and_(outbox.c.contact_id.in_(ids), outbox.c.op == "delete", outbox.c.status == "pending")
+                )
+            )
+        })
+        writers = {name for name, entry in self.config.connectors.items() if entry.writes}
+        by_hand: dict[str, list[str]] = {}
+        for row in c.execute(
+            select(source_records.c.connector, source_records.c.external_id)
+            .where(source_records.c.contact_id.in_(ids))
+            .order_by(source_records.c.connector, source_records.c.external_id)
+        ):
+            if row.connector not in writers:
+                by_hand.setdefault(row.connector, []).append(row.external_id)
+        return queued, [{"connector": name, "external_ids": found} for name, found in by_hand.items()]
+
+    def _erase(self, c: Connection, ids: list[int], now: Any) -> None:
+        if not ids:
+            return
+        run_id = self.report.run_id
+        blank = {f: None for f in CONTACT_FIELDS}
+        c.execute(update(contacts).where(contacts.c.id.in_(ids)).values(
+            **blank, attributes=None, updated_run=run_id, updated_at=now))
+        c.execute(update(contacts).where(and_(contacts.c.id.in_(ids), contacts.c.deleted_at.is_(None))).values(
+            deleted_at=now))
+        records = c.execute(
+            select(source_records.c.connector, source_records.c.external_id).where(source_records.c.contact_id.in_(ids))
+        ).all()
+        for row in records:
+            c.execute(delete(quarantine).where(
+                and_(quarantine.c.connector == row.connector, quarantine.c.external_id == row.external_id)))
+        # a destination's link stays (without values) until its queued delete is sent;
+        # links to tools hub cannot delete from go now
+        pending = [
+            row.destination for row in c.execute(
+                select(outbox.c.destination).where(and_(outbox.c.contact_id.in_(ids), outbox.c.op == "delete"))
+            )
+        ]
+        c.execute(
+            update(source_records).where(source_records.c.contact_id.in_(ids)).values(
+                record_values=None, payload_hash=None, changed_at=None, removed_at=now, changed_run=run_id)
+        )
+        c.execute(delete(source_records).where(
+            and_(source_records.c.contact_id.in_(ids), source_records.c.connector.not_in(pending or [""]))))
+        c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(ids)))
+        c.execute(delete(events).where(events.c.contact_id.in_(ids)))
+        c.execute(delete(consents).where(consents.c.contact_id.in_(ids)))
+        c.execute(delete(overrides).where(overrides.c.contact_id.in_(ids)))
+        c.execute(delete(match_reviews).where(
+            or_(match_reviews.c.contact_a.in_(ids), match_reviews.c.contact_b.in_(ids))))
+        for column in (changes.c.old_value, changes.c.new_value, changes.c.external_id):
+            c.execute(
+                update(changes)
+                .where(and_(changes.c.contact_id.in_(ids), column.is_not(None)))
+                .values({column.name: ERASED})
+            )
+        self._log(c, [_change(contact_id, "erased", None, None, MANUAL, None, "erasure", now) for contact_id in ids])
+
+
+def _with_merged(c: Connection, people: set[int]) -> list[int]:
+    """The contacts and every contact merged into them, at any depth."""
+    found = set(people)
+    frontier = set(people)
+    while frontier:
+        rows = c.execute(select(contacts.c.id).where(contacts.c.merged_into.in_(sorted(frontier)))).all()
+        frontier = {row.id for row in rows} - found
+        found |= frontier
+    return sorted(found)
+
+
+__all__ = ["Eraser"]
