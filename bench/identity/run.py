@@ -84,9 +84,22 @@ def child_env(work: Path) -> dict[str, str]:
     return env
 
 
+def cpu_pressure_us() -> int | None:
+    """Total time (µs) some runnable task waited for a CPU, system-wide (Linux PSI)."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return int(fh.readline().rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def measure(argv: list[str], cwd: Path, label: str) -> dict:
-    """Run ``argv`` under the wrapper: wall time, CPU time, peak RSS and its output."""
+    """Run ``argv`` under the wrapper: wall time, CPU time, peak RSS and its output.
+
+    ``cpu_wait_us`` is how long some task on the machine waited for a CPU meanwhile:
+    near 0 on a quiet machine; wall times of a busy machine are longer than CPU times."""
     stats = cwd / f".measure-{label}.json"
+    pressure = cpu_pressure_us()
     done = subprocess.run([sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True,
                           text=True, env=child_env(cwd), check=False)
     result = json.loads(stats.read_text())
@@ -95,6 +108,9 @@ def measure(argv: list[str], cwd: Path, label: str) -> dict:
         raise ToolFailed(f"{label}: {' '.join(argv)} exited with {result['exit']}\n"
                          f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
     result["max_rss_mb"] = round(result.pop("max_rss_kb") / 1024, 1)  # Linux: KiB
+    after = cpu_pressure_us()
+    if pressure is not None and after is not None:
+        result["cpu_wait_us"] = after - pressure
     for key in ("wall_s", "user_s", "sys_s"):
         result[key] = round(result[key], 3)
     result["stdout"] = done.stdout
@@ -304,6 +320,7 @@ def run_hub(folder: Path, hub: list[str], label: str) -> dict:
         "seconds": round(sync["wall_s"] + export["wall_s"], 2),
         "cpu_seconds": round(sync["user_s"] + sync["sys_s"] + export["user_s"] + export["sys_s"], 2),
         "peak_rss_mb": max(sync["max_rss_mb"], export["max_rss_mb"]),
+        **cpu_wait(sync["wall_s"] + export["wall_s"], sync.get("cpu_wait_us"), export.get("cpu_wait_us")),
         "steps": {"sync_s": sync["wall_s"], "sync_rss_mb": sync["max_rss_mb"], "export_s": export["wall_s"],
                   "export_rss_mb": export["max_rss_mb"]},
         "quarantined": quarantined,
@@ -319,7 +336,14 @@ def run_peer(tool: str, folder: Path) -> dict:
     result = measure([sys.executable, str(Path(__file__).resolve()), "--worker", tool, str(folder)], folder, tool)
     extra = json.loads(result["stdout"].strip().splitlines()[-1]) if result["stdout"].strip() else {}
     return {"seconds": round(result["wall_s"], 2), "cpu_seconds": round(result["user_s"] + result["sys_s"], 2),
-            "peak_rss_mb": result["max_rss_mb"], **extra}
+            "peak_rss_mb": result["max_rss_mb"], **cpu_wait(result["wall_s"], result.get("cpu_wait_us")), **extra}
+
+
+def cpu_wait(wall_s: float, *waits_us: int | None) -> dict:
+    """``cpu_wait_pct``: the share of the wall time during which some task waited for a CPU."""
+    if not wall_s or any(w is None for w in waits_us):
+        return {}
+    return {"cpu_wait_pct": round(100 * sum(waits_us) / 1e6 / wall_s, 1)}
 
 
 # -------------------------------------------------------- peers: reading data
@@ -613,15 +637,16 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def table(results: dict) -> list[str]:
-    lines = ["| dataset | tool | records | precision | recall | F1 | seconds | peak RSS MB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| dataset | tool | records | precision | recall | F1 | seconds | CPU s | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for dataset, tools in results.items():
         for tool, r in tools.items():
             if "error" in r:
-                lines.append(f"| {dataset} | {tool} | {r['records']:,} | failed | | | | |")
+                lines.append(f"| {dataset} | {tool} | {r['records']:,} | failed | | | | | |")
                 continue
             lines.append(f"| {dataset} | {tool} | {r['records']:,} | {fmt(r['precision'])} | {fmt(r['recall'])} | "
-                         f"{fmt(r['f1'])} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+                         f"{fmt(r['f1'])} | {r['seconds']:.1f} | {r.get('cpu_seconds', 0):.1f} | "
+                         f"{r['peak_rss_mb']:.0f} |")
     return lines
 
 
@@ -634,8 +659,8 @@ def write_markdown(path: Path, result: dict) -> None:
                     f"Splink {m.get('splink', '-')} (DuckDB {m.get('duckdb', '-')}), "
                     f"recordlinkage {m.get('recordlinkage', '-')}.")
     method_line = ("Pairwise precision / recall / F1 of the clusters each tool produced against the true ones; "
-                   "wall seconds and peak RSS of the tool's processes (imports and reading the files included). "
-                   "See bench/identity/README.md for the method.")
+                   "wall seconds, CPU seconds (user + system) and peak RSS of the tool's processes (imports and "
+                   "reading the files included). See bench/identity/README.md for the method.")
     lines = [f"# Identity resolution benchmark ({result['date']})", "", machine_line, "", method_line, ""]
     if result["results"]:
         lines += table(result["results"])
@@ -650,6 +675,13 @@ def write_markdown(path: Path, result: dict) -> None:
         if alt:
             notes.append(f"{dataset}: recordlinkage with the tutorial's 'sum of features > 3' instead of ECM: "
                          f"P {fmt(alt['precision'])} R {fmt(alt['recall'])} F1 {fmt(alt['f1'])}")
+    waits = [(r.get("cpu_wait_pct", 0), dataset, tool) for dataset, tools in result["results"].items()
+             for tool, r in tools.items()]
+    busy = [w for w in waits if w[0] > 10]
+    if busy:
+        worst = max(busy)
+        notes.append(f"the machine was busy in {len(busy)} of {len(waits)} runs (some task waited for a CPU up to "
+                     f"{worst[0]}% of the wall time, {worst[2]} on {worst[1]}): CPU seconds are the steadier figure")
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     if result.get("incremental"):
@@ -663,9 +695,10 @@ def write_markdown(path: Path, result: dict) -> None:
                          f"{fmt(r['f1'])} |")
         for source, c in inc["second"].get("counts", {}).items():
             if c["read"]:
-                lines += ["", f"The second sync read {c['read']:,} rows of `{source}`: {c['unchanged']:,} unchanged "
-                              f"(recognised by hash), {c['created']:,} contacts created, {c['updated']:,} updated, "
-                              f"{c['merged']:,} merged."]
+                summary = (f"The second sync read {c['read']:,} rows of `{source}`: {c['unchanged']:,} unchanged "
+                           f"(recognised by hash), {c['created']:,} contacts created, {c['updated']:,} updated, "
+                           f"{c['merged']:,} merged.")
+                lines += ["", summary]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
