@@ -616,6 +616,58 @@ def forget_command(app: App, contact: str | None, email: str | None, phone: str 
                    f"{', '.join(tool['external_ids'])} there by hand")
 
 
+@main.command("reconcile")
+@click.argument("connector")
+@click.option("--apply", "fix", is_flag=True, help="Fix the differences through a sync, by the connector's role.")
+@click.option("--allow-mass-delete", is_flag=True, help="Let --apply remove more than the guard's threshold.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--unmask", is_flag=True, help="Full e-mails and phones in the report (audited as such).")
+@actor_option
+@json_option
+@click.pass_obj
+def reconcile_command(app: App, connector: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,
+                      actor: str | None, as_json: bool) -> None:
+    """Read the whole tool and compare it with the store: missing in the tool, missing in
+    the store, field conflicts. --apply fixes them (a tool hub reads from is read again
+    completely; a tool hub writes to gets the store's version), all in the change log."""
+    import csv as csv_module
+
+    from hub.audit import record_read
+    from hub.curate import actor_name
+    from hub.reconcile import COLUMNS, apply, reconcile, rows
+    from hub.sync import utcnow
+
+    fmt = "json" if as_json else fmt
+    report = reconcile(app.config, app.store, connector, unmask=unmask)
+    with app.store.begin() as c:
+        record_read(c, actor_name(actor), "reconcile", connector, report["read"], unmask, utcnow())
+    if fix:
+        run = apply(app.config, app.store, report, allow_mass_delete=allow_mass_delete)
+        report["applied"] = run.as_dict()
+        report["after"] = reconcile(app.config, app.store, connector, unmask=unmask)["counts"]
+    if fmt == "json":
+        _emit(report)
+    elif fmt == "csv":
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in rows(report):
+            writer.writerow(row)
+    else:
+        counts = report["counts"]
+        _table(f"{connector}: {report['read']} records read; {counts['missing_in_tool']} missing in the tool, "
+               f"{counts['missing_in_store']} missing in the store, {counts['conflicts']} conflicts",
+               ["kind", "record", "contact", "field", "tool", "store"],
+               [[r["kind"].replace("_", " "), r["external_id"], r["contact_id"], r["field"], r["tool"], r["store"]]
+                for r in rows(report)])
+        if report["suppressed"]:
+            click.echo(f"{report['suppressed']} records of erased people are not counted")
+        if fix:
+            click.echo(f"applied in run {report['applied']['run_id']} ({report['applied']['status']}); left: "
+                       + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))
+    if fix and report["applied"]["errors"]:
+        sys.exit(EXIT_RUN_FAILED)
+
+
 # --- quarantine --------------------------------------------------------------------
 
 

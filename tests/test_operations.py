@@ -248,3 +248,89 @@ def test_forget_by_contact_or_phone_and_bad_arguments(ops):
     assert set(_contacts(ops)) == {"Иванов Иван"}
     refused = ops.hub("undo", str(nobody["run_id"]))
     assert refused.exit_code == 2 and "cannot be undone" in refused.stderr
+
+
+# -------------------------------------------------------------------- reconcile
+
+
+CRM = """\
+id,full_name,phone,email,city
+1,Иванов Иван,8 916 123-45-67,ivan@example.ru,Москва
+2,Петрова Мария,+79037654321,maria@example.ru,Казань
+3,Сидоров Пётр,+79250000001,petr@example.ru,Тверь
+"""
+
+
+@pytest.fixture
+def crm(store_project):
+    store_project.write("crm.csv", CRM)
+    store_project.write("mailing.csv", "email,full_name,phone\nnew@example.ru,Новиков Олег,+79990001122\n")
+    store_project.config("""\
+    connectors:
+      crm: {plugin: csv, role: both, path: crm.csv, id_column: id}
+      mailing: {plugin: csv, path: mailing.csv, id_column: email}
+    """)
+    assert store_project.hub("sync").exit_code == 0
+    return store_project
+
+
+def test_reconcile_reports_exactly_the_edits_made_behind_hubs_back(crm):
+    clean = json.loads(crm.hub("reconcile", "crm", "--json").stdout)
+    assert clean["counts"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0}
+    path = crm.root / "crm.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header, rows = lines[0], lines[1:]
+    edited = [
+        rows[0].replace("+79161234567", "+79161110000"),  # a phone edited
+        rows[1].replace("Казань", "Самара"),  # a city edited
+        # row 3 deleted
+        *rows[3:],
+        "9,Гость Новый,+79995554433,guest@example.ru,Омск",  # a row added
+    ]
+    path.write_text("\n".join([header, *edited]) + "\n", encoding="utf-8")
+    report = json.loads(crm.hub("reconcile", "crm", "--json", "--unmask").stdout)
+    found = {(r["kind"], r["external_id"], r["field"], r["tool"], r["store"]) for r in
+             report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"]}
+    assert found == {
+        ("conflict", "1", "phone", "+79161110000", "+79161234567"),
+        ("conflict", "2", "city", "Самара", "Казань"),
+        ("missing_in_tool", "3", None, None, "Сидоров Пётр, petr@example.ru, +79250000001"),
+        ("missing_in_store", "9", None, "Гость Новый, guest@example.ru, +79995554433", None),
+    }
+    table = crm.hub("reconcile", "crm")
+    assert table.exit_code == 0 and "1 missing in the tool, 1 missing in the store, 2 conflicts" in table.stdout
+    assert "+79161110000" not in table.stdout  # masked without --unmask
+    as_csv = crm.hub("reconcile", "crm", "--format", "csv").stdout.splitlines()
+    assert as_csv[0] == "kind,external_id,contact_id,field,tool,store" and len(as_csv) == 5
+    # --apply: the tool is read (edits flow in, the deleted row is removed behind the guard)
+    guarded = crm.hub("reconcile", "crm", "--apply")
+    assert guarded.exit_code == 1 and "mass-delete guard" in guarded.stderr
+    applied = json.loads(crm.hub("reconcile", "crm", "--apply", "--allow-mass-delete", "--json").stdout)
+    assert applied["after"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0}
+    contacts = _contacts(crm)
+    assert contacts["Иванов Иван"]["phone"] == "+79161110000" and contacts["Петрова Мария"]["city"] == "Самара"
+    assert "Гость Новый" in contacts and "Сидоров Пётр" not in contacts
+    log = _log(crm)
+    assert ("phone", "+79161234567", "+79161110000") in {(e["field"], e["old"], e["new"]) for e in log}
+    assert [a["action"] for a in json.loads(crm.hub("audit", "--json").stdout)].count("reconcile") >= 4
+
+
+def test_reconcile_of_a_destination_puts_the_stores_version_back(store_project):
+    store_project.write("sheet.csv", SHEET)
+    store_project.config("""\
+    connectors:
+      sheet: {plugin: csv, path: sheet.csv, id_column: id}
+      out: {plugin: csv, role: destination, path: out.csv}
+    """)
+    assert store_project.hub("sync").exit_code == 0
+    refused = store_project.hub("reconcile", "out")
+    assert refused.exit_code == 2 and "destination only" in refused.stderr
+    store_project.write("hub.yaml", (store_project.root / "hub.yaml").read_text(encoding="utf-8").replace(
+        "role: destination", "role: both"))
+    assert store_project.hub("sync").exit_code == 0
+    path = store_project.root / "out.csv"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("Тверь", "Тула"), encoding="utf-8")
+    report = json.loads(store_project.hub("reconcile", "out", "--json").stdout)
+    assert [(r["field"], r["tool"], r["store"]) for r in report["conflicts"]] == [("city", "Тула", "Тверь")]
+    assert store_project.hub("reconcile", "nope").exit_code == 2

@@ -1,0 +1,182 @@
+"""``hub reconcile CONNECTOR``: read the whole tool and compare it with the store.
+
+Reports what the tool has that the store does not (``missing_in_store``), what the
+store links to or would write there that the tool lacks (``missing_in_tool``), and
+fields whose value in the tool differs from the contact's (``conflicts``). Values are
+normalized the way a sync normalizes them, so a reformatted phone is no difference.
+
+``--apply`` fixes them through the normal paths, by the connector's role: a tool hub
+reads from is read again completely (its edits and missing rows flow in by
+survivorship, a row gone from it is removed behind the mass-delete guard); a tool hub
+writes to gets the store's version of every contact that is missing or differs, queued
+in the outbox and sent by the same run. Everything lands in the change log like any sync.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.engine import Connection
+
+from hub.audit import MASKED_FIELDS, mask_value
+from hub.config import LoadedConfig
+from hub.contacts import contact_values
+from hub.errors import UsageError
+from hub.model import CONTACT_FIELDS, RawRecord
+from hub.prepare import prepare
+from hub.store import Store
+from hub.store.schema import contacts, cursors, outbox, source_records
+from hub.suppression import Suppressed
+from hub.sync import Sync, _chunks
+
+COLUMNS = ("kind", "external_id", "contact_id", "field", "tool", "store")
+
+
+def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = False) -> dict[str, Any]:
+    """Compare the whole of tool ``name`` with the store; nothing is written. E-mails
+    and phones in the report are masked unless ``unmask``."""
+    if name not in config.model.connectors:
+        raise UsageError(f"no connector named {name!r} in {config.path.name}",
+                         hint=f"connectors: {', '.join(config.model.connectors) or 'none'}")
+    entry = config.model.connectors[name]
+    if not entry.reads:
+        raise UsageError(f"{name} is a destination only: hub cannot read it to compare",
+                         hint=f"set role: both on {name} if the tool can be read")
+    sync = Sync(config, store)
+    connector = sync.connector(name)
+    mapping = config.mappings[name]
+    records: list[RawRecord] = []
+    unreadable = 0
+    try:
+        for item in connector.read(None):
+            if isinstance(item, RawRecord):
+                if item.error or item.deleted or not item.external_id:
+                    unreadable += 1
+                else:
+                    records.append(item)
+    finally:
+        connector.close()
+    prepared = prepare(mapping, sync.normalizer, [r.values for r in records])
+    tool = {r.external_id: values for r, (values, _problems, _encoded) in zip(records, prepared, strict=True)}
+    compared = _compared_fields(config, name)
+    writes = entry.writes
+    report: dict[str, Any] = {"connector": name, "role": entry.role, "read": len(records), "unreadable": unreadable,
+                              "missing_in_tool": [], "missing_in_store": [], "conflicts": [], "suppressed": 0}
+    with store.connect() as c:
+        suppressed = Suppressed(c)
+        links = {
+            row.external_id: row.contact_id
+            for row in c.execute(
+                select(source_records.c.external_id, source_records.c.contact_id).where(
+                    and_(source_records.c.connector == name, source_records.c.removed_at.is_(None))
+                )
+            )
+        }
+        live = _live_contacts(c, sorted(set(links.values())))
+        for external_id, values in sorted(tool.items()):
+            if suppressed and suppressed.match(values):
+                report["suppressed"] += 1
+                continue
+            contact_id = links.get(external_id)
+            if contact_id is None or contact_id not in live:
+                report["missing_in_store"].append(
+                    {"kind": "missing_in_store", "external_id": external_id, "contact_id": None, "field": None,
+                     "tool": _summary(values, unmask), "store": None})
+                continue
+            store_values = live[contact_id]
+            for field_ in compared:
+                theirs, ours = _text(values.get(field_)), _text(store_values.get(field_))
+                if theirs == ours or (theirs is None and not writes):
+                    continue
+                if not unmask and field_ in MASKED_FIELDS:
+                    theirs, ours = mask_value(field_, theirs), mask_value(field_, ours)
+                report["conflicts"].append(
+                    {"kind": "conflict", "external_id": external_id, "contact_id": contact_id, "field": field_,
+                     "tool": theirs, "store": ours})
+        for external_id, contact_id in sorted(links.items()):
+            if external_id not in tool and contact_id in live:
+                report["missing_in_tool"].append(
+                    {"kind": "missing_in_tool", "external_id": external_id, "contact_id": contact_id, "field": None,
+                     "tool": None, "store": _summary(live[contact_id], unmask)})
+        if writes:
+            linked = set(links.values())
+            held = {row.contact_id for row in c.execute(
+                select(outbox.c.contact_id).where(and_(outbox.c.destination == name, outbox.c.status == "held")))}
+            for row in c.execute(
+                select(contacts).where(and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
+                .order_by(contacts.c.id)
+            ):
+                if row.id not in linked and row.id not in held:
+                    report["missing_in_tool"].append(
+                        {"kind": "missing_in_tool", "external_id": None, "contact_id": row.id, "field": None,
+                         "tool": None, "store": _summary(contact_values(row), unmask)})
+    report["counts"] = {k: len(report[k]) for k in ("missing_in_tool", "missing_in_store", "conflicts")}
+    return report
+
+
+def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass_delete: bool = False) -> Any:
+    """Fix what ``report`` found through a sync of the connector; returns its run report."""
+    name = report["connector"]
+    entry = config.model.connectors[name]
+    with store.begin() as c:
+        if entry.reads:
+            # a complete read: every row is compared with what the store holds
+            c.execute(update(cursors).where(cursors.c.connector == name).values(value=None, fingerprint=None))
+        if entry.writes:
+            resend = sorted({
+                item["contact_id"] for item in report["missing_in_tool"] + report["conflicts"]
+                if item["contact_id"] is not None
+            })
+            for chunk in _chunks(resend):
+                c.execute(
+                    update(outbox)
+                    .where(and_(outbox.c.destination == name, outbox.c.contact_id.in_(chunk),
+                                outbox.c.op == "upsert"))
+                    .values(status="pending", sent_hash=None)
+                )
+    report_ = Sync(config, store, allow_mass_delete=allow_mass_delete).run([name])
+    if entry.reads and entry.writes and report_.counts_for(name).sent and not report_.errors:
+        # rows hub just wrote to a tool it also reads are linked by reading them back
+        report_ = Sync(config, store, allow_mass_delete=allow_mass_delete).run([name])
+    return report_
+
+
+def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"]
+
+
+def _compared_fields(config: LoadedConfig, name: str) -> list[str]:
+    """The contact fields the connector's mapping carries both ways."""
+    mapping = config.mappings[name]
+    probe = {f: "x" for f in CONTACT_FIELDS}
+    fields = {mapping.field_of(column) for column in mapping.reverse(probe)}
+    return [f for f in CONTACT_FIELDS if f in fields]
+
+
+def _live_contacts(c: Connection, ids: list[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        for row in c.execute(
+            select(contacts).where(and_(contacts.c.id.in_(chunk), contacts.c.deleted_at.is_(None),
+                                        contacts.c.merged_into.is_(None)))
+        ):
+            found[row.id] = contact_values(row)
+    return found
+
+
+def _text(value: Any) -> str | None:
+    if value in (None, "", []):
+        return None
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _summary(values: dict[str, Any], unmask: bool) -> str:
+    shown = [
+        str(values[f]) if unmask or f == "full_name" else mask_value(f, str(values[f]))
+        for f in ("full_name", "email", "phone") if values.get(f)
+    ]
+    return ", ".join(shown)
