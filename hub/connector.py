@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 
@@ -25,6 +25,16 @@ class ConnectorOptions(BaseModel):
     """Base of a connector's options model: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class MessagingOptions(ConnectorOptions):
+    """Options every email and SMS service connector has (``consent_channel`` set)."""
+
+    require_consent: bool = Field(
+        True,
+        description="Push only contacts with a consent basis (subscribed) on the connector's channel; "
+        "opted-out contacts are only ever updated as unsubscribed where they already are.",
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,10 @@ class Connector:
     write_batch_size: ClassVar[int | None] = 500
     #: One line for ``hub plugins``.
     description: ClassVar[str] = ""
+    #: The messaging channel whose consent the tool holds (``email``, ``sms``), or ``None``.
+    #: Such a connector reports ``RawRecord.consents``, gets ``OutboundItem.consent`` and
+    #: has ``MessagingOptions``: the core holds back contacts without a consent basis.
+    consent_channel: ClassVar[str | None] = None
 
     def __init__(self, options: ConnectorOptions, context: ConnectorContext):
         self.options = options

@@ -37,7 +37,26 @@ DEFAULT_COLUMNS: tuple[str, ...] = (
 )
 
 IdentifierKind = Literal["email", "phone"]
+
+#: Channels a person can consent to be messaged on, and the statuses of that consent.
+CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "messenger")
+CONSENT_STATUSES: tuple[str, ...] = ("subscribed", "unsubscribed", "bounced", "complained", "pending")
 Role = Literal["source", "destination", "both"]
+
+
+@dataclass(frozen=True)
+class ConsentReport:
+    """What a tool says about a person's consent on one channel, in hub's words.
+
+    A connector translates its tool's statuses (Mailchimp ``cleaned``, Brevo
+    ``emailBlacklisted``, an SMS ``STOP``) into one of ``CONSENT_STATUSES``."""
+
+    channel: str
+    status: str
+    #: When the tool says the status was set, if it knows.
+    at: dt.datetime | None = None
+    #: Evidence: how and where consent was given or withdrawn (form, ip, text, reason).
+    proof: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,8 @@ class RawRecord:
     deleted: bool = False
     #: The connector could not parse the record: the core quarantines it with this reason.
     error: str | None = None
+    #: Consent per channel as the tool reports it (email and SMS services).
+    consents: tuple[ConsentReport, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,9 @@ class OutboundItem:
     values: dict[str, Any]
     #: The contact's id in that tool, when a link is known.
     external_id: str | None = None
+    #: The contact's consent on the destination's channel (``Connector.consent_channel``):
+    #: one of ``CONSENT_STATUSES``, or ``None`` when nothing is known.
+    consent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,11 @@ from hub.errors import FatalError
 ENTRY_POINT_GROUP = "hub.connectors"
 
 #: Modules of the built-in connectors, registered like any third-party plugin.
-DEFAULT_PLUGINS: tuple[str, ...] = ("hub_plugins.csv_file", "hub_plugins.google_sheets")
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "hub_plugins.csv_file",
+    "hub_plugins.google_sheets",
+    "hub_plugins.mailchimp",
+)
 
 #: Comma-separated entry-point names to load; unset loads all, empty loads none.
 LOAD_PLUGINS_ENV = "HUB_LOAD_PLUGINS"

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
+from hub import consent
 from hub.changes import CREATED
 from hub.config import LoadedConfig
 from hub.connector import Connector, ConnectorContext
@@ -79,6 +80,8 @@ def record_hash(fingerprint: str, record: RawRecord) -> str:
     columns do not count as a change), its flags and the connector's fingerprint."""
     values = record.values
     parts = [fingerprint, "d" if record.deleted else "", str(record.updated_at)]
+    if record.consents:
+        parts.append(repr(record.consents))
     for key in sorted(values):
         parts.append(key)
         parts.append(repr(values[key]))
@@ -457,8 +460,24 @@ class Sync:
                 affected |= self._mark_removed(c, name, screened.removed, now)
             if affected:
                 self._recompute(c, sorted(affected), name, now)
+            if any(w.record.consents for w in work):
+                self._record_consents(c, name, work, now)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
+
+    def _record_consents(self, c: Connection, name: str, work: list[_Work], now: dt.datetime) -> None:
+        """Store the consent the records report; queue contacts whose consent changed."""
+        reported = [w.record for w in work if w.record.consents]
+        linked = {row.external_id: row.contact_id for row in _records_of(
+            c, name, [r.external_id for r in reported], source_records.c.contact_id)}
+        reports = [(linked[r.external_id], name, r.external_id, report)
+                   for r in reported if r.external_id in linked for report in r.consents]
+        log_rows, changed = consent.record(c, reports, now)
+        self._log(c, log_rows)
+        if changed:
+            rows = c.execute(select(contacts).where(and_(contacts.c.id.in_(sorted(changed)),
+                                                         contacts.c.deleted_at.is_(None)))).all()
+            self._enqueue(c, {row.id: _contact_values(row) for row in rows}, now)
 
     def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
         """Resolve identity for changed records, create or merge contacts, upsert the records.
@@ -562,6 +581,7 @@ class Sync:
             ],
         )
         remap_reviews(c, survivor, losers)
+        self._log(c, consent.merge(c, survivor, losers, name, now))
         c.execute(
             update(outbox)
             .where(outbox.c.contact_id.in_(losers))
@@ -745,6 +765,11 @@ class Sync:
                 continue
             mapping: Mapping = self.config.mappings[destination]
             ids = list(contact_values)
+            channel = self.config.classes[entry.plugin].consent_channel
+            if channel:  # an email or SMS service: the contact's consent goes along and decides
+                require = getattr(self.config.options[destination], "require_consent", True)
+                statuses = {cid: row.status for (cid, _), row in consent.current(c, ids, channel).items()}
+                present = consent.present_in(c, destination, ids)
             state: dict[int, Any] = {}
             for chunk in _chunks(ids):
                 for row in c.execute(
@@ -761,9 +786,17 @@ class Sync:
                     op, payload, digest = "delete", None, None
                 else:
                     payload = mapping.reverse(values)
+                    if channel:
+                        payload[consent.PAYLOAD_KEY] = statuses.get(contact_id)
                     op, digest = "upsert", payload_hash(payload)
                 previous = state.get(contact_id)
                 status = "sent" if previous is not None and op == "upsert" and previous.sent_hash == digest else "pending"
+                if channel and op == "upsert" and not consent.may_send(
+                    statuses.get(contact_id), require_consent=require, present=contact_id in present
+                ):
+                    if previous is None:
+                        continue  # no consent basis: never added to the list
+                    status = "held"
                 item = {
                     "op": op,
                     "payload": json.dumps(payload, ensure_ascii=False, default=str) if payload is not None else None,
@@ -894,15 +927,16 @@ class Sync:
         step = size or len(pending)
         for start in range(0, len(pending), step):
             chunk = pending[start : start + step]
-            items = [
-                OutboundItem(
+            items = []
+            for row in chunk:
+                values = json.loads(row.payload) if row.payload else {}
+                items.append(OutboundItem(
                     contact_id=row.contact_id,
                     op=row.op,
-                    values=json.loads(row.payload) if row.payload else {},
+                    values=values,
                     external_id=links.get(row.contact_id),
-                )
-                for row in chunk
-            ]
+                    consent=values.pop(consent.PAYLOAD_KEY, None),
+                ))
             items = [item for item in items if item.op == "upsert" or item.external_id is not None]
             results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}

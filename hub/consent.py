@@ -1,0 +1,199 @@
+"""Consent: may hub put a person on a marketing list, on which channel?
+
+Email and SMS services report a status per person and channel (``ConsentReport``,
+translated by the connector into ``CONSENT_STATUSES``). The store keeps one status
+per contact and channel in ``consents`` and logs each change (field
+``consent_<channel>``). The rules:
+
+* An opt-out (``unsubscribed``, ``complained``, ``bounced``) from any tool wins over
+  a subscription from any other tool, whenever it happened: a list that still says
+  ``subscribed`` simply has not heard of it yet.
+* ``complained`` outranks ``unsubscribed``, which outranks ``bounced``.
+* An opted-out contact becomes ``subscribed`` (or ``pending``) again only when the
+  tool that recorded the opt-out later reports the new status itself: the person
+  signed up there again, which providers allow only the person to do.
+* Destinations of a channel receive the status with each contact
+  (``OutboundItem.consent``): an opted-out contact is updated as unsubscribed where
+  it already is and never added anywhere; with ``require_consent`` (the default) a
+  contact without a ``subscribed`` status is not added to a list at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.engine import Connection
+
+from hub.model import ConsentReport
+from hub.redact import redact
+from hub.store import bulk_insert, bulk_update
+from hub.store.schema import consents, outbox, source_records
+
+OPTED_OUT = frozenset({"unsubscribed", "complained", "bounced"})
+#: Statuses that stop messages everywhere on the channel (not only in the tool that saw them).
+WITHDRAWN = frozenset({"unsubscribed", "complained"})
+_OPT_OUT_RANK = {"bounced": 1, "unsubscribed": 2, "complained": 3}
+#: Which status a merged contact keeps: the most restrictive.
+_MERGE_RANK = {"pending": 0, "subscribed": 1, "bounced": 2, "unsubscribed": 3, "complained": 4}
+
+#: The key under which the outbox payload carries the consent status to the connector.
+PAYLOAD_KEY = "__consent__"
+
+_CHUNK = 500
+
+
+def field_name(channel: str) -> str:
+    """The change log's field for a channel's consent."""
+    return f"consent_{channel}"
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def accepts(current: Any | None, status: str, source: str, at: dt.datetime | None) -> bool:
+    """Whether a report of ``status`` by ``source`` at ``at`` replaces ``current``
+    (a row with ``status``, ``source``, ``at``; ``None`` when nothing is known)."""
+    if current is None:
+        return True
+    if status == current.status:
+        return False
+    if status in OPTED_OUT:
+        if current.status not in OPTED_OUT:
+            return True
+        return _OPT_OUT_RANK[status] > _OPT_OUT_RANK[current.status]
+    if current.status in OPTED_OUT:
+        # only the tool that saw the opt-out can tell that the person signed up again
+        before, after = _aware(current.at), _aware(at)
+        return source == current.source and before is not None and after is not None and after > before
+    # subscribed over pending; a pending report does not demote a subscription
+    return status == "subscribed"
+
+
+def proof_text(report: ConsentReport, external_id: str) -> str:
+    proof = dict(report.proof)
+    proof.setdefault("record", external_id)
+    return redact(json.dumps(proof, ensure_ascii=False, sort_keys=True))
+
+
+def current(c: Connection, contact_ids: Iterable[int], channel: str | None = None) -> dict[tuple[int, str], Any]:
+    """Stored consent rows by (contact, channel)."""
+    ids = sorted(set(contact_ids))
+    found: dict[tuple[int, str], Any] = {}
+    for start in range(0, len(ids), _CHUNK):
+        query = select(consents).where(consents.c.contact_id.in_(ids[start : start + _CHUNK]))
+        if channel is not None:
+            query = query.where(consents.c.channel == channel)
+        for row in c.execute(query):
+            found[(row.contact_id, row.channel)] = row
+    return found
+
+
+def record(
+    c: Connection, reports: Sequence[tuple[int, str, str, ConsentReport]], now: dt.datetime
+) -> tuple[list[dict[str, Any]], set[int]]:
+    """Store reports ``(contact_id, connector, external_id, report)``.
+
+    Returns change-log rows (without ``run_id``) and the contacts whose consent changed."""
+    known = current(c, (contact_id for contact_id, *_ in reports))
+    inserts: dict[tuple[int, str], dict[str, Any]] = {}
+    updates: dict[tuple[int, str], dict[str, Any]] = {}
+    log_rows: list[dict[str, Any]] = []
+    changed: set[int] = set()
+    for contact_id, connector, external_id, report in reports:
+        key = (contact_id, report.channel)
+        row = known.get(key)
+        at = _aware(report.at) or now
+        if not accepts(row, report.status, connector, at):
+            continue
+        values = {"contact_id": contact_id, "channel": report.channel, "status": report.status,
+                  "source": connector, "at": at, "proof": proof_text(report, external_id)}
+        log_rows.append({
+            "contact_id": contact_id, "field": field_name(report.channel),
+            "old_value": row.status if row is not None else None, "new_value": report.status,
+            "connector": connector, "external_id": external_id, "reason": "sync", "at": now,
+        })
+        if key in inserts or (row is None and key not in updates):
+            inserts[key] = values
+        else:
+            updates[key] = values
+        known[key] = _Row(report.status, connector, at)
+        changed.add(contact_id)
+    bulk_insert(c, consents, list(inserts.values()))
+    bulk_update(c, consents, ("contact_id", "channel"), list(updates.values()))
+    return log_rows, changed
+
+
+class _Row:
+    __slots__ = ("at", "source", "status")
+
+    def __init__(self, status: str, source: str, at: dt.datetime | None):
+        self.status, self.source, self.at = status, source, at
+
+
+def merge(c: Connection, survivor: int, losers: Sequence[int], connector: str | None,
+          now: dt.datetime) -> list[dict[str, Any]]:
+    """Fold the losers' consents into the survivor's: the most restrictive status stays.
+
+    Returns change-log rows for the survivor's channels that changed."""
+    rows = current(c, [survivor, *losers])
+    if not any(contact_id != survivor for contact_id, _ in rows):
+        return []
+    log_rows: list[dict[str, Any]] = []
+    for channel in sorted({channel for _, channel in rows}):
+        mine = rows.get((survivor, channel))
+        best = max((row for (contact_id, ch), row in rows.items() if ch == channel),
+                   key=lambda row: (_MERGE_RANK.get(row.status, 0), _aware(row.at) or now))
+        if mine is None or best.status != mine.status:
+            values = {"contact_id": survivor, "channel": channel, "status": best.status, "source": best.source,
+                      "at": best.at, "proof": best.proof}
+            if mine is None:
+                bulk_insert(c, consents, [values])
+            else:
+                bulk_update(c, consents, ("contact_id", "channel"), [values])
+            log_rows.append({
+                "contact_id": survivor, "field": field_name(channel),
+                "old_value": mine.status if mine is not None else None, "new_value": best.status,
+                "connector": connector, "external_id": None, "reason": "merge", "at": now,
+            })
+    c.execute(delete(consents).where(consents.c.contact_id.in_(list(losers))))
+    return log_rows
+
+
+def present_in(c: Connection, destination: str, contact_ids: Sequence[int]) -> set[int]:
+    """Contacts the destination already holds: read from it, or sent to it by hub."""
+    found: set[int] = set()
+    ids = list(contact_ids)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        found.update(row.contact_id for row in c.execute(
+            select(source_records.c.contact_id).where(and_(
+                source_records.c.connector == destination, source_records.c.contact_id.in_(chunk),
+                source_records.c.removed_at.is_(None),
+            ))
+        ))
+        found.update(row.contact_id for row in c.execute(
+            select(outbox.c.contact_id).where(and_(
+                outbox.c.destination == destination, outbox.c.contact_id.in_(chunk), outbox.c.sent_hash.is_not(None),
+            ))
+        ))
+    return found
+
+
+def may_send(status: str | None, *, require_consent: bool, present: bool) -> bool:
+    """Whether a contact with this consent status goes to a destination of the channel."""
+    if status == "subscribed":
+        return True
+    if status in OPTED_OUT or status == "pending":
+        return present  # updated (as unsubscribed, or with fields only) where it is; never added
+    return present or not require_consent
+
+
+__all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "accepts", "current", "field_name", "may_send", "merge",
+           "present_in", "record"]

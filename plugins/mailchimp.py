@@ -1,0 +1,223 @@
+"""Mailchimp (Marketing API v3): one audience, read and written.
+
+Reading lists the audience's members (``GET /lists/{id}/members``, 1,000 a page),
+from the cursor on with ``since_last_changed``; each member is a record keyed by its
+subscriber hash (md5 of the lower-case address) with its merge fields, and reports
+its email consent (``cleaned`` is a bounce; an unsubscribe for abuse a complaint).
+
+Writing upserts members in batches of 500 (``POST /lists/{id}`` with
+``update_existing``): a contact with consent is ``subscribed``, an opted-out one
+``unsubscribed``. The batch sets each member's status explicitly, so sending it again
+after a lost answer changes nothing; Mailchimp itself refuses to subscribe again a
+member who unsubscribed or bounced. Contacts without a known status (already in the
+audience) are written one by one with ``PUT`` and ``status_if_new``, leaving their
+status alone. Deleting archives the member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from hub.connector import READ, WRITE, Connector, ConnectorContext
+from hub.errors import RetriableError
+from hub.hookspecs import hookimpl
+from hub.http import BatchOutcome, RejectedRequestError, ServiceOptions
+from hub.model import Checkpoint, ConsentReport, OutboundItem, RawRecord, WriteResult
+
+BATCH_LIMIT = 500
+PAGE_LIMIT = 1000
+#: Mailchimp's statuses in hub's words; ``transactional`` and ``archived`` say nothing of consent.
+CONSENT = {"subscribed": "subscribed", "unsubscribed": "unsubscribed", "cleaned": "bounced", "pending": "pending"}
+#: Keys of an outbound item that hold the address rather than a merge field.
+ADDRESS_KEYS = ("email_address", "email")
+
+
+class MailchimpOptions(ServiceOptions):
+    api_key: str = Field(description="API key (Account → Extras → API keys); its suffix names the data center.")
+    list_id: str = Field(description="Audience id (Audience → Settings → Audience name and defaults).")
+    page_size: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
+    batch_size: int = Field(BATCH_LIMIT, ge=1, le=BATCH_LIMIT)
+    max_concurrent: int = Field(10, ge=1, le=10, description="Mailchimp allows 10 simultaneous connections.")
+
+    @model_validator(mode="after")
+    def _data_center(self) -> MailchimpOptions:
+        if self.endpoint is None and "-" not in self.api_key:
+            raise ValueError("api_key has no data center suffix (like -us21); set `endpoint` or check the key")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return self.endpoint or f"https://{self.api_key.rsplit('-', 1)[-1]}.api.mailchimp.com/3.0"
+
+
+def subscriber_hash(email: str) -> str:
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+class MailchimpConnector(Connector):
+    plugin = "mailchimp"
+    Options = MailchimpOptions
+    capabilities = frozenset({READ, WRITE})
+    description = "Mailchimp audience members with merge fields and email consent (source, destination)"
+    write_batch_size = BATCH_LIMIT
+    consent_channel = "email"
+
+    def __init__(self, options: MailchimpOptions, context: ConnectorContext):
+        super().__init__(options, context)
+        self.options: MailchimpOptions = options
+        self.api = options.client(
+            "Mailchimp", options.base_url, auth=("hub", options.api_key), secrets=[options.api_key],
+            max_concurrent=options.max_concurrent, pacing_key=("mailchimp", subscriber_hash(options.api_key)),
+        )
+
+    # -- reading ---------------------------------------------------------------
+
+    def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
+        params: dict[str, Any] = {"count": self.options.page_size, "sort_field": "last_changed", "sort_dir": "ASC"}
+        since = _timestamp(cursor) if cursor else None
+        if since is not None:
+            # one second back: the bound's resolution is a second; repeats are skipped by hash
+            params["since_last_changed"] = (since - dt.timedelta(seconds=1)).isoformat()
+        newest = cursor
+        newest_at = since
+        offset = 0
+        while True:
+            page = self.api.get_json(f"lists/{self.options.list_id}/members", params={**params, "offset": offset},
+                                     doing="listing audience members")
+            members = (page or {}).get("members") or []
+            for member in members:
+                record = self._record(member, incremental=since is not None)
+                if record is not None:
+                    yield record
+                changed = _timestamp(member.get("last_changed"))
+                if changed is not None and (newest_at is None or changed > newest_at):
+                    newest, newest_at = member["last_changed"], changed
+            offset += len(members)
+            if not members or offset >= int((page or {}).get("total_items") or 0):
+                break
+        yield Checkpoint(newest, complete=since is None)
+
+    def _record(self, member: dict[str, Any], *, incremental: bool) -> RawRecord | None:
+        key = str(member.get("id") or subscriber_hash(str(member.get("email_address") or "")))
+        status = member.get("status")
+        changed = _timestamp(member.get("last_changed"))
+        if status == "archived":
+            return RawRecord(key, {}, updated_at=changed, deleted=True) if incremental else None
+        values = {"email_address": member.get("email_address")}
+        values.update({k: v for k, v in (member.get("merge_fields") or {}).items() if v not in (None, "")})
+        consent = CONSENT.get(str(status))
+        reason = str(member.get("unsubscribe_reason") or "")
+        if consent == "unsubscribed" and any(word in reason.lower() for word in ("abuse", "spam")):
+            consent = "complained"
+        reports: tuple[ConsentReport, ...] = ()
+        if consent is not None:
+            proof = (("mailchimp_status", str(status)),) + ((("reason", reason),) if reason else ())
+            reports = (ConsentReport("email", consent, changed, proof),)
+        return RawRecord(key, values, updated_at=changed, consents=reports)
+
+    # -- writing -----------------------------------------------------------------
+
+    def write(self, items: Sequence[OutboundItem]) -> list[WriteResult]:
+        outcome = BatchOutcome(item.contact_id for item in items)
+        batch: list[tuple[OutboundItem, dict[str, Any]]] = []
+        singles: list[tuple[OutboundItem, dict[str, Any]]] = []
+        for item in items:
+            if item.op == "delete":
+                self._delete(item, outcome)
+                continue
+            member = self._member(item)
+            if member is None:
+                outcome.rejected(item.contact_id, "no e-mail address to subscribe")
+            elif item.consent in ("subscribed", "unsubscribed", "complained"):
+                member["status"] = "subscribed" if item.consent == "subscribed" else "unsubscribed"
+                batch.append((item, member))
+            else:
+                singles.append((item, member))
+        for start in range(0, len(batch), self.options.batch_size):
+            self._batch(batch[start : start + self.options.batch_size], outcome)
+        for item, member in singles:
+            self._put(item, member, outcome)
+        return outcome.as_list()
+
+    def _member(self, item: OutboundItem) -> dict[str, Any] | None:
+        email = next((str(item.values[k]).strip() for k in ADDRESS_KEYS if item.values.get(k)), "")
+        if not email:
+            return None
+        merge_fields = {str(k): ("" if v is None else v) for k, v in item.values.items() if k not in ADDRESS_KEYS}
+        return {"email_address": email, "merge_fields": merge_fields}
+
+    def _batch(self, chunk: list[tuple[OutboundItem, dict[str, Any]]], outcome: BatchOutcome) -> None:
+        by_email = {member["email_address"].lower(): item.contact_id for item, member in chunk}
+        try:
+            response = self.api.request(
+                "POST", f"lists/{self.options.list_id}",
+                json_body={"members": [member for _, member in chunk], "update_existing": True},
+                idempotent=True, doing=f"batch subscribe of {len(chunk)} members",
+            )
+        except RetriableError as error:
+            for item, _ in chunk:
+                outcome.retriable(item.contact_id, error.message)
+            return
+        body = self.api.json(response) or {}
+        for member in (body.get("new_members") or []) + (body.get("updated_members") or []):
+            contact_id = by_email.get(str(member.get("email_address", "")).lower())
+            if contact_id is not None:
+                outcome.ok(contact_id, str(member.get("id") or subscriber_hash(member["email_address"])))
+        for error in body.get("errors") or []:
+            contact_id = by_email.get(str(error.get("email_address", "")).lower())
+            if contact_id is not None and contact_id not in outcome.results:
+                outcome.rejected(contact_id, f"Mailchimp: {error.get('error') or error.get('error_code')}")
+        outcome.fail_pending("Mailchimp did not report this member in the batch answer", by_email.values())
+
+    def _put(self, item: OutboundItem, member: dict[str, Any], outcome: BatchOutcome) -> None:
+        key = subscriber_hash(member["email_address"])
+        status_if_new = "subscribed" if item.consent is None else "transactional"
+        try:
+            body = self.api.json(self.api.request(
+                "PUT", f"lists/{self.options.list_id}/members/{key}", json_body={**member,
+                                                                                  "status_if_new": status_if_new},
+                doing="upserting a member",
+            )) or {}
+        except RejectedRequestError as error:
+            outcome.rejected(item.contact_id, error.message)
+            return
+        except RetriableError as error:
+            outcome.retriable(item.contact_id, error.message)
+            return
+        outcome.ok(item.contact_id, str(body.get("id") or key))
+
+    def _delete(self, item: OutboundItem, outcome: BatchOutcome) -> None:
+        key = item.external_id or ""
+        try:
+            self.api.request("DELETE", f"lists/{self.options.list_id}/members/{key}", accept=(404,),
+                             doing="archiving a member")
+        except RetriableError as error:
+            outcome.retriable(item.contact_id, error.message)
+            return
+        except RejectedRequestError as error:
+            outcome.rejected(item.contact_id, error.message)
+            return
+        outcome.ok(item.contact_id, key)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+__all__ = ["MailchimpConnector", "MailchimpOptions", "subscriber_hash"]
+
+
+@hookimpl
+def hub_connectors(register):
+    register(MailchimpConnector)
