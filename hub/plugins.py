@@ -19,7 +19,11 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.csv_file",
     "hub_plugins.google_sheets",
     "hub_plugins.mailchimp",
+    "hub_plugins.brevo",
 )
+
+#: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).
+DEFAULT_PLUGINS += ("hub.run_summary",)
 
 #: Comma-separated entry-point names to load; unset loads all, empty loads none.
 LOAD_PLUGINS_ENV = "HUB_LOAD_PLUGINS"

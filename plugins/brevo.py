@@ -1,0 +1,208 @@
+"""Brevo (formerly Sendinblue) API v3: the contacts of one list, read and written.
+
+Reading pages through ``GET /contacts/lists/{id}/contacts`` (500 a page; every
+contact with ``GET /contacts`` when no list is set), from the cursor on with
+``modifiedSince``. A contact is a record keyed by Brevo's contact id, with its
+attributes; ``emailBlacklisted`` reports an email opt-out, ``smsBlacklisted`` an SMS one.
+
+Writing imports contacts in bulk (``POST /contacts/import`` with ``jsonBody``, up to
+``batch_size`` rows, ``updateExistingContacts``): opted-out contacts go in an import
+of their own with ``emailBlacklist``, so they are unsubscribed everywhere in Brevo; an
+import never lifts a blacklist, so hub never subscribes an opted-out person again. The
+import is asynchronous: hub waits for its process to complete, then reads the
+contacts modified since to learn their ids; an address Brevo did not import is
+rejected with that reason. An import repeated after a lost answer updates the same
+contacts again, nothing more. Deleting removes the contact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from pydantic import Field
+
+from hub.connector import READ, WRITE, Connector, ConnectorContext
+from hub.errors import RetriableError
+from hub.hookspecs import hookimpl
+from hub.http import BatchOutcome, HeaderAuth, RejectedRequestError, ServiceOptions
+from hub.model import Checkpoint, ConsentReport, OutboundItem, RawRecord, WriteResult
+
+IMPORT_LIMIT = 5000
+ADDRESS_KEYS = ("email", "EMAIL")
+OPTED_OUT = ("unsubscribed", "complained")
+
+
+class BrevoOptions(ServiceOptions):
+    api_key: str = Field(description="API key (xkeysib-…): SMTP & API → API keys.")
+    list_id: int | None = Field(None, description="The list contacts are read from and imported into.")
+    endpoint: str | None = Field(None, description="Base URL of the API; default https://api.brevo.com/v3.")
+    batch_size: int = Field(1000, ge=1, le=IMPORT_LIMIT, description="Rows per import.")
+    page_size: int = Field(500, ge=1, le=500)
+    requests_per_second: float = Field(10.0, gt=0, description="Client-side pace (Brevo's limits depend on the plan).")
+    import_polls: int = Field(30, ge=1, description="How many times to ask whether an import is done.")
+    import_poll_seconds: float = Field(1.0, ge=0)
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class BrevoConnector(Connector):
+    plugin = "brevo"
+    Options = BrevoOptions
+    capabilities = frozenset({READ, WRITE})
+    description = "Brevo contacts of a list with attributes and email/SMS blacklists (source, destination)"
+    write_batch_size = 1000
+    consent_channel = "email"
+
+    def __init__(self, options: BrevoOptions, context: ConnectorContext, *,
+                 sleep: Callable[[float], None] = time.sleep):
+        super().__init__(options, context)
+        self.options: BrevoOptions = options
+        self.sleep = sleep
+        self.api = options.client(
+            "Brevo", "https://api.brevo.com/v3", auth=HeaderAuth("api-key", options.api_key),
+            secrets=[options.api_key], requests_per_second=options.requests_per_second,
+            pacing_key=("brevo", options.api_key[-12:]), sleep=sleep,
+        )
+
+    @property
+    def _contacts_path(self) -> str:
+        return f"contacts/lists/{self.options.list_id}/contacts" if self.options.list_id else "contacts"
+
+    # -- reading -------------------------------------------------------------
+
+    def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
+        since = _timestamp(cursor) if cursor else None
+        newest, newest_at = cursor, since
+        for contact in self._pages(since - dt.timedelta(seconds=1) if since else None):
+            changed = _timestamp(contact.get("modifiedAt"))
+            yield self._record(contact, changed)
+            if changed is not None and (newest_at is None or changed > newest_at):
+                newest, newest_at = _iso(changed), changed
+        yield Checkpoint(newest, complete=since is None)
+
+    def _pages(self, since: dt.datetime | None) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": self.options.page_size, "sort": "asc"}
+        if since is not None:
+            params["modifiedSince"] = _iso(since)
+        offset = 0
+        while True:
+            page = self.api.get_json(self._contacts_path, params={**params, "offset": offset},
+                                     doing="listing contacts") or {}
+            contacts = page.get("contacts") or []
+            yield from contacts
+            offset += len(contacts)
+            if not contacts or offset >= int(page.get("count") or 0):
+                return
+
+    def _record(self, contact: dict[str, Any], changed: dt.datetime | None) -> RawRecord:
+        values = {"email": contact.get("email")}
+        values.update({k: v for k, v in (contact.get("attributes") or {}).items() if v not in (None, "")})
+        reports = [ConsentReport("email", "unsubscribed" if contact.get("emailBlacklisted") else "subscribed",
+                                 changed, (("brevo_emailBlacklisted", str(bool(contact.get("emailBlacklisted")))),))]
+        if contact.get("smsBlacklisted"):
+            reports.append(ConsentReport("sms", "unsubscribed", changed, (("brevo_smsBlacklisted", "True"),)))
+        return RawRecord(str(contact.get("id")), values, updated_at=changed, consents=tuple(reports))
+
+    # -- writing -------------------------------------------------------------
+
+    def write(self, items: Sequence[OutboundItem]) -> list[WriteResult]:
+        outcome = BatchOutcome(item.contact_id for item in items)
+        allowed: list[tuple[OutboundItem, dict[str, Any]]] = []
+        withdrawn: list[tuple[OutboundItem, dict[str, Any]]] = []
+        for item in items:
+            if item.op == "delete":
+                self._delete(item, outcome)
+                continue
+            email = next((str(item.values[k]).strip() for k in ADDRESS_KEYS if item.values.get(k)), "")
+            if not email:
+                outcome.rejected(item.contact_id, "no e-mail address")
+                continue
+            row = {"email": email, "attributes": {k: v for k, v in item.values.items()
+                                                  if k not in ADDRESS_KEYS and v not in (None, "")}}
+            (withdrawn if item.consent in OPTED_OUT else allowed).append((item, row))
+        for group, blacklist in ((allowed, False), (withdrawn, True)):
+            for start in range(0, len(group), self.options.batch_size):
+                self._import(group[start : start + self.options.batch_size], blacklist, outcome)
+        return outcome.as_list()
+
+    def _import(self, chunk: list[tuple[OutboundItem, dict[str, Any]]], blacklist: bool,
+                outcome: BatchOutcome) -> None:
+        by_email = {row["email"].lower(): item.contact_id for item, row in chunk}
+        body: dict[str, Any] = {"jsonBody": [row for _, row in chunk], "updateExistingContacts": True,
+                                "emptyContactsAttributes": False, "emailBlacklist": blacklist}
+        if self.options.list_id:
+            body["listIds"] = [self.options.list_id]
+        try:
+            response = self.api.request("POST", "contacts/import", json_body=body, idempotent=True,
+                                        doing=f"importing {len(chunk)} contacts")
+            started = _server_time(response.headers) - dt.timedelta(seconds=1)
+            process = (self.api.json(response) or {}).get("processId")
+            if process is not None and not self._wait_for(process):
+                outcome.fail_pending("Brevo has not finished the import yet; sent again next run", by_email.values())
+                return
+            for contact in self._pages(started):
+                contact_id = by_email.get(str(contact.get("email") or "").lower())
+                if contact_id is not None and contact_id not in outcome.results:
+                    outcome.ok(contact_id, str(contact["id"]))
+        except RejectedRequestError as error:
+            for contact_id in by_email.values():
+                outcome.rejected(contact_id, error.message)
+            return
+        except RetriableError as error:
+            outcome.fail_pending(error.message, by_email.values())
+            return
+        for contact_id in by_email.values():
+            if contact_id not in outcome.results:
+                outcome.rejected(contact_id, "Brevo did not import this address (invalid or refused)")
+
+    def _wait_for(self, process_id: Any) -> bool:
+        for attempt in range(self.options.import_polls):
+            state = self.api.get_json(f"processes/{process_id}", doing="checking an import") or {}
+            if state.get("status") == "completed":
+                return True
+            self.sleep(self.options.import_poll_seconds * (1 if attempt < 5 else 2))
+        return False
+
+    def _delete(self, item: OutboundItem, outcome: BatchOutcome) -> None:
+        try:
+            self.api.request("DELETE", f"contacts/{item.external_id}", accept=(404,), doing="deleting a contact")
+        except RetriableError as error:
+            outcome.retriable(item.contact_id, error.message)
+            return
+        except RejectedRequestError as error:
+            outcome.rejected(item.contact_id, error.message)
+            return
+        outcome.ok(item.contact_id, item.external_id)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def _server_time(headers: Any) -> dt.datetime:
+    """The server's clock (``Date``), so reading back does not depend on ours."""
+    try:
+        return email.utils.parsedate_to_datetime(headers["Date"]).astimezone(dt.timezone.utc)
+    except (KeyError, TypeError, ValueError):
+        return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+
+
+__all__ = ["BrevoConnector", "BrevoOptions"]
+
+
+@hookimpl
+def hub_connectors(register):
+    register(BrevoConnector)

@@ -1,0 +1,190 @@
+"""A local Brevo (Sendinblue) API v3 server for contacts.
+
+* ``api-key`` header; a wrong key gets 401 ``{"code": "unauthorized", "message": "Key not found"}``;
+* ``POST /v3/contacts/import``: ``jsonBody`` (at most ``IMPORT_LIMIT`` rows), ``listIds``,
+  ``updateExistingContacts``, ``emailBlacklist`` (blacklists every imported contact;
+  ``false`` never lifts an existing blacklist); answers 202 ``{"processId"}``, applies
+  the rows, skips invalid addresses; ``GET /v3/processes/{id}`` says ``in_process``
+  once, then ``completed``;
+* ``GET /v3/contacts`` and ``GET /v3/contacts/lists/{id}/contacts``: ``limit`` (1000 /
+  500), ``offset``, ``modifiedSince`` (inclusive), ``sort``; ``{"contacts", "count"}``;
+* ``GET|PUT|DELETE /v3/contacts/{identifier}`` (id or email);
+* errors ``{"code", "message"}``; rate limits as 429 with ``x-sib-ratelimit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from tests.fakes.http import ApiError, FakeApi, Request
+
+IMPORT_LIMIT = 5000
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FakeBrevo(FakeApi):
+    def __init__(self, api_key: str = "xkeysib-0123456789abcdef-AbCdEfGh", **kwargs: Any):
+        self.api_key = api_key
+        self.contacts: dict[int, dict[str, Any]] = {}
+        self.lists: set[int] = {2}
+        self.processes: dict[int, dict[str, Any]] = {}
+        self.next_id = 1
+        self.imported_rows: list[str] = []
+        super().__init__(**kwargs)
+
+    def route_table(self) -> list[Any]:
+        return [
+            ("POST", r"/v3/contacts/import", "import", self._import),
+            ("GET", r"/v3/processes/(\d+)", "process", self._process),
+            ("GET", r"/v3/contacts", "contacts.list", self._list),
+            ("GET", r"/v3/contacts/lists/(\d+)/contacts", "list.contacts", self._list),
+            ("GET", r"/v3/contacts/([^/]+)", "contacts.get", self._get),
+            ("PUT", r"/v3/contacts/([^/]+)", "contacts.update", self._update),
+            ("DELETE", r"/v3/contacts/([^/]+)", "contacts.delete", self._delete),
+        ]
+
+    def authorize(self, request: Request, endpoint: str) -> None:
+        if request.headers.get("api-key") != self.api_key:
+            raise ApiError(401, {"code": "unauthorized", "message": "Key not found"})
+
+    def error_body(self, status: int, message: str) -> Any:
+        code = {400: "invalid_parameter", 404: "document_not_found", 429: "too_many_requests"}.get(status,
+                                                                                                  "internal_error")
+        return {"code": code, "message": message}
+
+    def rate_limit_error(self) -> ApiError:
+        return ApiError(429, {"code": "too_many_requests", "message": "Too many requests"},
+                        {"x-sib-ratelimit-limit": "10", "x-sib-ratelimit-remaining": "0",
+                         "x-sib-ratelimit-reset": "0"})
+
+    # -- protocol ------------------------------------------------------------
+
+    def _view(self, contact: dict[str, Any]) -> dict[str, Any]:
+        return {"id": contact["id"], "email": contact["email"], "emailBlacklisted": contact["emailBlacklisted"],
+                "smsBlacklisted": contact["smsBlacklisted"], "createdAt": _iso(contact["createdAt"]),
+                "modifiedAt": _iso(contact["modifiedAt"]), "listIds": sorted(contact["listIds"]),
+                "attributes": dict(contact["attributes"])}
+
+    def _find(self, identifier: str) -> dict[str, Any]:
+        if identifier.isdigit():
+            contact = self.contacts.get(int(identifier))
+        else:
+            contact = next((c for c in self.contacts.values() if c["email"] == identifier.lower()), None)
+        if contact is None:
+            raise ApiError(404, {"code": "document_not_found", "message": "Contact does not exist"})
+        return contact
+
+    def _import(self, request: Request) -> Any:
+        body = request.json() or {}
+        rows = body.get("jsonBody")
+        if not isinstance(rows, list) or not rows:
+            raise ApiError(400, {"code": "missing_parameter", "message": "fileBody, jsonBody or fileUrl is required"})
+        if len(rows) > IMPORT_LIMIT:
+            raise ApiError(400, {"code": "invalid_parameter", "message": f"jsonBody holds at most {IMPORT_LIMIT}"})
+        list_ids = set(body.get("listIds") or [])
+        unknown = list_ids - self.lists
+        if unknown:
+            raise ApiError(400, {"code": "invalid_parameter", "message": f"List ID {min(unknown)} does not exist"})
+        blacklist = bool(body.get("emailBlacklist"))
+        for row in rows:
+            email = str(row.get("email") or "").strip().lower()
+            if not EMAIL.match(email):
+                continue  # Brevo skips invalid rows and mentions them only in the report
+            self.imported_rows.append(email)
+            existing = next((c for c in self.contacts.values() if c["email"] == email), None)
+            if existing is not None and not body.get("updateExistingContacts", True):
+                continue
+            contact = existing or self._new(email)
+            contact["attributes"].update({k: v for k, v in (row.get("attributes") or {}).items()
+                                          if v not in (None, "") or body.get("emptyContactsAttributes")})
+            contact["listIds"] |= list_ids
+            if blacklist:
+                contact["emailBlacklisted"] = True
+            contact["modifiedAt"] = _now()
+        process_id = len(self.processes) + 1
+        self.processes[process_id] = {"id": process_id, "status": "in_process", "name": "import", "polls": 0}
+        return 202, {"processId": process_id}
+
+    def _new(self, email: str) -> dict[str, Any]:
+        contact = {"id": self.next_id, "email": email, "emailBlacklisted": False, "smsBlacklisted": False,
+                   "createdAt": _now(), "modifiedAt": _now(), "listIds": set(), "attributes": {}}
+        self.contacts[self.next_id] = contact
+        self.next_id += 1
+        return contact
+
+    def _process(self, request: Request, process_id: str) -> Any:
+        process = self.processes.get(int(process_id))
+        if process is None:
+            raise ApiError(404, {"code": "document_not_found", "message": "Process does not exist"})
+        process["polls"] += 1
+        if process["polls"] > 1:
+            process["status"] = "completed"
+        return {k: v for k, v in process.items() if k != "polls"}
+
+    def _list(self, request: Request, list_id: str | None = None) -> Any:
+        limit = int(request.arg("limit", "50"))
+        if limit > (500 if list_id else 1000):
+            raise ApiError(400, {"code": "out_of_range", "message": "Limit exceeds max value"})
+        offset = int(request.arg("offset", "0"))
+        contacts = list(self.contacts.values())
+        if list_id is not None:
+            if int(list_id) not in self.lists:
+                raise ApiError(404, {"code": "document_not_found", "message": "List ID does not exist"})
+            contacts = [c for c in contacts if int(list_id) in c["listIds"]]
+        since = request.arg("modifiedSince")
+        if since:
+            bound = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+            contacts = [c for c in contacts if c["modifiedAt"] >= bound]
+        contacts.sort(key=lambda c: (c["modifiedAt"], c["id"]), reverse=request.arg("sort", "desc") == "desc")
+        return {"contacts": [self._view(c) for c in contacts[offset : offset + limit]], "count": len(contacts)}
+
+    def _get(self, request: Request, identifier: str) -> Any:
+        return self._view(self._find(identifier))
+
+    def _update(self, request: Request, identifier: str) -> Any:
+        contact = self._find(identifier)
+        body = request.json() or {}
+        contact["attributes"].update(body.get("attributes") or {})
+        for key in ("emailBlacklisted", "smsBlacklisted"):
+            if key in body:
+                contact[key] = bool(body[key])
+        contact["listIds"] |= set(body.get("listIds") or [])
+        contact["modifiedAt"] = _now()
+        return 204, None
+
+    def _delete(self, request: Request, identifier: str) -> Any:
+        contact = self._find(identifier)
+        del self.contacts[contact["id"]]
+        return 204, None
+
+    # -- a person in Brevo -------------------------------------------------------
+
+    def add(self, email: str, *, blacklisted: bool = False, **attributes: Any) -> int:
+        with self.lock:
+            contact = self._new(email.lower())
+            contact["attributes"].update(attributes)
+            contact["listIds"].add(2)
+            contact["emailBlacklisted"] = blacklisted
+            return contact["id"]
+
+    def person_edits(self, email: str, *, blacklisted: bool | None = None, **attributes: Any) -> int:
+        with self.lock:
+            contact = self._find(email)
+            contact["attributes"].update(attributes)
+            if blacklisted is not None:
+                contact["emailBlacklisted"] = blacklisted
+            contact["modifiedAt"] = _now()
+            return contact["id"]
+
+    def by_email(self, email: str) -> dict[str, Any] | None:
+        return next((c for c in self.contacts.values() if c["email"] == email.lower()), None)

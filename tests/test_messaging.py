@@ -1,0 +1,167 @@
+"""Email and SMS services in whole syncs: consent travels between them, faults do not
+duplicate or lose contacts, and no key is ever printed or stored."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.fakes.brevo import FakeBrevo
+from tests.fakes.mailchimp import FakeMailchimp, subscriber_hash
+
+MAILCHIMP_KEY = "b1946ac92492d2347c6235b4d2611184-us21"
+BREVO_KEY = "xkeysib-4e1a7a0c9d2b3f5e6a7b8c9d-ZxCvBnMq"
+KEYS = (MAILCHIMP_KEY, BREVO_KEY)
+
+PEOPLE = [("ivan@example.ru", "Иван", "Петров"), ("anna@example.com", "Анна", "Смирнова"),
+          ("oleg@example.org", "Олег", "Иванов")]
+
+
+@pytest.fixture
+def services():
+    with FakeMailchimp(MAILCHIMP_KEY) as mailchimp, FakeBrevo(BREVO_KEY) as brevo:
+        yield mailchimp, brevo
+
+
+def configure(project: Project, mailchimp: FakeMailchimp, brevo: FakeBrevo, monkeypatch, extra: str = "") -> None:
+    monkeypatch.setenv("MAILCHIMP_KEY", MAILCHIMP_KEY)
+    monkeypatch.setenv("BREVO_KEY", BREVO_KEY)
+    root = Path(__file__).resolve().parent.parent
+    for name in ("mailchimp", "brevo"):
+        (project.root / "mappings").mkdir(exist_ok=True)
+        shutil.copy(root / "mappings" / f"{name}.yaml", project.root / "mappings" / f"{name}.yaml")
+    project.config(textwrap.dedent(f"""\
+        connectors:
+          mailchimp:
+            plugin: mailchimp
+            role: both
+            api_key: $MAILCHIMP_KEY
+            list_id: {mailchimp.list_id}
+            endpoint: {mailchimp.url}/3.0
+            backoff_seconds: 0
+            max_backoff_seconds: 0
+          brevo:
+            plugin: brevo
+            role: both
+            api_key: $BREVO_KEY
+            list_id: 2
+            endpoint: {brevo.url}/v3
+            backoff_seconds: 0
+            max_backoff_seconds: 0
+            import_poll_seconds: 0
+        """) + extra)
+
+
+def sync(project: Project) -> dict:
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_an_unsubscribe_in_mailchimp_reaches_brevo_on_the_next_sync(project, services, monkeypatch):
+    mailchimp, brevo = services
+    for email, first, last in PEOPLE:
+        mailchimp.add(email, FNAME=first, LNAME=last)
+    brevo.add("ivan@example.ru", FIRSTNAME="Иван")
+    configure(project, mailchimp, brevo, monkeypatch)
+    sync(project)
+    assert {c["email"] for c in brevo.contacts.values()} == {email for email, *_ in PEOPLE}
+    assert not any(c["emailBlacklisted"] for c in brevo.contacts.values())
+
+    mailchimp.person_unsubscribes("ivan@example.ru")
+    report = sync(project)
+    assert brevo.by_email("ivan@example.ru")["emailBlacklisted"] is True
+    assert not brevo.by_email("anna@example.com")["emailBlacklisted"]
+    assert report["counts"]["brevo"]["sent"] >= 1
+    log = json.loads(project.hub("log", "--field", "consent_email", "--json").stdout)
+    assert [(e["old"], e["new"], e["connector"]) for e in log if e["new"] == "unsubscribed"] == [
+        ("subscribed", "unsubscribed", "mailchimp")]
+
+    # Brevo's next read still says nothing new; Mailchimp's stale copy elsewhere cannot resubscribe
+    sync(project)
+    assert mailchimp.status_of("ivan@example.ru") == "unsubscribed"
+    assert brevo.by_email("ivan@example.ru")["emailBlacklisted"] is True
+    card = project.hub("show", "ivan@example.ru").output
+    assert "Иван" in card
+
+
+def test_a_contact_without_consent_is_not_added_to_a_list(project, services, monkeypatch):
+    mailchimp, brevo = services
+    project.write("leads.csv", "id,email,first_name\n1,lead@example.com,Лида\n")
+    configure(project, mailchimp, brevo, monkeypatch, extra="""\
+  leads:
+    plugin: csv
+    path: leads.csv
+    id_column: id
+""")
+    sync(project)
+    assert mailchimp.status_of("lead@example.com") is None
+    assert brevo.by_email("lead@example.com") is None
+
+
+def test_require_consent_false_adds_contacts_without_a_known_status(project, services, monkeypatch):
+    mailchimp, brevo = services
+    project.write("leads.csv", "id,email,first_name\n1,lead@example.com,Лида\n")
+    configure(project, mailchimp, brevo, monkeypatch, extra="""\
+  leads:
+    plugin: csv
+    path: leads.csv
+    id_column: id
+""")
+    text = (project.root / "hub.yaml").read_text().replace(
+        "    endpoint: " + mailchimp.url, "    require_consent: false\n    endpoint: " + mailchimp.url)
+    (project.root / "hub.yaml").write_text(text)
+    sync(project)
+    assert mailchimp.status_of("lead@example.com") == "subscribed"
+    assert brevo.by_email("lead@example.com") is None
+
+
+def test_faults_neither_duplicate_nor_lose_contacts(project, services, monkeypatch):
+    mailchimp, brevo = services
+    for i in range(60):
+        mailchimp.add(f"person{i}@example.com", FNAME=f"Имя{i}")
+    mailchimp.add("broken@invalid", FNAME="Сломанный")  # Brevo will not import it
+    configure(project, mailchimp, brevo, monkeypatch)
+    brevo.fail("import", 429, retry_after="0")
+    brevo.fail("import", 500)  # refused before applying
+    brevo.fail("import", 502, body="html", after_apply=True)  # applied, the answer lost
+    brevo.fail("contacts.list", 503)
+    brevo.fail("list.contacts", 500, body="drop")
+    mailchimp.fail("members.list", 500, body="truncated")
+    first = sync(project)
+    applied = Counter(brevo.imported_rows)
+    second = sync(project)
+    emails = [c["email"] for c in brevo.contacts.values()]
+    assert len(emails) == len(set(emails)) == 60  # each once; the invalid address rejected
+    assert first["counts"]["brevo"]["rejected"] == 1
+    assert first["counts"]["brevo"]["sent"] == 60
+    # refused requests (429, 500 before applying) applied nothing; the import whose answer
+    # was lost is the only one applied twice (an idempotent upsert); later syncs send nothing
+    assert set(applied.values()) == {2} and len(applied) == 60
+    assert second["counts"].get("brevo", {}).get("sent", 0) == 0
+    assert Counter(brevo.imported_rows) == applied
+
+
+def test_no_key_in_logs_errors_change_log_or_run_reports(project, services, monkeypatch):
+    mailchimp, brevo = services
+    mailchimp.add("ivan@example.ru", FNAME="Иван")
+    configure(project, mailchimp, brevo, monkeypatch)
+    brevo.fail("import", 500, times=50)  # a failing run: errors are reported
+    outputs = [project.hub("-v", "-v", "sync", "--json")]
+    mailchimp.api_key = "ffffffffffffffffffffffffffffffff-us21"  # now the key is refused
+    outputs.append(project.hub("-v", "-v", "sync"))
+    outputs += [project.hub(*args) for args in (("runs", "--json"), ("log", "--json"), ("show", "1"),
+                                                ("export", "links"), ("quarantine", "list"))]
+    text = "\n".join(result.output for result in outputs)
+    assert "API Key Invalid" in text and "HTTP 500" in text
+    store = (project.root / "hub.db").read_bytes()
+    for key in KEYS:
+        assert key not in text
+        assert key.encode() not in store
+    assert subscriber_hash("ivan@example.ru")
