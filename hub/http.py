@@ -25,9 +25,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from pydantic import Field
@@ -45,6 +45,7 @@ from hub.model import WriteResult
 from hub.redact import RedactingFilter, redact, register_secret
 
 log = logging.getLogger("hub.http")
+T = TypeVar("T")
 
 #: Methods that may be repeated without changing the outcome (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -512,6 +513,27 @@ class BatchOutcome:
         return [self.results.get(cid) or WriteResult(cid, "retriable", error="not sent") for cid in self.order]
 
 
+def send_in_halves(items: Sequence[T], send: Callable[[Sequence[T]], None],
+                   rejected: Callable[[T, str], None],
+                   about_items: Callable[[RejectedRequestError], bool] = lambda error: True) -> None:
+    """Send ``items`` with an API that refuses a whole batch for one bad item: on a
+    refusal, send each half again until the bad items are alone, and report each of
+    them with the provider's reason. The items sent with the refused batch were not
+    accepted, so nothing accepted is ever sent twice. A refusal ``about_items`` says is
+    not about the items (an unknown list) is raised as it is."""
+    try:
+        send(items)
+    except RejectedRequestError as error:
+        if not about_items(error):
+            raise
+        if len(items) == 1:
+            rejected(items[0], error.message)
+            return
+        middle = len(items) // 2
+        send_in_halves(items[:middle], send, rejected, about_items)
+        send_in_halves(items[middle:], send, rejected, about_items)
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
@@ -526,5 +548,6 @@ __all__ = [
     "ServiceOptions",
     "TokenAuth",
     "retry_after_seconds",
+    "send_in_halves",
     "shared_pacing",
 ]

@@ -20,6 +20,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.google_sheets",
     "hub_plugins.mailchimp",
     "hub_plugins.brevo",
+    "hub_plugins.sendpulse",
 )
 
 #: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).
