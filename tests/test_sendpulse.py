@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from hub_plugins.sendpulse import SendPulseConnector, SendPulseOptions
 
 from hub.connector import ConnectorContext
 from hub.errors import FatalError
 from hub.model import OutboundItem
-from hub_plugins.sendpulse import SendPulseConnector, SendPulseOptions
 from tests.conformance import ConnectorConformance, read_all
 from tests.fakes.sendpulse import FakeSendPulse
 
