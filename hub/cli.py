@@ -668,6 +668,29 @@ def reconcile_command(app: App, connector: str, fix: bool, allow_mass_delete: bo
         sys.exit(EXIT_RUN_FAILED)
 
 
+@main.command("schedule")
+@click.option("--once", is_flag=True, help="Run the jobs due now (missed ones by the policy), then exit.")
+@json_option
+@click.pass_obj
+def schedule_command(app: App, once: bool, as_json: bool) -> None:
+    """Run the jobs of `schedule:` in hub.yaml in the foreground, until SIGTERM or Ctrl-C.
+
+    Runs never overlap (a second scheduler exits with code 3); SIGTERM lets the run in
+    progress finish its batch and exits with code 0."""
+    import threading
+
+    from hub.schedule import Scheduler, graceful_signals
+
+    for name in ("hub.schedule", "hub.runs"):
+        logger = logging.getLogger(name)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    stop = threading.Event()
+    with graceful_signals(stop):
+        made = Scheduler(app.config, app.store, stop).run(once=once)
+    if as_json:
+        _emit(made)
+
+
 # --- quarantine --------------------------------------------------------------------
 
 

@@ -126,6 +126,48 @@ class GuardsConfig(StrictModel):
         return value
 
 
+class ScheduleJob(StrictModel):
+    """One scheduled sync."""
+
+    cron: str = Field(description="Five-field cron expression (minute hour day month weekday), e.g. '*/15 * * * *'.")
+    connectors: list[str] = Field(
+        default_factory=list, description="Connectors this job syncs; empty: every enabled connector."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        value = " ".join(value.split())
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a five-field cron expression (minute hour day month weekday)")
+        return value
+
+
+class ScheduleConfig(StrictModel):
+    """``hub schedule``: when to sync."""
+
+    jobs: dict[str, ScheduleJob] = Field(default_factory=dict, description="Named jobs: cron and connectors.")
+    timezone: str = Field("UTC", description="Time zone the cron expressions are read in, e.g. Europe/Moscow.")
+    missed: Literal["run_once", "skip"] = Field(
+        "run_once",
+        description="A time missed while hub schedule was stopped or a run was busy: run_once runs the job "
+        "once as soon as possible; skip waits for the next time.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use a name like UTC or Europe/Moscow") from None
+        return value
+
+
 class HubConfig(StrictModel):
     """The whole of hub.yaml."""
 
@@ -137,6 +179,7 @@ class HubConfig(StrictModel):
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     merge: MergeConfig = Field(default_factory=MergeConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
 
 
 class LoadedConfig:
@@ -333,6 +376,15 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
         except ValidationError as error:
             raise_validation_error(error, file, prefix=where, model=cls.Options)
         loaded.mappings[name] = _load_mapping(loaded, name, entry, file)
+    for job_name, job in model.schedule.jobs.items():
+        for i, name in enumerate(job.connectors):
+            if name not in model.connectors:
+                raise ConfigError(
+                    file,
+                    f"schedule.jobs.{job_name}.connectors[{i}]",
+                    f"no connector named {name!r}{_did_you_mean(name, model.connectors)}",
+                    hint="list names from `connectors:`",
+                )
     for i, name in enumerate(model.merge.source_priority):
         if name not in model.connectors:
             raise ConfigError(

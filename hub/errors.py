@@ -66,5 +66,12 @@ class LockedError(HubError):
     exit_code = EXIT_LOCKED
 
 
+class StopRequested(HubError):
+    """A signal asked the run to stop: it stopped at a batch boundary, with every
+    batch before it committed, and is recorded as interrupted."""
+
+    exit_code = 130
+
+
 class SkippableRecord(HubError):
     """One record cannot be used; it goes to quarantine with this reason and the run goes on."""

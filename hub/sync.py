@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
@@ -33,6 +34,7 @@ from hub.errors import (
     GuardError,
     RetriableError,
     SkippableRecord,
+    StopRequested,
     UsageError,
 )
 from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of
@@ -193,6 +195,8 @@ class Sync:
         self._connectors: dict[str, Connector] = {}
         self._tx_connection: Connection | None = None
         self.report = RunReport(run_id=0, dry_run=dry_run)
+        #: Set (by a signal handler) to stop the run at the next batch boundary.
+        self.stop: threading.Event | None = None
 
     # --- plumbing -----------------------------------------------------------------
     def connector(self, name: str) -> Connector:
@@ -289,12 +293,26 @@ class Sync:
 
     def _guarded(self, name: str, step: Callable[[str], None]) -> None:
         """Run one connector's step; a failure of one tool does not stop the others."""
+        self._check_stop()
         try:
             step(name)
         except (RetriableError, FatalError, SkippableRecord) as error:
             message = redact(f"{name}: {error}")
             log.debug(message)
             self.report.errors.append(message)
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested("stopped on request after the last committed batch")
+
+    def _notify(self) -> None:
+        """Tell plugins the run finished (``hub_run_finished``); a failing plugin never fails the run."""
+        from hub.plugins import get_plugin_manager
+
+        try:
+            get_plugin_manager().hook.hub_run_finished(run=self.report.as_dict())
+        except Exception as error:  # noqa: BLE001 - a notification must not change the run's outcome
+            log.warning("a hub_run_finished hook failed: %s", redact(f"{type(error).__name__}: {error}"))
 
     def _finish(self, status: str, error: str | None) -> None:
         self.report.status = status
@@ -305,6 +323,7 @@ class Sync:
                 .where(runs.c.id == self.report.run_id)
                 .values(status=status, finished_at=utcnow(), counts=counts, error=redact(error) if error else None)
             )
+        self._notify()
 
     # --- pull -------------------------------------------------------------------------
     def _pull(self, name: str) -> None:
@@ -348,6 +367,10 @@ class Sync:
             inflight.append((screened, self.preparer.submit(name, rows), checkpoint))
             while len(inflight) > 1:
                 self._apply_batch(state, *inflight.popleft())
+            if self.stop is not None and self.stop.is_set():
+                while inflight:  # finish the batches read so far, with their cursor
+                    self._apply_batch(state, *inflight.popleft())
+                self._check_stop()
 
         batch: list[RawRecord] = []
         for item in connector.read(cursor):
@@ -926,6 +949,8 @@ class Sync:
             return
         step = size or len(pending)
         for start in range(0, len(pending), step):
+            if start:
+                self._check_stop()
             chunk = pending[start : start + step]
             items = []
             for row in chunk:

@@ -334,3 +334,189 @@ def test_reconcile_of_a_destination_puts_the_stores_version_back(store_project):
     report = json.loads(store_project.hub("reconcile", "out", "--json").stdout)
     assert [(r["field"], r["tool"], r["store"]) for r in report["conflicts"]] == [("city", "Тула", "Тверь")]
     assert store_project.hub("reconcile", "nope").exit_code == 2
+
+
+# --------------------------------------------------------------------- schedule
+
+
+def _scheduled(project, jobs: str, missed: str = "run_once") -> None:
+    project.write("sheet.csv", SHEET)
+    project.config(CONFIG + f"schedule:\n  missed: {missed}\n  jobs:\n{jobs}")
+
+
+def _remember(project, job: str, when: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(project.store_url or f"sqlite:///{project.root / 'hub.db'}")
+    with engine.begin() as c:
+        c.execute(text("DELETE FROM store_settings WHERE name = :n"), {"n": f"schedule:{job}"})
+        c.execute(text("INSERT INTO store_settings (name, value) VALUES (:n, :v)"),
+                  {"n": f"schedule:{job}", "v": when})
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("jobs", "message"), [
+    ("    a: {cron: '61 * * * *'}\n", "schedule.jobs.a.cron: '61 * * * *' is not a five-field cron"),
+    ("    a: {cron: 'every hour'}\n", "schedule.jobs.a.cron"),
+    ("    a: {cron: '* * * * *', connectors: [shet]}\n", "schedule.jobs.a.connectors[0]: no connector named 'shet'"),
+    ("    a: {cron: '* * * * *', every: 5}\n", "schedule.jobs.a.every: unknown key"),
+])
+def test_schedule_config_errors_name_the_key(project, jobs, message):
+    _scheduled(project, jobs)
+    result = project.hub("check")
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_schedule_config_rejects_an_unknown_time_zone_and_policy(project):
+    _scheduled(project, "    a: {cron: '* * * * *'}\n", missed="sometimes")
+    assert "schedule.missed" in project.hub("check").stderr
+    project.config(CONFIG + "schedule:\n  timezone: Mars/Olympus\n  jobs:\n    a: {cron: '* * * * *'}\n")
+    result = project.hub("check")
+    assert result.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in result.stderr
+    project.config(CONFIG)
+    assert project.hub("schedule", "--once").exit_code == 2  # no jobs
+
+
+@pytest.mark.parametrize(("missed", "runs"), [("run_once", 1), ("skip", 0)])
+def test_missed_runs_follow_the_policy(store_project, missed, runs):
+    _scheduled(store_project, "    yearly: {cron: '0 0 1 1 *'}\n", missed=missed)
+    first = store_project.hub("schedule", "--once", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == []  # a new job waits for its first time
+    _remember(store_project, "yearly", "2020-01-01T00:00:00+00:00")  # six years of runs missed
+    result = store_project.hub("schedule", "--once", "--json")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    assert len(made) == runs  # however many were missed, at most one run
+    if runs:
+        assert made[0]["status"] == "ok" and made[0]["counts"]["sheet"]["created"] == 3
+        assert "missed" in result.stderr and "running it once now" in result.stderr
+        assert "INFO hub.runs: run 1 ok: sheet: read 3 created 3" in result.stderr  # the built-in hook
+    assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []  # caught up
+
+
+def _scheduler_process(project):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HUB_CONFIG"}
+    return subprocess.Popen(
+        [sys.executable, "-c", "from hub.cli import main; main()", "-c", str(project.root / "hub.yaml"), "schedule"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def test_two_schedulers_never_run_at_once_and_sigterm_stops_a_waiting_one(store_project):
+    import signal
+
+    _scheduled(store_project, "    yearly: {cron: '0 0 1 1 *'}\n")
+    first = _scheduler_process(store_project)
+    try:
+        line = first.stderr.readline()
+        assert "hub.schedule: started" in line, line
+        second = store_project.hub("schedule", "--once")
+        assert second.exit_code == 3
+        assert "another hub schedule is running on this store (pid" in second.stderr
+        assert store_project.hub("sync").exit_code == 0  # a manual sync is not blocked by a waiting scheduler
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert store_project.hub("schedule", "--once").exit_code == 0  # the lock went with the process
+
+
+def test_sigterm_mid_run_finishes_the_batch_and_the_next_run_goes_on(project, monkeypatch):
+    """The scheduler in this process; a connector sends SIGTERM to it in the middle of its read."""
+    import os
+    import signal
+    import threading
+
+    from hub.config import load_config
+    from hub.connector import Connector
+    from hub.model import Checkpoint, RawRecord
+    from hub.plugins import connector_classes
+    from hub.schedule import Scheduler, graceful_signals
+    from hub.store import open_store
+
+    class Interrupted(Connector):
+        plugin = "interrupted"
+        capabilities = frozenset({"read"})
+
+        def read(self, cursor):
+            for i in range(1, 31):
+                yield RawRecord(str(i), {"full_name": f"Человек Номер{i}", "phone": f"+7916000{i:04d}"})
+                if i == 7 and os.environ.get("SEND_SIGTERM"):
+                    os.kill(os.getpid(), signal.SIGTERM)
+            yield Checkpoint("done", complete=True)
+
+    monkeypatch.setattr("hub.sync.BATCH_SIZE", 5)
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    monkeypatch.setenv("SEND_SIGTERM", "1")
+    project.config("connectors:\n  src: {plugin: interrupted}\nschedule:\n  jobs:\n    yearly: {cron: '0 0 1 1 *'}\n")
+    classes = {**connector_classes(), "interrupted": Interrupted}
+    config = load_config(project.root / "hub.yaml", classes)
+    store = open_store(config.store_url)
+    _remember(project, "yearly", "2020-01-01T00:00:00+00:00")
+    stop = threading.Event()
+    with graceful_signals(stop):
+        made = Scheduler(config, store, stop).run()  # returns once stopped, without --once
+    assert stop.is_set() and len(made) == 1
+    assert made[0]["status"] == "interrupted"
+    assert made[0]["counts"]["src"]["created"] == 10  # the batch in hand (6-10) was finished
+    from hub.changes import list_runs
+
+    with store.connect() as c:
+        runs = list_runs(c)
+    assert runs[0]["status"] == "interrupted" and "stopped on request" in runs[0]["error"]
+    monkeypatch.delenv("SEND_SIGTERM")
+    with graceful_signals(stop := threading.Event()):
+        again = Scheduler(config, store, stop).run(once=True)  # the interrupted job is still due
+    store.dispose()
+    assert again[0]["status"] == "ok"
+    assert again[0]["counts"]["src"]["unchanged"] == 10 and again[0]["counts"]["src"]["created"] == 20
+
+
+def test_a_lock_left_by_a_dead_process_is_detected(store_project):
+    import fcntl
+    import socket
+    import subprocess
+
+    from sqlalchemy import create_engine, text
+
+    store_project.write("sheet.csv", SHEET)
+    store_project.config(CONFIG)
+    assert store_project.hub("sync").exit_code == 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    holder = {"pid": gone.pid, "host": socket.gethostname(), "since": "2026-01-01T00:00:00+00:00"}
+    if store_project.store_url is None or store_project.store_url.startswith("sqlite"):
+        # a process the dead run started still holds the lock file open: said, not broken
+        database = store_project.store_url.removeprefix("sqlite:///") if store_project.store_url else "hub.db"
+        path = store_project.root / f"{database}.sync.lock"
+        with open(path, "w") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            handle.write(json.dumps(holder))
+            handle.flush()
+            result = store_project.hub("sync")
+        assert result.exit_code == 3
+        assert f"(pid {gone.pid} on {socket.gethostname()}" in result.stderr and "no longer running" in result.stderr
+        return
+    # PostgreSQL: an orphaned session holds the advisory lock; its session is ended
+    import zlib
+
+    engine = create_engine(store_project.store_url)
+    orphan = engine.connect()
+    key = zlib.crc32(b"hub:sync")
+    assert orphan.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    backend = orphan.execute(text("SELECT pg_backend_pid()")).scalar()
+    orphan.execute(text("DELETE FROM store_settings WHERE name = 'lock:sync'"))
+    orphan.execute(text("INSERT INTO store_settings (name, value) VALUES ('lock:sync', :v)"),
+                   {"v": json.dumps({**holder, "backend": backend})})
+    orphan.commit()
+    result = store_project.hub("sync")
+    assert result.exit_code == 0, result.output
+    orphan.invalidate()
+    engine.dispose()

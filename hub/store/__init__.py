@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import json
+import logging
 import os
+import socket
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from operator import itemgetter
@@ -14,7 +19,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy import Table, create_engine, delete, event, insert, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
@@ -22,6 +27,7 @@ from hub.errors import FatalError, LockedError
 from hub.redact import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger("hub.store")
 
 
 class Store:
@@ -95,7 +101,10 @@ class Store:
 
         SQLite: an OS file lock beside the database, released by the kernel when the
         process dies, so a killed run leaves no stale lock. PostgreSQL: a session
-        advisory lock, released when the connection closes."""
+        advisory lock, released when the connection closes. A lock whose holder, by the
+        pid and host it recorded, is no longer running is stale: on PostgreSQL its
+        orphaned session is ended and the lock taken; on SQLite the message says which
+        process keeps the lock file open."""
         if self.dialect == "sqlite":
             if not self.sqlite_path or self.sqlite_path == ":memory:":
                 yield
@@ -103,20 +112,21 @@ class Store:
             import fcntl
 
             lock_path = f"{self.sqlite_path}.{name}.lock"
-            handle = open(lock_path, "a+")
+            handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
             try:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     handle.seek(0)
-                    holder = handle.read().strip()
+                    holder = _holder(handle.read())
                     raise LockedError(
-                        f"another hub {name} is running on this store{f' ({holder})' if holder else ''}",
-                        hint="wait for it to finish; a killed run releases the lock by itself",
+                        f"another hub {name} is running on this store{_describe(holder)}",
+                        hint="a process started by that run keeps the lock file open: stop it"
+                        if _is_stale(holder) else "wait for it to finish; a killed run releases the lock by itself",
                     ) from None
                 handle.seek(0)
                 handle.truncate()
-                handle.write(f"pid {os.getpid()}")
+                handle.write(json.dumps(_me()))
                 handle.flush()
                 yield
             finally:
@@ -126,9 +136,16 @@ class Store:
         with self.engine.connect() as connection:
             got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             connection.commit()
+            if not got and self._end_stale_holder(connection, name, key):
+                got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                connection.commit()
             if not got:
-                raise LockedError(f"another hub {name} is running on this store",
+                holder = self._pg_holder(connection, name)
+                raise LockedError(f"another hub {name} is running on this store{_describe(holder)}",
                                   hint="wait for it to finish; a killed run releases the lock by itself")
+            me = {**_me(), "backend": connection.execute(text("SELECT pg_backend_pid()")).scalar()}
+            connection.commit()
+            self._pg_record_holder(name, me)
             try:
                 yield
             finally:
@@ -138,8 +155,88 @@ class Store:
                 except SQLAlchemyError:
                     pass
 
+    def _pg_holder(self, connection: Connection, name: str) -> dict[str, Any]:
+        from hub.store.schema import store_settings
+
+        with contextlib.suppress(SQLAlchemyError, ValueError):
+            value = connection.execute(
+                select(store_settings.c.value).where(store_settings.c.name == f"lock:{name}")
+            ).scalar()
+            connection.commit()
+            return json.loads(value) if value else {}
+        connection.rollback()
+        return {}
+
+    def _pg_record_holder(self, name: str, me: dict[str, Any]) -> None:
+        from hub.store.schema import store_settings
+
+        with contextlib.suppress(SQLAlchemyError), self.engine.begin() as c:
+            c.execute(delete(store_settings).where(store_settings.c.name == f"lock:{name}"))
+            c.execute(insert(store_settings).values(name=f"lock:{name}", value=json.dumps(me)))
+
+    def _end_stale_holder(self, connection: Connection, name: str, key: int) -> bool:
+        """End the session holding the lock if the hub process that took it is gone."""
+        holder = self._pg_holder(connection, name)
+        if not _is_stale(holder) or not holder.get("backend"):
+            return False
+        sessions = connection.execute(
+            text("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"),
+            {"k": key},
+        ).scalars().all()
+        connection.commit()
+        if holder["backend"] not in sessions:
+            return False
+        log.warning("hub %s lock: its holder (%s) is no longer running; ending its database session %s",
+                    name, _describe(holder).strip(" ()"), holder["backend"])
+        connection.execute(text("SELECT pg_terminate_backend(:p)"), {"p": holder["backend"]})
+        connection.commit()
+        for _ in range(50):  # the session ends asynchronously
+            left = connection.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = :k"),
+                {"k": key},
+            ).scalar()
+            connection.commit()
+            if not left:
+                break
+            time.sleep(0.1)
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _me() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _holder(text_: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text_)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_stale(holder: dict[str, Any]) -> bool:
+    """The holder recorded a process on this host that is no longer running."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or holder.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder.get("pid"):
+        return ""
+    stale = ", no longer running" if _is_stale(holder) else ""
+    return f" (pid {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}{stale})"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

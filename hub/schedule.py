@@ -1,0 +1,208 @@
+"""``hub schedule``: a foreground scheduler running the jobs of ``schedule:`` in hub.yaml.
+
+* Runs never overlap: the scheduler holds the store's ``schedule`` lock for its
+  lifetime (a second scheduler exits with code 3), and each run takes the ``sync``
+  lock like ``hub sync`` (a run due while a manual sync holds it waits for the next
+  try, per the missed-run policy).
+* Missed runs: the last time each job ran is kept in the store. A time missed while
+  the scheduler was stopped, or while another run held the lock, is run once as soon
+  as possible (``missed: run_once``, the default), however many times were missed; or
+  not at all (``missed: skip``).
+* SIGTERM or SIGINT: a waiting scheduler exits at once; a running one finishes the
+  batch in hand (committed with its cursor), records the run as interrupted and exits
+  with code 0. A second signal stops at once, as ``hub sync`` does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from sqlalchemy import delete, insert, select
+
+from hub.config import LoadedConfig, ScheduleJob
+from hub.errors import LockedError, StopRequested, UsageError
+from hub.store import Store
+from hub.store.schema import store_settings
+from hub.sync import Sync, utcnow
+
+log = logging.getLogger("hub.schedule")
+
+#: How long to wait before trying a run again that found the sync lock taken.
+RETRY_LOCKED = dt.timedelta(seconds=30)
+#: The longest sleep: the clock is looked at again at least this often.
+LONGEST_SLEEP = 60.0
+
+
+@dataclass
+class _Job:
+    name: str
+    spec: ScheduleJob
+    #: the last scheduled time that was run (or skipped by policy)
+    last: dt.datetime
+    #: when to look at this job next (a scheduled time, or a retry)
+    due: dt.datetime
+
+
+class Scheduler:
+    """Runs the scheduled jobs of one config until ``stop`` is set."""
+
+    def __init__(
+        self, config: LoadedConfig, store: Store, stop: threading.Event | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
+        self.config = config
+        self.store = store
+        self.stop = stop or threading.Event()
+        self.clock = clock
+        settings = config.model.schedule
+        self.zone = ZoneInfo(settings.timezone)
+        self.policy = settings.missed
+        self.runs: list[dict[str, Any]] = []
+
+    def run(self, once: bool = False) -> list[dict[str, Any]]:
+        """Run jobs as they fall due; with ``once``, only those due now (missed ones by
+        the policy), then return. Returns the reports of the runs made."""
+        jobs_config = self.config.model.schedule.jobs
+        if not jobs_config:
+            raise UsageError(f"{self.config.path.name} has no schedule jobs",
+                             hint="add schedule: jobs: NAME: {cron: '*/15 * * * *'} (see README, Operations)")
+        with self.store.lock("schedule"):
+            log.info("started (pid %d): %d job(s), time zone %s, missed runs: %s", os.getpid(), len(jobs_config),
+                     self.zone.key, self.policy)
+            jobs = self._load(jobs_config)
+            for job in jobs:
+                log.info("job %s (%s): next run %s", job.name, job.spec.cron,
+                         "now" if job.due <= self.clock() else self._local(job.due))
+            while not self.stop.is_set():
+                now = self.clock()
+                ready = sorted((job for job in jobs if job.due <= now), key=lambda job: job.due)
+                if not ready:
+                    if once:
+                        break
+                    wait = min(job.due for job in jobs) - now
+                    self.stop.wait(max(0.0, min(wait.total_seconds(), LONGEST_SLEEP)))
+                    continue
+                for job in ready:
+                    if self.stop.is_set():
+                        break
+                    self._run_job(job, now)
+        return self.runs
+
+    # --- one job --------------------------------------------------------------
+    def _run_job(self, job: _Job, now: dt.datetime) -> None:
+        slot = self._latest_slot(job.spec.cron, now)
+        sync = Sync(self.config, self.store)
+        sync.stop = self.stop
+        try:
+            report = sync.run(job.spec.connectors)
+        except LockedError as error:
+            if self.policy == "run_once":
+                job.due = now + RETRY_LOCKED
+                log.warning("job %s: %s; trying again at %s", job.name, str(error).splitlines()[0],
+                            self._local(job.due))
+            else:
+                log.warning("job %s: %s; skipped until %s", job.name, str(error).splitlines()[0],
+                            self._local(self._next(job.spec.cron, slot)))
+                self._done(job, slot)
+            return
+        except StopRequested:
+            log.warning("job %s: stopped on request; the next run goes on from the last committed batch", job.name)
+            self.runs.append(sync.report.as_dict())
+            return
+        except Exception as error:  # noqa: BLE001 - a failed run is in `hub runs`; the schedule goes on
+            log.warning("job %s: the run failed: %s", job.name, str(error).splitlines()[0])
+            report = sync.report
+        self.runs.append(report.as_dict())
+        self._done(job, slot)
+
+    def _done(self, job: _Job, slot: dt.datetime) -> None:
+        job.last = slot
+        job.due = self._next(job.spec.cron, slot)
+        with self.store.begin() as c:
+            c.execute(delete(store_settings).where(store_settings.c.name == _key(job.name)))
+            c.execute(insert(store_settings).values(name=_key(job.name), value=slot.isoformat()))
+
+    # --- times ------------------------------------------------------------------
+    def _load(self, jobs_config: dict[str, ScheduleJob]) -> list[_Job]:
+        now = self.clock()
+        with self.store.connect() as c:
+            saved = {
+                row.name: row.value for row in c.execute(
+                    select(store_settings.c.name, store_settings.c.value).where(
+                        store_settings.c.name.in_([_key(name) for name in jobs_config])
+                    )
+                )
+            }
+        jobs = []
+        for name, spec in jobs_config.items():
+            text = saved.get(_key(name))
+            if text is None:  # a new job: from now on
+                last = now
+                due = self._next(spec.cron, now)
+            else:
+                last = dt.datetime.fromisoformat(text)
+                due = self._next(spec.cron, last)
+                if due <= now:
+                    missed = sum(1 for _ in self._slots(spec.cron, last, now))
+                    if self.policy == "run_once":
+                        log.warning("job %s missed %d run(s) since %s: running it once now", name, missed,
+                                    self._local(last))
+                    else:
+                        last = self._latest_slot(spec.cron, now)
+                        due = self._next(spec.cron, last)
+                        log.warning("job %s missed %d run(s) since %s: skipped (missed: skip)", name, missed,
+                                    self._local(last))
+            jobs.append(_Job(name, spec, last, due))
+        return jobs
+
+    def _next(self, cron: str, after: dt.datetime) -> dt.datetime:
+        local = after.astimezone(self.zone)
+        return croniter(cron, local).get_next(dt.datetime).astimezone(dt.timezone.utc)
+
+    def _latest_slot(self, cron: str, now: dt.datetime) -> dt.datetime:
+        """The latest scheduled time at or before ``now``."""
+        local = now.astimezone(self.zone) + dt.timedelta(seconds=1)
+        return croniter(cron, local).get_prev(dt.datetime).astimezone(dt.timezone.utc)
+
+    def _slots(self, cron: str, after: dt.datetime, until: dt.datetime, limit: int = 10000) -> Iterator[dt.datetime]:
+        it = croniter(cron, after.astimezone(self.zone))
+        for _ in range(limit):
+            slot = it.get_next(dt.datetime).astimezone(dt.timezone.utc)
+            if slot > until:
+                return
+            yield slot
+
+    def _local(self, moment: dt.datetime) -> str:
+        return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _key(job: str) -> str:
+    return f"schedule:{job}"
+
+
+@contextmanager
+def graceful_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set ``stop`` (the run ends after its batch); a second one stops at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt(f"signal {signum}")
+        log.warning("signal %d: stopping after the current batch (again to stop at once)", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
