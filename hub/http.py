@@ -467,9 +467,10 @@ class ServiceOptions(MessagingOptions):
     backoff_seconds: float = Field(1.0, ge=0, description="First backoff; it doubles per try, with jitter.")
     max_backoff_seconds: float = Field(60.0, ge=0, description="Longest backoff between two tries.")
 
-    def client(self, name: str, base_url: str, **kwargs: Any) -> ApiClient:
+    def client(self, name: str, base_url: str, *, path: str = "", **kwargs: Any) -> ApiClient:
+        """An ``ApiClient`` for ``endpoint`` (else ``base_url``), ``path`` appended."""
         return ApiClient(
-            name, (self.endpoint or base_url), timeout=(min(10.0, self.timeout_seconds), self.timeout_seconds),
+            name, (self.endpoint or base_url).rstrip("/") + path, timeout=(min(10.0, self.timeout_seconds), self.timeout_seconds),
             max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
             max_backoff_seconds=self.max_backoff_seconds, **kwargs,
         )

@@ -21,6 +21,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.mailchimp",
     "hub_plugins.brevo",
     "hub_plugins.sendpulse",
+    "hub_plugins.unisender",
 )
 
 #: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).

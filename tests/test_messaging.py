@@ -14,10 +14,14 @@ import pytest
 from tests.conftest import Project
 from tests.fakes.brevo import FakeBrevo
 from tests.fakes.mailchimp import FakeMailchimp, subscriber_hash
+from tests.fakes.sendpulse import FakeSendPulse
+from tests.fakes.unisender import FakeUnisender
 
 MAILCHIMP_KEY = "b1946ac92492d2347c6235b4d2611184-us21"
 BREVO_KEY = "xkeysib-4e1a7a0c9d2b3f5e6a7b8c9d-ZxCvBnMq"
-KEYS = (MAILCHIMP_KEY, BREVO_KEY)
+SENDPULSE_SECRET = "c0ffee5ecret5endpu15e9876543210ab"
+UNISENDER_KEY = "5d41402abc4b2a76b9719d911017c592deadbeef"
+KEYS = (MAILCHIMP_KEY, BREVO_KEY, SENDPULSE_SECRET, UNISENDER_KEY)
 
 PEOPLE = [("ivan@example.ru", "Иван", "Петров"), ("anna@example.com", "Анна", "Смирнова"),
           ("oleg@example.org", "Олег", "Иванов")]
@@ -29,11 +33,43 @@ def services():
         yield mailchimp, brevo
 
 
-def configure(project: Project, mailchimp: FakeMailchimp, brevo: FakeBrevo, monkeypatch, extra: str = "") -> None:
+@pytest.fixture
+def more_services():
+    with (FakeSendPulse(client_secret=SENDPULSE_SECRET, requests_per_second=None) as sendpulse,
+          FakeUnisender(UNISENDER_KEY) as unisender):
+        yield sendpulse, unisender
+
+
+def configure(project: Project, mailchimp: FakeMailchimp, brevo: FakeBrevo, monkeypatch, extra: str = "",
+              sendpulse: FakeSendPulse | None = None, unisender: FakeUnisender | None = None) -> None:
     monkeypatch.setenv("MAILCHIMP_KEY", MAILCHIMP_KEY)
     monkeypatch.setenv("BREVO_KEY", BREVO_KEY)
+    monkeypatch.setenv("SENDPULSE_SECRET", SENDPULSE_SECRET)
+    monkeypatch.setenv("UNISENDER_KEY", UNISENDER_KEY)
+    if sendpulse is not None and unisender is not None:
+        more = textwrap.dedent(f"""\
+          sendpulse:
+            plugin: sendpulse
+            role: both
+            client_id: {sendpulse.client_id}
+            client_secret: $SENDPULSE_SECRET
+            address_book_id: {sendpulse.book_id}
+            endpoint: {sendpulse.url}
+            backoff_seconds: 0
+            max_backoff_seconds: 0
+          unisender:
+            plugin: unisender
+            role: both
+            api_key: $UNISENDER_KEY
+            list_id: {unisender.list_id}
+            fields: [Name, phone]
+            endpoint: {unisender.url}
+            backoff_seconds: 0
+            max_backoff_seconds: 0
+        """)
+        extra = "".join(f"  {line}\n" for line in more.splitlines()) + extra
     root = Path(__file__).resolve().parent.parent
-    for name in ("mailchimp", "brevo"):
+    for name in ("mailchimp", "brevo", "sendpulse", "unisender"):
         (project.root / "mappings").mkdir(exist_ok=True)
         shutil.copy(root / "mappings" / f"{name}.yaml", project.root / "mappings" / f"{name}.yaml")
     project.config(textwrap.dedent(f"""\
@@ -89,6 +125,34 @@ def test_an_unsubscribe_in_mailchimp_reaches_brevo_on_the_next_sync(project, ser
     assert brevo.by_email("ivan@example.ru")["emailBlacklisted"] is True
     card = project.hub("show", "ivan@example.ru").output
     assert "Иван" in card
+
+
+def test_an_unsubscribe_in_mailchimp_reaches_sendpulse_unisender_and_brevo(project, services, more_services,
+                                                                          monkeypatch):
+    mailchimp, brevo = services
+    sendpulse, unisender = more_services
+    for email, first, last in PEOPLE:
+        mailchimp.add(email, FNAME=first, LNAME=last)
+    sendpulse.add("anna@example.com", Name="Анна Смирнова")
+    unisender.add("oleg@example.org", Name="Олег Иванов")
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender)
+    sync(project)
+    everyone = {email for email, *_ in PEOPLE}
+    assert set(sendpulse.emails) == everyone and set(unisender.contacts) == everyone
+    assert {c["email"] for c in brevo.contacts.values()} == everyone
+    assert all(e["status"] == "active" for e in sendpulse.emails.values())
+
+    mailchimp.person_unsubscribes("ivan@example.ru")
+    sync(project)
+    assert sendpulse.emails["ivan@example.ru"]["status"] == "unsubscribed"
+    assert unisender.contacts["ivan@example.ru"]["email_status"] == "unsubscribed"
+    assert brevo.by_email("ivan@example.ru")["emailBlacklisted"] is True
+    assert sendpulse.emails["anna@example.com"]["status"] == "active"
+    assert unisender.contacts["anna@example.com"]["email_status"] == "active"
+    # a sync later, with every tool now saying the same, nothing is sent
+    report = sync(project)
+    assert all(counts.get("sent", 0) == 0 for counts in report["counts"].values())
+    assert mailchimp.status_of("ivan@example.ru") == "unsubscribed"
 
 
 def test_a_contact_without_consent_is_not_added_to_a_list(project, services, monkeypatch):
