@@ -323,17 +323,25 @@ def runs(app: App, limit: int, as_json: bool) -> None:
 @click.option("--run", "run_id", type=int, help="Only this run.")
 @click.option("--connector", help="Only changes from this connector.")
 @click.option("-n", "--limit", default=100, show_default=True)
+@click.option("--actor", help="Who reads the log, for the audit (default: the OS user).")
 @json_option
 @click.pass_obj
 def log_command(app: App, contact: str | None, field: str | None, run_id: int | None, connector: str | None,
-                limit: int, as_json: bool) -> None:
-    """The change log: who changed what field, old to new, from which source, in which run."""
+                limit: int, actor: str | None, as_json: bool) -> None:
+    """The change log: who changed what field, old to new, from which source, in which run (audited)."""
+    from hub.audit import record_read
     from hub.changes import change_log
     from hub.contacts import resolve_contact
+    from hub.curate import actor_name
+    from hub.sync import utcnow
 
     with app.store.connect() as c:
         contact_id = resolve_contact(c, contact) if contact else None
         rows = change_log(c, contact=contact_id, field=field, run=run_id, connector=connector, limit=limit)
+    what = " ".join(f"{k} {v}" for k, v in (("contact", contact_id), ("field", field), ("run", run_id),
+                                             ("connector", connector)) if v is not None) or "everything"
+    with app.store.begin() as c:
+        record_read(c, actor_name(actor), "log", what, len({r["contact_id"] for r in rows}), True, utcnow())
     if as_json:
         _emit(rows)
         return

@@ -10,6 +10,7 @@ outbox queues the restored contacts for every destination (sent by the next sync
 * a contact the run created: deleted again (and deleted from destinations);
 * a contact the run deleted because its records were gone: its records come back;
 * merges are undone with ``hub split``; they are listed, not reverted;
+* consent changes stay (an opt-out is the person's word); they are listed;
 * an erasure (``hub forget``) cannot be undone.
 
 When a later run changed one of the same fields (or the same contact, for a creation
@@ -28,7 +29,7 @@ from sqlalchemy.engine import Connection
 from hub.curate import MANUAL, Curator
 from hub.errors import UsageError
 from hub.merge import SourceValues
-from hub.model import LIST_FIELDS
+from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
 from hub.store.schema import changes, contacts, overrides, runs, source_records
 from hub.sync import _contact_values, utcnow
@@ -111,7 +112,7 @@ class Undoer(Curator):
                 skipped.append(f"contact {contact_id} was merged into {row.merged_into} since; "
                                f"hub split {row.merged_into} first")
                 continue
-            skipped.extend(steps.get("merges", []))
+            skipped.extend(steps.get("notes", []))
             derived = self._derived(c, contact_id)
             current = _contact_values(row)
             held = {
@@ -179,13 +180,19 @@ def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
             steps.setdefault("deleted", row.old_value)
         elif row.field in ("merged_into", "record"):
             if row.field == "merged_into" and row.new_value:
-                steps.setdefault("merges", []).append(
+                steps.setdefault("notes", []).append(
                     f"run merged contact {row.contact_id} into {row.new_value}: hub split {row.new_value}")
             elif row.field == "merged_into":
-                steps.setdefault("merges", []).append(
+                steps.setdefault("notes", []).append(
                     f"run split contact {row.contact_id} off {row.old_value}: hub merge {row.old_value} {row.contact_id}")
-        elif row.field not in STRUCTURAL:
+        elif row.field in CONTACT_FIELDS or row.field in LIST_FIELDS or row.field.startswith("x_"):
             steps.setdefault("fields", {}).setdefault(row.field, decode(row.field, row.old_value))
+        elif row.field.startswith("consent_"):
+            # a consent is the person's word in a tool: hub does not put an opt-out back to a yes
+            steps.setdefault("notes", []).append(
+                f"contact {row.contact_id} {row.field}: {row.old_value} -> {row.new_value} stays (consent)")
+        elif row.field not in STRUCTURAL:
+            steps.setdefault("notes", []).append(f"contact {row.contact_id} {row.field}: not a contact value")
     return dict(plan)
 
 

@@ -131,6 +131,16 @@ def test_undo_of_a_run_that_created_and_removed_contacts(ops):
     assert _contacts(ops)["Сидоров Пётр"]["phone"] == "+79250000001"
 
 
+def test_undo_of_a_run_that_merged_lists_the_merge_for_hub_split(ops):
+    ops.write("sheet.csv", SHEET + "4,Иванов Иван,,ivan2@example.ru,Москва\n")
+    assert _sync(ops)["counts"]["sheet"]["created"] == 1  # no phone or mailbox in common yet
+    _edit(ops, "4,Иванов Иван,,ivan2@example.ru", "4,Иванов Иван,+79161234567,ivan2@example.ru")
+    merged = _sync(ops)
+    assert merged["counts"]["sheet"]["merged"] == 1
+    result = json.loads(ops.hub("undo", str(merged["run_id"]), "--json").stdout)
+    assert any("hub split 1" in note for note in result["not_undone"]), result
+
+
 def test_undo_of_an_unknown_run_is_a_usage_error(ops):
     result = ops.hub("undo", "99")
     assert result.exit_code == 2 and "no run 99" in result.stderr
@@ -174,6 +184,10 @@ def test_exports_are_masked_unless_unmask_and_every_read_is_audited(ops):
     ]
     assert audit[2]["actor"]  # the OS user when no --actor
     assert [a["actor"] for a in json.loads(ops.hub("audit", "--json", "--actor", "owner").stdout)] == ["owner"]
+    ops.hub("log", "--actor", "analyst")
+    ops.hub("log", "--field", "phone", "--actor", "analyst")
+    reads = json.loads(ops.hub("audit", "--json", "--actor", "analyst").stdout)
+    assert [(a["action"], a["what"], a["rows"]) for a in reads] == [("log", "everything", 3), ("log", "field phone", 3)]
     assert "manager" in ops.hub("audit").stdout
 
 
