@@ -229,3 +229,73 @@ def test_no_key_in_logs_errors_change_log_or_run_reports(project, services, monk
         assert key not in text
         assert key.encode() not in store
     assert subscriber_hash("ivan@example.ru")
+
+
+def applied_emails(fake, endpoints: tuple[str, ...]) -> tuple[Counter, Counter]:
+    """Addresses in requests whose effect took place: all of them, and those whose answer was lost."""
+    every, lost = Counter(), Counter()
+    for endpoint, request, answer_lost in fake.applied:
+        if endpoint not in endpoints:
+            continue
+        if endpoint == "importContacts":
+            form = request.form()
+            columns = {v[0]: int(k[12:-1]) for k, v in form.items() if k.startswith("field_names[")}
+            emails = [v[0] for k, v in form.items() if k.startswith("data[") and k.endswith(f"][{columns['email']}]")]
+        else:
+            body = request.json() or {}
+            rows = body.get("members") or body.get("jsonBody") or body.get("emails") or [body]
+            emails = [row if isinstance(row, str) else row.get("email_address") or row.get("email") for row in rows]
+        emails = [e.lower() for e in emails if e]
+        every.update(emails)
+        if answer_lost:
+            lost.update(emails)
+    return every, lost
+
+
+def test_under_faults_every_service_converges_and_nothing_accepted_is_sent_again(
+        project, services, more_services, monkeypatch):
+    mailchimp, brevo = services
+    sendpulse, unisender = more_services
+    people = [f"person{i}@example.com" for i in range(40)]
+    for email in people:
+        mailchimp.add(email, FNAME=email[:8])
+    mailchimp.add("refused@example.net", FNAME="Отказ")
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender)
+    text = (project.root / "hub.yaml").read_text().replace("    max_backoff_seconds: 0\n",
+                                                          "    max_backoff_seconds: 0\n    timeout_seconds: 0.5\n")
+    (project.root / "hub.yaml").write_text(text)
+    for fake in (brevo, sendpulse, unisender):
+        fake.refused.add("refused@example.net")  # a partial batch failure in each
+    mailchimp.fail("members.list", 429, retry_after="0")
+    mailchimp.fail("batch", 500)
+    brevo.fail("import", 429, retry_after="0")
+    brevo.fail("import", 502, body="html", after_apply=True)
+    sendpulse.fail("emails.add", 429)
+    sendpulse.fail("emails.add", delay=0.8)  # a timeout: applied, the answer too late
+    sendpulse.fail("token", 500)
+    unisender.fail("importContacts", 429)
+    unisender.fail("importContacts", 500, after_apply=True)
+    unisender.fail("exportContacts", 500, body="drop")
+    first = sync(project)
+    assert not first["errors"], first["errors"]
+    for name in ("brevo", "sendpulse", "unisender"):
+        assert first["counts"][name]["sent"] == 40 and first["counts"][name]["rejected"] == 1, name
+    snapshot = {name: list(fake.applied) for name, fake in
+                (("brevo", brevo), ("sendpulse", sendpulse), ("unisender", unisender), ("mailchimp", mailchimp))}
+    second = sync(project)
+    assert all(counts.get("sent", 0) == 0 for counts in second["counts"].values()), second["counts"]
+
+    assert {c["email"] for c in brevo.contacts.values()} == set(people)
+    assert set(sendpulse.emails) == set(people) and set(unisender.contacts) == set(people)
+    for fake, endpoints in ((brevo, ("import",)), (sendpulse, ("emails.add",)),
+                            (unisender, ("importContacts",)), (mailchimp, ("batch", "members.put"))):
+        every, lost = applied_emails(fake, endpoints)
+        for email in people:
+            # applied once, and once more only where the answer to an idempotent upsert was lost
+            assert every[email] == 1 + lost[email], (type(fake).__name__, email, every[email], lost[email])
+    for name, fake in (("brevo", brevo), ("sendpulse", sendpulse), ("unisender", unisender)):
+        writes = [entry for entry in fake.applied if entry[0] in ("import", "emails.add", "importContacts")]
+        assert writes == [entry for entry in snapshot[name] if entry[0] in ("import", "emails.add",
+                                                                             "importContacts")], name
+    rejected = json.loads(project.hub("runs", "--json").stdout)
+    assert rejected

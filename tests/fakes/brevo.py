@@ -15,13 +15,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from tests.fakes.http import ApiError, FakeApi, Request
 
 IMPORT_LIMIT = 5000
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _now() -> dt.datetime:
@@ -98,7 +96,7 @@ class FakeBrevo(FakeApi):
         blacklist = bool(body.get("emailBlacklist"))
         for row in rows:
             email = str(row.get("email") or "").strip().lower()
-            if not EMAIL.match(email):
+            if not self.valid_email(email):
                 continue  # Brevo skips invalid rows and mentions them only in the report
             self.imported_rows.append(email)
             existing = next((c for c in self.contacts.values() if c["email"] == email), None)

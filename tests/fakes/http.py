@@ -84,6 +84,10 @@ class FakeApi:
         self.calls: Counter[str] = Counter()
         self.log: list[tuple[str, str, str]] = []  # endpoint, method, full path with query
         self.requests: list[tuple[str, Request]] = []
+        #: requests whose effect took place: (endpoint, request, answer lost on the way back)
+        self.applied: list[tuple[str, Request, bool]] = []
+        #: addresses the provider refuses as invalid (a partial batch failure on demand)
+        self.refused: set[str] = set()
         self.faults: list[Fault] = []
         self.requests_per_second = requests_per_second
         self.max_concurrent = max_concurrent
@@ -172,11 +176,15 @@ class FakeApi:
         with self.lock:
             self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, delay))
 
+    def valid_email(self, email: str) -> bool:
+        return bool(re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)) and email.lower() not in self.refused
+
     def reset_counters(self) -> None:
         with self.lock:
             self.calls.clear()
             self.log.clear()
             self.requests.clear()
+            self.applied.clear()
 
     def bodies(self, endpoint: str) -> list[Any]:
         """The JSON bodies of the requests to ``endpoint``, in order."""
@@ -200,6 +208,7 @@ class FakeApi:
             inflight = self._inflight
         headers: dict[str, str] = {}
         content_type = "application/json"
+        lost = fault is not None and (fault.after_apply or fault.delay > 0)
         try:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
@@ -213,6 +222,7 @@ class FakeApi:
                 self._check_rate(inflight)
                 with self.lock:
                     result = route(request, *groups)
+                    self.applied.append((endpoint, request, lost))
                 status, payload = result if isinstance(result, tuple) else (200, result)
                 if fault is not None:
                     raise self._fault_error(fault)

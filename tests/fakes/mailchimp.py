@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import re
 from typing import Any
 
 from tests.fakes.http import ApiError, FakeApi, Request
@@ -28,7 +27,6 @@ from tests.fakes.http import ApiError, FakeApi, Request
 BATCH_LIMIT = 500
 PAGE_LIMIT = 1000
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def subscriber_hash(email: str) -> str:
@@ -103,7 +101,7 @@ class FakeMailchimp(FakeApi):
 
     def _upsert(self, body: dict[str, Any], *, status_if_new: str | None, update_existing: bool) -> dict[str, Any]:
         email = str(body.get("email_address") or "").strip()
-        if not EMAIL.match(email):
+        if not self.valid_email(email):
             raise _MemberError(email, f"{email} looks fake or invalid, please enter a real email address.",
                                "ERROR_GENERIC")
         key = subscriber_hash(email)

@@ -15,14 +15,12 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import Any
 
 from tests.fakes.http import ApiError, FakeApi, Request
 
 PAGE_LIMIT = 100
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: status codes and their explanations as the address book listing gives them
 STATUS = {"active": (1, "Active"), "new": (0, "New"), "unsubscribed": (4, "Unsubscribed"),
           "spam": (5, "Marked as spam"), "bounced": (3, "Hard bounce"), "unconfirmed": (2, "Unconfirmed")}
@@ -110,7 +108,7 @@ class FakeSendPulse(FakeApi):
     def _add(self, request: Request, book_id: str) -> Any:
         self._book(book_id)
         emails = self._emails(request)
-        bad = [e.get("email") for e in emails if not EMAIL.match(str(e.get("email") or ""))]
+        bad = [e.get("email") for e in emails if not self.valid_email(str(e.get("email") or ""))]
         if bad:
             raise ApiError(400, {"error_code": 502, "message": f"Invalid email: {bad[0]}"})
         for item in emails:

@@ -24,7 +24,6 @@ from tests.fakes.http import ApiError, FakeApi, Request
 
 IMPORT_LIMIT = 500
 EXPORT_LIMIT = 5000
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SYSTEM = ("email", "email_status", "email_list_ids", "delete", "tags")  # phone is kept like a field
 
 
@@ -93,7 +92,7 @@ class FakeUnisender(FakeApi):
         for index in sorted(rows):
             row = {columns[i]: value for i, value in rows[index].items() if i < len(columns)}
             email = row.get("email", "").strip().lower()
-            if not EMAIL.match(email):
+            if not self.valid_email(email):
                 result["invalid"] += 1
                 result["log"].append({"index": str(index), "code": "invalid_email",
                                       "message": f"Invalid email address: {row.get('email', '')}"})
