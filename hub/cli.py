@@ -663,7 +663,8 @@ def reconcile_command(app: App, connector: str, fix: bool, allow_mass_delete: bo
     else:
         counts = report["counts"]
         _table(f"{connector}: {report['read']} records read; {counts['missing_in_tool']} missing in the tool, "
-               f"{counts['missing_in_store']} missing in the store, {counts['conflicts']} conflicts",
+               f"{counts['missing_in_store']} missing in the store, {counts['conflicts']} conflicts"
+               + (f", {counts['consent_mismatches']} consent mismatches" if counts["consent_mismatches"] else ""),
                ["kind", "record", "contact", "field", "tool", "store"],
                [[r["kind"].replace("_", " "), r["external_id"], r["contact_id"], r["field"], r["tool"], r["store"]]
                 for r in rows(report)])

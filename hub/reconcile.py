@@ -2,7 +2,8 @@
 
 Reports what the tool has that the store does not (``missing_in_store``), what the
 store links to or would write there that the tool lacks (``missing_in_tool``), and
-fields whose value in the tool differs from the contact's (``conflicts``). Values are
+fields whose value in the tool differs from the contact's (``conflicts``), and consent
+statuses the tool reports that the store does not hold (``consent_mismatches``). Values are
 normalized the way a sync normalizes them, so a reformatted phone is no difference.
 
 ``--apply`` fixes them through the normal paths, by the connector's role: a tool hub
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
+from hub import consent
 from hub.audit import MASKED_FIELDS, mask_value
 from hub.config import LoadedConfig
 from hub.contacts import contact_values
@@ -60,10 +62,12 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
         connector.close()
     prepared = prepare(mapping, sync.normalizer, [r.values for r in records])
     tool = {r.external_id: values for r, (values, _problems, _encoded) in zip(records, prepared, strict=True)}
+    reported = {r.external_id: r.consents for r in records if r.consents}
     compared = _compared_fields(config, name)
     writes = entry.writes
     report: dict[str, Any] = {"connector": name, "role": entry.role, "read": len(records), "unreadable": unreadable,
-                              "missing_in_tool": [], "missing_in_store": [], "conflicts": [], "suppressed": 0}
+                              "missing_in_tool": [], "missing_in_store": [], "conflicts": [],
+                              "consent_mismatches": [], "suppressed": 0}
     with store.connect() as c:
         suppressed = Suppressed(c)
         links = {
@@ -75,6 +79,7 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
             )
         }
         live = _live_contacts(c, sorted(set(links.values())))
+        stored_consent = consent.current(c, [links[e] for e in reported if e in links])
         for external_id, values in sorted(tool.items()):
             if suppressed and suppressed.match(values):
                 report["suppressed"] += 1
@@ -86,6 +91,13 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                      "tool": _summary(values, unmask), "store": None})
                 continue
             store_values = live[contact_id]
+            for report_ in reported.get(external_id, ()):
+                row = stored_consent.get((contact_id, report_.channel))
+                if row is None or row.status != report_.status:
+                    report["consent_mismatches"].append(
+                        {"kind": "consent", "external_id": external_id, "contact_id": contact_id,
+                         "field": consent.field_name(report_.channel), "tool": report_.status,
+                         "store": row.status if row is not None else None})
             for field_ in compared:
                 theirs, ours = _text(values.get(field_)), _text(store_values.get(field_))
                 if theirs == ours or (theirs is None and not writes):
@@ -112,7 +124,8 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                     report["missing_in_tool"].append(
                         {"kind": "missing_in_tool", "external_id": None, "contact_id": row.id, "field": None,
                          "tool": None, "store": _summary(contact_values(row), unmask)})
-    report["counts"] = {k: len(report[k]) for k in ("missing_in_tool", "missing_in_store", "conflicts")}
+    report["counts"] = {k: len(report[k]) for k in ("missing_in_tool", "missing_in_store", "conflicts",
+                                                    "consent_mismatches")}
     return report
 
 
@@ -126,7 +139,8 @@ def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass
             c.execute(update(cursors).where(cursors.c.connector == name).values(value=None, fingerprint=None))
         if entry.writes:
             resend = sorted({
-                item["contact_id"] for item in report["missing_in_tool"] + report["conflicts"]
+                item["contact_id"]
+                for item in report["missing_in_tool"] + report["conflicts"] + report["consent_mismatches"]
                 if item["contact_id"] is not None
             })
             for chunk in _chunks(resend):
@@ -144,7 +158,7 @@ def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass
 
 
 def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"]
+    return report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"] + report["consent_mismatches"]
 
 
 def _compared_fields(config: LoadedConfig, name: str) -> list[str]:

@@ -290,7 +290,7 @@ def crm(store_project):
 
 def test_reconcile_reports_exactly_the_edits_made_behind_hubs_back(crm):
     clean = json.loads(crm.hub("reconcile", "crm", "--json").stdout)
-    assert clean["counts"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0}
+    assert clean["counts"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0, "consent_mismatches": 0}
     path = crm.root / "crm.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     header, rows = lines[0], lines[1:]
@@ -320,7 +320,7 @@ def test_reconcile_reports_exactly_the_edits_made_behind_hubs_back(crm):
     guarded = crm.hub("reconcile", "crm", "--apply")
     assert guarded.exit_code == 1 and "mass-delete guard" in guarded.stderr
     applied = json.loads(crm.hub("reconcile", "crm", "--apply", "--allow-mass-delete", "--json").stdout)
-    assert applied["after"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0}
+    assert applied["after"] == {"missing_in_tool": 0, "missing_in_store": 0, "conflicts": 0, "consent_mismatches": 0}
     contacts = _contacts(crm)
     assert contacts["Иванов Иван"]["phone"] == "+79161110000" and contacts["Петрова Мария"]["city"] == "Самара"
     assert "Гость Новый" in contacts and "Сидоров Пётр" not in contacts
@@ -534,3 +534,40 @@ def test_a_lock_left_by_a_dead_process_is_detected(store_project):
     assert result.exit_code == 0, result.output
     orphan.invalidate()
     engine.dispose()
+
+
+def test_reconcile_reports_a_consent_withdrawn_behind_hubs_back(project, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from tests.fakes.mailchimp import FakeMailchimp
+
+    key = "0f1e2d3c4b5a69788796a5b4c3d2e1f0-us21"
+    monkeypatch.setenv("MAILCHIMP_KEY", key)
+    shutil.copytree(Path(__file__).resolve().parent.parent / "mappings", project.root / "mappings")
+    with FakeMailchimp(key) as mailchimp:
+        mailchimp.add("ivan@example.ru", FNAME="Иван", LNAME="Петров")
+        mailchimp.add("anna@example.com", FNAME="Анна", LNAME="Смирнова")
+        project.config(f"""\
+        connectors:
+          mailchimp:
+            plugin: mailchimp
+            role: both
+            api_key: $MAILCHIMP_KEY
+            list_id: {mailchimp.list_id}
+            endpoint: {mailchimp.url}/3.0
+            backoff_seconds: 0
+            max_backoff_seconds: 0
+        """)
+        assert project.hub("sync").exit_code == 0
+        clean = json.loads(project.hub("reconcile", "mailchimp", "--json").stdout)
+        assert sum(clean["counts"].values()) == 0
+        mailchimp.person_unsubscribes("ivan@example.ru")
+        report = json.loads(project.hub("reconcile", "mailchimp", "--json").stdout)
+        assert [(r["field"], r["tool"], r["store"]) for r in report["consent_mismatches"]] == [
+            ("consent_email", "unsubscribed", "subscribed")]
+        assert report["counts"]["conflicts"] == 0 and report["counts"]["missing_in_tool"] == 0
+        applied = json.loads(project.hub("reconcile", "mailchimp", "--apply", "--json").stdout)
+        assert sum(applied["after"].values()) == 0
+        card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+        assert [(c["channel"], c["status"]) for c in card["consents"]] == [("email", "unsubscribed")]
