@@ -571,3 +571,33 @@ def test_reconcile_reports_a_consent_withdrawn_behind_hubs_back(project, monkeyp
         assert sum(applied["after"].values()) == 0
         card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
         assert [(c["channel"], c["status"]) for c in card["consents"]] == [("email", "unsubscribed")]
+
+
+def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_project):
+    """Both take the store's run lock: one runs, the other waits for later or exits
+    with code 3; whichever order, the store ends complete and a rerun changes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    _scheduled(store_project, "    yearly: {cron: '0 0 1 1 *'}\n")
+    assert store_project.hub("schedule", "--once").exit_code == 0  # creates the store, registers the job
+    _remember(store_project, "yearly", "2020-01-01T00:00:00+00:00")
+    env = {k: v for k, v in os.environ.items() if k != "HUB_CONFIG"}
+    base = [sys.executable, "-c", "from hub.cli import main; main()", "-c", str(store_project.root / "hub.yaml")]
+    scheduler = subprocess.Popen([*base, "schedule", "--once", "--json"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+    manual = subprocess.Popen([*base, "sync", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env)
+    scheduled_out, scheduled_err = scheduler.communicate(timeout=300)
+    manual_out, manual_err = manual.communicate(timeout=300)
+    assert scheduler.returncode == 0, scheduled_err
+    assert manual.returncode in (0, 3), manual_err
+    ran = len(json.loads(scheduled_out)) + (manual.returncode == 0)
+    assert ran >= 1
+    if manual.returncode == 3:
+        assert "another hub sync is running" in manual_err
+    runs = json.loads(store_project.hub("runs", "--json").stdout)
+    assert all(r["status"] == "ok" for r in runs)
+    assert len(_contacts(store_project)) == 3 and len(_out(store_project)) == 3
+    assert _sync(store_project)["changes"] == 0
