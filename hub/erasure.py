@@ -148,7 +148,8 @@ class Eraser(Curator):
         for row in records:
             c.execute(delete(quarantine).where(
                 and_(quarantine.c.connector == row.connector, quarantine.c.external_id == row.external_id)))
-        # a destination's link stays (without values) until its queued delete is sent;
+        # a destination's link stays (without values) until its queued delete is sent,
+        # marked as hub's own so the push drops it then (its id may be an e-mail);
         # links to tools hub cannot delete from go now
         pending = [
             row.destination for row in c.execute(
@@ -157,7 +158,8 @@ class Eraser(Curator):
         ]
         c.execute(
             update(source_records).where(source_records.c.contact_id.in_(ids)).values(
-                record_values=None, payload_hash=None, changed_at=None, removed_at=now, changed_run=run_id)
+                record_values=None, payload_hash=None, changed_at=None, removed_at=now, changed_run=run_id,
+                origin="write")
         )
         c.execute(delete(source_records).where(
             and_(source_records.c.contact_id.in_(ids), source_records.c.connector.not_in(pending or [""]))))

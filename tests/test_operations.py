@@ -233,6 +233,8 @@ def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_
     report = _sync(project)
     assert "Иванов Иван" not in _out(project)
     assert report["counts"]["out"]["sent"] == 1
+    links = json.loads(project.hub("export", "links", "--format", "json").stdout)
+    assert all(link["contact_id"] != 1 for link in links)  # the last links went with the deletes
     # re-import from a source that still has the person, even after an edit: skipped and counted
     _edit(project, "1,Иванов Иван,+79161234567,ivan@example.ru,Москва", "1,Иванов Иван,+79161234567,,Тула")
     report = _sync(project)
@@ -590,7 +592,7 @@ def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_pr
     manual = subprocess.Popen([*base, "sync", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, env=env)
     scheduled_out, scheduled_err = scheduler.communicate(timeout=300)
-    manual_out, manual_err = manual.communicate(timeout=300)
+    _manual_out, manual_err = manual.communicate(timeout=300)
     assert scheduler.returncode == 0, scheduled_err
     assert manual.returncode in (0, 3), manual_err
     ran = len(json.loads(scheduled_out)) + (manual.returncode == 0)
@@ -601,3 +603,15 @@ def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_pr
     assert all(r["status"] == "ok" for r in runs)
     assert len(_contacts(store_project)) == 3 and len(_out(store_project)) == 3
     assert _sync(store_project)["changes"] == 0
+
+
+def test_forget_deletes_the_person_from_a_tool_hub_reads_and_writes(crm):
+    erased = json.loads(crm.hub("forget", "--email", "petr@example.ru", "--json").stdout)
+    assert erased["deletion_queued"] == ["crm"] and erased["delete_by_hand"] == []
+    report = _sync(crm)
+    assert report["counts"]["crm"]["suppressed"] == 1 and report["counts"]["crm"]["sent"] == 1
+    assert "petr@example.ru" not in (crm.root / "crm.csv").read_text(encoding="utf-8")
+    assert not any(link["contact_id"] == erased["contacts"][0]
+                   for link in json.loads(crm.hub("export", "links", "--format", "json").stdout))
+    report = _sync(crm)
+    assert report["changes"] == 0 and report["counts"]["crm"]["suppressed"] == 0
