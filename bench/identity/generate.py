@@ -148,13 +148,16 @@ TATAR_FEMALE = "Гульнара Альбина Эльвира Лилия Алс
 CAUCASIAN_MALE = "Рашид Магомед Ашот Арсен Тигран Гурам Заур Ислам Ахмед Шамиль Давид Георгий".split()
 CAUCASIAN_FEMALE = "Лейла Нино Гаянэ Асия Мадина Зарема Патимат Сабина Карина Ануш Тамара Эльмира".split()
 
-FOREIGN = [
-    ("John", "Smith", "M"), ("Michael", "Brown", "M"), ("David", "Miller", "M"), ("Thomas", "Mueller", "M"),
-    ("Jean", "Dupont", "M"), ("Marco", "Rossi", "M"), ("Li", "Wei", "M"), ("Kenji", "Tanaka", "M"),
-    ("Anna", "Schmidt", "F"), ("Emily", "Johnson", "F"), ("Sophie", "Martin", "F"), ("Laura", "Garcia", "F"),
-    ("Maria", "Fernandez", "F"), ("Yuki", "Sato", "F"), ("Olivia", "Wilson", "F"), ("Chen", "Jing", "F"),
-    ("Ahmet", "Yilmaz", "M"), ("Aziz", "Karimov", "M"), ("Dilnoza", "Rakhimova", "F"), ("Peter", "Novak", "M"),
-]
+#: Foreigners with Latin-only names: first names by gender and surnames, paired at random.
+FOREIGN_MALE = ("John Michael David Thomas Jean Marco Li Kenji Ahmet Aziz Peter James Daniel Lucas Luca Pierre "
+                "Hans Jan Wei Hiroshi Mehmet Carlos Jose Ali Omar").split()
+FOREIGN_FEMALE = ("Anna Emily Sophie Laura Maria Yuki Olivia Chen Dilnoza Emma Julia Sarah Claire Elena Lucia "
+                  "Mei Aiko Fatima Leila Ayse Ines Marta Eva Nora Hana").split()
+FOREIGN_SURNAMES = ("Smith Brown Miller Mueller Dupont Rossi Wei Tanaka Schmidt Johnson Martin Garcia Fernandez "
+                    "Sato Wilson Jing Yilmaz Karimov Rakhimova Novak Taylor Anderson Thompson Moore Lee Wang Zhang "
+                    "Liu Suzuki Kim Park Nguyen Lopez Gonzalez Bianchi Romano Weber Fischer Becker Wagner Dubois "
+                    "Moreau Laurent Kowalski Nowak Horvath Jensen Hansen Silva Santos Costa Demir Kaya Celik "
+                    "Usmanov Tashkentova Alimov Nazarova").split()
 
 DIMINUTIVES = {
     "Александр": ["Саша", "Шура", "Саня"], "Александра": ["Саша", "Шура"], "Дарья": ["Даша"],
@@ -410,8 +413,8 @@ class Generator:
                father: str | None = None, city: str | None = None, age: tuple[int, int] = (18, 75)) -> Person:
         rng = self.rng
         if origin == "foreign":
-            f_first, f_last, gender = rng.choice(FOREIGN)
-            first, last, middle = first or f_first, f_last, ""
+            first = first or rng.choice(FOREIGN_MALE if gender == "M" else FOREIGN_FEMALE)
+            last, middle = rng.choice(FOREIGN_SURNAMES), ""
         else:
             first = first or FIRST[(origin, gender)](rng)
             father_pool = origin if origin != "foreign" else "slavic"
