@@ -626,6 +626,7 @@ def forget_command(app: App, contact: str | None, email: str | None, phone: str 
 
 @main.command("reconcile")
 @click.argument("connector")
+@click.argument("other", required=False)
 @click.option("--apply", "fix", is_flag=True, help="Fix the differences through a sync, by the connector's role.")
 @click.option("--allow-mass-delete", is_flag=True, help="Let --apply remove more than the guard's threshold.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
@@ -633,11 +634,14 @@ def forget_command(app: App, contact: str | None, email: str | None, phone: str 
 @actor_option
 @json_option
 @click.pass_obj
-def reconcile_command(app: App, connector: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,
-                      actor: str | None, as_json: bool) -> None:
+def reconcile_command(app: App, connector: str, other: str | None, fix: bool, allow_mass_delete: bool, fmt: str,
+                      unmask: bool, actor: str | None, as_json: bool) -> None:
     """Read the whole tool and compare it with the store: missing in the tool, missing in
-    the store, field conflicts. --apply fixes them (a tool hub reads from is read again
-    completely; a tool hub writes to gets the store's version), all in the change log."""
+    the store, field conflicts, consent. --apply fixes them (a tool hub reads from is read
+    again completely; a tool hub writes to gets the store's version), all in the change log.
+
+    With OTHER: two tools compared through the store (contacts one has and the other
+    lacks, fields they disagree on); --apply reconciles each with the store."""
     import csv as csv_module
 
     from hub.audit import record_read
@@ -646,6 +650,9 @@ def reconcile_command(app: App, connector: str, fix: bool, allow_mass_delete: bo
     from hub.sync import utcnow
 
     fmt = "json" if as_json else fmt
+    if other is not None:
+        _reconcile_pair(app, connector, other, fix, allow_mass_delete, fmt, unmask, actor_name(actor))
+        return
     report = reconcile(app.config, app.store, connector, unmask=unmask)
     with app.store.begin() as c:
         record_read(c, actor_name(actor), "reconcile", connector, report["read"], unmask, utcnow())
@@ -698,6 +705,52 @@ def schedule_command(app: App, once: bool, as_json: bool) -> None:
         made = Scheduler(app.config, app.store, stop).run(once=once)
     if as_json:
         _emit(made)
+
+
+def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,
+                    actor: str) -> None:
+    import csv as csv_module
+
+    from hub.audit import record_read
+    from hub.reconcile import PAIR_COLUMNS, apply, pair_rows, reconcile, reconcile_pair
+    from hub.sync import utcnow
+
+    report = reconcile_pair(app.config, app.store, a, b, unmask=unmask)
+    with app.store.begin() as c:
+        record_read(c, actor, "reconcile", f"{a} {b}", sum(report["counts"].values()), unmask, utcnow())
+    failed = False
+    if fix:
+        report["applied"] = []
+        for name in (a, b):
+            run = apply(app.config, app.store, reconcile(app.config, app.store, name),
+                        allow_mass_delete=allow_mass_delete)
+            report["applied"].append(run.as_dict())
+            failed = failed or bool(run.errors)
+        from hub.sync import Sync
+
+        # what one tool brought in reaches the other: a sync of both
+        run = Sync(app.config, app.store, allow_mass_delete=allow_mass_delete).run([a, b])
+        report["applied"].append(run.as_dict())
+        failed = failed or bool(run.errors)
+        report["after"] = reconcile_pair(app.config, app.store, a, b)["counts"]
+    if fmt == "json":
+        _emit(report)
+    elif fmt == "csv":
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(PAIR_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for row in pair_rows(report):
+            writer.writerow(row)
+    else:
+        counts = report["counts"]
+        _table(f"{a} vs {b}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()),
+               ["kind", "contact", "field", f"{a} record", a, f"{b} record", b],
+               [[r["kind"].replace("_", " "), r["contact_id"], r["field"], r["a_external_id"], r["a"],
+                 r["b_external_id"], r["b"]] for r in pair_rows(report)])
+        if fix:
+            click.echo("applied in runs " + ", ".join(str(r["run_id"]) for r in report["applied"]) + "; left: "
+                       + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))
+    if failed:
+        sys.exit(EXIT_RUN_FAILED)
 
 
 # --- quarantine --------------------------------------------------------------------

@@ -36,9 +36,8 @@ from hub.sync import Sync, _chunks
 COLUMNS = ("kind", "external_id", "contact_id", "field", "tool", "store")
 
 
-def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = False) -> dict[str, Any]:
-    """Compare the whole of tool ``name`` with the store; nothing is written. E-mails
-    and phones in the report are masked unless ``unmask``."""
+def read_tool(config: LoadedConfig, store: Store, name: str) -> tuple[list[RawRecord], dict[str, dict[str, Any]], int]:
+    """Every record of tool ``name``, normalized as a sync would: (records, values by id, unreadable)."""
     if name not in config.model.connectors:
         raise UsageError(f"no connector named {name!r} in {config.path.name}",
                          hint=f"connectors: {', '.join(config.model.connectors) or 'none'}")
@@ -48,7 +47,6 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                          hint=f"set role: both on {name} if the tool can be read")
     sync = Sync(config, store)
     connector = sync.connector(name)
-    mapping = config.mappings[name]
     records: list[RawRecord] = []
     unreadable = 0
     try:
@@ -60,8 +58,16 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                     records.append(item)
     finally:
         connector.close()
-    prepared = prepare(mapping, sync.normalizer, [r.values for r in records])
+    prepared = prepare(config.mappings[name], sync.normalizer, [r.values for r in records])
     tool = {r.external_id: values for r, (values, _problems, _encoded) in zip(records, prepared, strict=True)}
+    return records, tool, unreadable
+
+
+def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = False) -> dict[str, Any]:
+    """Compare the whole of tool ``name`` with the store; nothing is written. E-mails
+    and phones in the report are masked unless ``unmask``."""
+    records, tool, unreadable = read_tool(config, store, name)
+    entry = config.model.connectors[name]
     reported = {r.external_id: r.consents for r in records if r.consents}
     compared = _compared_fields(config, name)
     writes = entry.writes
@@ -194,3 +200,63 @@ def _summary(values: dict[str, Any], unmask: bool) -> str:
         for f in ("full_name", "email", "phone") if values.get(f)
     ]
     return ", ".join(shown)
+
+
+PAIR_COLUMNS = ("kind", "contact_id", "field", "a_external_id", "a", "b_external_id", "b")
+
+
+def reconcile_pair(config: LoadedConfig, store: Store, a: str, b: str, unmask: bool = False) -> dict[str, Any]:
+    """Two tools compared through the store: the contacts one tool has and the other
+    lacks, and fields both carry with different values. Records the store does not
+    know are in each tool's own report (``hub reconcile A``)."""
+    if a == b:
+        raise UsageError("name two different connectors")
+    sides: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
+    for name in (a, b):
+        _records, tool, _unreadable = read_tool(config, store, name)
+        with store.connect() as c:
+            suppressed = Suppressed(c)
+            links = {
+                row.external_id: row.contact_id
+                for row in c.execute(
+                    select(source_records.c.external_id, source_records.c.contact_id).where(
+                        and_(source_records.c.connector == name, source_records.c.removed_at.is_(None))
+                    )
+                )
+            }
+            live = _live_contacts(c, sorted(set(links.values())))
+        by_contact: dict[int, tuple[str, dict[str, Any]]] = {}
+        for external_id, values in sorted(tool.items()):
+            contact_id = links.get(external_id)
+            if contact_id in live and not (suppressed and suppressed.match(values)):
+                by_contact.setdefault(contact_id, (external_id, values))
+        sides[name] = by_contact
+    fields = [f for f in _compared_fields(config, a) if f in _compared_fields(config, b)]
+    report: dict[str, Any] = {"connectors": [a, b], f"only_in_{a}": [], f"only_in_{b}": [], "conflicts": []}
+
+    def shown(field_: str, value: Any) -> Any:
+        return value if unmask or field_ not in MASKED_FIELDS else mask_value(field_, value)
+
+    for name, other in ((a, b), (b, a)):
+        for contact_id, (external_id, values) in sorted(sides[name].items()):
+            if contact_id not in sides[other]:
+                row = {"kind": f"only_in_{name}", "contact_id": contact_id, "field": None,
+                       "a_external_id": None, "a": None, "b_external_id": None, "b": None}
+                side = "a" if name == a else "b"
+                row[f"{side}_external_id"], row[side] = external_id, _summary(values, unmask)
+                report[f"only_in_{name}"].append(row)
+    for contact_id in sorted(set(sides[a]) & set(sides[b])):
+        (id_a, values_a), (id_b, values_b) = sides[a][contact_id], sides[b][contact_id]
+        for field_ in fields:
+            left, right = _text(values_a.get(field_)), _text(values_b.get(field_))
+            if left != right and left is not None and right is not None:
+                report["conflicts"].append(
+                    {"kind": "conflict", "contact_id": contact_id, "field": field_, "a_external_id": id_a,
+                     "a": shown(field_, left), "b_external_id": id_b, "b": shown(field_, right)})
+    report["counts"] = {k: len(report[k]) for k in (f"only_in_{a}", f"only_in_{b}", "conflicts")}
+    return report
+
+
+def pair_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    a, b = report["connectors"]
+    return report[f"only_in_{a}"] + report[f"only_in_{b}"] + report["conflicts"]

@@ -615,3 +615,20 @@ def test_forget_deletes_the_person_from_a_tool_hub_reads_and_writes(crm):
                    for link in json.loads(crm.hub("export", "links", "--format", "json").stdout))
     report = _sync(crm)
     assert report["changes"] == 0 and report["counts"]["crm"]["suppressed"] == 0
+
+
+def test_reconcile_two_tools_through_the_store(crm):
+    assert crm.hub("sync").exit_code == 0  # the row hub wrote to crm is read back and linked
+    report = json.loads(crm.hub("reconcile", "crm", "mailing", "--json", "--unmask").stdout)
+    assert report["counts"] == {"only_in_crm": 3, "only_in_mailing": 0, "conflicts": 0}
+    (crm.root / "mailing.csv").write_text(
+        "email,full_name,phone\nnew@example.ru,Новиков Олег,+79990009999\n", encoding="utf-8")
+    report = json.loads(crm.hub("reconcile", "crm", "mailing", "--json", "--unmask").stdout)
+    assert [(r["field"], r["a"], r["b"]) for r in report["conflicts"]] == [("phone", "+79990001122", "+79990009999")]
+    as_csv = crm.hub("reconcile", "crm", "mailing", "--format", "csv").stdout.splitlines()
+    assert as_csv[0] == "kind,contact_id,field,a_external_id,a,b_external_id,b" and len(as_csv) == 5
+    assert "*" in as_csv[-1]  # masked without --unmask
+    applied = json.loads(crm.hub("reconcile", "crm", "mailing", "--apply", "--json").stdout)
+    assert applied["after"]["conflicts"] == 0  # the mailing's newer phone reached crm through the store
+    assert "+79990009999" in (crm.root / "crm.csv").read_text(encoding="utf-8")
+    assert crm.hub("reconcile", "crm", "crm").exit_code == 2
