@@ -75,6 +75,9 @@ class Connector:
     #: Such a connector reports ``RawRecord.consents``, gets ``OutboundItem.consent`` and
     #: has ``MessagingOptions``: the core holds back contacts without a consent basis.
     consent_channel: ClassVar[str | None] = None
+    #: The tool is a suppression list of the channel (an SMS stop list): the core sends it
+    #: only contacts who opted out there or anywhere else.
+    suppression_list: ClassVar[bool] = False
 
     def __init__(self, options: ConnectorOptions, context: ConnectorContext):
         self.options = options

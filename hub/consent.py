@@ -186,8 +186,12 @@ def present_in(c: Connection, destination: str, contact_ids: Sequence[int]) -> s
     return found
 
 
-def may_send(status: str | None, *, require_consent: bool, present: bool) -> bool:
-    """Whether a contact with this consent status goes to a destination of the channel."""
+def may_send(status: str | None, *, require_consent: bool, present: bool, suppression: bool = False) -> bool:
+    """Whether a contact with this consent status goes to a destination of the channel.
+
+    A suppression list (an SMS stop list) receives the opted-out contacts and nothing else."""
+    if suppression:
+        return status in WITHDRAWN
     if status == "subscribed":
         return True
     if status in OPTED_OUT or status == "pending":

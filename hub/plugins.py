@@ -22,6 +22,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.brevo",
     "hub_plugins.sendpulse",
     "hub_plugins.unisender",
+    "hub_plugins.smsru",
+    "hub_plugins.twilio",
 )
 
 #: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).

@@ -815,7 +815,8 @@ class Sync:
                 previous = state.get(contact_id)
                 status = "sent" if previous is not None and op == "upsert" and previous.sent_hash == digest else "pending"
                 if channel and op == "upsert" and not consent.may_send(
-                    statuses.get(contact_id), require_consent=require, present=contact_id in present
+                    statuses.get(contact_id), require_consent=require, present=contact_id in present,
+                    suppression=self.config.classes[entry.plugin].suppression_list,
                 ):
                     if previous is None:
                         continue  # no consent basis: never added to the list

@@ -95,7 +95,7 @@ def test_plugin_loading_is_chosen_by_environment(installed_example: Path, tmp_pa
     (tmp_path / "hub.yaml").write_text("connectors: {}\n")
     none = json.loads(_hub(["plugins", "--json"], installed_example, tmp_path, load="").stdout)
     builtin = [p["plugin"] for p in none]  # the built-ins only
-    assert {"csv", "google_sheets", "mailchimp", "brevo", "sendpulse", "unisender"} <= set(builtin)
+    assert {"csv", "google_sheets", "mailchimp", "brevo", "sendpulse", "unisender", "smsru", "twilio"} <= set(builtin)
     assert "jsonl" not in builtin
     every = json.loads(_hub(["plugins", "--json"], installed_example, tmp_path, load=None).stdout)
     assert {"csv", "jsonl"} <= {p["plugin"] for p in every}
