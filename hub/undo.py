@@ -108,6 +108,12 @@ class Undoer(Curator):
             row = c.execute(select(contacts).where(contacts.c.id == contact_id)).first()
             if row is None:
                 continue
+            erased = c.execute(
+                select(changes.c.id).where(and_(changes.c.contact_id == contact_id, changes.c.field == "erased"))
+            ).first()
+            if erased is not None:
+                skipped.append(f"contact {contact_id} was erased (hub forget): nothing to put back")
+                continue
             if row.merged_into is not None:
                 skipped.append(f"contact {contact_id} was merged into {row.merged_into} since; "
                                f"hub split {row.merged_into} first")
@@ -211,7 +217,7 @@ def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) 
                 continue
             steps = plan[row.contact_id]
             whole = steps.get("created") or "deleted" in steps
-            if whole or row.field in steps.get("fields", {}) or row.field in ("merged_into", "deleted"):
+            if whole or row.field in steps.get("fields", {}) or row.field in ("merged_into", "deleted", "erased"):
                 found.append({
                     "run_id": row.run_id, "contact_id": row.contact_id, "field": row.field,
                     "old": row.old_value, "new": row.new_value, "reason": row.reason,

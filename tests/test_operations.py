@@ -141,6 +141,18 @@ def test_undo_of_a_run_that_merged_lists_the_merge_for_hub_split(ops):
     assert any("hub split 1" in note for note in result["not_undone"]), result
 
 
+def test_undo_never_puts_back_values_of_an_erased_person(ops):
+    _edit(ops, "+79161234567", "+79160000000")
+    bad = _sync(ops)["run_id"]
+    assert ops.hub("forget", "--email", "ivan@example.ru").exit_code == 0
+    refused = ops.hub("undo", str(bad))
+    assert refused.exit_code == 2 and "erased" in refused.stderr
+    forced = json.loads(ops.hub("undo", str(bad), "--force", "--json").stdout)
+    assert forced["contacts"] == 0 and any("was erased" in note for note in forced["not_undone"])
+    dump = ops.hub("log", "--json", "-n", "1000").stdout + ops.hub("show", "1", "--json").stdout
+    assert "+7916" not in dump
+
+
 def test_undo_of_an_unknown_run_is_a_usage_error(ops):
     result = ops.hub("undo", "99")
     assert result.exit_code == 2 and "no run 99" in result.stderr
