@@ -644,3 +644,29 @@ def test_reconcile_two_tools_through_the_store(crm):
     assert applied["after"]["conflicts"] == 0  # the mailing's newer phone reached crm through the store
     assert "+79990009999" in (crm.root / "crm.csv").read_text(encoding="utf-8")
     assert crm.hub("reconcile", "crm", "crm").exit_code == 2
+
+
+def test_two_schedulers_started_at_once_run_a_due_job_once(store_project):
+    import os
+    import subprocess
+    import sys
+
+    _scheduled(store_project, "    yearly: {cron: '0 0 1 1 *'}\n")
+    assert store_project.hub("schedule", "--once").exit_code == 0
+    _remember(store_project, "yearly", "2020-01-01T00:00:00+00:00")
+    env = {k: v for k, v in os.environ.items() if k != "HUB_CONFIG"}
+    command = [sys.executable, "-c", "from hub.cli import main; main()", "-c", str(store_project.root / "hub.yaml"),
+               "schedule", "--once", "--json"]
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in both]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(both, outputs)]
+    made = 0
+    for code, out, err in results:
+        assert code in (0, 3), err
+        if code == 3:
+            assert "another hub schedule is running" in err
+        else:
+            made += len(json.loads(out))
+    assert made == 1  # either the second found the lock taken, or the job done already
+    assert [r["status"] for r in json.loads(store_project.hub("runs", "--json").stdout)] == ["ok"]
