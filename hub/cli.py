@@ -381,7 +381,8 @@ def show(app: App, contact: str, actor: str | None, as_json: bool) -> None:
         _table("consents", ["channel", "status", "source", "at"],
                [[r["channel"], r["status"], r["source"], r["at"]] for r in card["consents"]])
     if card["events"]:
-        _table("events", ["at", "type", "source"], [[r["at"], r["type"], r["source"]] for r in card["events"]])
+        _table(f"events ({card['messages_30d']} messages sent in the last 30 days)", ["at", "type", "source"],
+               [[r["at"], r["type"], r["source"]] for r in card["events"]])
     _table("history", ["run", "field", "old", "new", "source", "reason"],
            [[r["run_id"], r["field"], r["old"], r["new"], r["connector"], r["reason"]] for r in card["history"]])
 

@@ -35,6 +35,11 @@ class MessagingOptions(ConnectorOptions):
         description="Push only contacts with a consent basis (subscribed) on the connector's channel; "
         "opted-out contacts are only ever updated as unsubscribed where they already are.",
     )
+    max_messages_30d: int | None = Field(
+        None, ge=0,
+        description="Hold back contacts sent more messages than this in the last 30 days (email and SMS "
+        "sends the tools report); they stay queued until they are under it. Opt-outs always go.",
+    )
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import IO, Any
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from hub.changes import _iso, change_log
 from hub.errors import UsageError
+from hub.events import messages_30d
 from hub.formulas import neutralize_formula
 from hub.model import CONTACT_FIELDS
 from hub.store.schema import consents, contacts, cursors, events, identifiers, quarantine, source_records
@@ -103,6 +105,7 @@ def contact_card(c: Connection, contact_id: int) -> dict[str, Any]:
             {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None}
             for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at))
         ],
+        "messages_30d": messages_30d(c, [contact_id], dt.datetime.now(dt.timezone.utc)).get(contact_id, 0),
         "history": change_log(c, contact=contact_id, limit=1000),
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),

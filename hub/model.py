@@ -59,6 +59,23 @@ class ConsentReport:
     proof: tuple[tuple[str, str], ...] = ()
 
 
+#: Event types that count as a message sent to the person (``messages_30d``).
+MESSAGE_EVENTS: tuple[str, ...] = ("email_sent", "sms_sent")
+
+
+@dataclass(frozen=True)
+class EventReport:
+    """Something that happened to the person in the tool: a campaign sent, opened or
+    clicked, an SMS sent or delivered, a reply. Stored once per (connector, type, id)."""
+
+    type: str
+    #: The tool's id of the event (a message SID, a campaign id with the address).
+    external_id: str
+    at: dt.datetime
+    #: What the tool says about it (status, campaign, error code), as text pairs.
+    payload: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class RawRecord:
     """One record as a connector read it: its stable id in that tool and its raw columns."""
@@ -73,6 +90,8 @@ class RawRecord:
     error: str | None = None
     #: Consent per channel as the tool reports it (email and SMS services).
     consents: tuple[ConsentReport, ...] = ()
+    #: The person's history in the tool (messages sent, delivered, opened), newest included.
+    events: tuple[EventReport, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hub import consent
+from hub import events as history
 from hub.changes import CREATED
 from hub.config import LoadedConfig
 from hub.connector import Connector, ConnectorContext
@@ -82,8 +83,8 @@ def record_hash(fingerprint: str, record: RawRecord) -> str:
     columns do not count as a change), its flags and the connector's fingerprint."""
     values = record.values
     parts = [fingerprint, "d" if record.deleted else "", str(record.updated_at)]
-    if record.consents:
-        parts.append(repr(record.consents))
+    if record.consents or record.events:
+        parts.append(repr((record.consents, record.events)))
     for key in sorted(values):
         parts.append(key)
         parts.append(repr(values[key]))
@@ -483,16 +484,19 @@ class Sync:
                 affected |= self._mark_removed(c, name, screened.removed, now)
             if affected:
                 self._recompute(c, sorted(affected), name, now)
-            if any(w.record.consents for w in work):
+            if any(w.record.consents or w.record.events for w in work):
                 self._record_consents(c, name, work, now)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
 
     def _record_consents(self, c: Connection, name: str, work: list[_Work], now: dt.datetime) -> None:
-        """Store the consent the records report; queue contacts whose consent changed."""
-        reported = [w.record for w in work if w.record.consents]
+        """Store the consent and the history the records report; queue contacts whose
+        consent changed."""
+        reported = [w.record for w in work if w.record.consents or w.record.events]
         linked = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in reported], source_records.c.contact_id)}
+        history.record(c, [(linked[r.external_id], name, event) for r in reported if r.external_id in linked
+                           for event in r.events], self.report.run_id)
         reports = [(linked[r.external_id], name, r.external_id, report)
                    for r in reported if r.external_id in linked for report in r.consents]
         log_rows, changed = consent.record(c, reports, now)
@@ -963,6 +967,10 @@ class Sync:
                     external_id=links.get(row.contact_id),
                     consent=values.pop(consent.PAYLOAD_KEY, None),
                 ))
+            waiting = self._over_messaged(name, items)
+            if waiting:  # sent too many messages lately: they stay queued for a later run
+                chunk = [row for row in chunk if row.contact_id not in waiting]
+                items = [item for item in items if item.contact_id not in waiting]
             items = [item for item in items if item.op == "upsert" or item.external_id is not None]
             results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}
@@ -1012,6 +1020,16 @@ class Sync:
                 self._link(c, name, new_links)
             if self.progress:
                 self.progress(name, counts.sent)
+
+    def _over_messaged(self, name: str, items: list[OutboundItem]) -> set[int]:
+        """Contacts sent more messages in 30 days than the destination's ``max_messages_30d``.
+        An opt-out is never held back."""
+        limit = getattr(self.config.options[name], "max_messages_30d", None)
+        if limit is None:
+            return set()
+        ids = [item.contact_id for item in items if item.op == "upsert" and item.consent not in consent.OPTED_OUT]
+        with self._tx() as c:
+            return history.over_limit(c, ids, limit, utcnow())
 
     def _link(self, c: Connection, name: str, links: dict[str, int]) -> None:
         """Remember the ids a destination gave its new contacts (external id -> contact)."""

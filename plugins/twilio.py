@@ -6,8 +6,9 @@ UNSTOP); a later send to them fails with error 21610. hub reads the account's
 messages (``GET /Accounts/{sid}/Messages.json``, 1,000 a page, newest first, from the
 day of the cursor on) and reports, per number, the SMS consent its latest keyword
 says: ``unsubscribed`` after STOP or a 21610 failure, ``subscribed`` after START. The
-record key is the number; messages without a keyword say nothing about consent.
-hub sends no SMS; Twilio is a source only.
+record key is the number. Every message is also an event on the client card
+(``sms_sent`` with its delivery status, ``sms_received``), which counts towards
+``messages_30d``. hub sends no SMS; Twilio is a source only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import Field
 from hub.connector import READ, Connector, ConnectorContext
 from hub.hookspecs import hookimpl
 from hub.http import ServiceOptions
-from hub.model import Checkpoint, ConsentReport, RawRecord
+from hub.model import Checkpoint, ConsentReport, EventReport, RawRecord
 
 PAGE_LIMIT = 1000
 STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "СТОП"})
@@ -72,6 +73,7 @@ class TwilioConnector(Connector):
         if cursor:
             params["DateSent>"] = cursor  # the whole day again: a day is the filter's resolution
         latest: dict[str, tuple[dt.datetime, str, dict[str, Any]]] = {}
+        history: dict[str, list[EventReport]] = {}
         newest: dt.date | None = dt.date.fromisoformat(cursor) if cursor else None
         path: str | None = f"2010-04-01/Accounts/{self.options.account_sid}/Messages.json"
         while path:
@@ -86,23 +88,41 @@ class TwilioConnector(Connector):
                 else:
                     number = message.get("to")
                     status = "unsubscribed" if _int(message.get("error_code")) == OPTED_OUT_ERROR else None
-                if not number or status is None:
+                if not number:
+                    continue
+                history.setdefault(number, []).append(_event(message, sent))
+                if status is None:
                     continue
                 if number not in latest or sent > latest[number][0]:
                     latest[number] = (sent, status, message)
             next_uri = page.get("next_page_uri")
             path, params = (self.api.base_url + next_uri, {}) if next_uri else (None, params)
-        for number, (sent, status, message) in sorted(latest.items()):
-            proof = (("message_sid", str(message.get("sid"))), ("text", str(message.get("body") or "")[:160]),
-                     ("direction", str(message.get("direction"))))
-            if message.get("error_code"):
-                proof += (("error_code", str(message.get("error_code"))),)
-            yield RawRecord(re.sub(r"\D", "", number), {"phone": number}, updated_at=sent,
-                            consents=(ConsentReport("sms", status, sent, proof),))
+        for number in sorted(history):
+            consents: tuple[ConsentReport, ...] = ()
+            if number in latest:
+                sent, status, message = latest[number]
+                proof = (("message_sid", str(message.get("sid"))), ("text", str(message.get("body") or "")[:160]),
+                         ("direction", str(message.get("direction"))))
+                if message.get("error_code"):
+                    proof += (("error_code", str(message.get("error_code"))),)
+                consents = (ConsentReport("sms", status, sent, proof),)
+            events = tuple(sorted(history[number], key=lambda event: (event.at, event.external_id)))
+            yield RawRecord(re.sub(r"\D", "", number), {"phone": number}, updated_at=events[-1].at,
+                            consents=consents, events=events)
         yield Checkpoint(newest.isoformat() if newest else cursor)
 
     def close(self) -> None:
         self.api.close()
+
+
+def _event(message: dict[str, Any], sent: dt.datetime) -> EventReport:
+    inbound = message.get("direction") == "inbound"
+    payload = [("status", str(message.get("status") or "")), ("direction", str(message.get("direction") or ""))]
+    if message.get("error_code"):
+        payload.append(("error_code", str(message["error_code"])))
+    if inbound:
+        payload.append(("text", str(message.get("body") or "")[:160]))
+    return EventReport("sms_received" if inbound else "sms_sent", str(message.get("sid")), sent, tuple(payload))
 
 
 def _when(value: Any) -> dt.datetime | None:

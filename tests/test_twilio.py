@@ -55,7 +55,6 @@ class TestTwilioConformance(ConnectorConformance):
         for seed in self.seed_records():
             self.fake.outbound(seed["phone"], "Скидка 10%")
             self.fake.inbound(seed["phone"], "Stop")
-        self.fake.inbound("+79990001122", "Спасибо!")  # no keyword: says nothing about consent
         return make_connector(self.fake, tmp_path, max_attempts=2)
 
     def change_record(self, connector: TwilioConnector) -> tuple[str, dict[str, Any]]:
@@ -88,6 +87,17 @@ def test_the_latest_keyword_wins_and_a_21610_failure_is_an_opt_out(fake, tmp_pat
         "79161234567": "subscribed", "79162223344": "unsubscribed", "79163334455": "unsubscribed"}
     assert dict(records["79163334455"].consents[0].proof)["error_code"] == "21610"
     assert fake.calls["messages.list"] == 3
+
+
+def test_every_message_is_an_event_and_counts_towards_messages_30d(fake, tmp_path):
+    fake.outbound("+79161234567", "Скидка 10%")
+    fake.outbound("+79161234567", "Ещё скидка", error_code=30003)
+    fake.inbound("+79161234567", "Спасибо!")  # no keyword: says nothing about consent
+    (record,) = read_all(make_connector(fake, tmp_path), None)[0]
+    assert record.consents == ()
+    assert [(e.type, dict(e.payload)["status"]) for e in record.events] == [
+        ("sms_sent", "delivered"), ("sms_sent", "failed"), ("sms_received", "received")]
+    assert dict(record.events[1].payload)["error_code"] == "30003"
 
 
 def test_bad_credentials_are_a_clear_error_without_the_token(fake, tmp_path, caplog):
@@ -127,3 +137,47 @@ def test_a_stop_sent_to_twilio_reaches_the_smsru_stop_list(project, fake, monkey
         assert smsru.calls["stoplist.add"] == 1  # nothing sent again
         outputs = project.hub("log").output + project.hub("runs", "--json").output
         assert AUTH_TOKEN not in outputs and smsru.api_id not in outputs
+
+
+def test_messages_30d_is_on_the_card_and_holds_back_the_over_messaged(project, fake, monkeypatch):
+    import datetime as dt
+
+    from tests.fakes.mailchimp import FakeMailchimp
+
+    fake.clock = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)
+    for text in ("Акция 1", "Акция 2", "Акция 3"):
+        fake.outbound("+79161234567", text)
+    fake.outbound("+79162223344", "Акция 1")
+    with FakeMailchimp() as mailchimp:
+        monkeypatch.setenv("TWILIO_TOKEN", AUTH_TOKEN)
+        monkeypatch.setenv("MAILCHIMP_KEY", mailchimp.api_key)
+        project.write("clients.csv", "id,full_name,phone,email\n1,Иван Петров,+79161234567,ivan@example.ru\n"
+                                     "2,Анна Белова,+79162223344,anna@example.com\n")
+        project.config(textwrap.dedent(f"""\
+            connectors:
+              clients: {{plugin: csv, path: clients.csv, id_column: id}}
+              twilio: {{plugin: twilio, account_sid: {fake.account_sid}, auth_token: $TWILIO_TOKEN,
+                        endpoint: {fake.url}}}
+              mailchimp:
+                plugin: mailchimp
+                role: destination
+                api_key: $MAILCHIMP_KEY
+                list_id: {mailchimp.list_id}
+                endpoint: {mailchimp.url}/3.0
+                require_consent: false
+                max_messages_30d: 2
+            """))
+        (project.root / "mappings").mkdir(exist_ok=True)
+        (project.root / "mappings" / "mailchimp.yaml").write_text(
+            "fields:\n  email: {from: email_address, transforms: [email]}\n  first_name: FNAME\n")
+        result = project.hub("sync", "--json")
+        assert result.exit_code == 0, result.output
+        assert mailchimp.status_of("anna@example.com") == "subscribed"
+        assert mailchimp.status_of("ivan@example.ru") is None  # 3 messages in 30 days: held back
+        card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+        assert card["messages_30d"] == 3
+        assert [e["type"] for e in card["events"]] == ["sms_sent"] * 3
+        assert "3 messages sent in the last 30 days" in " ".join(project.hub("show", "ivan@example.ru").output.split())
+        assert project.hub("sync", "--json").exit_code == 0  # the history is stored once
+        card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+        assert len(card["events"]) == 3
