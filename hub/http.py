@@ -516,23 +516,34 @@ class BatchOutcome:
 
 def send_in_halves(items: Sequence[T], send: Callable[[Sequence[T]], None],
                    rejected: Callable[[T, str], None],
-                   about_items: Callable[[RejectedRequestError], bool] = lambda error: True) -> None:
+                   about_items: Callable[[RejectedRequestError], bool] = lambda error: True,
+                   culprit: Callable[[RejectedRequestError, Sequence[T]], T | None] = lambda error, items: None,
+                   ) -> None:
     """Send ``items`` with an API that refuses a whole batch for one bad item: on a
     refusal, send each half again until the bad items are alone, and report each of
     them with the provider's reason. The items sent with the refused batch were not
     accepted, so nothing accepted is ever sent twice. A refusal ``about_items`` says is
-    not about the items (an unknown list) is raised as it is."""
-    try:
-        send(items)
-    except RejectedRequestError as error:
-        if not about_items(error):
-            raise
-        if len(items) == 1:
-            rejected(items[0], error.message)
+    not about the items (an unknown list) is raised as it is. When ``culprit`` finds the
+    item the refusal names, that item is rejected and the rest sent again at once."""
+    while items:
+        try:
+            send(items)
             return
-        middle = len(items) // 2
-        send_in_halves(items[:middle], send, rejected, about_items)
-        send_in_halves(items[middle:], send, rejected, about_items)
+        except RejectedRequestError as error:
+            if not about_items(error):
+                raise
+            if len(items) == 1:
+                rejected(items[0], error.message)
+                return
+            named = culprit(error, items)
+            if named is not None:
+                rejected(named, error.message)
+                items = [item for item in items if item is not named]
+                continue
+            middle = len(items) // 2
+            send_in_halves(items[:middle], send, rejected, about_items, culprit)
+            send_in_halves(items[middle:], send, rejected, about_items, culprit)
+            return
 
 
 def dumps(value: Any) -> str:

@@ -40,7 +40,7 @@ class BrevoOptions(ServiceOptions):
     api_key: str = Field(description="API key (xkeysib-…): SMTP & API → API keys.")
     list_id: int | None = Field(None, description="The list contacts are read from and imported into.")
     endpoint: str | None = Field(None, description="Base URL of the API; default https://api.brevo.com/v3.")
-    batch_size: int = Field(1000, ge=1, le=IMPORT_LIMIT, description="Rows per import.")
+    batch_size: int = Field(IMPORT_LIMIT, ge=1, le=IMPORT_LIMIT, description="Rows per import.")
     page_size: int = Field(500, ge=1, le=500)
     requests_per_second: float = Field(10.0, gt=0, description="Client-side pace (Brevo's limits depend on the plan).")
     import_polls: int = Field(30, ge=1, description="How many times to ask whether an import is done.")
@@ -64,7 +64,7 @@ class BrevoConnector(Connector):
     Options = BrevoOptions
     capabilities = frozenset({READ, WRITE})
     description = "Brevo contacts of a list with attributes and email/SMS blacklists (source, destination)"
-    write_batch_size = 1000
+    write_batch_size = IMPORT_LIMIT
     consent_channel = "email"
 
     def __init__(self, options: BrevoOptions, context: ConnectorContext, *,

@@ -11,8 +11,9 @@ its variables, and reports its email consent from its status.
 
 Writing adds contacts with consent in batches (``POST /addressbooks/{id}/emails``: an
 upsert by address that never changes an address's status); SendPulse refuses a
-whole batch for one invalid address, so a refused batch is sent again in halves
-until each bad address is alone and rejected with SendPulse's reason. Opted-out
+whole batch for one invalid address: the address its answer names is rejected with
+SendPulse's reason and the rest sent again at once (when it names none, the batch is
+sent again in halves until each bad address is alone). Opted-out
 contacts are unsubscribed (``POST /addressbooks/{id}/emails/unsubscribe``); deleting
 removes the address from the book.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -176,7 +178,8 @@ class SendPulseConnector(Connector):
                 chunk = group[start : start + size]
                 try:
                     send_in_halves(chunk, send, lambda pair, reason: outcome.rejected(pair[0].contact_id, reason),
-                                   about_items=lambda error: "email" in error.message.lower())
+                                   about_items=lambda error: "email" in error.message.lower(),
+                                   culprit=_named_address)
                 except RetriableError as error:
                     outcome.fail_pending(error.message, [item.contact_id for item, _ in chunk])
         return outcome.as_list()
@@ -184,6 +187,17 @@ class SendPulseConnector(Connector):
     def close(self) -> None:
         self.api.close()
         self.token_api.close()
+
+
+def _named_address(error: Exception, chunk: Sequence[tuple[OutboundItem, Any]]) -> tuple[OutboundItem, Any] | None:
+    """The item whose address SendPulse's refusal names ("Invalid email: a@b"), if one."""
+    words = set(re.findall(r"[^\s\"',;:]+@[^\s\"',;:]+", str(getattr(error, "message", error)).lower()))
+    for pair in chunk:
+        row = pair[1]
+        address = row["email"] if isinstance(row, dict) else row
+        if str(address).lower() in words:
+            return pair
+    return None
 
 
 __all__ = ["SendPulseConnector", "SendPulseOptions"]

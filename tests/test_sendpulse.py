@@ -122,3 +122,12 @@ def test_status_becomes_consent_and_requests_stay_under_ten_a_second(fake, tmp_p
     assert [r.consents[0].status for r in records[:5]] == ["subscribed", "unsubscribed", "complained", "bounced",
                                                            "pending"]
     assert fake.calls["emails.list"] == 5 and fake.rate_limited == 0
+
+
+def test_an_address_named_in_the_refusal_is_rejected_and_the_rest_sent_at_once(fake, tmp_path):
+    fake.refused.update({"u3@example.com", "u7@example.com"})
+    items = [item(i, f"u{i}@example.com") for i in range(1, 11)]
+    results = make_connector(fake, tmp_path).write(items)
+    assert [r.contact_id for r in results if r.status == "rejected"] == [3, 7]
+    assert "u3@example.com" in results[2].error
+    assert fake.calls["emails.add"] == 3 and len(fake.emails) == 8

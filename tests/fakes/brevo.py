@@ -34,6 +34,7 @@ class FakeBrevo(FakeApi):
     def __init__(self, api_key: str = "xkeysib-0123456789abcdef-AbCdEfGh", **kwargs: Any):
         self.api_key = api_key
         self.contacts: dict[int, dict[str, Any]] = {}
+        self._ids_by_email: dict[str, int] = {}
         self.lists: set[int] = {2}
         self.processes: dict[int, dict[str, Any]] = {}
         self.next_id = 1
@@ -77,7 +78,7 @@ class FakeBrevo(FakeApi):
         if identifier.isdigit():
             contact = self.contacts.get(int(identifier))
         else:
-            contact = next((c for c in self.contacts.values() if c["email"] == identifier.lower()), None)
+            contact = self.by_email(identifier)
         if contact is None:
             raise ApiError(404, {"code": "document_not_found", "message": "Contact does not exist"})
         return contact
@@ -99,7 +100,7 @@ class FakeBrevo(FakeApi):
             if not self.valid_email(email):
                 continue  # Brevo skips invalid rows and mentions them only in the report
             self.imported_rows.append(email)
-            existing = next((c for c in self.contacts.values() if c["email"] == email), None)
+            existing = self.by_email(email)
             if existing is not None and not body.get("updateExistingContacts", True):
                 continue
             contact = existing or self._new(email)
@@ -117,6 +118,7 @@ class FakeBrevo(FakeApi):
         contact = {"id": self.next_id, "email": email, "emailBlacklisted": False, "smsBlacklisted": False,
                    "createdAt": _now(), "modifiedAt": _now(), "listIds": set(), "attributes": {}}
         self.contacts[self.next_id] = contact
+        self._ids_by_email[email] = self.next_id
         self.next_id += 1
         return contact
 
@@ -163,6 +165,7 @@ class FakeBrevo(FakeApi):
     def _delete(self, request: Request, identifier: str) -> Any:
         contact = self._find(identifier)
         del self.contacts[contact["id"]]
+        self._ids_by_email.pop(contact["email"], None)
         return 204, None
 
     # -- a person in Brevo -------------------------------------------------------
@@ -185,4 +188,5 @@ class FakeBrevo(FakeApi):
             return contact["id"]
 
     def by_email(self, email: str) -> dict[str, Any] | None:
-        return next((c for c in self.contacts.values() if c["email"] == email.lower()), None)
+        contact_id = self._ids_by_email.get(email.lower())
+        return self.contacts.get(contact_id) if contact_id is not None else None

@@ -90,6 +90,8 @@ class FakeApi:
         self.refused: set[str] = set()
         self.faults: list[Fault] = []
         self.requests_per_second = requests_per_second
+        #: seconds every answer takes (a network's round trip, for benchmarks)
+        self.latency = 0.0
         self.max_concurrent = max_concurrent
         self.rate_limited = 0
         self.peak_concurrent = 0
@@ -209,6 +211,8 @@ class FakeApi:
         headers: dict[str, str] = {}
         content_type = "application/json"
         lost = fault is not None and (fault.after_apply or fault.delay > 0)
+        if self.latency:
+            time.sleep(self.latency)
         try:
             if fault is not None and fault.delay:
                 time.sleep(fault.delay)
