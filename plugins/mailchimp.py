@@ -7,7 +7,8 @@ its email consent (``cleaned`` is a bounce; an unsubscribe for abuse a complaint
 
 Writing upserts members in batches of 500 (``POST /lists/{id}`` with
 ``update_existing``): a contact with consent is ``subscribed``, an opted-out one
-``unsubscribed``. The batch sets each member's status explicitly, so sending it again
+``unsubscribed``, each with its merge fields and tags (the ``tags`` option and a mapped
+``tags`` column; tags are added, never removed). The batch sets each member's status explicitly, so sending it again
 after a lost answer changes nothing; Mailchimp itself refuses to subscribe again a
 member who unsubscribed or bounced. Contacts without a known status (already in the
 audience) are written one by one with ``PUT`` and ``status_if_new``, leaving their
@@ -35,6 +36,8 @@ PAGE_LIMIT = 1000
 CONSENT = {"subscribed": "subscribed", "unsubscribed": "unsubscribed", "cleaned": "bounced", "pending": "pending"}
 #: Keys of an outbound item that hold the address rather than a merge field.
 ADDRESS_KEYS = ("email_address", "email")
+#: The key of an outbound item (and of a record read) that holds the member's tags.
+TAGS_KEY = "tags"
 
 
 class MailchimpOptions(ServiceOptions):
@@ -43,6 +46,8 @@ class MailchimpOptions(ServiceOptions):
     page_size: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
     batch_size: int = Field(BATCH_LIMIT, ge=1, le=BATCH_LIMIT)
     max_concurrent: int = Field(10, ge=1, le=10, description="Mailchimp allows 10 simultaneous connections.")
+    tags: list[str] = Field(default_factory=list, description="Tags every member hub writes gets (added, "
+                            "never removed); a mapped `tags` column adds the contact's own.")
 
     @model_validator(mode="after")
     def _data_center(self) -> MailchimpOptions:
@@ -117,6 +122,9 @@ class MailchimpConnector(Connector):
             return RawRecord(key, {}, updated_at=changed, deleted=True) if incremental else None
         values = {"email_address": member.get("email_address")}
         values.update({k: v for k, v in (member.get("merge_fields") or {}).items() if v not in (None, "")})
+        tags = [str(tag.get("name")) for tag in member.get("tags") or [] if isinstance(tag, dict) and tag.get("name")]
+        if tags:
+            values[TAGS_KEY] = ", ".join(sorted(tags))
         consent = CONSENT.get(str(status))
         reason = str(member.get("unsubscribe_reason") or "")
         if consent == "unsubscribed" and any(word in reason.lower() for word in ("abuse", "spam")):
@@ -155,8 +163,15 @@ class MailchimpConnector(Connector):
         email = next((str(item.values[k]).strip() for k in ADDRESS_KEYS if item.values.get(k)), "")
         if not email:
             return None
-        merge_fields = {str(k): ("" if v is None else v) for k, v in item.values.items() if k not in ADDRESS_KEYS}
-        return {"email_address": email, "merge_fields": merge_fields}
+        merge_fields = {str(k): ("" if v is None else v) for k, v in item.values.items()
+                        if k not in ADDRESS_KEYS and k != TAGS_KEY}
+        member: dict[str, Any] = {"email_address": email, "merge_fields": merge_fields}
+        own = item.values.get(TAGS_KEY)
+        tags = [*self.options.tags, *(own if isinstance(own, list) else str(own or "").split(","))]
+        tags = sorted({str(tag).strip() for tag in tags if str(tag).strip()})
+        if tags:
+            member["tags"] = tags
+        return member
 
     def _batch(self, chunk: list[tuple[OutboundItem, dict[str, Any]]], outcome: BatchOutcome) -> None:
         by_email = {member["email_address"].lower(): item.contact_id for item, member in chunk}
@@ -184,6 +199,7 @@ class MailchimpConnector(Connector):
     def _put(self, item: OutboundItem, member: dict[str, Any], outcome: BatchOutcome) -> None:
         key = subscriber_hash(member["email_address"])
         status_if_new = "subscribed" if item.consent is None else "transactional"
+        member = {k: v for k, v in member.items() if k != "tags"}  # PUT does not take tags
         try:
             body = self.api.json(self.api.request(
                 "PUT", f"lists/{self.options.list_id}/members/{key}", json_body={**member,

@@ -190,3 +190,15 @@ def test_options_need_a_data_center_or_an_endpoint():
     with pytest.raises(ValueError, match="data center"):
         MailchimpOptions(api_key="abcdef", list_id="x")
     assert MailchimpOptions(api_key="abc-us5", list_id="x").base_url == "https://us5.api.mailchimp.com/3.0"
+
+
+def test_tags_from_the_options_and_the_mapping_are_added(fake, tmp_path):
+    fake.add("old@example.com", FNAME="Old")
+    fake.members[subscriber_hash("old@example.com")]["tags"] = ["vip"]
+    connector = make_connector(fake, tmp_path, tags=["hub"])
+    results = connector.write([subscribed(1, "old@example.com", tags="клиент, опт"), subscribed(2, "new@example.com")])
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert sorted(fake.members[subscriber_hash("old@example.com")]["tags"]) == ["hub", "vip", "клиент", "опт"]
+    assert fake.members[subscriber_hash("new@example.com")]["tags"] == ["hub"]
+    records = by_external_id(read_all(connector, None)[0])
+    assert records[subscriber_hash("old@example.com")].values["tags"] == "hub, vip, клиент, опт"

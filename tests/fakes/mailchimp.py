@@ -128,6 +128,9 @@ class FakeMailchimp(FakeApi):
                                        "ERROR_CONTACT_EXISTS")
                 member["status"] = status
         member["merge_fields"].update({k: v for k, v in (body.get("merge_fields") or {}).items()})
+        for tag in body.get("tags") or []:
+            if tag not in member["tags"]:
+                member["tags"].append(tag)
         member["last_changed"] = self.clock.tick()
         return member
 
