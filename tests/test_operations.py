@@ -670,3 +670,40 @@ def test_two_schedulers_started_at_once_run_a_due_job_once(store_project):
             made += len(json.loads(out))
     assert made == 1  # either the second found the lock taken, or the job done already
     assert [r["status"] for r in json.loads(store_project.hub("runs", "--json").stdout)] == ["ok"]
+
+
+def test_a_run_finished_plugin_gets_every_run_and_cannot_fail_it(tmp_path):
+    """A third-party plugin installed through an entry point: it sees the report, and
+    its exception is logged while the run stays ok."""
+    import os
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "hub_notify_test.py").write_text(
+        "import json, os\n"
+        "from hub.hookspecs import hookimpl\n\n"
+        "@hookimpl\n"
+        "def hub_run_finished(run):\n"
+        "    with open(os.environ['NOTIFY_FILE'], 'a', encoding='utf-8') as f:\n"
+        "        f.write(json.dumps(run) + '\\n')\n"
+        "    raise RuntimeError('chat is down')\n", encoding="utf-8")
+    dist = site / "hub_notify_test-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hub-notify-test\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[hub.connectors]\nnotify_test = hub_notify_test\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "sheet.csv").write_text(SHEET, encoding="utf-8")
+    (project / "hub.yaml").write_text(CONFIG, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "HUB_CONFIG"}
+    env.update(PYTHONPATH=os.pathsep.join([str(site), env.get("PYTHONPATH", "")]),
+               HUB_LOAD_PLUGINS="notify_test", NOTIFY_FILE=str(tmp_path / "runs.jsonl"))
+    result = subprocess.run([sys.executable, "-c", "from hub.cli import main; main()", "sync", "--json"],
+                            check=False, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "ok"
+    assert "a hub_run_finished hook failed: RuntimeError: chat is down" in result.stderr
+    seen = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["run_id"], r["status"], r["counts"]["sheet"]["created"]) for r in seen] == [(1, "ok", 3)]
