@@ -212,20 +212,28 @@ def test_faults_neither_duplicate_nor_lose_contacts(project, services, monkeypat
     assert Counter(brevo.imported_rows) == applied
 
 
-def test_no_key_in_logs_errors_change_log_or_run_reports(project, services, monkeypatch):
+def test_no_key_in_logs_errors_change_log_or_run_reports(project, services, more_services, monkeypatch):
     mailchimp, brevo = services
+    sendpulse, unisender = more_services
     mailchimp.add("ivan@example.ru", FNAME="Иван")
-    configure(project, mailchimp, brevo, monkeypatch)
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender)
     brevo.fail("import", 500, times=50)  # a failing run: errors are reported
+    unisender.fail("importContacts", 500, times=50)
+    sendpulse.expire_tokens()
     outputs = [project.hub("-v", "-v", "sync", "--json")]
-    mailchimp.api_key = "ffffffffffffffffffffffffffffffff-us21"  # now the key is refused
+    mailchimp.api_key = "ffffffffffffffffffffffffffffffff-us21"  # now the keys are refused
+    unisender.api_key = "another-unisender-key"
+    sendpulse.client_secret = "another-secret"
+    sendpulse.expire_tokens()
     outputs.append(project.hub("-v", "-v", "sync"))
     outputs += [project.hub(*args) for args in (("runs", "--json"), ("log", "--json"), ("show", "1"),
                                                 ("export", "links"), ("quarantine", "list"))]
     text = "\n".join(result.output for result in outputs)
-    assert "API Key Invalid" in text and "HTTP 500" in text
+    assert "API Key Invalid" in text and "HTTP 500" in text and "invalid api key" in text
+    assert "Client authentication failed" in text
     store = (project.root / "hub.db").read_bytes()
-    for key in KEYS:
+    assert sendpulse.issued  # access tokens were fetched, and are secrets too
+    for key in (*KEYS, *sendpulse.issued):
         assert key not in text
         assert key.encode() not in store
     assert subscriber_hash("ivan@example.ru")
