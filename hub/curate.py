@@ -29,7 +29,14 @@ from hub.errors import UsageError
 from hub.identity import Comparison, Profile, compare, profile
 from hub.identity.compare import best
 from hub.store import Store, allocate_ids, bulk_insert
-from hub.store.schema import changes, contacts, identifiers, match_reviews, runs, source_records
+from hub.store.schema import (
+    changes,
+    contacts,
+    identifiers,
+    match_reviews,
+    runs,
+    source_records,
+)
 from hub.sync import Sync, _change, _contact_row, utcnow
 
 MANUAL = "manual"
@@ -288,13 +295,21 @@ def explain(c: Connection, first: str, second: str, merge_at: float, review_at: 
     label_b, b = _profiles_of(c, second)
     if not a or not b:
         raise UsageError("one side has no source records to compare")
-    def name_count(key: str) -> int | None:
-        found = c.execute(
-            select(func.count()).select_from(identifiers).where(and_(identifiers.c.kind == "name", identifiers.c.value == key))
-        ).scalar()
-        return int(found) if found else None
+    class StoreFrequencies:
+        """Holders of a name or local part as the store has them now."""
 
-    comparison: Comparison = best(a, b, name_count)
+        def holders(self, key: str) -> int | None:
+            found = c.execute(
+                select(func.count())
+                .select_from(identifiers)
+                .where(and_(identifiers.c.kind.in_(("name", "local")), identifiers.c.value == key))
+            ).scalar()
+            return int(found) if found else None
+
+        def namesakes(self, last: str, first_key: str) -> float | None:
+            return None
+
+    comparison: Comparison = best(a, b, StoreFrequencies())
     veto = comparison.veto or next((compare(x, y).veto for x in a for y in b if compare(x, y).veto), None)
     p = 0.0 if veto else comparison.probability
     verdict = "different people" if veto else comparison.verdict(merge_at, review_at)

@@ -22,7 +22,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
@@ -37,6 +37,7 @@ PRIOR = -7.0
 #: Weights in bits (log2 of m/u).
 W_EMAIL_SAME = 14.0  # one mailbox: shared family addresses exist, hence the vetoes
 W_EMAIL_LOCAL = 7.0  # the same distinctive local part at another provider
+W_EMAIL_LOCAL_COMMON = 2.0  # one that several people use
 W_EMAIL_DIFF = -1.5  # people keep several addresses
 W_PHONE_SAME = 13.0
 W_PHONE_DIFF = -2.0
@@ -52,6 +53,9 @@ W_LAST_COMMON = 4.0  # many do: Иванов Александр
 #: identifier contradicting it, it is as strong as an agreeing phone.
 UNIQUE_NAME = 2
 RARE_NAME = 4
+#: ... and when fewer than this many people with the surname are expected to share the
+#: first name by chance (an Елена among nine Ситковых: 0.36, too many to be sure).
+NAMESAKES_EXPECTED = 0.3
 W_LAST_CLOSE = 2.0
 W_LAST_DIFF = -4.0  # women change surnames at marriage: not a veto
 W_MIDDLE_SAME = 3.0
@@ -173,18 +177,39 @@ def _texts(values: Mapping[str, Any], single: str, plural: str) -> list[str]:
 
 def profile(values: Mapping[str, Any]) -> Profile:
     """The comparable features of one record's normalized canonical values."""
-    emails = {names.canonical_email(e) for e in _texts(values, "email", "emails")}
+    attributes = tuple(
+        sorted(
+            (key, str(value))
+            for key, value in values.items()
+            if key.startswith("x_") and isinstance(value, (str, int, float))
+        )
+    )
+    return _profile(
+        tuple(_texts(values, "email", "emails")),
+        tuple(_texts(values, "phone", "phones")),
+        str(values.get("first_name") or ""),
+        str(values.get("last_name") or ""),
+        str(values.get("middle_name") or ""),
+        str(values.get("birthday") or ""),
+        str(values.get("city") or ""),
+        attributes,
+    )
+
+
+@functools.lru_cache(maxsize=262_144)
+def _profile(
+    email_texts: tuple[str, ...], phone_texts: tuple[str, ...], first_text: str, last_text: str, middle_text: str,
+    birthday: str, city: str, attributes: tuple[tuple[str, str], ...],
+) -> Profile:
+    emails = {names.canonical_email(e) for e in email_texts}
     emails.discard("")
     local_parts = set()
     for email in emails:
         local = _SEPARATORS.sub("", names.email_local_key(email))
         if len(local) >= _MIN_LOCAL and local not in _GENERIC_LOCALS:
             local_parts.add(local)
-    phones = frozenset(_texts(values, "phone", "phones"))
+    phones = frozenset(phone_texts)
     mail_surnames = frozenset(s for email in emails for s in _mail_surnames(names.email_local_key(email)))
-    first_text = str(values.get("first_name") or "")
-    last_text = str(values.get("last_name") or "")
-    middle_text = str(values.get("middle_name") or "")
     first, first_keys, first_gender = _first(first_text)
     last, last_gender = _last(last_text)
     middle, middle_gender = _middle(middle_text)
@@ -203,13 +228,12 @@ def profile(values: Mapping[str, Any]) -> Profile:
         middle_gender=middle_gender,
         gender=gender,
         mail_surnames=mail_surnames,
-        birthday=str(values.get("birthday") or ""),
-        city=names.fold(str(values.get("city") or "")),
+        birthday=birthday,
+        city=names.fold(city),
         attributes=frozenset(
-            (key, " ".join(str(value).casefold().split()))
-            for key, value in values.items()
-            if key.startswith("x_") and isinstance(value, (str, int, float)) and str(value).strip()
-            and len(str(value)) <= _MAX_ATTRIBUTE_CHARS
+            (key, " ".join(value.casefold().split()))
+            for key, value in attributes
+            if value.strip() and len(value) <= _MAX_ATTRIBUTE_CHARS
         ),
     )
 
@@ -322,23 +346,31 @@ def _similar(a: str, b: str) -> float:
 
 
 AttributeWeight = Callable[[str, str], float]
-#: How many people hold a blocking key (``surname|first-name key``), if known.
-NameCount = Callable[[str], "int | None"]
+
+
+class Frequencies(Protocol):
+    """How common names and addresses are in the base: what makes an agreement telling."""
+
+    def holders(self, key: str) -> int | None:
+        """People holding a full-name key (``surname|first name``) or an e-mail local part."""
+
+    def namesakes(self, last: str, first_key: str) -> float | None:
+        """People expected to have this first name among those with this surname."""
 
 
 def compare(
-    a: Profile, b: Profile, name_count: NameCount | None = None, attribute_weight: AttributeWeight | None = None
+    a: Profile, b: Profile, frequencies: Frequencies | None = None, attribute_weight: AttributeWeight | None = None
 ) -> Comparison:
-    """Score two records field by field. ``name_count`` tells how many people share a full
-    name (rare names weigh more), ``attribute_weight`` the weight of a custom value."""
+    """Score two records field by field. ``frequencies`` tells how common a full name or a
+    local part is (rare ones weigh more), ``attribute_weight`` the weight of a custom value."""
     result = Comparison()
-    contradicted = _compare_contacts(a, b, result)
+    contradicted = _compare_contacts(a, b, result, frequencies)
     # a phone or mailbox in common is how relatives meet: there, a different first name,
     # birthday or gender proves two people; elsewhere it only weighs (data has errors)
     shared = bool(a.phones & b.phones or a.emails & b.emails)
     if a.attributes and b.attributes:
         contradicted = _compare_attributes(a, b, result, attribute_weight) or contradicted
-    _compare_names(a, b, result, name_count, contradicted, shared)
+    _compare_names(a, b, result, frequencies, contradicted, shared)
     _compare_birthday(a, b, result, shared)
     if a.city and b.city:
         if a.city == b.city:
@@ -353,8 +385,9 @@ def compare(
     return result
 
 
-def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> bool:
-    """Phones and mailboxes; whether one of them disagrees."""
+def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: Frequencies | None = None) -> bool:
+    """Phones and mailboxes; whether one of them disagrees. A local part at another
+    provider counts only when no one else uses it (``semen1977`` is common)."""
     contradicted = False
     if a.emails and b.emails:
         same = a.emails & b.emails
@@ -362,8 +395,14 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> bool:
             result.add("email", "same", W_EMAIL_SAME, min(same))
             result.strong = True
         elif a.locals & b.locals:
-            result.add("email", "same local part", W_EMAIL_LOCAL, min(a.locals & b.locals))
-            result.strong = True
+            local = min(a.locals & b.locals)
+            holders = frequencies.holders(local) if frequencies else None
+            if holders is None or holders <= UNIQUE_NAME:
+                # like a full name (d.sedov@mail.ru and d.sedov@yandex.ru can be two people):
+                # it adds weight, names must agree for a merge
+                result.add("email", "same local part", W_EMAIL_LOCAL, local)
+            else:
+                result.add("email", f"same local part, {holders} people use it", W_EMAIL_LOCAL_COMMON, local)
         else:
             result.add("email", "different", W_EMAIL_DIFF)
             contradicted = True
@@ -379,7 +418,7 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison) -> bool:
 
 
 def _compare_names(
-    a: Profile, b: Profile, result: Comparison, name_count: NameCount | None, contradicted: bool, shared: bool
+    a: Profile, b: Profile, result: Comparison, frequencies: Frequencies | None, contradicted: bool, shared: bool
 ) -> None:
     if a.first and b.first and a.last_raw and b.last_raw and a.first != b.first \
             and a.first == b.last_raw and a.last_raw == b.first:
@@ -403,14 +442,14 @@ def _compare_names(
     if first_agrees and (bool(a.last) != bool(b.last)):
         named, other = (a, b) if a.last else (b, a)
         if named.last in other.mail_surnames:  # "Поля" <polina.kryukyh@...> and Крюкых Полина
-            _name_agreement(a, b, named.last, result, name_count, contradicted, "in the e-mail address")
+            _name_agreement(a, b, named.last, result, frequencies, contradicted, "in the e-mail address")
     if a.last and b.last:
         if a.last == b.last:
             if a.last_gender and b.last_gender and a.last_gender != b.last_gender:
                 result.add("last_name", "other gender form", 0.0, a.last)
                 result.veto = result.veto or f"male and female forms of one surname ({a.last}): relatives"
             elif first_agrees:
-                _name_agreement(a, b, a.last, result, name_count, contradicted, "same")
+                _name_agreement(a, b, a.last, result, frequencies, contradicted, "same")
             else:
                 result.add("last_name", "same", W_LAST_SAME, a.last)
         elif _similar(a.last, b.last) >= CLOSE:
@@ -428,17 +467,21 @@ def _compare_names(
 
 
 def _name_agreement(
-    a: Profile, b: Profile, last: str, result: Comparison, name_count: NameCount | None, contradicted: bool,
+    a: Profile, b: Profile, last: str, result: Comparison, frequencies: Frequencies | None, contradicted: bool,
     how: str,
 ) -> None:
-    """First name and surname agree: the rarer the pair in the base, the more it weighs."""
-    counts = [n for k in a.first_keys & b.first_keys if name_count and (n := name_count(f"{last}|{k}"))]
+    """First name and surname agree: the rarer the pair in the base, the more it weighs. It
+    is as strong as a phone only if no one else holds it, no identifier contradicts it and
+    the surname is rare enough that another holder of the first name is unlikely."""
+    shared_keys = sorted(a.first_keys & b.first_keys)
+    counts = [n for k in shared_keys if frequencies and (n := frequencies.holders(f"{last}|{k}"))]
     count = min(counts) if counts else None
     if count is None:
         result.add("last_name", how, W_LAST_SAME, last)
     elif count <= UNIQUE_NAME:
         result.add("last_name", f"{how}, unique with this first name", W_LAST_UNIQUE, last)
-        if not contradicted:
+        expected = [e for k in shared_keys if frequencies and (e := frequencies.namesakes(last, k)) is not None]
+        if not contradicted and (not expected or min(expected) <= NAMESAKES_EXPECTED):
             result.strong = True
     elif count <= RARE_NAME:
         result.add("last_name", f"{how}, {count} people with this full name", W_LAST_RARE, last)
@@ -498,7 +541,7 @@ def _birthday_typo(a: str, b: str) -> bool:
 
 
 def best(
-    a: Iterable[Profile], b: Iterable[Profile], name_count: NameCount | None = None,
+    a: Iterable[Profile], b: Iterable[Profile], frequencies: Frequencies | None = None,
     attribute_weight: AttributeWeight | None = None,
 ) -> Comparison:
     """The strongest comparison between any record of one group and any of the other."""
@@ -506,7 +549,7 @@ def best(
     others = list(b)
     for x in a:
         for y in others:
-            found = compare(x, y, name_count, attribute_weight)
+            found = compare(x, y, frequencies, attribute_weight)
             if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
                 top = found
     return top or Comparison()

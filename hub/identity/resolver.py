@@ -43,8 +43,12 @@ from hub.identity.compare import (
 )
 from hub.store.schema import identifiers, match_reviews, source_records
 
-#: A key shared by more contacts than this is too common to block on.
+#: A key shared by more contacts than this is too common to block on: a shared office
+#: phone; a surname or birthday held by many says nothing about who is who.
 BLOCK_CAP = 40
+#: Keys a record with a phone or an e-mail address does not need to be found by.
+_WEAK = frozenset({"surname", "birthday"})
+_CAPS = {"name": 12, "surname": 8, "birthday": 8, "local": 8, "attribute": 8}
 _COUNTED = frozenset({"name", "surname", "birthday", "local", "attribute"})
 _CHUNK = 500
 
@@ -94,6 +98,8 @@ class ProbabilisticResolver:
     # ------------------------------------------------------------------ lookups
     def _keys(self, p: Profile) -> set[tuple[str, str]]:
         keys = blocking_keys(p)
+        if p.phones or p.emails:  # found through those; the weak keys only cost comparisons
+            keys = {k for k in keys if k[0] not in _WEAK}
         if "email" not in self.match_on:
             keys = {k for k in keys if k[0] not in ("email", "local")}
         if "phone" not in self.match_on:
@@ -117,7 +123,7 @@ class ProbabilisticResolver:
                         .group_by(identifiers.c.value)
                     )
                     name_counts.update((value, int(n)) for value, n in counted)
-                    chunk = [value for value in chunk if 0 < name_counts.get(value, 0) <= BLOCK_CAP]
+                    chunk = [value for value in chunk if 0 < name_counts.get(value, 0) <= _cap(kind)]
                     if not chunk:
                         continue
                 rows = c.execute(
@@ -127,7 +133,7 @@ class ProbabilisticResolver:
                 )
                 for value, contact_id in rows:
                     found[(kind, value)].append(contact_id)
-        return {key: ids for key, ids in found.items() if len(ids) <= BLOCK_CAP}, name_counts
+        return {key: ids for key, ids in found.items() if len(ids) <= _cap(key[0])}, name_counts
 
     def _profiles(self, c: Connection, contact_ids: Sequence[int]) -> dict[int, list[Profile]]:
         out: dict[int, list[Profile]] = defaultdict(list)
@@ -164,6 +170,26 @@ class ProbabilisticResolver:
             pairs.update((a, b) for a, b in rows)
         return pairs
 
+    def _frequencies(self, c: Connection, profiles: dict[int, Profile], holders: dict[str, int]) -> _Frequencies:
+        """Name statistics for this batch: surname holders from the store and the batch,
+        first-name shares from the batch (a sample of the source)."""
+        by_surname: dict[str, list[Profile]] = defaultdict(list)
+        firsts: Counter[str] = Counter()
+        for p in profiles.values():
+            if p.last:
+                by_surname[p.last].append(p)
+            firsts.update(p.first_keys)
+        surnames: dict[str, int] = {s: _people(ps) for s, ps in by_surname.items()}
+        values = sorted(surnames)
+        for start in range(0, len(values), _CHUNK):
+            for value, n in c.execute(
+                select(identifiers.c.value, func.count())
+                .where(and_(identifiers.c.kind == "surname", identifiers.c.value.in_(values[start : start + _CHUNK])))
+                .group_by(identifiers.c.value)
+            ):
+                surnames[value] += int(n)
+        return _Frequencies(holders, surnames, firsts, max(len(profiles), _SAMPLE_FLOOR))
+
     # ------------------------------------------------------------------ resolve
     def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
         profiles = {cand.key: profile(cand.values) for cand in candidates}
@@ -189,14 +215,15 @@ class ProbabilisticResolver:
             for key in keys[cand.key]:
                 batch_by_key[key].append(cand.key)
         for key, ks in batch_by_key.items():
-            if key[0] == "name":
+            if key[0] in ("name", "local"):
                 name_counts[key[1]] += _people([profiles[k] for k in ks])
+        frequencies = self._frequencies(c, profiles, name_counts)
 
         # candidate pairs
         pairs: set[tuple[Node, Node]] = set()
         for key, ks in batch_by_key.items():
             ordered = sorted(ks, key=lambda k: sort_key[("r", k)])
-            if len(ordered) > BLOCK_CAP and key[0] in _COUNTED:
+            if len(ordered) > _cap(key[0]) and key[0] in _COUNTED:
                 continue  # a common value says nothing about who is who
             if len(ordered) <= BLOCK_CAP:
                 for i, x in enumerate(ordered):
@@ -212,12 +239,11 @@ class ProbabilisticResolver:
                     pairs.add(_pair(("r", x), ("c", cid), sort_key))
 
         attribute_weight = _attribute_weights(profiles.values())
-        name_count = name_counts.get
         edges: list[tuple[float, str, str, Node, Node, Comparison]] = []
         for a, b in pairs:
             if not members[a] or not members[b]:
                 continue
-            comparison = best(members[a], members[b], name_count, attribute_weight)
+            comparison = best(members[a], members[b], frequencies, attribute_weight)
             p = comparison.probability
             if p >= self.review_at:
                 edges.append((-p, sort_key[a], sort_key[b], a, b, comparison))
@@ -278,6 +304,31 @@ class ProbabilisticResolver:
             root = find(("r", cand.key))
             clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
         return Resolution(list(clusters.values()), reviews)
+
+
+#: Shares of first names are taken from the batch; a small batch counts as this many.
+_SAMPLE_FLOOR = 200
+
+
+@dataclass
+class _Frequencies:
+    people: dict[str, int]
+    surnames: dict[str, int]
+    firsts: Counter[str]
+    sample: int
+
+    def holders(self, key: str) -> int | None:
+        return self.people.get(key) or None
+
+    def namesakes(self, last: str, first_key: str) -> float | None:
+        holders = self.surnames.get(last)
+        if not holders:
+            return None
+        return holders * self.firsts.get(first_key, 1) / self.sample
+
+
+def _cap(kind: str) -> int:
+    return _CAPS.get(kind, BLOCK_CAP)
 
 
 def _people(records: list[Profile]) -> int:
