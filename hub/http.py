@@ -51,6 +51,8 @@ T = TypeVar("T")
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Statuses worth another try: the server refused or failed, the request may go again.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Client-side pacing stays this much under a provider's per-second limit.
+PACING_MARGIN = 1.05
 #: A ``Retry-After`` longer than this is not waited for inside one run.
 MAX_RETRY_AFTER = 120.0
 
@@ -146,11 +148,12 @@ def shared_pacing(key: tuple[str, ...], requests_per_second: float | None, max_c
         if pacing is None:
             rate = None
             if requests_per_second:
-                # whole requests per period: 10/s is 10 per second, 0.5/s is 1 per 2 seconds
+                # whole requests per period: 10/s is 10 per second, 0.5/s is 1 per 2 seconds; the
+                # period is 5% longer, as the provider counts arrivals and the network jitters
                 if requests_per_second >= 1:
-                    rate = RateLimiter(int(requests_per_second), 1.0, sleep=sleep)
+                    rate = RateLimiter(int(requests_per_second), 1.0 * PACING_MARGIN, sleep=sleep)
                 else:
-                    rate = RateLimiter(1, 1.0 / requests_per_second, sleep=sleep)
+                    rate = RateLimiter(1, PACING_MARGIN / requests_per_second, sleep=sleep)
             semaphore = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
             pacing = _PACING[full_key] = Pacing(rate, semaphore, max_concurrent)
         return pacing

@@ -154,10 +154,14 @@ class BrevoConnector(Connector):
             if process is not None and not self._wait_for(process):
                 outcome.fail_pending("Brevo has not finished the import yet; sent again next run", by_email.values())
                 return
+            waiting = set(by_email.values())
             for contact in self._pages(started):
                 contact_id = by_email.get(str(contact.get("email") or "").lower())
                 if contact_id is not None and contact_id not in outcome.results:
                     outcome.ok(contact_id, str(contact["id"]))
+                    waiting.discard(contact_id)
+                    if not waiting:
+                        break  # every row found: the rest of the pages are not needed
         except RejectedRequestError as error:
             for contact_id in by_email.values():
                 outcome.rejected(contact_id, error.message)
