@@ -380,6 +380,9 @@ def show(app: App, contact: str, actor: str | None, as_json: bool) -> None:
     if card["consents"]:
         _table("consents", ["channel", "status", "source", "at"],
                [[r["channel"], r["status"], r["source"], r["at"]] for r in card["consents"]])
+    if card["destinations"]:
+        _table("destinations", ["destination", "status", "error"],
+               [[r["destination"], r["status"], r["error"] or ""] for r in card["destinations"]])
     if card["events"]:
         _table(f"events ({card['messages_30d']} messages sent in the last 30 days)", ["at", "type", "source"],
                [[r["at"], r["type"], r["source"]] for r in card["events"]])

@@ -16,7 +16,16 @@ from hub.errors import UsageError
 from hub.events import messages_30d
 from hub.formulas import neutralize_formula
 from hub.model import CONTACT_FIELDS
-from hub.store.schema import consents, contacts, cursors, events, identifiers, quarantine, source_records
+from hub.store.schema import (
+    consents,
+    contacts,
+    cursors,
+    events,
+    identifiers,
+    outbox,
+    quarantine,
+    source_records,
+)
 
 LINK_COLUMNS = ("source", "external_id", "contact_id")
 EXPORT_COLUMNS = ("id",) + CONTACT_FIELDS + ("phones", "emails")
@@ -104,6 +113,11 @@ def contact_card(c: Connection, contact_id: int) -> dict[str, Any]:
         "events": [
             {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None}
             for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at))
+        ],
+        "destinations": [
+            {"destination": r.destination, "status": r.status, "attempts": r.attempts, "error": r.last_error,
+             "at": _iso(r.updated_at)}
+            for r in c.execute(select(outbox).where(outbox.c.contact_id == contact_id).order_by(outbox.c.destination))
         ],
         "messages_30d": messages_30d(c, [contact_id], dt.datetime.now(dt.timezone.utc)).get(contact_id, 0),
         "history": change_log(c, contact=contact_id, limit=1000),

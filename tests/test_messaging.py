@@ -305,5 +305,9 @@ def test_under_faults_every_service_converges_and_nothing_accepted_is_sent_again
         writes = [entry for entry in fake.applied if entry[0] in ("import", "emails.add", "importContacts")]
         assert writes == [entry for entry in snapshot[name] if entry[0] in ("import", "emails.add",
                                                                              "importContacts")], name
-    rejected = json.loads(project.hub("runs", "--json").stdout)
-    assert rejected
+    card = json.loads(project.hub("show", "refused@example.net", "--json").stdout)
+    refused = {row["destination"]: row for row in card["destinations"]}
+    for name in ("brevo", "sendpulse", "unisender"):  # the provider's reason, contact by contact
+        assert refused[name]["status"] == "rejected" and refused[name]["error"], name
+    assert "Invalid email" in refused["sendpulse"]["error"]
+    assert "Invalid email address" in refused["unisender"]["error"]
