@@ -663,7 +663,7 @@ class Sync:
             row.update(created_run=run_id, created_at=now, merged_into=None)
             rows.append(row)
             ident_rows.extend(
-                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(values)
+                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(own)
             )
             first = own[0]
             everything = {f: values[f] for f in sorted(values, key=_field_order)}
@@ -745,7 +745,7 @@ class Sync:
             if row.deleted_at is not None:
                 diff = True
                 change_rows.append(_change(contact_id, "deleted", "true", None, name, None, reason, now))
-            wanted = _identifiers_of(new)
+            wanted = _identifiers_of(own)
             ident_add.extend(
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
             )
@@ -1163,9 +1163,13 @@ def _has_substance(values: dict[str, Any]) -> bool:
     return any(values.get(f) for f in ("email", "phone", "full_name", "first_name", "last_name"))
 
 
-def _identifiers_of(values: dict[str, Any]) -> set[tuple[str, str]]:
-    """What a contact is found by: its e-mails and phones, and its blocking keys."""
-    return keys_of(values)
+def _identifiers_of(records: Sequence[SourceValues]) -> set[tuple[str, str]]:
+    """What a contact is found by: the e-mails, phones and blocking keys of all its records
+    (every spelling of the name it was seen with blocks, not only the one that survived)."""
+    found: set[tuple[str, str]] = set()
+    for record in records:
+        found |= keys_of(record.values)
+    return found
 
 
 _ORDER = {name: i for i, name in enumerate(CONTACT_FIELDS + LIST_FIELDS)}
