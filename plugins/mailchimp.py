@@ -198,7 +198,9 @@ class MailchimpConnector(Connector):
 
     def _put(self, item: OutboundItem, member: dict[str, Any], outcome: BatchOutcome) -> None:
         key = subscriber_hash(member["email_address"])
-        status_if_new = "subscribed" if item.consent is None else "transactional"
+        # only a contact hub never had here, with no status known and require_consent off,
+        # joins as subscribed; a member that vanished is not brought back subscribed
+        status_if_new = "subscribed" if item.consent is None and item.external_id is None else "transactional"
         member = {k: v for k, v in member.items() if k != "tags"}  # PUT does not take tags
         try:
             body = self.api.json(self.api.request(
