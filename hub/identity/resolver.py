@@ -41,6 +41,7 @@ from hub.identity.compare import (
     profile,
     vetoed,
 )
+from hub.store import among
 from hub.store.schema import identifiers, match_reviews, source_records
 
 #: A key shared by more contacts than this is too common to block on: a shared office
@@ -119,7 +120,7 @@ class ProbabilisticResolver:
                 if kind in _COUNTED:  # these can be common: count before fetching
                     counted = c.execute(
                         select(identifiers.c.value, func.count())
-                        .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(chunk)))
+                        .where(and_(identifiers.c.kind == kind, among(c, identifiers.c.value, chunk)))
                         .group_by(identifiers.c.value)
                     )
                     name_counts.update((value, int(n)) for value, n in counted)
@@ -128,7 +129,7 @@ class ProbabilisticResolver:
                         continue
                 rows = c.execute(
                     select(identifiers.c.value, identifiers.c.contact_id)
-                    .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(chunk)))
+                    .where(and_(identifiers.c.kind == kind, among(c, identifiers.c.value, chunk)))
                     .order_by(identifiers.c.value, identifiers.c.contact_id)
                 )
                 for value, contact_id in rows:
@@ -143,7 +144,7 @@ class ProbabilisticResolver:
             rows = c.execute(
                 select(source_records.c.contact_id, source_records.c.record_values).where(
                     and_(
-                        source_records.c.contact_id.in_(chunk),
+                        among(c, source_records.c.contact_id, chunk),
                         source_records.c.removed_at.is_(None),
                         source_records.c.origin == "read",
                     )
@@ -184,7 +185,7 @@ class ProbabilisticResolver:
         for start in range(0, len(values), _CHUNK):
             for value, n in c.execute(
                 select(identifiers.c.value, func.count())
-                .where(and_(identifiers.c.kind == "surname", identifiers.c.value.in_(values[start : start + _CHUNK])))
+                .where(and_(identifiers.c.kind == "surname", among(c, identifiers.c.value, values[start : start + _CHUNK])))
                 .group_by(identifiers.c.value)
             ):
                 surnames[value] += int(n)

@@ -10,7 +10,7 @@ import os
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,30 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Table, create_engine, delete, event, insert, select, text
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.sql.elements import ColumnElement
 
 from hub.errors import FatalError, LockedError
 from hub.redact import redact
@@ -299,6 +320,17 @@ def _parameters(c: Connection, table: Table, columns: list[str], rows: list[dict
         convert = _remember_last(processor)
         data = [(*t[:position], convert(t[position]), *t[position + 1 :]) for t in data]
     return data
+
+
+def among(c: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)`` with the list as one parameter (a JSON array on SQLite, an
+    array on PostgreSQL): a long IN list of separate parameters costs more to build than
+    the query costs to run."""
+    if c.dialect.name == "postgresql":
+        element = Integer() if isinstance(column.type, Integer) else Text()
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    listed = select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values)))))
+    return column.in_(listed.scalar_subquery())
 
 
 def allocate_ids(c: Connection, table: Table, count: int) -> list[int]:
