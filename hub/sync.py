@@ -46,7 +46,7 @@ from hub.normalize import Normalizer
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer
 from hub.redact import redact
-from hub.store import Store, allocate_ids, bulk_insert, bulk_update
+from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update
 from hub.store.schema import (
     changes,
     contacts,
@@ -692,7 +692,7 @@ class Sync:
                     source_records.c.changed_at,
                 ).where(
                     and_(
-                        source_records.c.contact_id.in_(chunk),
+                        among(c, source_records.c.contact_id, chunk),
                         source_records.c.removed_at.is_(None),
                         source_records.c.origin == "read",
                     )
@@ -701,9 +701,9 @@ class Sync:
                 records[row.contact_id].append(
                     SourceValues(row.connector, row.external_id, json.loads(row.record_values), row.changed_at)
                 )
-            for row in c.execute(select(contacts).where(contacts.c.id.in_(chunk))):
+            for row in c.execute(select(contacts).where(among(c, contacts.c.id, chunk))):
                 current[row.id] = row
-            for row in c.execute(select(identifiers).where(identifiers.c.contact_id.in_(chunk))):
+            for row in c.execute(select(identifiers).where(among(c, identifiers.c.contact_id, chunk))):
                 idents[row.contact_id].add((row.kind, row.value))
         change_rows: list[dict[str, Any]] = []
         contact_updates: list[dict[str, Any]] = []
@@ -1075,7 +1075,7 @@ def _records_of(c: Connection, connector: str, external_ids: Sequence[str], *col
     for chunk in _chunks(external_ids):
         yield from c.execute(
             select(source_records.c.external_id, *columns).where(
-                and_(source_records.c.connector == connector, source_records.c.external_id.in_(chunk))
+                and_(source_records.c.connector == connector, among(c, source_records.c.external_id, chunk))
             )
         )
 
