@@ -92,6 +92,9 @@ class RawRecord:
     consents: tuple[ConsentReport, ...] = ()
     #: The person's history in the tool (messages sent, delivered, opened), newest included.
     events: tuple[EventReport, ...] = ()
+    #: The record carries only ``events`` for a record of this id read now or before (a
+    #: campaign's opens, say): its values are not a new state of the record.
+    history_only: bool = False
 
 
 @dataclass(frozen=True)

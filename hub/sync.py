@@ -411,6 +411,9 @@ class Sync:
                 known[row.external_id] = row
         for record in records:
             external_id = record.external_id
+            if record.history_only:  # events of a record, not a state of it
+                screened.history.append(record)
+                continue
             if not external_id:
                 screened.quarantine.append((record, "the record has no id (empty id column)"))
                 continue
@@ -486,6 +489,8 @@ class Sync:
                 self._recompute(c, sorted(affected), name, now)
             if any(w.record.consents or w.record.events for w in work):
                 self._record_consents(c, name, work, now)
+            if screened.history:
+                self._record_history(c, name, screened.history)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
 
@@ -505,6 +510,13 @@ class Sync:
             rows = c.execute(select(contacts).where(and_(contacts.c.id.in_(sorted(changed)),
                                                          contacts.c.deleted_at.is_(None)))).all()
             self._enqueue(c, {row.id: _contact_values(row) for row in rows}, now)
+
+    def _record_history(self, c: Connection, name: str, records: list[RawRecord]) -> None:
+        """Store the events of history-only records; those of records hub does not have are dropped."""
+        linked = {row.external_id: row.contact_id for row in _records_of(
+            c, name, [r.external_id for r in records], source_records.c.contact_id)}
+        history.record(c, [(linked[r.external_id], name, event) for r in records if r.external_id in linked
+                           for event in r.events], self.report.run_id)
 
     def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
         """Resolve identity for changed records, create or merge contacts, upsert the records.
@@ -1055,6 +1067,8 @@ class _Screened:
     #: Candidates the store knows already (they link to a contact).
     linked: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    #: History-only records: events for records of these ids.
+    history: list[RawRecord] = field(default_factory=list)
 
 
 @dataclass

@@ -4,6 +4,9 @@ Reading lists the audience's members (``GET /lists/{id}/members``, 1,000 a page)
 from the cursor on with ``since_last_changed``; each member is a record keyed by its
 subscriber hash (md5 of the lower-case address) with its merge fields, and reports
 its email consent (``cleaned`` is a bounce; an unsubscribe for abuse a complaint).
+Then the campaigns sent to the audience in the last ``activity_days`` are read
+(``GET /campaigns``, ``GET /reports/{id}/email-activity``): sends, opens, clicks and
+bounces become events on the member's client card.
 
 Writing upserts members in batches of 500 (``POST /lists/{id}`` with
 ``update_existing``): a contact with consent is ``subscribed``, an opted-out one
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -28,7 +32,14 @@ from hub.connector import READ, WRITE, Connector, ConnectorContext
 from hub.errors import RetriableError
 from hub.hookspecs import hookimpl
 from hub.http import BatchOutcome, RejectedRequestError, ServiceOptions
-from hub.model import Checkpoint, ConsentReport, OutboundItem, RawRecord, WriteResult
+from hub.model import (
+    Checkpoint,
+    ConsentReport,
+    EventReport,
+    OutboundItem,
+    RawRecord,
+    WriteResult,
+)
 
 BATCH_LIMIT = 500
 PAGE_LIMIT = 1000
@@ -46,6 +57,9 @@ class MailchimpOptions(ServiceOptions):
     page_size: int = Field(PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
     batch_size: int = Field(BATCH_LIMIT, ge=1, le=BATCH_LIMIT)
     max_concurrent: int = Field(10, ge=1, le=10, description="Mailchimp allows 10 simultaneous connections.")
+    campaign_activity: bool = Field(True, description="Read campaign sends, opens, clicks and bounces as events.")
+    activity_days: int = Field(30, ge=1, le=365, description="Campaigns sent this many days back are read for "
+                               "new opens and clicks.")
     tags: list[str] = Field(default_factory=list, description="Tags every member hub writes gets (added, "
                             "never removed); a mapped `tags` column adds the contact's own.")
 
@@ -58,6 +72,20 @@ class MailchimpOptions(ServiceOptions):
     @property
     def base_url(self) -> str:
         return self.endpoint or f"https://{self.api_key.rsplit('-', 1)[-1]}.api.mailchimp.com/3.0"
+
+
+def _split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """The members' and the campaign activity's cursors (a lone timestamp is the members')."""
+    if cursor and cursor.startswith("{"):
+        data = json.loads(cursor)
+        return data.get("members"), data.get("activity")
+    return cursor, None
+
+
+def _join_cursor(members: str | None, activity: str | None) -> str | None:
+    if activity is None:
+        return members
+    return json.dumps({"members": members, "activity": activity}, sort_keys=True)
 
 
 def subscriber_hash(email: str) -> str:
@@ -90,6 +118,23 @@ class MailchimpConnector(Connector):
     # -- reading ---------------------------------------------------------------
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
+        members_cursor, activity_cursor = _split_cursor(cursor)
+        newest: str | None = members_cursor
+        for item in self._members(members_cursor):
+            if isinstance(item, Checkpoint):
+                newest = item.cursor
+                complete = item.complete
+            else:
+                yield item
+        if self.options.campaign_activity:
+            for item in self._activity(activity_cursor):
+                if isinstance(item, str):
+                    activity_cursor = item
+                else:
+                    yield item
+        yield Checkpoint(_join_cursor(newest, activity_cursor), complete=complete)
+
+    def _members(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
         params: dict[str, Any] = {"count": self.options.page_size, "sort_field": "last_changed", "sort_dir": "ASC"}
         since = _timestamp(cursor) if cursor else None
         if since is not None:
@@ -113,6 +158,69 @@ class MailchimpConnector(Connector):
             if not members or offset >= int((page or {}).get("total_items") or 0):
                 break
         yield Checkpoint(newest, complete=since is None)
+
+    def _activity(self, cursor: str | None) -> Iterator[RawRecord | str]:
+        """Events of recent campaigns, one history-only record per member; then the new cursor.
+
+        A campaign sent since the cursor is read whole (every recipient: ``email_sent``);
+        older ones in the window only for activity since the cursor."""
+        since = _timestamp(cursor) if cursor else None
+        start = (since or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=self.options.activity_days)
+        newest = since
+        events: dict[str, list[EventReport]] = {}
+        offset = 0
+        while True:
+            page = self.api.get_json("campaigns", params={
+                "count": self.options.page_size, "offset": offset, "status": "sent", "list_id": self.options.list_id,
+                "since_send_time": start.isoformat(), "sort_field": "send_time", "sort_dir": "ASC",
+            }, doing="listing campaigns") or {}
+            campaigns = page.get("campaigns") or []
+            for campaign in campaigns:
+                sent = _timestamp(campaign.get("send_time"))
+                if sent is None:
+                    continue
+                new = since is None or sent > since
+                newest = max(newest, sent) if newest else sent
+                for row in self._campaign_activity(campaign["id"], None if new else since):
+                    key = str(row.get("email_id") or subscriber_hash(str(row.get("email_address") or "")))
+                    subject = str((campaign.get("settings") or {}).get("subject_line") or "")
+                    found = events.setdefault(key, [])
+                    if new:
+                        found.append(EventReport("email_sent", f"{campaign['id']}:{key}", sent,
+                                                 (("campaign", campaign["id"]), ("subject", subject))))
+                    for act in row.get("activity") or []:
+                        at = _timestamp(act.get("timestamp"))
+                        action = str(act.get("action") or "")
+                        if at is None or action not in ("open", "click", "bounce"):
+                            continue
+                        newest = max(newest, at) if newest else at
+                        payload = (("campaign", campaign["id"]), ("subject", subject))
+                        if act.get("url"):
+                            payload += (("url", str(act["url"])),)
+                        found.append(EventReport(f"email_{action}", f"{campaign['id']}:{key}:{action}:{at.isoformat()}",
+                                                 at, payload))
+            offset += len(campaigns)
+            if not campaigns or offset >= int(page.get("total_items") or 0):
+                break
+        for key in sorted(events):
+            if events[key]:
+                yield RawRecord(key, {}, events=tuple(events[key]), history_only=True)
+        if newest is not None:
+            yield newest.isoformat()
+
+    def _campaign_activity(self, campaign_id: str, since: dt.datetime | None) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            params: dict[str, Any] = {"count": self.options.page_size, "offset": offset}
+            if since is not None:
+                params["since"] = since.isoformat()
+            page = self.api.get_json(f"reports/{campaign_id}/email-activity", params=params,
+                                     doing="reading a campaign's activity") or {}
+            rows = page.get("emails") or []
+            yield from rows
+            offset += len(rows)
+            if not rows or offset >= int(page.get("total_items") or 0):
+                return
 
     def _record(self, member: dict[str, Any], *, incremental: bool) -> RawRecord | None:
         key = str(member.get("id") or subscriber_hash(str(member.get("email_address") or "")))

@@ -130,7 +130,7 @@ def test_reading_reports_consent_and_the_unsubscribe_incrementally(fake, tmp_pat
     changed = by_external_id(again)[subscriber_hash("a@example.com")]
     assert changed.consents[0].status == "complained"
     assert dict(changed.consents[0].proof)["reason"] == "Abuse"
-    assert "since_last_changed=" in fake.log[-1][2]
+    assert "since_last_changed=" in [path for endpoint, _, path in fake.log if endpoint == "members.list"][-1]
 
 
 def test_pages_of_1000(fake, tmp_path):
@@ -202,3 +202,32 @@ def test_tags_from_the_options_and_the_mapping_are_added(fake, tmp_path):
     assert fake.members[subscriber_hash("new@example.com")]["tags"] == ["hub"]
     records = by_external_id(read_all(connector, None)[0])
     assert records[subscriber_hash("old@example.com")].values["tags"] == "hub, vip, клиент, опт"
+
+
+def test_campaign_sends_opens_and_clicks_are_history_only_records(fake, tmp_path):
+    fake.add("a@example.com", FNAME="A")
+    fake.add("b@example.com", FNAME="B")
+    connector = make_connector(fake, tmp_path)
+    _, checkpoint = read_all(connector, None)
+    campaign = fake.send_campaign("Осенняя распродажа")
+    fake.activity(campaign, "a@example.com", "open")
+    fake.activity(campaign, "a@example.com", "click", url="https://shop.example/sale")
+    records, checkpoint = read_all(connector, checkpoint.cursor)
+    history = {r.external_id: r for r in records if r.history_only}
+    a, b = history[subscriber_hash("a@example.com")], history[subscriber_hash("b@example.com")]
+    assert [e.type for e in a.events] == ["email_sent", "email_open", "email_click"]
+    assert dict(a.events[2].payload)["url"] == "https://shop.example/sale"
+    assert [e.type for e in b.events] == ["email_sent"] and a.values == {} and a.history_only
+    # later: only new activity of campaigns in the window, never the sends again
+    fake.activity(campaign, "b@example.com", "open")
+    records, _ = read_all(connector, checkpoint.cursor)
+    (again,) = [r for r in records if r.history_only]
+    assert again.external_id == subscriber_hash("b@example.com") and [e.type for e in again.events] == ["email_open"]
+    assert "since=" in [path for endpoint, _, path in fake.log if endpoint == "reports.email_activity"][-1]
+
+
+def test_campaign_activity_can_be_turned_off(fake, tmp_path):
+    fake.add("a@example.com")
+    fake.send_campaign("Новости")
+    records, _ = read_all(make_connector(fake, tmp_path, campaign_activity=False), None)
+    assert not any(r.history_only for r in records) and fake.calls["campaigns.list"] == 0

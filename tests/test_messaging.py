@@ -311,3 +311,21 @@ def test_under_faults_every_service_converges_and_nothing_accepted_is_sent_again
         assert refused[name]["status"] == "rejected" and refused[name]["error"], name
     assert "Invalid email" in refused["sendpulse"]["error"]
     assert "Invalid email address" in refused["unisender"]["error"]
+
+
+def test_campaign_history_reaches_the_client_card(project, services, monkeypatch):
+    mailchimp, brevo = services
+    mailchimp.add("ivan@example.ru", FNAME="Иван")
+    configure(project, mailchimp, brevo, monkeypatch)
+    sync(project)
+    campaign = mailchimp.send_campaign("Осенняя распродажа")
+    mailchimp.activity(campaign, "ivan@example.ru", "open")
+    report = sync(project)
+    assert report["counts"]["mailchimp"]["created"] == 0
+    card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+    assert [(e["type"], e["source"]) for e in card["events"]] == [("email_sent", "mailchimp"),
+                                                                   ("email_open", "mailchimp")]
+    assert card["messages_30d"] == 1
+    sync(project)  # read again: stored once
+    card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+    assert len(card["events"]) == 2

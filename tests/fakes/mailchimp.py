@@ -37,7 +37,8 @@ class Clock:
     """Seconds-resolution timestamps that always move forward (Mailchimp's ``last_changed``)."""
 
     def __init__(self) -> None:
-        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        # ten days ago: campaigns sent "now" fall in a 30-day activity window
+        self.now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(days=10)
 
     def tick(self) -> str:
         self.now += dt.timedelta(seconds=1)
@@ -56,6 +57,8 @@ class FakeMailchimp(FakeApi):
         self.api_key = api_key
         self.list_id = list_id
         self.members: dict[str, dict[str, Any]] = {}
+        #: campaign id -> {"id", "send_time", "subject", "recipients": {email_id: [activity]}}
+        self.campaigns: dict[str, dict[str, Any]] = {}
         self.clock = Clock()
         super().__init__(max_concurrent=max_concurrent, **kwargs)
 
@@ -68,6 +71,8 @@ class FakeMailchimp(FakeApi):
             ("PUT", member, "members.put", self._put),
             ("PATCH", member, "members.patch", self._patch),
             ("DELETE", member, "members.delete", self._delete),
+            ("GET", r"/3\.0/campaigns", "campaigns.list", self._campaigns),
+            ("GET", r"/3\.0/reports/([^/]+)/email-activity", "reports.email_activity", self._email_activity),
         ]
 
     # -- protocol ------------------------------------------------------------
@@ -205,7 +210,60 @@ class FakeMailchimp(FakeApi):
         member["last_changed"] = self.clock.tick()
         return 204, None
 
+    def _campaigns(self, request: Request) -> Any:
+        count = int(request.arg("count", "10"))
+        if count > PAGE_LIMIT:
+            raise problem(400, "Invalid Resource", f"count must be at most {PAGE_LIMIT}")
+        offset = int(request.arg("offset", "0"))
+        rows = sorted(self.campaigns.values(), key=lambda c: (c["send_time"], c["id"]))
+        if request.arg("list_id"):
+            rows = [c for c in rows if request.arg("list_id") == self.list_id]
+        if request.arg("since_send_time"):
+            bound = dt.datetime.fromisoformat(request.arg("since_send_time"))
+            rows = [c for c in rows if dt.datetime.fromisoformat(c["send_time"]) >= bound]
+        page = rows[offset : offset + count]
+        return {"campaigns": [{"id": c["id"], "type": "regular", "status": "sent", "send_time": c["send_time"],
+                               "recipients": {"list_id": self.list_id},
+                               "settings": {"subject_line": c["subject"], "title": c["subject"]}} for c in page],
+                "total_items": len(rows)}
+
+    def _email_activity(self, request: Request, campaign_id: str) -> Any:
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            raise problem(404, "Resource Not Found", "The requested resource could not be found.")
+        count = int(request.arg("count", "10"))
+        offset = int(request.arg("offset", "0"))
+        since = request.arg("since")
+        emails = []
+        for email_id, activity in sorted(campaign["recipients"].items()):
+            if since:
+                bound = dt.datetime.fromisoformat(since)
+                activity = [a for a in activity if dt.datetime.fromisoformat(a["timestamp"]) > bound]
+                if not activity:
+                    continue
+            emails.append({"campaign_id": campaign_id, "list_id": self.list_id, "email_id": email_id,
+                           "email_address": self.members[email_id]["email_address"], "activity": activity})
+        return {"emails": emails[offset : offset + count], "campaign_id": campaign_id, "total_items": len(emails)}
+
     # -- a person in Mailchimp -------------------------------------------------
+
+    def send_campaign(self, subject: str) -> str:
+        """A campaign sent now to every subscribed member."""
+        with self.lock:
+            campaign_id = f"c{len(self.campaigns) + 1:09d}"
+            self.campaigns[campaign_id] = {
+                "id": campaign_id, "send_time": self.clock.tick(), "subject": subject,
+                "recipients": {key: [] for key, m in self.members.items() if m["status"] == "subscribed"}}
+            return campaign_id
+
+    def activity(self, campaign_id: str, email: str, action: str, url: str | None = None) -> None:
+        """A person opens (``open``) or clicks (``click``) a campaign, or it bounces (``bounce``)."""
+        with self.lock:
+            entry: dict[str, Any] = {"action": action, "timestamp": self.clock.tick(), "ip": "192.0.2.1"}
+            if url:
+                entry["url"] = url
+            self.campaigns[campaign_id]["recipients"][subscriber_hash(email)].append(entry)
+
 
     def add(self, email: str, status: str = "subscribed", **merge_fields: Any) -> str:
         with self.lock:
