@@ -60,6 +60,8 @@ W_LAST_CLOSE = 2.0
 W_LAST_DIFF = -4.0  # women change surnames at marriage: not a veto
 W_MIDDLE_SAME = 3.0
 W_MIDDLE_CLOSE = 0.0
+W_MIDDLE_INITIAL = 1.0
+W_MIDDLE_INITIAL_DIFF = -3.0
 W_BIRTHDAY_SAME = 8.0
 W_BIRTHDAY_TYPO = -3.0  # one digit off or day and month swapped
 W_BIRTHDAY_DIFF = -10.0  # a veto where a phone or mailbox is shared
@@ -457,7 +459,12 @@ def _compare_names(
         else:
             result.add("last_name", "different", W_LAST_DIFF, f"{a.last} / {b.last}")
     if a.middle and b.middle:
-        if a.middle == b.middle:
+        if min(len(a.middle), len(b.middle)) == 1:  # an initial: «Зотикин В. В.»
+            if a.middle[0] == b.middle[0]:
+                result.add("middle_name", "initial agrees", W_MIDDLE_INITIAL, f"{a.middle} ~ {b.middle}")
+            else:
+                result.add("middle_name", "initial differs", W_MIDDLE_INITIAL_DIFF, f"{a.middle} / {b.middle}")
+        elif a.middle == b.middle:
             result.add("middle_name", "same", W_MIDDLE_SAME, a.middle)
         elif _similar(a.middle, b.middle) >= CLOSE:
             result.add("middle_name", "typo", W_MIDDLE_CLOSE, f"{a.middle} ~ {b.middle}")
