@@ -240,6 +240,36 @@ def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete
         sys.exit(EXIT_RUN_FAILED)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64), help="Request threads.")
+@click.option("--sync-delay", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds after a new request before the webhook connectors are synced.")
+@click.option("--no-sync", is_flag=True, help="Only store requests in the inbox; leave them to `hub sync`.")
+@click.pass_obj
+def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sync: bool) -> None:
+    """Receive site forms: POST /hooks/<connector>, GET /healthz."""
+    from hub.serve import Server, webhook_connectors
+
+    config = app.config
+    names = webhook_connectors(config)
+    if not names:
+        raise UsageError(f"no webhook connector in {config.path.name}",
+                         hint="add a connector with plugin: webhook (see README, hub serve)")
+    try:
+        server = Server(config, app.store, host, port, threads=threads, sync_delay=sync_delay, sync=not no_sync)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    signal.signal(signal.SIGTERM, _terminate)
+    click.echo(f"hub serve: listening on http://{server.host}:{server.port} "
+               f"(hooks: {', '.join(f'/hooks/{n}' for n in names)}, health: /healthz)", err=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        click.echo("hub serve: stopped", err=True)
+
+
 def _terminate(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,9 @@ class ConnectorContext:
     #: The run writes nothing (``hub sync --dry-run``): a connector that would write to
     #: its tool while reading (to give rows keys, say) must not.
     dry_run: bool = False
+    #: The canonical store (``hub.store.Store``), for connectors whose tool is hub itself:
+    #: the webhook connector reads the requests ``hub serve`` stored in its inbox.
+    store: Any = None
 
     def resolve_path(self, path: str | Path) -> Path:
         path = Path(path).expanduser()

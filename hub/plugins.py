@@ -24,6 +24,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.unisender",
     "hub_plugins.smsru",
     "hub_plugins.twilio",
+    "hub_plugins.webhook",
 )
 
 #: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).

@@ -205,7 +205,8 @@ class Sync:
             entry = self.config.model.connectors[name]
             cls = self.config.classes[entry.plugin]
             context = ConnectorContext(
-                name=name, base_dir=self.config.base_dir, logger=log.getChild(name), dry_run=self.dry_run
+                name=name, base_dir=self.config.base_dir, logger=log.getChild(name), dry_run=self.dry_run,
+                store=self.store,
             )
             self._connectors[name] = cls(self.config.options[name], context)
         return self._connectors[name]

@@ -265,3 +265,20 @@ audit = Table(
     Column("host", String(255)),
     Index(None, "at"),
 )
+
+#: Requests ``hub serve`` accepted, stored before the sender got its 200; the webhook
+#: connector reads them into the sync by ``id``. One row per (connector, delivery).
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("connector", String(100), nullable=False),
+    #: The sender's id of the delivery (Tilda's tranid, a delivery header) or a body hash.
+    Column("delivery_id", String(200), nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+    Column("content_type", String(100)),
+    #: JSON object: the submitted fields as text (secrets of the sender removed).
+    Column("fields", Text, nullable=False),
+    Column("remote_addr", String(64)),
+    UniqueConstraint("connector", "delivery_id"),
+)

@@ -1,0 +1,288 @@
+"""``hub serve``: the webhook receiver for site forms, and a health endpoint.
+
+A small WSGI application served by waitress. ``POST /hooks/<connector>`` goes to the
+webhook connector of that name in hub.yaml, which checks the sender and parses the
+body; an accepted delivery is committed to the ``inbox`` table before the sender gets
+its 200, and a delivery seen before is answered 200 without a second row. A
+background worker then runs a sync of the webhook connectors, so inbox rows become
+contacts and ``form`` events through the normal pipeline (``hub sync`` run by cron
+picks them up as well). ``GET /healthz`` answers 200 while the store is reachable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from hub.errors import HubError, LockedError
+from hub.redact import redact
+from hub.store import Store
+from hub.store.schema import inbox
+from hub.webhooks import WEBHOOK, Accepted, Probe, Rejected, WebhookRequest
+
+log = logging.getLogger("hub.serve")
+
+_HOOK_PATH = re.compile(r"^/hooks/([^/]+)/?$")
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
+StartResponse = Callable[..., Any]
+
+
+def webhook_connectors(config: Any) -> list[str]:
+    """Names of the enabled connectors that receive webhooks."""
+    return [name for name, entry in config.connectors.items()
+            if WEBHOOK in config.classes[entry.plugin].capabilities and entry.reads]
+
+
+class WebhookApp:
+    """The WSGI application: routes, limits, the durable write, the answers."""
+
+    def __init__(self, config: Any, store: Store, on_accepted: Callable[[str], None] | None = None):
+        from hub.connector import ConnectorContext
+
+        self.store = store
+        self.on_accepted = on_accepted
+        self.hooks: dict[str, Any] = {}
+        for name in webhook_connectors(config):
+            cls = config.classes[config.model.connectors[name].plugin]
+            context = ConnectorContext(name=name, base_dir=config.base_dir, logger=log.getChild(name), store=store)
+            self.hooks[name] = cls(config.options[name], context)
+
+    @property
+    def max_body(self) -> int:
+        return max((hook.max_body for hook in self.hooks.values()), default=1_000_000)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            return self._health(start_response)
+        match = _HOOK_PATH.match(path)
+        if match is None:
+            return _answer(start_response, 404, {"error": "not found"})
+        name = match.group(1)
+        hook = self.hooks.get(name)
+        if hook is None:
+            self._refuse(name, environ, 404, "no webhook connector of this name in hub.yaml")
+            return _answer(start_response, 404, {"error": f"no webhook connector named {name!r}"})
+        if method != "POST":
+            return _answer(start_response, 405, {"error": "use POST"}, [("Allow", "POST")])
+        body = _read_body(environ, hook.max_body)
+        if body is None:
+            self._refuse(name, environ, 413, f"body larger than {hook.max_body} bytes")
+            return _answer(start_response, 413, {"error": f"the body is larger than {hook.max_body} bytes"})
+        request = WebhookRequest(
+            body=body,
+            headers={key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                     if key.startswith("HTTP_")},
+            query=dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)),
+            media_type=(environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower(),
+            remote_addr=environ.get("REMOTE_ADDR"),
+        )
+        answer = hook.receive(request)
+        if isinstance(answer, Rejected):
+            self._refuse(name, environ, answer.status, answer.reason)
+            return _answer(start_response, answer.status, {"error": answer.reason})
+        if isinstance(answer, Probe):
+            log.info("webhook %s: test request answered", name)
+            return _answer(start_response, 200, {"ok": True, "test": True})
+        assert isinstance(answer, Accepted)
+        try:
+            stored = self._store(name, answer, request)
+        except SQLAlchemyError as error:
+            log.error("webhook %s: cannot store the request: %s", name, redact(str(getattr(error, "orig", error))))
+            return _answer(start_response, 503, {"error": "the store is unavailable; retry later"})
+        if stored and self.on_accepted is not None:
+            self.on_accepted(name)
+        return _answer(start_response, 200, {"ok": True, "duplicate": not stored})
+
+    def _store(self, name: str, answer: Accepted, request: WebhookRequest) -> bool:
+        """Commit the delivery; ``False`` when this connector already has it."""
+        row = {
+            "connector": name,
+            "delivery_id": answer.delivery_id,
+            "received_at": dt.datetime.now(dt.timezone.utc),
+            "content_type": request.media_type[:100] or None,
+            "fields": json.dumps(answer.fields, ensure_ascii=False),
+            "remote_addr": (request.remote_addr or "")[:64] or None,
+        }
+        try:
+            with self.store.engine.connect() as c:
+                raw = c.connection.driver_connection if c.dialect.name == "sqlite" else None
+                if raw is not None:
+                    # the sender is told "stored" only once the row would survive a power loss
+                    raw.execute("PRAGMA synchronous=FULL")
+                try:
+                    with c.begin():
+                        c.execute(insert(inbox).values(**row))
+                finally:
+                    if raw is not None:
+                        raw.execute("PRAGMA synchronous=NORMAL")
+        except IntegrityError:
+            log.info("webhook %s: delivery %s seen before", name, answer.delivery_id)
+            return False
+        return True
+
+    def _health(self, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            with self.store.engine.connect() as c:
+                c.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return _answer(start_response, 503, {"status": "store unavailable"})
+        return _answer(start_response, 200, {"status": "ok", "hooks": sorted(self.hooks)})
+
+    @staticmethod
+    def _refuse(name: str, environ: dict[str, Any], status: int, reason: str) -> None:
+        # the path only: the query string may carry a token
+        log.warning("webhook %s: %d %s (from %s)", name, status, redact(reason), environ.get("REMOTE_ADDR", "?"))
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
+    """The body, or ``None`` when it is larger than ``limit``."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        try:
+            size = int(length)
+        except ValueError:
+            size = -1
+        if size > limit:
+            return None
+        if size >= 0:
+            return stream.read(size)
+    body = stream.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+def _answer(start_response: StartResponse, status: int, data: dict[str, Any],
+            headers: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+    payload = json.dumps(data, ensure_ascii=False).encode()
+    start_response(f"{status} {_REASONS.get(status, '')}".strip(),
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(payload))), *(headers or [])])
+    return [payload]
+
+
+class SyncWorker:
+    """Runs a sync of the webhook connectors a moment after new inbox rows arrive.
+
+    One run at a time; requests accepted during a run bring another run after it. A run
+    that finds the store lock held (a ``hub sync`` from cron) is tried again later."""
+
+    def __init__(self, config: Any, store: Store, names: list[str], delay: float = 1.0, retry: float = 5.0):
+        self.config = config
+        self.store = store
+        self.names = names
+        self.delay = delay
+        self.retry = retry
+        self.runs = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="hub-serve-sync", daemon=True)
+
+    def start(self) -> None:
+        self._wake.set()  # rows stored before a restart are read at once
+        self._thread.start()
+
+    def notify(self, _name: str = "") -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no sync is due or running (tests, shutdown)."""
+        return self._idle.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._wake.wait(0.5):
+                continue
+            if self._stop.wait(self.delay):
+                return
+            self._wake.clear()
+            try:
+                self._run_once()
+            except LockedError:
+                log.info("sync of %s waits: another hub sync holds the store lock", ", ".join(self.names))
+                self._wake.set()
+                if self._stop.wait(self.retry):
+                    return
+                continue
+            except HubError as error:
+                log.error("sync of %s failed: %s", ", ".join(self.names), redact(str(error)))
+            except Exception:  # a bug must not stop the receiver: it keeps storing requests
+                log.exception("sync of %s failed", ", ".join(self.names))
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def _run_once(self) -> None:
+        from hub.sync import Sync
+
+        report = Sync(self.config, self.store).run(self.names)
+        self.runs += 1
+        for error in report.errors:
+            log.error("sync of the webhook connectors: %s", redact(str(error)))
+
+
+class Server:
+    """The WSGI app on waitress with the sync worker; ``serve`` blocks, ``start`` runs it in a thread."""
+
+    def __init__(self, config: Any, store: Store, host: str = "127.0.0.1", port: int = 8080, *,
+                 threads: int = 8, sync_delay: float = 1.0, sync: bool = True):
+        from waitress.server import create_server
+
+        names = webhook_connectors(config)
+        self.worker = SyncWorker(config, store, names, delay=sync_delay) if sync and names else None
+        self.app = WebhookApp(config, store, on_accepted=self.worker.notify if self.worker else None)
+        # waitress refuses bodies over its own limit before the app reads them
+        self.server = create_server(self.app, host=host, port=port, threads=threads,
+                                    max_request_body_size=self.app.max_body + 1, ident="hub")
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)  # type: ignore[union-attr]
+
+    @property
+    def host(self) -> str:
+        return str(self.server.effective_host)  # type: ignore[union-attr]
+
+    def serve(self) -> None:
+        from waitress import wasyncore
+
+        if self.worker is not None:
+            self.worker.start()
+        server = self.server
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=0.2, map=server._map, use_poll=True, count=1)  # type: ignore[union-attr]
+        finally:
+            for channel in list(server._map.values()):  # type: ignore[union-attr]
+                channel.close()
+            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+            if self.worker is not None:
+                self.worker.stop()
+
+    def start(self) -> Server:
+        self._thread = threading.Thread(target=self.serve, name="hub-serve", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(30)

@@ -1,0 +1,45 @@
+"""What ``hub serve`` hands a webhook connector, and what the connector answers.
+
+A connector that receives webhooks declares the ``webhook`` capability and has a
+``receive(request)`` method and a ``max_body`` attribute. The server stores an
+``Accepted`` delivery in the inbox before it answers 200; a ``Probe`` (a sender
+checking the URL) is answered 200 and stored nowhere; a ``Rejected`` request gets its
+status and is logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    body: bytes
+    #: Lower-case header names.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Query parameters of the URL (the last of repeated ones).
+    query: dict[str, str] = field(default_factory=dict)
+    #: The media type of ``Content-Type``, lower case, without parameters.
+    media_type: str = ""
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    #: The sender's id of the delivery, or a hash of the body: a second delivery with it is a duplicate.
+    delivery_id: str
+    #: The submitted fields as text.
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A sender's test of the URL (Tilda's ``test=test``): answered 200, not stored."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    status: int
+    reason: str

@@ -1,0 +1,284 @@
+"""hub connector for site forms posted to ``hub serve`` (Tilda, generic JSON and form posts).
+
+``hub serve`` hands each ``POST /hooks/<name>`` to ``receive``, which checks the
+sender (HMAC signature, URL token or Tilda's API key) and parses the body; the server
+stores what it accepts in the ``inbox`` table before it answers 200. ``read`` yields
+the inbox rows after the cursor, so mapping, normalization, identity, quarantine and
+the change log treat a form submission like any other record. Each submission also
+becomes a ``form`` event: page, form name, UTM fields, referrer, analytics client ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from pydantic import Field, model_validator
+from sqlalchemy import and_, select, text
+
+from hub.connector import READ, Connector, ConnectorOptions
+from hub.errors import FatalError
+from hub.hookspecs import hookimpl
+from hub.model import Checkpoint, EventReport, RawRecord
+from hub.redact import register_secret
+from hub.webhooks import Accepted, Probe, Rejected, WebhookRequest
+
+SIGNATURE_HEADER = "x-hub-signature"
+TIMESTAMP_HEADER = "x-hub-timestamp"
+DELIVERY_HEADER = "x-hub-delivery"
+PAGE_SIZE = 1000
+MAX_DELIVERY_ID = 200
+
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+JSON_TYPES = ("application/json",)
+
+#: Body fields that describe where the form was sent from, and the event key each becomes.
+#: The first non-empty field of a group wins.
+EVENT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("page", ("page", "pageurl", "page_url", "url")),
+    ("form", ("formname", "form_name", "form", "formid", "form_id")),
+    ("referrer", ("referrer", "referer", "http_referer")),
+    ("utm_source", ("utm_source",)),
+    ("utm_medium", ("utm_medium",)),
+    ("utm_campaign", ("utm_campaign",)),
+    ("utm_content", ("utm_content",)),
+    ("utm_term", ("utm_term",)),
+    ("ym_client_id", ("_ym_uid", "ym_uid", "ym_client_id")),
+    ("ga_client_id", ("ga_client_id", "_ga", "ga_cid")),
+)
+
+
+class WebhookOptions(ConnectorOptions):
+    format: Literal["tilda", "json", "form", "auto"] = Field(
+        "auto",
+        description="Body format: tilda (form-encoded, test probe, tranid), json, form (urlencoded), "
+        "or auto (by Content-Type).",
+    )
+    secret: str | None = Field(
+        None,
+        description="HMAC-SHA256 key: senders sign timestamp + '.' + body and send X-Hub-Timestamp and "
+        "X-Hub-Signature: sha256=<hex>.",
+    )
+    token: str | None = Field(None, description="Secret token senders that cannot sign put in the URL: ?token=...")
+    api_key: str | None = Field(None, description="Tilda's API key (sent in a header or a body field).")
+    api_key_field: str = Field(
+        "api_key", description="Body field or header Tilda sends the API key in (in a header, '_' is sent as '-')."
+    )
+    max_body: int = Field(1_000_000, gt=0, description="Largest body accepted, in bytes (larger: 413).")
+    replay_window: int = Field(300, gt=0, description="Seconds a signed request's timestamp may be off by.")
+
+    @model_validator(mode="after")
+    def _guarded(self) -> WebhookOptions:
+        if not (self.secret or self.token or self.api_key):
+            raise ValueError("set secret, token or api_key: an endpoint without one takes anyone's posts")
+        for value in (self.secret, self.token, self.api_key):
+            if value:
+                register_secret(value)
+        return self
+
+
+class WebhookConnector(Connector):
+    plugin = "webhook"
+    Options = WebhookOptions
+    capabilities = frozenset({READ, "webhook"})
+    description = "Site forms posted to hub serve: Tilda, signed JSON, form posts (source)"
+    options: WebhookOptions
+
+    # --- receiving (called by hub serve for each request) ------------------------------
+    @property
+    def max_body(self) -> int:
+        return self.options.max_body
+
+    def receive(self, request: WebhookRequest) -> Accepted | Probe | Rejected:
+        """Check the sender, parse the body; never raises for a bad request."""
+        options = self.options
+        fmt = options.format
+        media = request.media_type
+        if fmt == "auto":
+            fmt = "json" if media in JSON_TYPES or media.endswith("+json") else "form"
+        if fmt in ("tilda", "form") and media not in FORM_TYPES and not (fmt == "tilda" and media in JSON_TYPES):
+            return Rejected(415, f"expected a form post (application/x-www-form-urlencoded), got {media or 'none'}")
+        if fmt == "json" and media not in JSON_TYPES and not media.endswith("+json"):
+            return Rejected(415, f"expected application/json, got {media or 'none'}")
+        try:
+            fields = _parse_json(request.body) if media in JSON_TYPES or media.endswith("+json") else _parse_form(
+                request.body)
+        except (TypeError, ValueError) as error:
+            return Rejected(400, f"unparseable body: {error}")
+        if options.format == "tilda" and fields.get("test") == "test" and len(fields) <= 2:
+            denied = self._check_sender(request, fields)
+            return denied or Probe()
+        denied = self._check_sender(request, fields)
+        if denied is not None:
+            return denied
+        fields.pop(options.api_key_field, None)
+        fields.pop("token", None)
+        cookies = fields.pop("COOKIES", None) or fields.pop("cookies", None)
+        if cookies:
+            for name, value in _cookies(cookies).items():
+                if name in ("_ym_uid", "_ga"):
+                    fields.setdefault(name, value)
+        if not fields:
+            return Rejected(400, "the body has no fields")
+        return Accepted(self._delivery_id(request, fields), fields)
+
+    def _check_sender(self, request: WebhookRequest, fields: dict[str, str]) -> Rejected | None:
+        options = self.options
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if options.secret and signature is not None:
+            return self._check_signature(request, signature)
+        token = request.query.get("token")
+        if options.token and token is not None:
+            if hmac.compare_digest(token.encode(), options.token.encode()):
+                return None
+            return Rejected(401, "wrong token")
+        if options.api_key:
+            header = options.api_key_field.lower().replace("_", "-")  # servers drop header names with "_"
+            key = request.headers.get(header) or fields.get(options.api_key_field)
+            if key is not None:
+                if hmac.compare_digest(key.encode(), options.api_key.encode()):
+                    return None
+                return Rejected(401, "wrong API key")
+        wanted = [what for what, on in (("a signature", options.secret), ("a token", options.token),
+                                        ("an API key", options.api_key)) if on]
+        return Rejected(401, f"unauthenticated: expected {' or '.join(wanted)}")
+
+    def _check_signature(self, request: WebhookRequest, signature: str) -> Rejected | None:
+        stamp = request.headers.get(TIMESTAMP_HEADER, "")
+        try:
+            sent_at = int(stamp)
+        except ValueError:
+            return Rejected(401, f"missing or bad {TIMESTAMP_HEADER} header")
+        if abs(time.time() - sent_at) > self.options.replay_window:
+            return Rejected(401, f"timestamp outside the replay window of {self.options.replay_window} s")
+        assert self.options.secret is not None
+        expected = sign(self.options.secret, stamp, request.body)
+        if not hmac.compare_digest(signature.strip().encode(), expected.encode()):
+            return Rejected(401, "bad signature")
+        return None
+
+    def _delivery_id(self, request: WebhookRequest, fields: dict[str, str]) -> str:
+        given = request.headers.get(DELIVERY_HEADER) or fields.get("tranid")
+        if given and len(given) <= MAX_DELIVERY_ID:
+            return given.strip()
+        return "sha256:" + hashlib.sha256(request.body).hexdigest()
+
+    # --- reading (hub sync) --------------------------------------------------------------
+    def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
+        from hub.store.schema import inbox
+
+        store = self.context.store
+        if store is None:
+            raise FatalError(f"connector {self.context.name!r} reads hub's own inbox: run it with hub sync")
+        after = int(cursor) if cursor and cursor.isdigit() else 0
+        while True:
+            with store.begin() as c:
+                if c.dialect.name == "postgresql":
+                    # Inserts that took an id are committed before this reads: no row with a
+                    # smaller id than the cursor can appear later.
+                    c.execute(text("LOCK TABLE inbox IN SHARE MODE"))
+                rows = c.execute(
+                    select(inbox).where(and_(inbox.c.connector == self.context.name, inbox.c.id > after))
+                    .order_by(inbox.c.id).limit(PAGE_SIZE)
+                ).all()
+            for row in rows:
+                yield self._record(row)
+            if not rows:
+                return
+            after = rows[-1].id
+            yield Checkpoint(str(after))
+            if len(rows) < PAGE_SIZE:
+                return
+
+    def _record(self, row: Any) -> RawRecord:
+        received = row.received_at
+        if received.tzinfo is None:
+            received = received.replace(tzinfo=dt.timezone.utc)
+        try:
+            fields = json.loads(row.fields)
+        except ValueError as error:
+            return RawRecord(row.delivery_id, {}, error=f"inbox row {row.id}: {error}")
+        payload = form_event(fields)
+        if row.remote_addr:
+            payload.append(("ip", row.remote_addr))
+        event = EventReport("form", row.delivery_id, received, tuple(payload))
+        return RawRecord(row.delivery_id, fields, updated_at=received, events=(event,))
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Hub-Signature`` value of a body sent at ``timestamp`` (Unix seconds)."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def form_event(fields: dict[str, str]) -> list[tuple[str, str]]:
+    """The ``form`` event's payload: where the form was sent from, by whom in analytics."""
+    lowered = {key.lower(): value for key, value in fields.items() if isinstance(value, str) and value.strip()}
+    payload: list[tuple[str, str]] = []
+    for key, names in EVENT_FIELDS:
+        for name in names:
+            value = lowered.get(name)
+            if value:
+                if key == "ga_client_id":
+                    value = ga_client_id(value)
+                payload.append((key, value.strip()[:2000]))
+                break
+    return payload
+
+
+def ga_client_id(cookie: str) -> str:
+    """``GA1.2.1234567890.1600000000`` (the ``_ga`` cookie) -> ``1234567890.1600000000``."""
+    parts = cookie.strip().split(".")
+    if len(parts) >= 4 and parts[0].upper().startswith("GA"):
+        return ".".join(parts[-2:])
+    return cookie.strip()
+
+
+def _cookies(header: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name:
+            found[name] = value
+    return found
+
+
+def _parse_form(body: bytes) -> dict[str, str]:
+    try:
+        decoded = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("the form body is not UTF-8") from None
+    try:
+        pairs = parse_qsl(decoded, keep_blank_values=True, strict_parsing=bool(decoded.strip()), max_num_fields=1000)
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def _parse_json(body: bytes) -> dict[str, str]:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise TypeError("the JSON body is not an object")
+    fields: dict[str, str] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        fields[str(key)] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return fields
+
+
+@hookimpl
+def hub_connectors(register):  # type: ignore[no-untyped-def]
+    register(WebhookConnector)

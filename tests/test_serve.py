@@ -1,0 +1,388 @@
+"""hub serve: real HTTP requests to a running receiver, on SQLite and PostgreSQL.
+
+Tilda-style form posts (with its test probe and API key), signed JSON, URL tokens,
+limits and wrong content types; every accepted request is in the inbox before its 200
+and becomes a contact and a ``form`` event through the sync.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from hub_plugins.webhook import ga_client_id, sign
+from sqlalchemy import func, select
+
+from hub.store.schema import contacts, events, inbox, source_records
+
+TILDA_TOKEN = "tilda-url-token-7f3a9c"
+TILDA_KEY = "tilda-api-key-51d0e2"
+SITE_SECRET = "site-hmac-secret-a8b4c6"
+FORM_TOKEN = "form-url-token-93be11"
+SECRETS = (TILDA_TOKEN, TILDA_KEY, SITE_SECRET, FORM_TOKEN)
+
+CONFIG = f"""\
+connectors:
+  tilda:
+    plugin: webhook
+    format: tilda
+    api_key: {TILDA_KEY}
+    token: $HUB_TEST_TILDA_TOKEN
+  site:
+    plugin: webhook
+    format: json
+    secret: $HUB_TEST_SITE_SECRET
+  callback:
+    plugin: webhook
+    format: form
+    token: {FORM_TOKEN}
+    max_body: 2000
+"""
+
+MAPPING = """\
+fields:
+  full_name: {from: [Name, name], transforms: [split_name]}
+  phone: {from: [Phone, phone], transforms: [phone]}
+  email: {from: [Email, email], transforms: [email]}
+"""
+
+
+class Served:
+    def __init__(self, root: Path, store_url: str, *, sync: bool = True):
+        from hub.config import load_config
+        from hub.plugins import connector_classes
+        from hub.serve import Server
+        from hub.store import open_store
+
+        self.root = root
+        (root / "mappings").mkdir(exist_ok=True)
+        for name in ("tilda", "site", "callback"):
+            (root / "mappings" / f"{name}.yaml").write_text(MAPPING, encoding="utf-8")
+        (root / "hub.yaml").write_text(f"store: {store_url}\n{CONFIG}", encoding="utf-8")
+        self.config = load_config(root / "hub.yaml", connector_classes())
+        self.store = open_store(self.config.store_url)
+        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=8, sync_delay=0.05, sync=sync).start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+        self.http = requests.Session()
+
+    def post(self, path: str, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
+        return self.http.post(self.url + path, timeout=30, **kwargs)
+
+    def signed(self, body: dict | bytes, *, stamp: int | None = None, secret: str = SITE_SECRET,
+               headers: dict[str, str] | None = None) -> requests.Response:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        stamp_text = str(int(time.time()) if stamp is None else stamp)
+        return self.post("/hooks/site", data=data, headers={
+            "Content-Type": "application/json", "X-Hub-Timestamp": stamp_text,
+            "X-Hub-Signature": sign(secret, stamp_text, data), **(headers or {})})
+
+    def inbox(self, connector: str | None = None) -> list:
+        query = select(inbox).order_by(inbox.c.id)
+        if connector:
+            query = query.where(inbox.c.connector == connector)
+        with self.store.connect() as c:
+            return c.execute(query).all()
+
+    def synced(self) -> None:
+        assert self.server.worker is not None
+        assert self.server.worker.wait_idle(60), "the sync worker did not finish"
+
+    def close(self) -> None:
+        self.http.close()
+        self.server.stop()
+        self.store.dispose()
+
+
+@pytest.fixture
+def secrets_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TEST_TILDA_TOKEN", TILDA_TOKEN)
+    monkeypatch.setenv("HUB_TEST_SITE_SECRET", SITE_SECRET)
+
+
+@pytest.fixture
+def served(tmp_path: Path, store_url: str, secrets_env: None) -> Iterator[Served]:
+    server = Served(tmp_path, store_url)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def served_sqlite(tmp_path: Path, secrets_env: None) -> Iterator[Served]:
+    server = Served(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+    yield server
+    server.close()
+
+
+TILDA_FORM = {
+    "Name": "Иван Петров",
+    "Phone": "8 (916) 123-45-67",
+    "Email": "Ivan.Petrov@Example.ru",
+    "tranid": "4242424:1717171717",
+    "formid": "form123456789",
+    "formname": "Заявка на звонок",
+    "utm_source": "yandex",
+    "utm_medium": "cpc",
+    "utm_campaign": "spring_sale",
+    "referer": "https://ya.ru/",
+    "COOKIES": "_ym_uid=1712345678901234567; _ga=GA1.2.987654321.1712345678; session=abc",
+    "api_key": TILDA_KEY,
+}
+
+
+# ------------------------------------------------------------------------ health, routes
+
+
+def test_health_and_routes(served: Served) -> None:
+    health = served.http.get(served.url + "/healthz", timeout=10)
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "hooks": ["callback", "site", "tilda"]}
+    assert served.post("/hooks/nope", data={"a": "b"}).status_code == 404
+    assert served.http.get(served.url + "/hooks/tilda", timeout=10).status_code == 405
+    assert served.http.get(served.url + "/", timeout=10).status_code == 404
+
+
+# ------------------------------------------------------------------------ Tilda
+
+
+def test_tilda_probe_is_answered_and_not_stored(served: Served) -> None:
+    answer = served.post("/hooks/tilda", data={"test": "test", "api_key": TILDA_KEY})
+    assert answer.status_code == 200 and answer.json()["test"] is True
+    assert served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data={"test": "test"}).status_code == 200
+    assert served.inbox() == []
+
+
+def test_tilda_submission_becomes_a_contact_and_a_form_event(served: Served) -> None:
+    answer = served.post("/hooks/tilda", data=TILDA_FORM)
+    assert answer.status_code == 200 and answer.json() == {"ok": True, "duplicate": False}
+    # Tilda retries a delivery it thinks failed: the same tranid is recognised
+    again = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data={**TILDA_FORM, "api_key": "ignored"})
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    rows = served.inbox()
+    assert len(rows) == 1 and rows[0].delivery_id == "4242424:1717171717"
+    fields = json.loads(rows[0].fields)
+    assert "api_key" not in fields and "COOKIES" not in fields
+    assert fields["_ym_uid"] == "1712345678901234567"
+    served.synced()
+    with served.store.connect() as c:
+        contact = c.execute(select(contacts)).one()
+        event = c.execute(select(events)).one()
+    assert (contact.email, contact.phone, contact.first_name) == ("ivan.petrov@example.ru", "+79161234567", "Иван")
+    assert (event.type, event.connector, event.contact_id) == ("form", "tilda", contact.id)
+    payload = json.loads(event.payload)
+    assert payload == {
+        "form": "Заявка на звонок", "utm_source": "yandex", "utm_medium": "cpc", "utm_campaign": "spring_sale",
+        "referrer": "https://ya.ru/", "ym_client_id": "1712345678901234567", "ga_client_id": "987654321.1712345678",
+        "ip": "127.0.0.1",
+    }
+
+
+def test_tilda_api_key_and_token_are_checked(served: Served) -> None:
+    wrong_key = served.post("/hooks/tilda", data={**TILDA_FORM, "api_key": "guess"})
+    assert wrong_key.status_code == 401
+    no_key = {key: value for key, value in TILDA_FORM.items() if key != "api_key"}
+    assert served.post("/hooks/tilda", data=no_key).status_code == 401
+    assert served.post("/hooks/tilda?token=guess", data=no_key).status_code == 401
+    assert served.post("/hooks/tilda", data=no_key, headers={"Api-Key": TILDA_KEY}).status_code == 200
+    assert len(served.inbox()) == 1
+
+
+# ------------------------------------------------------------------------ signed JSON
+
+
+def test_signed_json_good_bad_replayed_and_duplicated(served: Served) -> None:
+    body = {"name": "Anna Smirnova", "email": "anna@example.com", "page": "https://shop.example/contacts",
+            "utm_source": "google", "_ga": "GA1.1.111.222"}
+    assert served.signed(body).status_code == 200
+    # the same delivery signed again (a sender's retry): recognised, no second row
+    again = served.signed(body, stamp=int(time.time()) - 5)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    other = {**body, "email": "other@example.com"}
+    assert served.signed(other, secret="not-the-secret").status_code == 401
+    assert served.signed(other, stamp=int(time.time()) - 3600).status_code == 401  # replayed
+    assert served.signed(other, stamp=int(time.time()) + 3600).status_code == 401
+    unsigned = served.post("/hooks/site", data=json.dumps(other), headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401
+    tampered = json.dumps(other).encode()
+    stamp = str(int(time.time()))
+    assert served.post("/hooks/site", data=tampered + b" ", headers={
+        "Content-Type": "application/json", "X-Hub-Timestamp": stamp,
+        "X-Hub-Signature": sign(SITE_SECRET, stamp, tampered)}).status_code == 401
+    delivered = served.signed(other, headers={"X-Hub-Delivery": "order-77"})
+    assert delivered.status_code == 200
+    assert served.signed({**other, "note": "resent"}, headers={"X-Hub-Delivery": "order-77"}).json()["duplicate"]
+    assert [row.connector for row in served.inbox()] == ["site", "site"]
+    served.synced()
+    with served.store.connect() as c:
+        emails = set(c.execute(select(contacts.c.email)).scalars())
+        page = c.execute(select(events.c.payload).where(events.c.external_id.like("sha256:%"))).scalar_one()
+    assert emails == {"anna@example.com", "other@example.com"}
+    assert json.loads(page)["page"] == "https://shop.example/contacts"
+    assert json.loads(page)["ga_client_id"] == "111.222"
+
+
+def test_unparseable_and_wrong_content_type(served: Served) -> None:
+    assert served.signed(b'{"name": "broken"').status_code == 400
+    assert served.signed(b'["a list"]').status_code == 400
+    stamp = str(int(time.time()))
+    text_body = b"name=x"
+    assert served.post("/hooks/site", data=text_body, headers={
+        "Content-Type": "text/plain", "X-Hub-Timestamp": stamp,
+        "X-Hub-Signature": sign(SITE_SECRET, stamp, text_body)}).status_code == 415
+    assert served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=b"<a/>",
+                       headers={"Content-Type": "application/xml"}).status_code == 415
+    assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data=b"\xff\xfe=\x00",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 400
+    assert served.inbox() == []
+
+
+# ------------------------------------------------------------------------ tokens and limits
+
+
+def test_token_in_the_url(served: Served) -> None:
+    form = {"name": "Пётр", "phone": "+7 916 000 11 22"}
+    assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data=form).status_code == 200
+    assert served.post("/hooks/callback?token=form-url-token-93be12", data=form).status_code == 401
+    assert served.post("/hooks/callback", data=form).status_code == 401
+    assert served.post(f"/hooks/site?token={FORM_TOKEN}", json=form).status_code == 401  # site takes signatures
+    assert len(served.inbox()) == 1
+
+
+def test_bodies_over_the_limit_get_413(served: Served) -> None:
+    big = b"name=" + b"x" * 10_000_000
+    answer = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=big,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413
+    over_own_limit = {"name": "y" * 3000, "phone": "+79160001122"}  # callback takes at most 2000 bytes
+    assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data=over_own_limit).status_code == 413
+    assert served.inbox() == []
+
+
+# ------------------------------------------------------------------------ burst
+
+
+def test_a_burst_every_accepted_request_is_stored_and_synced(served: Served) -> None:
+    count = 300
+
+    def send(i: int) -> int:
+        with requests.Session() as http:
+            answer = http.post(f"{served.url}/hooks/callback?token={FORM_TOKEN}", timeout=60,
+                               data={"name": f"Client {i}", "email": f"client{i}@example.org"})
+            return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        statuses = list(pool.map(send, range(count)))
+    assert statuses.count(200) == count
+    rows = served.inbox("callback")
+    assert len(rows) == count
+    served.synced()
+    with served.store.connect() as c:
+        linked = c.execute(select(func.count()).select_from(source_records)
+                           .where(source_records.c.connector == "callback")).scalar()
+        forms = c.execute(select(func.count()).select_from(events).where(events.c.type == "form")).scalar()
+    assert linked == count and forms == count
+
+
+# ------------------------------------------------------------------------ hub sync, logs
+
+
+def test_hub_sync_reads_the_inbox_too(tmp_path: Path, secrets_env: None) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    served = Served(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", sync=False)
+    try:
+        assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data={"name": "Ольга", "email": "olga@example.ru"}
+                           ).status_code == 200
+    finally:
+        served.close()
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "hub.yaml"), "sync", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["callback"]["created"] == 1
+    again = CliRunner().invoke(main, ["-c", str(tmp_path / "hub.yaml"), "sync", "--json"])
+    assert json.loads(again.stdout)["counts"]["callback"]["read"] == 0  # the cursor is past it
+
+
+def test_refusals_are_logged_without_secrets(served_sqlite: Served, caplog: pytest.LogCaptureFixture) -> None:
+    served = served_sqlite
+    with caplog.at_level(logging.INFO, logger="hub"):
+        served.post(f"/hooks/callback?token={FORM_TOKEN}x", data={"name": "a"})
+        served.post("/hooks/tilda", data={**TILDA_FORM, "api_key": TILDA_KEY + "x"})
+        served.signed({"name": "b"}, secret=SITE_SECRET + "x")
+        served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=TILDA_FORM)
+        served.synced()
+    messages = caplog.text
+    assert "401 wrong token" in messages and "401 wrong API key" in messages and "401 bad signature" in messages
+    for secret in SECRETS:
+        assert secret not in messages
+    with served.store.connect() as c:
+        stored = " ".join(str(value) for row in c.execute(select(inbox)) for value in row)
+        stored += " ".join(str(value) for row in c.execute(select(events)) for value in row)
+    for secret in SECRETS:
+        assert secret not in stored
+
+
+def test_a_webhook_connector_needs_a_way_to_check_senders(project) -> None:  # type: ignore[no-untyped-def]
+    project.config("""\
+        connectors:
+          forms:
+            plugin: webhook
+    """)
+    result = project.hub("check")
+    assert result.exit_code == 2
+    assert "connectors.forms: set secret, token or api_key" in result.stderr
+
+
+def test_ga_client_id_of_the_cookie() -> None:
+    assert ga_client_id("GA1.2.1234567890.1600000000") == "1234567890.1600000000"
+    assert ga_client_id("1234567890.1600000000") == "1234567890.1600000000"
+
+
+# ------------------------------------------------------------------------ the command
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_hub_serve_command(tmp_path: Path) -> None:
+    (tmp_path / "hub.yaml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings" / "callback.yaml").write_text(MAPPING, encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, "HUB_TEST_TILDA_TOKEN": TILDA_TOKEN, "HUB_TEST_SITE_SECRET": SITE_SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub", "-c", str(tmp_path / "hub.yaml"), "-v", "serve", "--port", str(port),
+         "--sync-delay", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert requests.post(f"{url}/hooks/callback?token={FORM_TOKEN}", timeout=10,
+                             data={"name": "Мария", "phone": "89161112233"}).status_code == 200
+        assert requests.post(f"{url}/hooks/callback?token=wrong", timeout=10, data={"name": "x"}).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert f"listening on http://127.0.0.1:{port}" in err
+    assert "401 wrong token" in err
+    for secret in SECRETS:
+        assert secret not in err + out
