@@ -237,6 +237,31 @@ class SyncWorker:
             log.error("sync of the webhook connectors: %s", redact(str(error)))
 
 
+def _logged_channel() -> type:
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class LoggedErrorTask(ErrorTask):  # type: ignore[misc]
+        """Requests waitress refuses before the app sees them (a body over the limit, a
+        malformed request) are logged like the app's own refusals."""
+
+        def execute(self) -> None:
+            error = self.request.error
+            path = getattr(self.request, "path", "") or "?"  # the path only, never the query string
+            match = _HOOK_PATH.match(path)
+            log.warning("webhook %s: %d %s (from %s)", match.group(1) if match else path, error.code,
+                        redact(str(error.body or error.reason)), (self.channel.addr or ("?",))[0])
+            super().execute()
+
+    class LoggedChannel(HTTPChannel):  # type: ignore[misc]
+        error_task_class = LoggedErrorTask
+
+    return LoggedChannel
+
+
+_LoggedChannel = _logged_channel()
+
+
 class Server:
     """The WSGI app on waitress with the sync worker; ``serve`` blocks, ``start`` runs it in a thread."""
 
@@ -250,6 +275,7 @@ class Server:
         # waitress refuses bodies over its own limit before the app reads them
         self.server = create_server(self.app, host=host, port=port, threads=threads,
                                     max_request_body_size=self.app.max_body + 1, ident="hub")
+        self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 

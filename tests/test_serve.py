@@ -258,14 +258,17 @@ def test_token_in_the_url(served: Served) -> None:
     assert len(served.inbox()) == 1
 
 
-def test_bodies_over_the_limit_get_413(served: Served) -> None:
+def test_bodies_over_the_limit_get_413(served: Served, caplog: pytest.LogCaptureFixture) -> None:
     big = b"name=" + b"x" * 10_000_000
-    answer = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=big,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert answer.status_code == 413
-    over_own_limit = {"name": "y" * 3000, "phone": "+79160001122"}  # callback takes at most 2000 bytes
-    assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data=over_own_limit).status_code == 413
+    with caplog.at_level(logging.WARNING, logger="hub.serve"):
+        answer = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=big,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 413
+        over_own_limit = {"name": "y" * 3000, "phone": "+79160001122"}  # callback takes at most 2000 bytes
+        assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data=over_own_limit).status_code == 413
     assert served.inbox() == []
+    assert "webhook tilda: 413" in caplog.text and "webhook callback: 413" in caplog.text
+    assert TILDA_TOKEN not in caplog.text and FORM_TOKEN not in caplog.text
 
 
 # ------------------------------------------------------------------------ burst
@@ -312,6 +315,21 @@ def test_hub_sync_reads_the_inbox_too(tmp_path: Path, secrets_env: None) -> None
     assert json.loads(result.stdout)["counts"]["callback"]["created"] == 1
     again = CliRunner().invoke(main, ["-c", str(tmp_path / "hub.yaml"), "sync", "--json"])
     assert json.loads(again.stdout)["counts"]["callback"]["read"] == 0  # the cursor is past it
+
+
+def test_the_sync_waits_for_a_hub_sync_holding_the_lock(served: Served) -> None:
+    served.synced()
+    assert served.server.worker is not None
+    served.server.worker.retry = 0.05
+    with served.store.lock("sync"):  # a hub sync from cron is running
+        assert served.post(f"/hooks/callback?token={FORM_TOKEN}", data={"name": "Лев", "email": "lev@example.ru"}
+                           ).status_code == 200
+        time.sleep(0.3)  # the worker tries and finds the lock held
+        with served.store.connect() as c:
+            assert c.execute(select(func.count()).select_from(contacts)).scalar() == 0
+    served.synced()
+    with served.store.connect() as c:
+        assert c.execute(select(contacts.c.email)).scalars().all() == ["lev@example.ru"]
 
 
 def test_refusals_are_logged_without_secrets(served_sqlite: Served, caplog: pytest.LogCaptureFixture) -> None:
