@@ -69,6 +69,9 @@ class HubGroup(click.Group):
             raise
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:  # `hub export links | head`: the reader had enough
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as error:
             if os.environ.get("HUB_DEBUG"):
                 raise
