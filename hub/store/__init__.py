@@ -153,8 +153,10 @@ class Store:
             finally:
                 handle.close()
             return
-        key = zlib.crc32(f"hub:{name}".encode())
         with self.engine.connect() as connection:
+            # advisory locks are per database: the schema keeps stores in one database apart
+            schema = connection.execute(text("SELECT current_schema()")).scalar()
+            key = zlib.crc32(f"hub:{schema}:{name}".encode())
             got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
             connection.commit()
             if not got and self._end_stale_holder(connection, name, key):
