@@ -490,17 +490,21 @@ def _evidence_rows(evidence: list[dict[str, Any]]) -> list[list[Any]]:
 
 @main.group(invoke_without_command=True)
 @click.option("-n", "--limit", default=50, show_default=True)
+@click.option("--actor", help="Who reads the pairs, for the audit (default: the OS user).")
 @json_option
 @click.pass_context
-def review(ctx: click.Context, limit: int, as_json: bool) -> None:
-    """Pairs that may be one person, waiting for a decision (accept / reject)."""
+def review(ctx: click.Context, limit: int, actor: str | None, as_json: bool) -> None:
+    """Pairs that may be one person, waiting for a decision (accept / reject; audited)."""
     if ctx.invoked_subcommand is not None:
         return
-    from hub.curate import pending_reviews
+    from hub.audit import record_read
+    from hub.curate import actor_name, pending_reviews
+    from hub.sync import utcnow
 
     app: App = ctx.obj
-    with app.store.connect() as c:
+    with app.store.begin() as c:
         rows = pending_reviews(c, limit)
+        record_read(c, actor_name(actor), "review", "pending pairs", 2 * len(rows), False, utcnow())
     if as_json:
         _emit(rows)
         return
@@ -552,15 +556,19 @@ def _decide(app: App, pair_ids: tuple[int, ...], actor: str | None, accept: bool
 @main.command("explain")
 @click.argument("first")
 @click.argument("second")
+@click.option("--actor", help="Who reads the two, for the audit (default: the OS user).")
 @json_option
 @click.pass_obj
-def explain_command(app: App, first: str, second: str, as_json: bool) -> None:
-    """Why two contacts (or SOURCE:ID records) are, or are not, one person: the score by field."""
-    from hub.curate import explain
+def explain_command(app: App, first: str, second: str, actor: str | None, as_json: bool) -> None:
+    """Why two contacts (or SOURCE:ID records) are, or are not, one person: the score by field (audited)."""
+    from hub.audit import record_read
+    from hub.curate import actor_name, explain
+    from hub.sync import utcnow
 
     identity = app.config.model.identity
-    with app.store.connect() as c:
+    with app.store.begin() as c:
         data = explain(c, first, second, identity.merge_at, identity.review_at)
+        record_read(c, actor_name(actor), "explain", f"{first} {second}", 2, False, utcnow())
     if as_json:
         _emit(data)
         return

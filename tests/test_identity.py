@@ -276,6 +276,14 @@ def test_review_accept_merges_and_is_logged(namesakes):
     assert [(m["contact_id"], m["reason"]) for m in merged] == [(max(pair["a"], pair["b"]), "merge")]
 
 
+def test_review_and_explain_are_audited(namesakes):
+    namesakes.hub("review", "--actor", "olga")
+    namesakes.hub("explain", "people:3", "people:4", "--actor", "ivan")
+    audit = json.loads(namesakes.hub("audit", "--json").stdout)
+    seen = {(row["actor"], row["action"]) for row in audit}
+    assert {("olga", "review"), ("ivan", "explain")} <= seen
+
+
 def test_explain_breaks_the_score_down(namesakes):
     links = _links(namesakes)
     data = json.loads(namesakes.hub("explain", "people:3", "people:4", "--json").stdout)
