@@ -91,6 +91,10 @@ class Store:
         head = script.get_current_head()
         try:
             with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    # processes started at once on a new or older store: one migrates, the
+                    # others wait here for its commit and find the schema up to date
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(b"hub:migrate")})
                 current = MigrationContext.configure(connection).get_current_revision()
                 if current == head:
                     return
