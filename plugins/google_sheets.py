@@ -33,7 +33,6 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from pydantic import Field, model_validator
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
+from hub.http import RateLimiter
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.redact import register_secret
 
@@ -168,35 +168,8 @@ def _url_gid(value: str) -> int | None:
 # ---------------------------------------------------------------- pacing
 
 
-class RateLimiter:
-    """At most ``limit`` requests in any ``period`` seconds (a sliding window)."""
-
-    def __init__(self, limit: int, period: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
-        self.limit = limit
-        self.period = period
-        self.clock = clock
-        self.sleep = sleep
-        self.sent: deque[float] = deque()
-        self.lock = threading.Lock()
-        self.waited = 0.0
-
-    def delay(self) -> float:
-        """Seconds to wait before one more request may go; 0 when it may go now."""
-        now = self.clock()
-        while self.sent and now - self.sent[0] >= self.period:
-            self.sent.popleft()
-        if len(self.sent) < self.limit:
-            return 0.0
-        return self.sent[0] + self.period - now
-
-    def acquire(self) -> None:
-        with self.lock:
-            while (wait := self.delay()) > 0:
-                self.waited += wait
-                self.sleep(wait)
-            self.sent.append(self.clock())
-
+#: Google's quotas are per minute.
+QUOTA_PERIOD = 60.0
 
 _LIMITERS: dict[tuple[str, ...], RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
@@ -208,7 +181,7 @@ def shared_limiter(key: tuple[str, ...], limit: int) -> RateLimiter:
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key + (str(limit),))
         if limiter is None:
-            limiter = _LIMITERS[key + (str(limit),)] = RateLimiter(limit)
+            limiter = _LIMITERS[key + (str(limit),)] = RateLimiter(limit, QUOTA_PERIOD)
         return limiter
 
 
@@ -1006,7 +979,7 @@ def _column_number(letters: str) -> int:
     return number
 
 
-__all__ = ["GoogleSheetsConnector", "GoogleSheetsOptions", "RateLimiter"]
+__all__ = ["GoogleSheetsConnector", "GoogleSheetsOptions"]
 
 
 @hookimpl

@@ -14,13 +14,24 @@ from typing import Any, ClassVar
 
 import pydantic
 import pytest
+from hub_plugins.google_sheets import (
+    QUOTA_PERIOD,
+    GoogleSheetsConnector,
+    GoogleSheetsOptions,
+    a1_range,
+)
 
 from hub.connector import ConnectorContext
 from hub.errors import FatalError, RetriableError
+from hub.http import RateLimiter
 from hub.model import OutboundItem
-from hub_plugins.google_sheets import GoogleSheetsConnector, GoogleSheetsOptions, RateLimiter, a1_range
 from tests.conformance import ConnectorConformance, by_external_id, read_all
-from tests.fakes.google_sheets import FakeGoogleSheets, Formula, authorized_user, service_account_key
+from tests.fakes.google_sheets import (
+    FakeGoogleSheets,
+    Formula,
+    authorized_user,
+    service_account_key,
+)
 
 SHEET_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_sheet"
 WRITE_ENDPOINTS = ("values.update", "values.append", "values.batchUpdate", "spreadsheets.batchUpdate")
@@ -458,7 +469,7 @@ def test_rate_limiter_paces_requests_in_a_sliding_minute():
         slept.append(seconds)
         now[0] += seconds
 
-    limiter = RateLimiter(60, clock=lambda: now[0], sleep=sleep)
+    limiter = RateLimiter(60, QUOTA_PERIOD, clock=lambda: now[0], sleep=sleep)
     for _ in range(60):
         limiter.acquire()
         now[0] += 0.1
