@@ -43,7 +43,7 @@ from pydantic import Field, model_validator
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
-from hub.http import RateLimiter
+from hub.http import RateLimiter, retry_after_seconds
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.redact import register_secret
 
@@ -198,22 +198,6 @@ class _Refused(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        import email.utils
-
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, when.timestamp() - time.time())
-
-
 def _error_message(error: Any) -> tuple[int, str]:
     """The status and message of a gspread ``APIError``, also for non-JSON bodies."""
     response = error.response
@@ -273,7 +257,7 @@ def _make_http_client(options: GoogleSheetsOptions, limiters: list[tuple[RateLim
                 except gspread.exceptions.APIError as error:
                     code, message = _error_message(error)
                     if code == 429 or code >= 500 or code == 408:
-                        raise _Refused(code, message, _retry_after(error.response.headers)) from None
+                        raise _Refused(code, message, retry_after_seconds(error.response.headers)) from None
                     raise
 
             retrying = Retrying(
