@@ -28,6 +28,7 @@ from hub.contacts import resolve_contact
 from hub.errors import UsageError
 from hub.identity import Comparison, Profile, compare, profile
 from hub.identity.compare import best
+from hub.identity.resolver import record_profiles
 from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
     changes,
@@ -277,16 +278,7 @@ def _profiles_of(c: Connection, ref: str) -> tuple[str, list[Profile]]:
         if row is not None:
             return ref, [profile(json.loads(row.record_values or "{}"))]
     contact_id = resolve_contact(c, ref)
-    rows = c.execute(
-        select(source_records.c.record_values).where(
-            and_(
-                source_records.c.contact_id == contact_id,
-                source_records.c.origin == "read",
-                source_records.c.removed_at.is_(None),
-            )
-        )
-    ).all()
-    return f"contact {contact_id}", [profile(json.loads(row.record_values or "{}")) for row in rows]
+    return f"contact {contact_id}", record_profiles(c, [contact_id]).get(contact_id, [])
 
 
 def explain(c: Connection, first: str, second: str, merge_at: float, review_at: float) -> dict[str, Any]:

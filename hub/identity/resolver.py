@@ -136,25 +136,6 @@ class ProbabilisticResolver:
                     found[(kind, value)].append(contact_id)
         return {key: ids for key, ids in found.items() if len(ids) <= _cap(key[0])}, name_counts
 
-    def _profiles(self, c: Connection, contact_ids: Sequence[int]) -> dict[int, list[Profile]]:
-        out: dict[int, list[Profile]] = defaultdict(list)
-        ordered = sorted(contact_ids)
-        for start in range(0, len(ordered), _CHUNK):
-            chunk = ordered[start : start + _CHUNK]
-            rows = c.execute(
-                select(source_records.c.contact_id, source_records.c.record_values).where(
-                    and_(
-                        among(c, source_records.c.contact_id, chunk),
-                        source_records.c.removed_at.is_(None),
-                        source_records.c.origin == "read",
-                    )
-                )
-            )
-            for contact_id, encoded in rows:
-                if encoded:
-                    out[contact_id].append(_cached_profile(encoded))
-        return out
-
     def _rejected(self, c: Connection, contact_ids: Sequence[int]) -> set[tuple[int, int]]:
         pairs: set[tuple[int, int]] = set()
         ordered = sorted(contact_ids)
@@ -199,7 +180,7 @@ class ProbabilisticResolver:
         in_store, stored_names = self._lookup(c, wanted) if wanted else ({}, {})
         contact_ids = {cid for ids in in_store.values() for cid in ids}
         contact_ids.update(cand.linked_contact for cand in candidates if cand.linked_contact is not None)
-        stored = self._profiles(c, list(contact_ids)) if contact_ids else {}
+        stored = record_profiles(c, list(contact_ids)) if contact_ids else {}
         rejected = self._rejected(c, list(contact_ids)) if contact_ids else set()
 
         sort_key: dict[Node, str] = {("r", cand.key): cand.sort_key or f"r{cand.key:012d}" for cand in candidates}
@@ -381,6 +362,27 @@ def _pair(a: Node, b: Node, sort_key: dict[Node, str]) -> tuple[Node, Node]:
     return (a, b) if sort_key[a] <= sort_key[b] else (b, a)
 
 
+def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list[Profile]]:
+    """The profiles of the records each contact is derived from (read, not removed)."""
+    out: dict[int, list[Profile]] = defaultdict(list)
+    ordered = sorted(contact_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start : start + _CHUNK]
+        rows = c.execute(
+            select(source_records.c.contact_id, source_records.c.record_values).where(
+                and_(
+                    among(c, source_records.c.contact_id, chunk),
+                    source_records.c.removed_at.is_(None),
+                    source_records.c.origin == "read",
+                )
+            )
+        )
+        for contact_id, encoded in rows:
+            if encoded:
+                out[contact_id].append(_cached_profile(encoded))
+    return out
+
+
 _profile_cache: dict[str, Profile] = {}
 
 
@@ -393,4 +395,4 @@ def _cached_profile(encoded: str) -> Profile:
     return found
 
 
-__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair"]
+__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "record_profiles"]
