@@ -107,10 +107,13 @@ class ProbabilisticResolver:
             keys = {k for k in keys if k[0] != "phone"}
         return keys
 
-    def _lookup(self, c: Connection, wanted: set[tuple[str, str]]) -> tuple[dict[tuple[str, str], list[int]], dict[str, int]]:
-        """Contacts under each key, common keys left out; and how many contacts hold each name key."""
+    def _lookup(
+        self, c: Connection, wanted: set[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], list[int]], dict[tuple[str, str], int]]:
+        """Contacts under each key, common keys left out; and how many contacts hold each
+        key of the kinds that can be common, by (kind, value)."""
         found: dict[tuple[str, str], list[int]] = defaultdict(list)
-        name_counts: dict[str, int] = {}
+        counts: dict[tuple[str, str], int] = {}
         by_kind: dict[str, list[str]] = defaultdict(list)
         for kind, value in wanted:
             by_kind[kind].append(value)
@@ -123,8 +126,8 @@ class ProbabilisticResolver:
                         .where(and_(identifiers.c.kind == kind, among(c, identifiers.c.value, chunk)))
                         .group_by(identifiers.c.value)
                     )
-                    name_counts.update((value, int(n)) for value, n in counted)
-                    chunk = [value for value in chunk if 0 < name_counts.get(value, 0) <= _cap(kind)]
+                    counts.update(((kind, value), int(n)) for value, n in counted)
+                    chunk = [value for value in chunk if 0 < counts.get((kind, value), 0) <= _cap(kind)]
                     if not chunk:
                         continue
                 rows = c.execute(
@@ -134,7 +137,7 @@ class ProbabilisticResolver:
                 )
                 for value, contact_id in rows:
                     found[(kind, value)].append(contact_id)
-        return {key: ids for key, ids in found.items() if len(ids) <= _cap(key[0])}, name_counts
+        return {key: ids for key, ids in found.items() if len(ids) <= _cap(key[0])}, counts
 
     def _rejected(self, c: Connection, contact_ids: Sequence[int]) -> set[tuple[int, int]]:
         pairs: set[tuple[int, int]] = set()
@@ -177,7 +180,7 @@ class ProbabilisticResolver:
         profiles = {cand.key: profile(cand.values) for cand in candidates}
         keys = {cand.key: self._keys(profiles[cand.key]) for cand in candidates}
         wanted = set().union(*keys.values()) if keys else set()
-        in_store, stored_names = self._lookup(c, wanted) if wanted else ({}, {})
+        in_store, stored_counts = self._lookup(c, wanted) if wanted else ({}, {})
         contact_ids = {cid for ids in in_store.values() for cid in ids}
         contact_ids.update(cand.linked_contact for cand in candidates if cand.linked_contact is not None)
         stored = record_profiles(c, list(contact_ids)) if contact_ids else {}
@@ -191,7 +194,9 @@ class ProbabilisticResolver:
 
         # how many people hold each name key: contacts in the store, and the records of
         # the batch counted once per person (records sharing a phone or mailbox are one)
-        name_counts: dict[str, int] = defaultdict(int, stored_names)
+        name_counts: dict[str, int] = defaultdict(
+            int, {value: n for (kind, value), n in stored_counts.items() if kind in ("name", "local")}
+        )
         batch_by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
         for cand in candidates:
             for key in keys[cand.key]:
