@@ -42,7 +42,8 @@ def record(c: Connection, reports: Sequence[tuple[int, str, EventReport]], run_i
             )
     rows = [
         {"contact_id": contact_id, "type": event.type, "connector": key[0], "external_id": event.external_id,
-         "at": event.at, "run_id": run_id,
+         "at": event.at, "run_id": run_id, "amount": event.amount,
+         "currency": event.currency.upper() if event.currency else None,
          "payload": redact(json.dumps(dict(event.payload), ensure_ascii=False, sort_keys=True)) if event.payload
          else None}
         for key, (contact_id, event) in keys.items() if key not in known

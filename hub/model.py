@@ -61,6 +61,11 @@ class ConsentReport:
 
 #: Event types that count as a message sent to the person (``messages_30d``).
 MESSAGE_EVENTS: tuple[str, ...] = ("email_sent", "sms_sent")
+#: An order paid (order id as the event's ``external_id``, ``amount``, ``currency``).
+PURCHASE_EVENT = "purchase"
+#: Manual funnel events (docs/segments.md): a decision maker found, they agreed to consider
+#: an offer, agreed to receive the newsletter, made a request, refused.
+STAGE_EVENTS: tuple[str, ...] = ("decision_maker", "offer_considered", "newsletter_agreed", "request", "refused")
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ class EventReport:
     at: dt.datetime
     #: What the tool says about it (status, campaign, error code), as text pairs.
     payload: tuple[tuple[str, str], ...] = ()
+    #: A ``purchase``'s amount and ISO 4217 currency (``None``: the base currency of
+    #: ``categories.currency``); other events leave them empty. See docs/segments.md.
+    amount: float | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,11 @@ class RawRecord:
     #: The record carries only ``events`` for a record of this id read now or before (a
     #: campaign's opens, say): its values are not a new state of the record.
     history_only: bool = False
+    #: A web analytics visit (``history_only``): its events belong to the contact holding
+    #: this analytics client id ``(kind, value)`` (``hub.analytics.CLIENT_ID_KINDS``), not to
+    #: a record of the connector; no contact holds it yet: they wait for one. Never creates
+    #: or changes a contact by itself.
+    client_id: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

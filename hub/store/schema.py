@@ -173,8 +173,12 @@ events = Table(
     Column("at", Timestamp, nullable=False),
     Column("payload", Text),
     Column("run_id", Integer),
+    #: A purchase's amount and ISO currency (``EventReport.amount``/``currency``).
+    Column("amount", Float),
+    Column("currency", String(3)),
     UniqueConstraint("connector", "type", "external_id"),
     Index(None, "contact_id"),
+    Index(None, "contact_id", "type", "at"),
 )
 
 consents = Table(
@@ -281,4 +285,66 @@ inbox = Table(
     Column("fields", Text, nullable=False),
     Column("remote_addr", String(64)),
     UniqueConstraint("connector", "delivery_id"),
+)
+
+#: A contact's categories (``hub.segments``, docs/segments.md): one row per live contact,
+#: recomputed for the contacts each sync touches. ``orders`` … ``last_activity_at`` are the
+#: facts they were computed from; ``next_at`` is the earliest time a value can change by the
+#: clock alone (temperature, recency, a stopped client), so time-driven updates are cheap.
+categories = Table(
+    "categories",
+    metadata,
+    Column("contact_id", Integer, nullable=False),
+    Column("stage", String(32)),
+    Column("temperature", String(16)),
+    Column("rfm_r", Integer),
+    Column("rfm_f", Integer),
+    Column("rfm_m", Integer),
+    Column("rfm", String(3)),
+    Column("rfm_segment", String(32)),
+    Column("abc", String(1)),
+    Column("region", Text),
+    Column("activity", Text),
+    Column("orders", Integer, nullable=False),
+    Column("revenue", Float, nullable=False),
+    Column("first_order_at", Timestamp),
+    Column("last_order_at", Timestamp),
+    Column("last_activity_at", Timestamp),
+    Column("next_at", Timestamp),
+    Column("run_id", Integer),
+    Column("updated_at", Timestamp),
+    PrimaryKeyConstraint("contact_id"),
+    Index(None, "next_at"),
+)
+
+#: Members of each segment defined under ``segments:`` in hub.yaml.
+segment_members = Table(
+    "segment_members",
+    metadata,
+    Column("segment", String(64), nullable=False),
+    Column("contact_id", Integer, nullable=False),
+    Column("since", Timestamp),
+    Column("run_id", Integer),
+    PrimaryKeyConstraint("segment", "contact_id"),
+    Index(None, "contact_id"),
+)
+
+#: Visits read by a web analytics connector whose client id no contact holds yet
+#: (``hub.analytics``): they become that contact's ``visit`` events when a form with the
+#: client id arrives. One row per (connector, the tool's visit id).
+pending_visits = Table(
+    "pending_visits",
+    metadata,
+    Column("connector", String(100), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    #: identifier kind of the client id (ym_client_id, ga_client_id, ga_user_id) and its value
+    Column("kind", String(16), nullable=False),
+    Column("value", String(320), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    #: JSON object: the visit event's payload
+    Column("payload", Text),
+    Column("run_id", Integer),
+    PrimaryKeyConstraint("connector", "external_id"),
+    Index(None, "kind", "value"),
+    Index(None, "at"),
 )
