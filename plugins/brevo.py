@@ -13,12 +13,24 @@ import is asynchronous: hub waits for its process to complete, then reads the
 contacts modified since to learn their ids; an address Brevo did not import is
 rejected with that reason. An import repeated after a lost answer updates the same
 contacts again, nothing more. Deleting removes the contact.
+
+Message history: the transactional e-mail activity (``GET /smtp/statistics/events``,
+2,500 events a page, oldest first, from the day before the cursor's on) becomes events
+on the recipient's client card: ``email_sent`` (Brevo's ``requests``, counted in
+``messages_30d``), ``email_delivered``, ``email_open``, ``email_click``,
+``email_bounce``, ``email_complaint``, ``email_unsubscribe`` and ``email_failed``
+(blocked, invalid, error). A hard bounce reports the address ``bounced``, a spam
+complaint ``complained``, an unsubscribe ``unsubscribed``. Events are history-only
+records keyed by the address: they land on the contact holding it, whether or not it
+is in the list. Brevo's API gives marketing campaign activity only as a file export or
+one contact per call (``/contacts/{id}/campaignStats``), so campaigns are not read.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -29,11 +41,36 @@ from hub.connector import READ, WRITE, Connector, ConnectorContext
 from hub.errors import RetriableError
 from hub.hookspecs import hookimpl
 from hub.http import BatchOutcome, HeaderAuth, RejectedRequestError, ServiceOptions
-from hub.model import Checkpoint, ConsentReport, OutboundItem, RawRecord, WriteResult
+from hub.model import (
+    Checkpoint,
+    ConsentReport,
+    EventReport,
+    OutboundItem,
+    RawRecord,
+    WriteResult,
+)
 
 IMPORT_LIMIT = 5000
 ADDRESS_KEYS = ("email", "EMAIL")
 OPTED_OUT = ("unsubscribed", "complained")
+EVENTS_LIMIT = 2500
+#: The report keeps 90 days; a range may not be longer.
+EVENTS_DAYS = 90
+#: Brevo's event names (the report's, and the webhook's spelling) -> hub's event type.
+EVENT_TYPES = {
+    "requests": "email_sent", "request": "email_sent", "sent": "email_sent",
+    "delivered": "email_delivered",
+    "opened": "email_open", "uniqueOpened": "email_open", "loadedByProxy": "email_open", "proxyOpen": "email_open",
+    "clicks": "email_click", "clicked": "email_click",
+    "hardBounces": "email_bounce", "hardBounce": "email_bounce", "softBounces": "email_bounce",
+    "softBounce": "email_bounce",
+    "spam": "email_complaint", "complaint": "email_complaint",
+    "unsubscribed": "email_unsubscribe",
+    "blocked": "email_failed", "invalid": "email_failed", "error": "email_failed",
+}
+#: Events that say something of the person's consent to e-mail.
+EVENT_CONSENT = {"hardBounces": "bounced", "hardBounce": "bounced", "spam": "complained", "complaint": "complained",
+                 "unsubscribed": "unsubscribed"}
 
 
 class BrevoOptions(ServiceOptions):
@@ -45,6 +82,11 @@ class BrevoOptions(ServiceOptions):
     requests_per_second: float = Field(10.0, gt=0, description="Client-side pace (Brevo's limits depend on the plan).")
     import_polls: int = Field(30, ge=1, description="How many times to ask whether an import is done.")
     import_poll_seconds: float = Field(1.0, ge=0)
+    email_events: bool = Field(True, description="Read the transactional e-mail activity (sends, deliveries, "
+                               "opens, clicks, bounces, complaints, unsubscribes) as events.")
+    events_days: int = Field(30, ge=1, le=EVENTS_DAYS, description="How many days back the first read of the "
+                             "e-mail activity goes.")
+    events_page_size: int = Field(EVENTS_LIMIT, ge=1, le=EVENTS_LIMIT)
 
 
 def _timestamp(value: Any) -> dt.datetime | None:
@@ -63,7 +105,8 @@ class BrevoConnector(Connector):
     plugin = "brevo"
     Options = BrevoOptions
     capabilities = frozenset({READ, WRITE})
-    description = "Brevo contacts of a list with attributes and email/SMS blacklists (source, destination)"
+    description = ("Brevo contacts of a list with attributes and email/SMS blacklists, e-mail activity as events "
+                   "(source, destination)")
     write_batch_size = IMPORT_LIMIT
     consent_channel = "email"
 
@@ -85,14 +128,66 @@ class BrevoConnector(Connector):
     # -- reading -------------------------------------------------------------
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
-        since = _timestamp(cursor) if cursor else None
-        newest, newest_at = cursor, since
+        contacts_cursor, events_cursor = _split_cursor(cursor)
+        since = _timestamp(contacts_cursor) if contacts_cursor else None
+        newest, newest_at = contacts_cursor, since
         for contact in self._pages(since - dt.timedelta(seconds=1) if since else None):
             changed = _timestamp(contact.get("modifiedAt"))
             yield self._record(contact, changed)
             if changed is not None and (newest_at is None or changed > newest_at):
                 newest, newest_at = _iso(changed), changed
-        yield Checkpoint(newest, complete=since is None)
+        if self.options.email_events:
+            for item in self._email_events(events_cursor):
+                if isinstance(item, str):
+                    events_cursor = item
+                else:
+                    yield item
+        yield Checkpoint(_join_cursor(newest, events_cursor), complete=since is None)
+
+    def _email_events(self, cursor: str | None) -> Iterator[RawRecord | str]:
+        """History-only records of the e-mail activity since the day before the cursor's
+        (Brevo filters by whole days of the account's time zone; events read again are
+        stored once); then the new cursor: the day of the newest event."""
+        today = dt.datetime.now(dt.timezone.utc).date()
+        end = today + dt.timedelta(days=1)  # an account east of UTC is a day ahead
+        try:
+            start = dt.date.fromisoformat(cursor) - dt.timedelta(days=1) if cursor else None
+        except ValueError:
+            start = None
+        if start is None:
+            start = today - dt.timedelta(days=self.options.events_days - 1)
+        start = max(min(start, end), end - dt.timedelta(days=EVENTS_DAYS - 1))
+        newest = cursor
+        offset = 0
+        while True:
+            page = self.api.get_json("smtp/statistics/events", params={
+                "limit": self.options.events_page_size, "offset": offset, "startDate": start.isoformat(),
+                "endDate": end.isoformat(), "sort": "asc",
+            }, doing="reading the e-mail activity") or {}
+            rows = [row for row in page.get("events") or [] if isinstance(row, dict)]
+            found: dict[str, tuple[list[EventReport], list[ConsentReport]]] = {}
+            for row in rows:
+                address = str(row.get("email") or "").strip().lower()
+                at = _timestamp(row.get("date"))
+                name = str(row.get("event") or "")
+                kind = EVENT_TYPES.get(name)
+                if not address or at is None or kind is None:
+                    continue
+                day = str(row.get("date"))[:10]
+                newest = max(newest, day) if newest else day
+                events, consents = found.setdefault(address, ([], []))
+                events.append(_email_event(kind, address, at, row))
+                if name in EVENT_CONSENT:
+                    consents.append(ConsentReport("email", EVENT_CONSENT[name], at, (
+                        ("brevo_event", name), ("message_id", str(row.get("messageId") or "")))))
+            for address, (events, consents) in found.items():
+                yield RawRecord(address, {"email": address}, events=tuple(events), consents=tuple(consents),
+                                history_only=True)
+            offset += len(page.get("events") or [])
+            if len(page.get("events") or []) < self.options.events_page_size:
+                break
+        if newest is not None:
+            yield newest
 
     def _pages(self, since: dt.datetime | None) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"limit": self.options.page_size, "sort": "asc"}
@@ -194,6 +289,37 @@ class BrevoConnector(Connector):
 
     def close(self) -> None:
         self.api.close()
+
+
+def _email_event(kind: str, address: str, at: dt.datetime, row: dict[str, Any]) -> EventReport:
+    message = str(row.get("messageId") or "")
+    if kind == "email_sent":
+        external_id = f"{message}|{address}"  # one send per message and recipient
+    else:
+        external_id = f"{message}|{address}|{row.get('event')}|{at.isoformat()}"
+    payload = [("brevo_event", str(row.get("event")))]
+    for key in ("subject", "tag", "from", "reason", "link", "templateId"):
+        if row.get(key) not in (None, ""):
+            payload.append((key, str(row[key])[:500]))
+    if str(row.get("event")) in ("softBounces", "softBounce"):
+        payload.append(("bounce", "soft"))
+    elif str(row.get("event")) in ("hardBounces", "hardBounce"):
+        payload.append(("bounce", "hard"))
+    return EventReport(kind, external_id[:512], at, tuple(payload))
+
+
+def _split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """The contacts' and the e-mail activity's cursors (a lone timestamp is the contacts')."""
+    if cursor and cursor.startswith("{"):
+        data = json.loads(cursor)
+        return data.get("contacts"), data.get("events")
+    return cursor, None
+
+
+def _join_cursor(contacts: str | None, events: str | None) -> str | None:
+    if events is None:
+        return contacts
+    return json.dumps({"contacts": contacts, "events": events}, sort_keys=True)
 
 
 def _server_time(headers: Any) -> dt.datetime:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,7 +12,7 @@ import pytest
 from hub_plugins.brevo import BrevoConnector, BrevoOptions
 
 from hub.connector import ConnectorContext
-from hub.errors import FatalError
+from hub.errors import FatalError, RetriableError
 from hub.model import OutboundItem
 from tests.conformance import ConnectorConformance, by_external_id, read_all
 from tests.fakes.brevo import FakeBrevo
@@ -109,7 +111,7 @@ def test_reading_reports_email_and_sms_opt_outs_incrementally(fake, tmp_path):
     fake.person_edits("a@example.com", blacklisted=True)
     again, _ = read_all(connector, checkpoint.cursor)
     assert again[0].consents[0].status == "unsubscribed"
-    assert "modifiedSince=" in fake.log[-1][2]
+    assert "modifiedSince=" in [path for endpoint, _, path in fake.log if endpoint == "list.contacts"][-1]
 
 
 def test_a_lost_import_answer_is_sent_again_without_duplicates(fake, tmp_path):
@@ -138,3 +140,98 @@ def test_pages_of_500_from_the_list(fake, tmp_path):
     records, _ = read_all(make_connector(fake, tmp_path), None)
     assert len(by_external_id(records)) == 1200
     assert fake.calls["list.contacts"] == 3
+
+
+def history(records: list[Any]) -> dict[str, Any]:
+    return {r.external_id: r for r in records if r.history_only}
+
+
+def test_transactional_e_mail_activity_becomes_events_with_consent(fake, tmp_path):
+    fake.add("a@example.com")
+    sent = fake.email_event("A@example.com", "requests", subject="Заказ 17", tag="orders")
+    fake.email_event("a@example.com", "delivered", message_id=sent)
+    fake.email_event("a@example.com", "opened", message_id=sent, ip="10.1.2.3")
+    fake.email_event("a@example.com", "clicks", message_id=sent, link="https://shop.example/o/17")
+    fake.email_event("a@example.com", "softBounces", reason="mailbox full")
+    fake.email_event("gone@example.com", "hardBounces", reason="550 no such user")
+    fake.email_event("angry@example.com", "spam")
+    fake.email_event("bye@example.com", "unsubscribed")
+    fake.email_event("a@example.com", "deferred")  # a delay is not an event of the person
+    records, checkpoint = read_all(make_connector(fake, tmp_path), None)
+    found = history(records)
+    a = found["a@example.com"]
+    assert a.values == {"email": "a@example.com"} and a.consents == ()
+    assert [e.type for e in a.events] == ["email_sent", "email_delivered", "email_open", "email_click",
+                                          "email_bounce"]
+    assert a.events[0].external_id == f"{sent}|a@example.com"
+    assert dict(a.events[0].payload)["subject"] == "Заказ 17" and dict(a.events[0].payload)["tag"] == "orders"
+    assert dict(a.events[3].payload)["link"] == "https://shop.example/o/17"
+    assert "10.1.2.3" not in repr(a.events)  # the reader's IP is not kept
+    assert dict(a.events[4].payload)["bounce"] == "soft"
+    assert [(c.status, dict(c.proof)["brevo_event"]) for c in found["gone@example.com"].consents] == [
+        ("bounced", "hardBounces")]
+    assert found["angry@example.com"].consents[0].status == "complained"
+    assert found["angry@example.com"].events[0].type == "email_complaint"
+    assert found["bye@example.com"].consents[0].status == "unsubscribed"
+    cursor = json.loads(checkpoint.cursor)
+    assert cursor["events"] == fake.email_events[-1]["at"].astimezone(fake.timezone).date().isoformat()
+    (request,) = [path for endpoint, _, path in fake.log if endpoint == "smtp.events"]
+    assert "sort=asc" in request and "startDate=" in request and "endDate=" in request
+
+
+def test_e_mail_activity_is_read_in_pages_and_again_from_the_cursor_day(fake, tmp_path):
+    for i in range(7):
+        fake.email_event(f"p{i}@example.com", "requests")
+    connector = make_connector(fake, tmp_path, events_page_size=3)
+    records, checkpoint = read_all(connector, None)
+    assert len(history(records)) == 7 and fake.calls["smtp.events"] == 3  # 3 + 3 + 1
+    offsets = [int(p.split("offset=")[1].split("&")[0]) for e, _, p in fake.log if e == "smtp.events"]
+    assert offsets == [0, 3, 6]
+    first_ids = {e.external_id for r in records if r.history_only for e in r.events}
+    fake.email_event("p0@example.com", "opened", message_id=fake.email_events[0]["messageId"])
+    again, checkpoint = read_all(connector, checkpoint.cursor)
+    # the day of the cursor is read again (Brevo filters by whole days): the same ids, stored once
+    again_ids = {e.external_id for r in again if r.history_only for e in r.events}
+    assert first_ids < again_ids and len(again_ids - first_ids) == 1
+    start = [p for e, _, p in fake.log if e == "smtp.events"][-1].split("startDate=")[1][:10]
+    day = dt.date.fromisoformat(json.loads(checkpoint.cursor)["events"])
+    assert dt.date.fromisoformat(start) == day - dt.timedelta(days=1)
+
+
+def test_an_old_cursor_reads_at_most_the_90_days_brevo_keeps(fake, tmp_path):
+    connector = make_connector(fake, tmp_path)
+    cursor = json.dumps({"contacts": None, "events": "2020-01-01"})
+    read_all(connector, cursor)  # the fake refuses a range over 90 days with a 400
+    request = [p for e, _, p in fake.log if e == "smtp.events"][-1]
+    start = dt.date.fromisoformat(request.split("startDate=")[1][:10])
+    end = dt.date.fromisoformat(request.split("endDate=")[1][:10])
+    assert (end - start).days == 89
+
+
+def test_e_mail_activity_rides_out_rate_limits_and_server_errors(fake, tmp_path):
+    fake.email_event("a@example.com", "requests")
+    fake.fail("smtp.events", 429, retry_after="7")
+    fake.fail("smtp.events", 500)
+    fake.fail("smtp.events", 502, body="html")
+    slept: list[float] = []
+    connector = make_connector(fake, tmp_path)
+    connector.api.sleep = slept.append
+    records, _ = read_all(connector, None)
+    assert [e.type for e in history(records)["a@example.com"].events] == ["email_sent"]
+    assert fake.calls["smtp.events"] == 4 and 7 in slept  # Retry-After waited for
+
+
+def test_e_mail_activity_can_be_turned_off(fake, tmp_path):
+    fake.email_event("a@example.com", "requests")
+    records, checkpoint = read_all(make_connector(fake, tmp_path, email_events=False), None)
+    assert not history(records) and fake.calls["smtp.events"] == 0
+    assert checkpoint.cursor is None or not checkpoint.cursor.startswith("{")
+
+
+def test_a_key_refused_on_the_activity_report_is_a_clear_error_without_the_key(fake, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake.fail("smtp.events", 500, times=10)
+    with pytest.raises(RetriableError) as raised:
+        read_all(make_connector(fake, tmp_path, max_attempts=2), None)
+    assert "reading the e-mail activity" in str(raised.value)
+    assert API_KEY not in str(raised.value) + caplog.text

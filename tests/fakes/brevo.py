@@ -9,6 +9,13 @@
 * ``GET /v3/contacts`` and ``GET /v3/contacts/lists/{id}/contacts``: ``limit`` (1000 /
   500), ``offset``, ``modifiedSince`` (inclusive), ``sort``; ``{"contacts", "count"}``;
 * ``GET|PUT|DELETE /v3/contacts/{identifier}`` (id or email);
+* ``GET /v3/smtp/statistics/events``: the transactional e-mail activity, unaggregated:
+  ``limit`` (at most ``EVENTS_LIMIT``), ``offset``, ``startDate`` and ``endDate``
+  (YYYY-MM-DD, both or neither, the account's own dates, at most 90 days apart) or
+  ``days``, ``email``, ``event``, ``messageId``, ``tags``, ``sort`` (``desc`` by
+  default); ``{"events": [{"email", "date", "subject", "messageId", "event", "tag",
+  "from", "reason"?, "ip"?, "link"?, "templateId"?}]}``, in the order the events were
+  recorded; no total is given, a short page is the last (none left: ``{}``);
 * errors ``{"code", "message"}``; rate limits as 429 with ``x-sib-ratelimit-*`` headers.
 """
 
@@ -20,6 +27,10 @@ from typing import Any
 from tests.fakes.http import ApiError, FakeApi, Request
 
 IMPORT_LIMIT = 5000
+EVENTS_LIMIT = 2500
+#: The ``event`` values of the events report (and of its ``event`` filter).
+EVENT_KINDS = ("requests", "delivered", "opened", "clicks", "hardBounces", "softBounces", "spam", "unsubscribed",
+               "blocked", "invalid", "deferred", "error", "loadedByProxy")
 
 
 def _now() -> dt.datetime:
@@ -37,14 +48,21 @@ class FakeBrevo(FakeApi):
         self._ids_by_email: dict[str, int] = {}
         self.lists: set[int] = {2}
         self.processes: dict[int, dict[str, Any]] = {}
+        #: addresses transactional e-mail is blocked for (a hard bounce, a complaint, an unsubscribe)
+        self.blocked: set[str] = set()
         self.next_id = 1
         self.imported_rows: list[str] = []
+        #: the transactional e-mail activity, in the order Brevo recorded it
+        self.email_events: list[dict[str, Any]] = []
+        #: the account's time zone: event dates and the report's day bounds are in it
+        self.timezone = dt.timezone(dt.timedelta(hours=3))
         super().__init__(**kwargs)
 
     def route_table(self) -> list[Any]:
         return [
             ("POST", r"/v3/contacts/import", "import", self._import),
             ("GET", r"/v3/processes/(\d+)", "process", self._process),
+            ("GET", r"/v3/smtp/statistics/events", "smtp.events", self._events),
             ("GET", r"/v3/contacts", "contacts.list", self._list),
             ("GET", r"/v3/contacts/lists/(\d+)/contacts", "list.contacts", self._list),
             ("GET", r"/v3/contacts/([^/]+)", "contacts.get", self._get),
@@ -168,7 +186,63 @@ class FakeBrevo(FakeApi):
         self._ids_by_email.pop(contact["email"], None)
         return 204, None
 
+    def _events(self, request: Request) -> Any:
+        limit = int(request.arg("limit", str(EVENTS_LIMIT)))
+        if not 0 <= limit <= EVENTS_LIMIT:
+            raise ApiError(400, {"code": "out_of_range", "message": f"limit should be between 0 and {EVENTS_LIMIT}"})
+        offset = int(request.arg("offset", "0"))
+        start, end, days = request.arg("startDate"), request.arg("endDate"), request.arg("days")
+        today = _now().astimezone(self.timezone).date()
+        if days and (start or end):
+            raise ApiError(400, {"code": "invalid_parameter", "message": "days is not compatible with startDate "
+                                 "and endDate"})
+        if bool(start) != bool(end):
+            raise ApiError(400, {"code": "invalid_parameter", "message": "startDate and endDate are both needed"})
+        if start and end:
+            try:
+                first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+            except ValueError:
+                raise ApiError(400, {"code": "invalid_parameter", "message": "Invalid date format"}) from None
+            if first > last:
+                raise ApiError(400, {"code": "invalid_parameter", "message": "startDate should be lower than "
+                                     "equal to endDate"})
+            if (last - first).days >= 90:
+                raise ApiError(400, {"code": "invalid_parameter", "message": "The date range can not exceed 90 "
+                                     "days"})
+        else:
+            last = today
+            first = today - dt.timedelta(days=int(days or 30) - 1)
+        found = [e for e in self.email_events if first <= e["at"].astimezone(self.timezone).date() <= last]
+        for name, key in (("email", "email"), ("event", "event"), ("messageId", "messageId"), ("tags", "tag")):
+            wanted = request.arg(name)
+            if wanted:
+                found = [e for e in found if str(e[key]).lower() == wanted.lower()]
+        if request.arg("sort", "desc") == "desc":
+            found.reverse()
+        page = found[offset : offset + limit]
+        return {"events": [self._event_view(e) for e in page]} if page else {}
+
+    def _event_view(self, event: dict[str, Any]) -> dict[str, Any]:
+        view = {k: v for k, v in event.items() if k != "at" and v is not None}
+        view["date"] = event["at"].astimezone(self.timezone).isoformat(timespec="milliseconds")
+        return view
+
     # -- a person in Brevo -------------------------------------------------------
+
+    def email_event(self, email: str, event: str, *, message_id: str | None = None, at: dt.datetime | None = None,
+                    subject: str = "Ваш заказ", tag: str = "", reason: str | None = None, link: str | None = None,
+                    ip: str | None = None) -> str:
+        """Brevo records one event of a transactional e-mail; returns its message id."""
+        assert event in EVENT_KINDS, event
+        with self.lock:
+            message_id = message_id or f"<2026{len(self.email_events) + 1:08d}.1@smtp-relay.mailin.fr>"
+            self.email_events.append({"email": email.lower(), "at": at or _now(), "subject": subject,
+                                      "messageId": message_id, "event": event, "tag": tag, "from": "shop@example.ru",
+                                      "reason": reason, "link": link, "ip": ip})
+            if event in ("hardBounces", "spam", "unsubscribed"):
+                self.blocked.add(email.lower())
+            return message_id
+
 
     def add(self, email: str, *, blacklisted: bool = False, **attributes: Any) -> int:
         with self.lock:
