@@ -42,7 +42,7 @@ from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
-from hub.normalize import Normalizer
+from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer
 from hub.redact import redact
@@ -491,7 +491,7 @@ class Sync:
             if any(w.record.consents or w.record.events for w in work):
                 self._record_consents(c, name, work, now)
             if screened.history:
-                self._record_history(c, name, screened.history)
+                self._record_history(c, name, screened.history, now)
             if checkpoint is not None:
                 self._save_cursor(c, state, checkpoint.cursor)
 
@@ -503,8 +503,13 @@ class Sync:
             c, name, [r.external_id for r in reported], source_records.c.contact_id)}
         history.record(c, [(linked[r.external_id], name, event) for r in reported if r.external_id in linked
                            for event in r.events], self.report.run_id)
-        reports = [(linked[r.external_id], name, r.external_id, report)
-                   for r in reported if r.external_id in linked for report in r.consents]
+        self._store_consents(c, name, [(linked[r.external_id], name, r.external_id, report)
+                                       for r in reported if r.external_id in linked for report in r.consents], now)
+
+    def _store_consents(self, c: Connection, name: str, reports: list[tuple[int, str, str, Any]],
+                        now: dt.datetime) -> None:
+        if not reports:
+            return
         log_rows, changed = consent.record(c, reports, now)
         self._log(c, log_rows)
         if changed:
@@ -512,12 +517,41 @@ class Sync:
                                                          contacts.c.deleted_at.is_(None)))).all()
             self._enqueue(c, {row.id: _contact_values(row) for row in rows}, now)
 
-    def _record_history(self, c: Connection, name: str, records: list[RawRecord]) -> None:
-        """Store the events of history-only records; those of records hub does not have are dropped."""
-        linked = {row.external_id: row.contact_id for row in _records_of(
+    def _record_history(self, c: Connection, name: str, records: list[RawRecord], now: dt.datetime) -> None:
+        """Store the events and consents of history-only records against the contact the
+        record's id links to or, for an id hub has no record of, the one contact holding the
+        e-mail or phone the record carries (a transactional e-mail's recipient, an SMS's
+        number); those of persons hub does not have are dropped."""
+        owners = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in records], source_records.c.contact_id)}
-        history.record(c, [(linked[r.external_id], name, event) for r in records if r.external_id in linked
+        owners.update(self._holders(c, [r for r in records if r.external_id not in owners]))
+        history.record(c, [(owners[r.external_id], name, event) for r in records if r.external_id in owners
                            for event in r.events], self.report.run_id)
+        self._store_consents(c, name, [(owners[r.external_id], name, r.external_id, report)
+                                       for r in records if r.external_id in owners for report in r.consents], now)
+
+    def _holders(self, c: Connection, records: list[RawRecord]) -> dict[str, int]:
+        """Record id -> the one live contact holding the record's ``email`` or ``phone``."""
+        wanted: dict[str, tuple[str, str]] = {}
+        for record in records:
+            email = normalize_emails(str(record.values.get("email") or ""))[0]
+            phone = normalize_phones(str(record.values.get("phone") or ""), self.normalizer.default_region)[0]
+            if email or phone:
+                wanted[record.external_id] = ("email", email[0]) if email else ("phone", phone[0])
+        holders: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for kind in ("email", "phone"):
+            values = sorted({value for k, value in wanted.values() if k == kind})
+            for chunk in _chunks(values):
+                for row in c.execute(
+                    select(identifiers.c.value, identifiers.c.contact_id)
+                    .join(contacts, contacts.c.id == identifiers.c.contact_id)
+                    .where(and_(identifiers.c.kind == kind, among(c, identifiers.c.value, chunk),
+                                contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
+                ):
+                    holders[(kind, row.value)].add(row.contact_id)
+        # a number a family shares names no one person: its events are dropped
+        return {external_id: next(iter(holders[key])) for external_id, key in wanted.items()
+                if len(holders.get(key, ())) == 1}
 
     def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
         """Resolve identity for changed records, create or merge contacts, upsert the records.
