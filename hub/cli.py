@@ -459,6 +459,34 @@ def export(app: App, what: str, output: Path | None, fmt: str, unmask: bool, act
         record_read(c, who, "export", what, count, unmask or what == "links", utcnow())
 
 
+@main.command("report")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="HTML file to write.")
+@click.option("--actor", help="Who reads the report, for the audit (default: the OS user).")
+@json_option
+@click.pass_obj
+def report_command(app: App, output: Path, actor: str | None, as_json: bool) -> None:
+    """A self-contained HTML report with charts: sources and their overlap, duplicates,
+    data quality, quarantine, leads (audited). --json prints the figures instead."""
+    from hub.audit import record_read
+    from hub.curate import actor_name
+    from hub.report import collect, render
+    from hub.sync import utcnow
+
+    now = utcnow()
+    with app.store.connect() as c:
+        data = collect(c, now)
+    if as_json:
+        _emit(data)
+    else:
+        tmp = output.with_name(output.name + ".tmp")
+        tmp.write_text(render(data), encoding="utf-8")
+        os.replace(tmp, output)
+        click.echo(f"wrote the report on {data['contacts']} contacts to {output}", err=True)
+    with app.store.begin() as c:
+        record_read(c, actor_name(actor), "report", "-" if as_json else str(output), data["contacts"], False, now)
+
+
 @main.command("audit")
 @click.option("--actor", "only_actor", help="Only this actor.")
 @click.option("-n", "--limit", default=100, show_default=True)
@@ -796,6 +824,91 @@ def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool
                        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))
     if failed:
         sys.exit(EXIT_RUN_FAILED)
+
+
+# --- leads -------------------------------------------------------------------------
+
+
+def _since(value: str | None) -> Any:
+    """``7d`` / ``12h`` ago, or a date or time (ISO, UTC unless it says otherwise)."""
+    import datetime as dt
+
+    from hub.leads import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return dt.datetime.now(dt.timezone.utc) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        at = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value!r}: expected an age such as 7d or 12h, or a date such as 2026-11-01") from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice(["target", "non-target", "spam", "unqualified"]),
+              help="Only this status (repeat for several); unqualified: a connector without leads rules.")
+@click.option("--since", help="Only submissions received since: an age (7d, 12h) or a date (2026-11-01).")
+@click.option("--connector", help="Only this webhook connector.")
+@click.option("-n", "--limit", default=50, show_default=True)
+@click.option("--unmask", is_flag=True, help="Full e-mails and phones (audited as such).")
+@click.option("--actor", help="Who reads the list, for the audit (default: the OS user).")
+@json_option
+@click.pass_context
+def leads(ctx: click.Context, statuses: tuple[str, ...], since: str | None, connector: str | None, limit: int,
+          unmask: bool, actor: str | None, as_json: bool) -> None:
+    """Site-form submissions, newest first, with their lead status and why (audited)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from hub.audit import record_read
+    from hub.curate import actor_name
+    from hub.leads import list_leads
+    from hub.sync import utcnow
+
+    app: App = ctx.obj
+    config, after = app.config, _since(since)
+    with app.store.connect() as c:
+        rows = list_leads(c, config, statuses=statuses, since=after, connector=connector, limit=limit, unmask=unmask)
+    with app.store.begin() as c:
+        record_read(c, actor_name(actor), "leads", ",".join(statuses) or "all", len(rows), unmask, utcnow())
+    if as_json:
+        _emit(rows)
+        return
+    _table(None, ["inbox", "received", "form", "status", "contact", "e-mail", "phone", "ip", "why"],
+           [[r["id"], r["received_at"][:19].replace("T", " "), r["connector"] + (f" {r['form']}" if r["form"] else ""),
+             r["status"] or "unqualified", r["contact_id"] or "", r["email"], r["phone"], r["ip"] or "",
+             "; ".join(r["reasons"])] for r in rows])
+
+
+@leads.command("clean")
+@click.option("--older-than", "older_than", required=True, metavar="AGE",
+              help="Remove spam received more than this long ago: 30d, 12h, 2w.")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@actor_option
+@json_option
+@click.pass_obj
+def leads_clean(app: App, older_than: str, dry_run: bool, actor: str | None, as_json: bool) -> None:
+    """Remove spam submissions older than AGE from the inbox (a run of its own, audited)."""
+    from hub.leads import clean_spam, parse_duration
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as error:
+        raise UsageError(f"--older-than: {error}") from None
+    result = clean_spam(app.config, app.store, age, dry_run=dry_run, actor=actor)
+    if as_json:
+        _emit(result)
+        return
+    where = ", ".join(f"{n} from {name}" for name, n in sorted(result["by_connector"].items()))
+    verb = "would remove" if dry_run else f"run {result['run_id']}: removed"
+    click.echo(f"{verb} {result['removed']} spam submissions received before {result['cutoff'][:19]}"
+               + (f" ({where})" if where else ""))
+    if result["kept_imported"]:
+        click.echo(f"kept {result['kept_imported']} spam submissions that became contacts under earlier rules")
 
 
 # --- quarantine --------------------------------------------------------------------
