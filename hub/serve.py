@@ -103,6 +103,11 @@ class WebhookApp:
             return _answer(start_response, 503, {"error": "the store is unavailable; retry later"})
         if stored and self.on_accepted is not None:
             self.on_accepted(name)
+        if answer.reply is not None:  # the sender's own word, also for a duplicate, or it sends again
+            payload = answer.reply.encode()
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                      ("Content-Length", str(len(payload)))])
+            return [payload]
         return _answer(start_response, 200, {"ok": True, "duplicate": not stored})
 
     def _store(self, name: str, answer: Accepted, request: WebhookRequest) -> bool:

@@ -32,6 +32,9 @@ class Accepted:
     delivery_id: str
     #: The submitted fields as text.
     fields: dict[str, str]
+    #: The body of the 200 answer when the sender expects its own word back (SMS.ru: ``100``),
+    #: sent as text/plain; ``None``: hub's JSON answer.
+    reply: str | None = None
 
 
 @dataclass(frozen=True)

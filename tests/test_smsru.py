@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,8 +14,9 @@ from hub_plugins.smsru import SmsRuConnector, SmsRuOptions
 from hub.connector import ConnectorContext
 from hub.errors import FatalError
 from hub.model import OutboundItem
+from hub.webhooks import Accepted, WebhookRequest
 from tests.conformance import ConnectorConformance, read_all
-from tests.fakes.smsru import FakeSmsRu
+from tests.fakes.smsru import FakeSmsRu, callback_body
 
 API_ID = "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0"
 
@@ -93,3 +96,99 @@ def test_the_api_id_never_travels_in_the_url_nor_appears_in_errors(fake, tmp_pat
         read_all(make_connector(fake, tmp_path, api_id="WRONG-API-ID-123"), None)
     assert fake.keys_in_query == 0
     assert "WRONG-API-ID-123" not in str(raised.value) + caplog.text and API_ID not in caplog.text
+
+
+# ------------------------------------------------------------------ message status
+
+
+def waiting(*ids_and_phones: tuple[str, str], days_ago: float = 0) -> str:
+    sent = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days_ago)).isoformat()
+    return json.dumps({"stoplist": None, "inbox": 0, "reported": {},
+                       "pending": {sms_id: [phone, sent] for sms_id, phone in ids_and_phones}})
+
+
+def history(records: list[Any]) -> list[tuple[str, str, str, dict[str, str]]]:
+    return [(r.external_id, e.type, e.external_id, dict(e.payload)) for r in records if r.history_only
+            for e in r.events]
+
+
+def test_waiting_messages_are_asked_about_100_ids_a_call_until_final(fake, tmp_path):
+    numbers = [f"7916{i:07d}" for i in range(150)]
+    answers = [fake.send(*numbers[:100]), fake.send(*numbers[100:])]
+    sent = [(a["sms"][n]["sms_id"], n) for a in answers for n in a["sms"]]
+    fake.progress(sent[0][0], 103)
+    fake.progress(sent[1][0], 106)
+    fake.progress(sent[120][0], 102)  # still on its way
+    connector = make_connector(fake, tmp_path)
+    records, checkpoint = read_all(connector, waiting(*sent, ("000000-404", "79990001122")))
+    found = {sms_id: (phone, kind, payload) for phone, kind, sms_id, payload in history(records)}
+    assert found[sent[0][0]][:2] == (sent[0][1], "sms_delivered")
+    assert found[sent[1][0]][1] == "sms_failed"
+    assert found[sent[1][0]][2]["status_code"] == "106" and "сбой в телефоне" in found[sent[1][0]][2]["status_text"]
+    assert found["000000-404"][1] == "sms_failed" and found["000000-404"][2]["status_code"] == "-1"
+    assert len(found) == 3 and fake.calls["sms.status"] == 2
+    asked = [len(request.form()["sms_id"][0].split(",")) for name, request in fake.requests if name == "sms.status"]
+    assert asked == [100, 51]
+    assert fake.keys_in_query == 0  # api_id travels in the body
+    pending = json.loads(checkpoint.cursor)["pending"]
+    assert len(pending) == 148 and sent[0][0] not in pending and sent[120][0] in pending
+    # the next read asks only about the ones still waiting; a final status is reported once
+    fake.progress(sent[120][0], 103)
+    fake.reset_counters()
+    again, checkpoint = read_all(connector, checkpoint.cursor)
+    assert [(kind, sms_id) for _, kind, sms_id, _ in history(again)] == [("sms_delivered", sent[120][0])]
+    assert sum(len(r.form()["sms_id"][0].split(",")) for n, r in fake.requests if n == "sms.status") == 148
+
+
+def test_a_message_is_waited_for_status_days_then_dropped(fake, tmp_path):
+    (sms_id,) = [r["sms_id"] for r in fake.send("79161234567")["sms"].values()]
+    records, checkpoint = read_all(make_connector(fake, tmp_path, status_days=2), waiting((sms_id, "79161234567"),
+                                                                                          days_ago=3))
+    assert history(records) == [] and json.loads(checkpoint.cursor)["pending"] == {}
+
+
+def test_status_checks_ride_out_rate_limits_and_server_errors(fake, tmp_path):
+    (sms_id,) = [r["sms_id"] for r in fake.send("79161234567")["sms"].values()]
+    fake.progress(sms_id, 103)
+    fake.fail("sms.status", 429)  # SMS.ru's code 231 in an HTTP 200
+    fake.fail("sms.status", 500)
+    fake.fail("sms.status", 502, body="html")
+    records, _ = read_all(make_connector(fake, tmp_path), waiting((sms_id, "79161234567")))
+    assert [kind for _, kind, _, _ in history(records)] == ["sms_delivered"]
+    assert fake.calls["sms.status"] == 4
+
+
+def test_an_old_cursor_of_the_stop_list_alone_still_reads(fake, tmp_path):
+    fake.stoplist["79161234567"] = "STOP"
+    connector = make_connector(fake, tmp_path)
+    records, checkpoint = read_all(connector, None)
+    digest = json.loads(checkpoint.cursor)["stoplist"]
+    records, _ = read_all(connector, digest)  # a cursor saved before message history
+    assert records == []
+
+
+def request(body: bytes, media_type: str, token: str | None = "hook-token-5e7a") -> WebhookRequest:
+    return WebhookRequest(body=body, media_type=media_type, query={"token": token} if token else {})
+
+
+def test_the_message_log_and_the_status_callback_are_received(fake, tmp_path):
+    connector = make_connector(fake, tmp_path, token="hook-token-5e7a")
+    answer = fake.send("79161234567", "79160000000")
+    fake.stoplist["79035550000"] = ""
+    answer["sms"].update(fake.send("79035550000")["sms"])  # refused (stop list): no id, not a message
+    got = connector.receive(request(json.dumps(answer).encode(), "application/json"))
+    assert isinstance(got, Accepted) and got.reply is None
+    assert [m[1] for m in json.loads(got.fields["sms_sent"])] == ["79161234567", "79160000000"]
+    one = connector.receive(request(b'{"sms_id": "201-1", "phone": "+7 916 123-45-67", "sent_at": '
+                                    b'"2026-11-20T10:00:00+03:00"}', "application/json"))
+    assert json.loads(one.fields["sms_sent"]) == [["201-1", "79161234567", "2026-11-20T10:00:00+03:00"]]
+    callback = connector.receive(request(callback_body([("201-1", 103, 1795000000), ("201-2", 106, None)]),
+                                         "application/x-www-form-urlencoded"))
+    assert isinstance(callback, Accepted) and callback.reply == "100"
+    statuses = json.loads(callback.fields["sms_status"])
+    assert statuses[0][:2] == ["201-1", 103] and statuses[1][:2] == ["201-2", 106]
+    assert connector.receive(request(b"{}", "application/json")).status == 400
+    assert connector.receive(request(b"{not json", "application/json")).status == 400
+    assert connector.receive(request(b"{}", "application/json", token="wrong")).status == 401
+    assert connector.receive(request(b"{}", "application/json", token=None)).status == 401
+    assert make_connector(fake, tmp_path).receive(request(b"{}", "application/json")).status == 401
