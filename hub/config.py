@@ -21,6 +21,8 @@ from hub.errors import ConfigError
 from hub.mapping import Mapping
 from hub.model import CANONICAL_FIELDS
 from hub.redact import register_secret
+from hub.segments.config import CategoriesConfig, SegmentConfig
+from hub.segments.config import check as check_segments
 from hub.yaml_loader import load_yaml
 
 DEFAULT_CONFIG = "hub.yaml"
@@ -180,6 +182,10 @@ class HubConfig(StrictModel):
     merge: MergeConfig = Field(default_factory=MergeConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    categories: CategoriesConfig = Field(
+        default_factory=CategoriesConfig, description="How contacts are categorised (docs/segments.md).")
+    segments: dict[str, SegmentConfig] = Field(
+        default_factory=dict, description="Named segments: conditions on categories and fields (docs/segments.md).")
 
 
 class LoadedConfig:
@@ -385,6 +391,7 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
                     f"no connector named {name!r}{_did_you_mean(name, model.connectors)}",
                     hint="list names from `connectors:`",
                 )
+    check_segments(model.categories, model.segments, file)
     for i, name in enumerate(model.merge.source_priority):
         if name not in model.connectors:
             raise ConfigError(

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from hub import consent
+from hub import consent, segments
 from hub import events as history
 from hub.changes import CREATED
 from hub.config import LoadedConfig
@@ -180,6 +180,7 @@ class Sync:
         allow_mass_delete: bool = False,
         resolver: ProbabilisticResolver | None = None,
         progress: ProgressCallback | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ):
         self.config = config
         self.store = store
@@ -188,6 +189,8 @@ class Sync:
         identity = config.model.identity
         self.resolver = resolver or ProbabilisticResolver(identity.merge_at, identity.review_at, identity.match_on)
         self.progress = progress
+        #: "Now" for categories that depend on time (temperature, recency); tests fix it.
+        self.clock = clock or utcnow
         merge = config.model.merge
         self.survivorship = Survivorship(config.priority(), merge.default, merge.fields)
         self.normalizer = Normalizer(config.model.normalize.default_region, config.model.normalize.city_aliases)
@@ -198,6 +201,8 @@ class Sync:
         self.report = RunReport(run_id=0, dry_run=dry_run)
         #: Set (by a signal handler) to stop the run at the next batch boundary.
         self.stop: threading.Event | None = None
+        #: What the categories pass of this run did (``hub.segments.Refreshed``).
+        self.categorized: segments.Refreshed | None = None
 
     # --- plumbing -----------------------------------------------------------------
     def connector(self, name: str) -> Connector:
@@ -269,6 +274,8 @@ class Sync:
         try:
             for name in sources:
                 self._guarded(name, self._pull)
+            self._check_stop()
+            self._categorize()
             for name in destinations:
                 if self.dry_run:
                     self.report.pending[name] = self._count_pending(name)
@@ -292,6 +299,18 @@ class Sync:
         if stop_error is not None:
             raise stop_error
         return self.report
+
+    def _categorize(self) -> None:
+        """Recompute the categories and segments of the contacts this run (or a killed one
+        before it) changed, and of those whose time-driven values are due (docs/segments.md)."""
+        try:
+            with self._tx() as c:
+                done = segments.refresh(c, self.config, self.report.run_id, self.clock())
+        except (RetriableError, FatalError) as error:
+            self.report.errors.append(redact(f"categories: {error}"))
+            return
+        self.report.changes += done.logged
+        self.categorized = done
 
     def _guarded(self, name: str, step: Callable[[str], None]) -> None:
         """Run one connector's step; a failure of one tool does not stop the others."""

@@ -1,0 +1,455 @@
+"""Categories and segments of contacts, kept current by every sync (docs/segments.md).
+
+``refresh`` recomputes, set by set, the contacts the store changed since the last
+pass and those whose ``next_at`` has passed; a full pass (the first, a changed
+config, ``categories.refresh`` elapsed, ``hub segments recompute``) also recomputes
+the base's statistics (quantiles, ABC thresholds). Every change of a category or a
+segment membership goes to the change log with the run's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, insert, null, select
+from sqlalchemy.engine import Connection
+
+from hub.model import CONTACT_FIELDS, PURCHASE_EVENT
+from hub.redact import redact
+from hub.segments.config import CategoriesConfig, SegmentConfig
+from hub.segments.rules import (
+    CATEGORY_COLUMNS,
+    FACT_COLUMNS,
+    Context,
+    Facts,
+    Rules,
+    Stats,
+    abc_thresholds,
+    quantile_edges,
+)
+from hub.store import among, bulk_insert, bulk_update
+from hub.store.schema import (
+    categories,
+    changes,
+    consents,
+    contacts,
+    events,
+    segment_members,
+    store_settings,
+)
+
+#: Keys ``outbound_values`` gives destinations (mapping targets of item 4 of the push).
+OUTBOUND_FIELDS: tuple[str, ...] = ("stage", "temperature", "rfm", "rfm_segment", "abc", "region", "activity",
+                                    "segments")
+#: ``changes.reason`` of category and segment changes.
+REASON = "category"
+STATE_KEY = "segments:state"
+#: A pass over more than this share of the base is made a full pass.
+FULL_SHARE = 0.2
+_CHUNK = 2000
+
+
+@dataclass
+class Refreshed:
+    """What a pass did."""
+
+    full: bool = False
+    #: Contacts computed.
+    contacts: int = 0
+    #: Contacts whose categories or segments changed (to queue for destinations).
+    changed: set[int] = field(default_factory=set)
+    #: Change-log entries written.
+    logged: int = 0
+
+
+def fingerprint(categories_config: CategoriesConfig, segments: dict[str, SegmentConfig]) -> str:
+    data = {"categories": categories_config.model_dump(mode="json"),
+            "segments": {name: s.model_dump(mode="json") for name, s in segments.items()}}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives naive datetimes back; hub writes UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _load_state(c: Connection) -> dict[str, Any]:
+    value = c.execute(select(store_settings.c.value).where(store_settings.c.name == STATE_KEY)).scalar()
+    try:
+        return json.loads(value) if value else {}
+    except ValueError:
+        return {}
+
+
+def _save_state(c: Connection, state: dict[str, Any]) -> None:
+    c.execute(delete(store_settings).where(store_settings.c.name == STATE_KEY))
+    c.execute(insert(store_settings).values(name=STATE_KEY, value=json.dumps(state, sort_keys=True)))
+
+
+def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: bool = False) -> Refreshed:
+    """Recompute categories and segments (``config``: a ``LoadedConfig`` or a ``HubConfig``)."""
+    model = getattr(config, "model", config)
+    rules = Rules(model.categories, model.segments)
+    state = _load_state(c)
+    print_ = fingerprint(model.categories, model.segments)
+    full_at = dt.datetime.fromisoformat(state["full_at"]) if state.get("full_at") else None
+    full = (full or not state or state.get("fingerprint") != print_ or full_at is None
+            or now - full_at >= model.categories.refresh)
+    # everything committed up to here is covered by this pass
+    top_change = c.execute(select(func.max(changes.c.id))).scalar() or 0
+    top_event = c.execute(select(func.max(events.c.id))).scalar() or 0
+    ids: list[int] = []
+    if not full:
+        touched: set[int] = set()
+        touched.update(c.execute(select(changes.c.contact_id).where(and_(
+            changes.c.id > state.get("changes", 0), changes.c.id <= top_change, changes.c.reason != REASON))).scalars())
+        touched.update(c.execute(select(events.c.contact_id).where(and_(
+            events.c.id > state.get("events", 0), events.c.id <= top_event))).scalars())
+        touched.update(c.execute(select(categories.c.contact_id).where(categories.c.next_at <= now)).scalars())
+        live = c.execute(select(func.count()).select_from(contacts).where(contacts.c.deleted_at.is_(None))).scalar()
+        if len(touched) > FULL_SHARE * max(live or 0, 1) and len(touched) > 1000:
+            full = True
+        else:
+            ids = sorted(touched)
+    result = Refreshed(full=full)
+    if full:
+        stats = compute_stats(c, model.categories)
+        gone = select(contacts.c.id).where(contacts.c.deleted_at.is_not(None)).scalar_subquery()
+        c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
+        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
+        known = set(rules.segment_names)
+        c.execute(delete(segment_members).where(segment_members.c.segment.not_in(known)) if known
+                  else delete(segment_members))
+        chunks: Iterator[Sequence[int]] = _live_chunks(c)
+    else:
+        stats = Stats.from_dict(state.get("stats") or {})
+        chunks = (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
+    for chunk in chunks:
+        _process(c, rules, stats, chunk, run_id, now, result, contiguous=full)
+    state = {"fingerprint": print_, "full_at": (now if full else full_at or now).isoformat(),
+             "stats": stats.as_dict(), "changes": top_change, "events": top_event}
+    _save_state(c, state)
+    return result
+
+
+def _live_chunks(c: Connection) -> Iterator[Sequence[int]]:
+    """Ids of live contacts, in order, in chunks (read up front: the pass writes meanwhile)."""
+    ids = list(c.execute(select(contacts.c.id).where(contacts.c.deleted_at.is_(None)).order_by(contacts.c.id))
+               .scalars())
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i : i + _CHUNK]
+
+
+def _amount(categories_config: CategoriesConfig) -> Any:
+    """The amount of a purchase in the base currency (``NULL`` for a currency without a rate)."""
+    base = categories_config.currency
+    whens = [(events.c.currency.is_(None), events.c.amount), (events.c.currency == base, events.c.amount)]
+    whens += [(events.c.currency == code, events.c.amount * rate) for code, rate in categories_config.rates.items()]
+    return case(*whens, else_=null())
+
+
+def compute_stats(c: Connection, categories_config: CategoriesConfig) -> Stats:
+    """Quantile edges and ABC thresholds over every live buyer (one pass over purchases)."""
+    per_contact = (
+        select(events.c.contact_id, func.count().label("orders"),
+               func.coalesce(func.sum(_amount(categories_config)), 0.0).label("revenue"))
+        .where(events.c.type == PURCHASE_EVENT)
+        .group_by(events.c.contact_id)
+        .subquery()
+    )
+    rows = c.execute(
+        select(per_contact.c.orders, per_contact.c.revenue)
+        .join_from(per_contact, contacts, contacts.c.id == per_contact.c.contact_id)
+        .where(contacts.c.deleted_at.is_(None))
+    )
+    orders: list[float] = []
+    revenues: list[float] = []
+    for row in rows:
+        orders.append(float(row.orders))
+        revenues.append(float(row.revenue or 0.0))
+    stats = Stats()
+    rfm = categories_config.rfm
+    if rfm.frequency == "quantiles":
+        stats.frequency = quantile_edges(orders)
+    if rfm.monetary == "quantiles":
+        stats.monetary = quantile_edges(revenues)
+    stats.abc_a, stats.abc_b = abc_thresholds(revenues, categories_config.abc.a, categories_config.abc.b)
+    return stats
+
+
+def _in(c: Connection, column: Any, chunk: Sequence[int], contiguous: bool) -> Any:
+    if contiguous:
+        return column.between(chunk[0], chunk[-1])
+    return among(c, column, chunk)
+
+
+def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig, chunk: Sequence[int],
+               *, contiguous: bool = False) -> dict[int, Facts]:
+    """Facts of the live contacts among ``chunk`` (sorted ids), four set queries."""
+    wanted = set(chunk)
+    fields = sorted(rules.fields & set(CONTACT_FIELDS))
+    custom = bool(rules.fields - set(CONTACT_FIELDS))
+    facts: dict[int, Facts] = {}
+    columns = [contacts.c.id, *(contacts.c[f] for f in fields)] + ([contacts.c.attributes] if custom else [])
+    for row in c.execute(select(*columns).where(and_(_in(c, contacts.c.id, chunk, contiguous),
+                                                     contacts.c.deleted_at.is_(None)))):
+        if row.id not in wanted:
+            continue
+        values = {f: getattr(row, f) for f in fields if getattr(row, f) is not None}
+        if custom and row.attributes:
+            attributes = json.loads(row.attributes)
+            values.update((k, attributes[k]) for k in rules.fields if k in attributes)
+        facts[row.id] = Facts(row.id, fields=values)
+    if not facts:
+        return facts
+    for row in c.execute(
+        select(events.c.contact_id, func.count().label("n"),
+               func.coalesce(func.sum(_amount(categories_config)), 0.0).label("revenue"),
+               func.min(events.c.at).label("first"), func.max(events.c.at).label("last"))
+        .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type == PURCHASE_EVENT))
+        .group_by(events.c.contact_id)
+    ):
+        f = facts.get(row.contact_id)
+        if f is not None:
+            f.orders, f.revenue = row.n, float(row.revenue or 0.0)
+            f.first_order_at, f.last_order_at = _utc(row.first), _utc(row.last)
+    types = sorted(rules.event_types)
+    for row in c.execute(
+        select(events.c.contact_id, events.c.type, func.max(events.c.at).label("last"))
+        .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type.in_(types)))
+        .group_by(events.c.contact_id, events.c.type)
+    ):
+        f = facts.get(row.contact_id)
+        if f is not None:
+            f.types[row.type] = _utc(row.last)  # type: ignore[assignment]
+    funnel, activity = rules.funnel, rules.activity_types
+    for f in facts.values():
+        latest: tuple[dt.datetime, str] | None = None
+        for kind, at in f.types.items():
+            if kind in activity and (f.last_activity_at is None or at > f.last_activity_at):
+                f.last_activity_at = at
+            if kind in funnel and (latest is None or (at, kind) > latest):
+                latest = (at, kind)
+        f.latest_funnel = latest[1] if latest else None
+    if rules.consents:
+        for row in c.execute(
+            select(consents.c.contact_id, consents.c.channel, consents.c.status)
+            .where(and_(_in(c, consents.c.contact_id, chunk, contiguous),
+                        consents.c.channel.in_(sorted(rules.consents))))
+        ):
+            f = facts.get(row.contact_id)
+            if f is not None:
+                f.consents[row.channel] = row.status
+    return facts
+
+
+def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], run_id: int, now: dt.datetime,
+             result: Refreshed, *, contiguous: bool) -> None:
+    """Compute a chunk of contacts and write what differs, with its change-log entries."""
+    facts = load_facts(c, rules, rules.config, chunk, contiguous=contiguous)
+    old: dict[int, Any] = {row.contact_id: row for row in c.execute(
+        select(categories).where(_in(c, categories.c.contact_id, chunk, contiguous)))}
+    membership: dict[int, set[str]] = defaultdict(set)
+    for row in c.execute(select(segment_members.c.contact_id, segment_members.c.segment)
+                         .where(_in(c, segment_members.c.contact_id, chunk, contiguous))):
+        membership[row.contact_id].add(row.segment)
+    stopped = rules.config.stage.stopped_after
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    log: list[dict[str, Any]] = []
+    joins: list[dict[str, Any]] = []
+    leaves: list[tuple[int, str]] = []
+    gone = [cid for cid in chunk if cid not in facts and (cid in old or membership.get(cid))]
+    for contact_id, f in facts.items():
+        x = Context(now=now, stopped=stopped)
+        values = rules.compute(f, stats, x)
+        segments_now = rules.members(f, x)
+        future = [b for b in x.boundaries if b > now]
+        row = {"contact_id": contact_id, **values, "orders": f.orders, "revenue": round(f.revenue, 6),
+               "first_order_at": f.first_order_at, "last_order_at": f.last_order_at,
+               "last_activity_at": f.last_activity_at, "next_at": min(future) if future else None,
+               "run_id": run_id, "updated_at": now}
+        before = old.get(contact_id)
+        had = membership.get(contact_id, set())
+        result.contacts += 1
+        if before is None:
+            inserts.append(row)
+            everything = {k: v for k, v in values.items() if v is not None}
+            if segments_now:
+                everything["segments"] = sorted(segments_now)
+            log.append(_entry(contact_id, "categories", None, everything, now))
+            result.changed.add(contact_id)
+        else:
+            differs = False
+            for name in CATEGORY_COLUMNS:
+                if getattr(before, name) != values[name]:
+                    log.append(_entry(contact_id, f"category:{name}", getattr(before, name), values[name], now))
+                    differs = True
+            if differs:
+                result.changed.add(contact_id)
+                updates.append(row)
+            elif any(_differs(getattr(before, k), row[k]) for k in (*FACT_COLUMNS, "next_at")):
+                row["run_id"], row["updated_at"] = before.run_id, _utc(before.updated_at)
+                updates.append(row)
+            for name in sorted(had - segments_now):
+                log.append(_entry(contact_id, f"segment:{name}", True, None, now))
+        for name in sorted(segments_now - had):
+            joins.append({"segment": name, "contact_id": contact_id, "since": now, "run_id": run_id})
+            if before is not None:
+                log.append(_entry(contact_id, f"segment:{name}", None, True, now))
+        leaves.extend((contact_id, name) for name in had - segments_now)
+        if had != segments_now:
+            result.changed.add(contact_id)
+    if gone:
+        c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
+        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
+    bulk_insert(c, categories, inserts)
+    bulk_update(c, categories, ("contact_id",), updates)
+    for contact_id, name in leaves:
+        c.execute(delete(segment_members).where(and_(segment_members.c.contact_id == contact_id,
+                                                     segment_members.c.segment == name)))
+    bulk_insert(c, segment_members, joins)
+    for entry in log:
+        entry["run_id"] = run_id
+    bulk_insert(c, changes, log)
+    result.logged += len(log)
+
+
+def _differs(a: Any, b: Any) -> bool:
+    if isinstance(a, dt.datetime) or isinstance(b, dt.datetime):
+        return _utc(a) != _utc(b)
+    if isinstance(a, float) or isinstance(b, float):
+        return a is None or b is None or abs(float(a) - float(b)) > 1e-6
+    return bool(a != b)
+
+
+def _encode(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return redact(value)
+    return redact(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+
+
+def _entry(contact_id: int, field_: str, old: Any, new: Any, now: dt.datetime) -> dict[str, Any]:
+    return {"contact_id": contact_id, "field": field_, "old_value": _encode(old), "new_value": _encode(new),
+            "connector": None, "external_id": None, "reason": REASON, "at": now}
+
+
+# --- reading ------------------------------------------------------------------------------
+
+def categories_of(c: Connection, contact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Category values (empty ones left out) and ``segments`` of each contact that has them."""
+    out: dict[int, dict[str, Any]] = {}
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for row in c.execute(select(categories).where(among(c, categories.c.contact_id, chunk))):
+            out[row.contact_id] = {k: getattr(row, k) for k in CATEGORY_COLUMNS if getattr(row, k) is not None}
+        for row in c.execute(select(segment_members.c.contact_id, segment_members.c.segment)
+                             .where(among(c, segment_members.c.contact_id, chunk))
+                             .order_by(segment_members.c.segment)):
+            out.setdefault(row.contact_id, {}).setdefault("segments", []).append(row.segment)
+    return out
+
+
+def outbound_values(c: Connection, contact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """``OUTBOUND_FIELDS`` of each contact, every key present (``None``/``[]`` when empty)."""
+    found = categories_of(c, contact_ids)
+    out: dict[int, dict[str, Any]] = {}
+    for contact_id in contact_ids:
+        values = found.get(contact_id, {})
+        out[contact_id] = {k: values.get(k) for k in OUTBOUND_FIELDS if k != "segments"}
+        out[contact_id]["segments"] = values.get("segments", [])
+    return out
+
+
+def counts(c: Connection) -> dict[str, dict[str, int]]:
+    """How many live contacts hold each value of each category, and each segment's size."""
+    out: dict[str, dict[str, int]] = {}
+    for name in CATEGORY_COLUMNS:
+        column = categories.c[name]
+        out[name] = {str(value): n for value, n in c.execute(
+            select(column, func.count()).where(column.is_not(None)).group_by(column).order_by(column))}
+    out["segments"] = {segment: n for segment, n in c.execute(
+        select(segment_members.c.segment, func.count()).group_by(segment_members.c.segment)
+        .order_by(segment_members.c.segment))}
+    return out
+
+
+def members(c: Connection, segment: str, limit: int | None = None) -> list[int]:
+    query = (select(segment_members.c.contact_id).where(segment_members.c.segment == segment)
+             .order_by(segment_members.c.contact_id))
+    if limit is not None:
+        query = query.limit(limit)
+    return list(c.execute(query).scalars())
+
+
+def in_category(c: Connection, name: str, value: str, limit: int | None = None) -> list[int]:
+    """Contacts whose category ``name`` is ``value``."""
+    column = categories.c[name]
+    query = select(categories.c.contact_id).where(column == (int(value) if name in ("rfm_r", "rfm_f", "rfm_m")
+                                                            else value)).order_by(categories.c.contact_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(c.execute(query).scalars())
+
+
+def explain(c: Connection, config: Any, contact_id: int, now: dt.datetime) -> dict[str, Any]:
+    """Why a contact has its categories and segments: its facts and every test, as of ``now``."""
+    model = getattr(config, "model", config)
+    rules = Rules(model.categories, model.segments)
+    state = _load_state(c)
+    stats = Stats.from_dict(state.get("stats") or {}) if state else compute_stats(c, model.categories)
+    facts = load_facts(c, rules, model.categories, [contact_id]).get(contact_id)
+    if facts is None:
+        return {"contact_id": contact_id, "live": False}
+    x = Context(now=now, stopped=model.categories.stage.stopped_after, trace=[])
+    values = rules.compute(facts, stats, x)
+    stage_trace = x.trace or []
+    x.trace = []
+    segments_now = rules.members(facts, x)
+    stored = categories_of(c, [contact_id]).get(contact_id, {})
+    return {
+        "contact_id": contact_id,
+        "live": True,
+        "now": now.isoformat(),
+        "facts": {
+            "orders": facts.orders, "revenue": round(facts.revenue, 2), "currency": model.categories.currency,
+            "first_order_at": _iso(facts.first_order_at), "last_order_at": _iso(facts.last_order_at),
+            "last_activity_at": _iso(facts.last_activity_at), "latest_funnel_event": facts.latest_funnel,
+            "events": {k: _iso(v) for k, v in sorted(facts.types.items())},
+            "consents": facts.consents,
+        },
+        "stats": stats.as_dict(),
+        "categories": {k: v for k, v in values.items() if v is not None},
+        "segments": sorted(segments_now),
+        "stored": stored,
+        "stage_trace": [_step(step) for step in stage_trace],
+        "segment_trace": [_step(step) for step in x.trace],
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _step(step: tuple[str, Any, bool]) -> dict[str, Any]:
+    label, actual, ok = step
+    if isinstance(actual, dt.datetime):
+        actual = actual.isoformat()
+    elif isinstance(actual, list):
+        actual = ", ".join(map(str, actual))
+    return {"test": label, "value": actual, "ok": ok}
+
+
+__all__ = ["OUTBOUND_FIELDS", "Refreshed", "categories_of", "counts", "explain", "in_category", "members",
+           "outbound_values", "refresh"]
