@@ -43,6 +43,11 @@ CONSENT_CHANNELS: tuple[str, ...] = ("email", "sms", "messenger")
 CONSENT_STATUSES: tuple[str, ...] = ("subscribed", "unsubscribed", "bounced", "complained", "pending")
 Role = Literal["source", "destination", "both"]
 
+#: Lead qualification of site-form submissions (``hub.leads``), best first: a contact's
+#: ``x_lead_status`` is the best status of its submissions.
+LEAD_STATUSES: tuple[str, ...] = ("target", "non-target", "spam")
+LEAD_FIELD = "x_lead_status"
+
 
 @dataclass(frozen=True)
 class ConsentReport:
@@ -97,6 +102,10 @@ class RawRecord:
     deleted: bool = False
     #: The connector could not parse the record: the core quarantines it with this reason.
     error: str | None = None
+    #: The record was read after every record of the last complete read (a row appended
+    #: to a file read from where it ended): an id the store already holds from this
+    #: connector belongs to an earlier record, so this one is a duplicate.
+    appended: bool = False
     #: Consent per channel as the tool reports it (email and SMS services).
     consents: tuple[ConsentReport, ...] = ()
     #: The person's history in the tool (messages sent, delivered, opened), newest included.

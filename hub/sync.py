@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from hub import consent, segments
+from hub import analytics, consent, segments
 from hub import events as history
 from hub.changes import CREATED
 from hub.config import LoadedConfig
@@ -444,7 +444,9 @@ class Sync:
             digest = record_hash(state.fingerprint, record)
             previous = known.get(external_id)
             if previous is not None and previous.payload_hash == digest and previous.removed_at is None:
-                counts.unchanged += 1
+                counts.unchanged += 1  # appended rows too: read again after an interrupted run
+            elif record.appended and previous is not None and previous.removed_at is None:
+                screened.quarantine.append((record, f"duplicate id {external_id!r}: an earlier record has it"))
             elif record.error:
                 screened.quarantine.append((record, record.error))
             elif record.deleted:
@@ -522,6 +524,9 @@ class Sync:
             c, name, [r.external_id for r in reported], source_records.c.contact_id)}
         history.record(c, [(linked[r.external_id], name, event) for r in reported if r.external_id in linked
                            for event in r.events], self.report.run_id)
+        self._refresh_web(c, analytics.link_client_ids(c, [(linked[r.external_id], event) for r in reported
+                                                           if r.external_id in linked for event in r.events],
+                                                       self.report.run_id, now), name, now)
         self._store_consents(c, name, [(linked[r.external_id], name, r.external_id, report)
                                        for r in reported if r.external_id in linked for report in r.consents], now)
 
@@ -540,7 +545,12 @@ class Sync:
         """Store the events and consents of history-only records against the contact the
         record's id links to or, for an id hub has no record of, the one contact holding the
         e-mail or phone the record carries (a transactional e-mail's recipient, an SMS's
-        number); those of persons hub does not have are dropped."""
+        number); those of persons hub does not have are dropped. Web analytics visits
+        (``client_id``) go to the contact holding the client id, or wait for one."""
+        visits = [(r.client_id, event) for r in records if r.client_id is not None for event in r.events]
+        if visits:
+            self._refresh_web(c, analytics.attach_visits(c, name, visits, self.report.run_id, now), name, now)
+            records = [r for r in records if r.client_id is None]
         owners = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in records], source_records.c.contact_id)}
         owners.update(self._holders(c, [r for r in records if r.external_id not in owners]))
@@ -659,6 +669,7 @@ class Sync:
             .values(contact_id=survivor)
         )
         c.execute(update(events).where(events.c.contact_id.in_(losers)).values(contact_id=survivor))
+        analytics.move_client_ids(c, survivor, losers)
         c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(losers)))
         c.execute(
             update(contacts)
@@ -680,6 +691,7 @@ class Sync:
             .where(outbox.c.contact_id.in_(losers))
             .values(op="delete", status="pending", payload=None, payload_hash=None, updated_at=now)
         )
+        self._refresh_web(c, [survivor], name, now)  # the losers' visits are the survivor's now
 
     def _ask_review(
         self, c: Connection, reviews: list[ReviewPair], target: dict[int, int], merged_into: dict[int, int],
@@ -794,6 +806,9 @@ class Sync:
                     outbox_contacts[contact_id] = None
                     counts.deleted += 1
                 continue
+            for field_ in analytics.WEB_FIELDS:  # derived from visits, not records (_refresh_web)
+                if field_ in old:
+                    new[field_] = old[field_]
             diff = False
             for field_ in sorted(set(old) | set(new), key=_field_order):
                 before, after = old.get(field_), new.get(field_)
@@ -836,6 +851,33 @@ class Sync:
         self._log(c, change_rows)
         if outbox_contacts:
             self._enqueue(c, outbox_contacts, now)
+
+    def _refresh_web(self, c: Connection, contact_ids: set[int] | list[int], name: str, now: dt.datetime) -> None:
+        """Derive the web fields of contacts (attribution, device, region, visits) from
+        their visits; log what changed and queue the contacts."""
+        if not contact_ids:
+            return
+        ids = sorted(set(contact_ids))
+        computed = analytics.attribution(c, ids)
+        change_rows: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        queued: dict[int, dict[str, Any] | None] = {}
+        for chunk in _chunks(ids):
+            for row in c.execute(select(contacts).where(and_(among(c, contacts.c.id, chunk),
+                                                             contacts.c.deleted_at.is_(None)))):
+                old = _contact_values(row)
+                new = {k: v for k, v in old.items() if k not in analytics.WEB_FIELDS}
+                new.update(computed.get(row.id, {}))
+                changed = [f for f in analytics.WEB_FIELDS if old.get(f) != new.get(f)]
+                if not changed:
+                    continue
+                change_rows.extend(_change(row.id, f, old.get(f), new.get(f), name, None, "sync", now) for f in changed)
+                updates.append(_contact_row(row.id, new, self.report.run_id, now, deleted=False))
+                queued[row.id] = new
+        bulk_update(c, contacts, ("id",), updates)
+        self._log(c, change_rows)
+        if queued:
+            self._enqueue(c, queued, now)
 
     def _log(self, c: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:

@@ -22,6 +22,7 @@ import glob
 import hashlib
 import io
 import itertools
+import json
 import math
 import os
 import re
@@ -146,6 +147,54 @@ class _Scan:
     size: int
     sample: bytes
     utf8_valid: bool
+    #: SHA-256 of the bytes before the mark, when a mark was asked for and reached.
+    prefix_digest: str | None = None
+    #: The byte just before the mark is a line feed.
+    prefix_ends_line: bool = False
+
+
+@dataclass(frozen=True)
+class _Position:
+    """Where a complete read of a CSV file ended: the cursor. ``rows`` counts the CSV
+    rows (header and blank ones included); older cursors are a bare digest."""
+
+    digest: str
+    size: int = 0
+    rows: int | None = None
+    encoding: str = ""
+    delimiter: str = ""
+
+    def dump(self) -> str:
+        return json.dumps([self.digest, self.size, self.rows, self.encoding, self.delimiter])
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> _Position | None:
+        if cursor is None:
+            return None
+        if not cursor.startswith("["):
+            return cls(cursor)
+        try:
+            digest, size, rows, encoding, delimiter = json.loads(cursor)
+            return cls(str(digest), int(size), int(rows), str(encoding), str(delimiter))
+        except (ValueError, TypeError):
+            return cls(cursor)
+
+
+class _LastRow:
+    """Passes rows through and remembers the last row number."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def track(self, rows: Iterator[tuple[int, list[Any]]]) -> Iterator[tuple[int, list[Any]]]:
+        try:
+            for row in rows:
+                self.last = row[0]
+                yield row
+        finally:
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
 
 
 @dataclass
@@ -195,23 +244,70 @@ class CsvConnector(Connector):
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
         """Every non-blank row, then a complete checkpoint; only a checkpoint when
-        the file's fingerprint equals ``cursor``."""
+        the file's fingerprint equals ``cursor``.
+
+        A CSV file that only grew since ``cursor`` (its old bytes unchanged, ending
+        with a line break, in the same encoding and delimiter) is read from where the
+        last read ended: the new rows, marked ``appended``, then a checkpoint that is
+        not complete, since the old rows were not read again."""
+        previous = _Position.parse(cursor)
         with self._open_to_read() as handle:
             try:
-                scan = _scan(handle, check_utf8=not self.is_xlsx and self.options.encoding is None)
+                scan = _scan(handle, check_utf8=not self.is_xlsx and self.options.encoding is None,
+                             mark=None if self.is_xlsx or previous is None else previous.size)
             except OSError as error:
                 raise self._os_error(error, "read") from None
-            if cursor is not None and cursor == scan.fingerprint:
+            if previous is not None and previous.digest == scan.fingerprint:
                 yield Checkpoint(cursor, complete=False)
                 return
-            if scan.size:
-                handle.seek(0)
-                with closing(self._rows(handle, scan)) as rows:
-                    try:
-                        yield from self._records(rows)
-                    except OSError as error:
-                        raise self._os_error(error, "read") from None
-        yield Checkpoint(scan.fingerprint, complete=True)
+            if not scan.size:
+                yield Checkpoint(scan.fingerprint, complete=True)
+                return
+            csv_format = None if self.is_xlsx else self._csv_format(scan)
+            start = self._resume_point(previous, scan, csv_format)
+            handle.seek(0 if start is None else start.size)
+            counter = _LastRow()
+            try:
+                if start is None:
+                    with closing(self._rows(handle, scan)) as rows:
+                        yield from self._records(counter.track(rows))
+                else:
+                    assert csv_format is not None
+                    with closing(self._appended_rows(handle, scan, csv_format, start)) as rows:
+                        yield from self._records(counter.track(rows), appended=True)
+            except OSError as error:
+                raise self._os_error(error, "read") from None
+        if csv_format is None:
+            yield Checkpoint(scan.fingerprint, complete=True)
+            return
+        rows_read = counter.last if start is None else max(counter.last, start.rows)
+        position = _Position(scan.fingerprint, scan.size, rows_read, csv_format.encoding, csv_format.delimiter)
+        yield Checkpoint(position.dump(), complete=start is None)
+
+    def _resume_point(self, previous: _Position | None, scan: _Scan, csv_format: _CsvFormat | None) -> _Position | None:
+        """Where the last read ended, when the file only grew after it; else ``None``."""
+        if (
+            previous is None or csv_format is None or previous.rows is None
+            or scan.prefix_digest != previous.digest or not scan.prefix_ends_line
+            or (previous.encoding, previous.delimiter) != (csv_format.encoding, csv_format.delimiter)
+            or csv_format.encoding.replace("_", "-").startswith(("utf-16", "utf-32"))
+            or previous.rows < self.options.header_row
+        ):
+            return None
+        return previous
+
+    def _appended_rows(
+        self, handle: BinaryIO, scan: _Scan, csv_format: _CsvFormat, start: _Position
+    ) -> Iterator[tuple[int, list[Any]]]:
+        """The header rows, then the rows after ``start`` numbered as in the whole file."""
+        top = scan.sample[: scan.sample.rfind(b"\n") + 1]
+        header = list(itertools.islice(self._parse_csv(io.BytesIO(top), csv_format), self.options.header_row))
+        yield from header
+        tail_format = _CsvFormat(
+            "utf-8" if csv_format.encoding == "utf-8-sig" else csv_format.encoding,
+            csv_format.delimiter, csv_format.line_terminator,
+        )
+        yield from self._parse_csv(handle, tail_format, first_row=start.rows + 1)
 
     def columns(self) -> list[str] | None:
         """The header's column names; ``None`` while the file does not exist or is empty."""
@@ -239,7 +335,7 @@ class CsvConnector(Connector):
             return self._xlsx_rows(handle)
         return self._parse_csv(handle, self._csv_format(scan))
 
-    def _records(self, rows: Iterable[tuple[int, list[Any]]]) -> Iterator[RawRecord]:
+    def _records(self, rows: Iterable[tuple[int, list[Any]]], *, appended: bool = False) -> Iterator[RawRecord]:
         header: _Header | None = None
         convert = _read_xlsx_cells if self.is_xlsx else _read_csv_cells
         for row_number, cells in rows:
@@ -274,7 +370,7 @@ class CsvConnector(Connector):
                 external_id = f"row:{row_number}"
             else:
                 external_id = _id_text(cells[header.id_index])
-            yield RawRecord(external_id, values)
+            yield RawRecord(external_id, values, appended=appended)
 
     def _header(self, cells: Sequence[Any], *, for_write: bool) -> _Header:
         names: list[str | None] = []
@@ -402,15 +498,17 @@ class CsvConnector(Connector):
             hint="set 'encoding' in the connector's options, for example encoding: cp1251",
         )
 
-    def _parse_csv(self, handle: BinaryIO, csv_format: _CsvFormat) -> Iterator[tuple[int, list[str]]]:
+    def _parse_csv(
+        self, handle: BinaryIO, csv_format: _CsvFormat, first_row: int = 1
+    ) -> Iterator[tuple[int, list[str]]]:
         if csv.field_size_limit() < MAX_CELL_BYTES:
             csv.field_size_limit(MAX_CELL_BYTES)
         text = io.TextIOWrapper(handle, encoding=csv_format.encoding, newline="", errors="strict")
         lines = (line.replace("\x00", "") for line in text)
         reader = csv.reader(lines, delimiter=csv_format.delimiter, quotechar='"', doublequote=True)
-        row_number = 0
+        row_number = first_row - 1
         try:
-            for row_number, cells in enumerate(reader, start=1):
+            for row_number, cells in enumerate(reader, start=first_row):
                 yield row_number, cells
         except UnicodeDecodeError:
             raise FatalError(
@@ -815,14 +913,23 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _scan(handle: BinaryIO, *, check_utf8: bool) -> _Scan:
-    """Hash the whole file and check it is UTF-8 in one pass of constant memory."""
+def _scan(handle: BinaryIO, *, check_utf8: bool, mark: int | None = None) -> _Scan:
+    """Hash the whole file and check it is UTF-8 in one pass of constant memory; with
+    ``mark``, also hash its first ``mark`` bytes and tell whether they end a line."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")() if check_utf8 else None
     sample = b""
     size = 0
+    prefix_digest: str | None = None
+    prefix_ends_line = False
     while chunk := handle.read(_CHUNK):
-        digest.update(chunk)
+        if mark is not None and size < mark <= size + len(chunk):
+            digest.update(chunk[: mark - size])
+            prefix_digest = digest.hexdigest()
+            prefix_ends_line = mark > 0 and chunk[mark - size - 1 : mark - size] == b"\n"
+            digest.update(chunk[mark - size :])
+        else:
+            digest.update(chunk)
         if size < _SAMPLE:
             sample += chunk[: _SAMPLE - size]
         size += len(chunk)
@@ -837,7 +944,7 @@ def _scan(handle: BinaryIO, *, check_utf8: bool) -> _Scan:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             check_utf8 = False
-    return _Scan(digest.hexdigest(), size, sample, check_utf8)
+    return _Scan(digest.hexdigest(), size, sample, check_utf8, prefix_digest, prefix_ends_line)
 
 
 def _utf8_prefix_valid(sample: bytes) -> bool:

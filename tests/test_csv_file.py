@@ -8,6 +8,7 @@ import datetime as dt
 import errno
 import inspect
 import io
+import json
 import logging
 import os
 import tracemalloc
@@ -400,6 +401,62 @@ def test_unchanged_file_yields_only_a_checkpoint(tmp_path):
     (tmp_path / "contacts.csv").write_bytes(b"id,name\r\n1,B\r\n")
     records, new_checkpoint = read_all(connector, checkpoint.cursor)
     assert [r.values["name"] for r in records] == ["B"] and new_checkpoint.cursor != checkpoint.cursor
+
+
+def test_rows_appended_to_a_file_are_read_from_where_the_last_read_ended(tmp_path):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes("name,phone\r\nАнна,1\r\n\"Борис\r\nБ.\",2\r\n".encode("utf-8-sig"))
+    connector = connector_for(tmp_path)
+    first, checkpoint = read_all(connector, None)
+    assert checkpoint.complete and [r.external_id for r in first] == ["row:2", "row:3"]
+    with path.open("ab") as handle:
+        handle.write("Вера,3\r\n\r\nГлеб,4\r\n".encode())
+    appended, tail_checkpoint = read_all(connector, checkpoint.cursor)
+    assert not tail_checkpoint.complete
+    assert [(r.external_id, r.values["name"], r.appended) for r in appended] == [
+        ("row:4", "Вера", True), ("row:6", "Глеб", True)]
+    # the same rows, numbered the same, as a read of the whole file gives
+    whole, _ = read_all(connector, None)
+    assert [(r.external_id, r.values) for r in whole[2:]] == [(r.external_id, r.values) for r in appended]
+    # appending again goes on from the new end; an unchanged file yields nothing
+    assert list(connector.read(tail_checkpoint.cursor)) == [Checkpoint(tail_checkpoint.cursor, complete=False)]
+    with path.open("ab") as handle:
+        handle.write("Дина,5\r\n".encode())
+    again, _ = read_all(connector, tail_checkpoint.cursor)
+    assert [(r.external_id, r.values["name"]) for r in again] == [("row:7", "Дина")]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["edit", "no_final_newline", "bare_digest_cursor", "delimiter"],
+)
+def test_a_file_that_did_not_only_grow_is_read_whole(tmp_path, change):
+    path = tmp_path / "contacts.csv"
+    old = b"id,name\n1,A\n2,B\n" if change != "no_final_newline" else b"id,name\n1,A\n2,B"
+    path.write_bytes(old)
+    connector = connector_for(tmp_path)
+    _, checkpoint = read_all(connector, None)
+    cursor = checkpoint.cursor
+    if change == "edit":
+        path.write_bytes(b"id,name\n1,Z\n2,B\n3,C\n")
+    elif change == "no_final_newline":
+        path.write_bytes(old + b"b\n3,C\n")  # the last old row went on: "2,Bb"
+    elif change == "bare_digest_cursor":
+        cursor = json.loads(cursor)[0]  # a cursor written before positions were kept
+        path.write_bytes(old + b"3,C\n")
+    else:
+        path.write_bytes(old + b"3,C\n")
+        cursor = json.dumps(json.loads(cursor)[:4] + [";"])  # the last read split on ";"
+    records, final = read_all(connector, cursor)
+    assert final.complete and not any(r.appended for r in records)
+    assert [r.external_id for r in records] == ["1", "2", "3"] if change != "no_final_newline" else ["1", "2"]
+
+
+def test_xlsx_keeps_a_plain_digest_cursor(tmp_path):
+    write_xlsx(tmp_path / "contacts.xlsx", [["id", "name"], [1, "A"]])
+    connector = connector_for(tmp_path, name="contacts.xlsx")
+    _, checkpoint = read_all(connector, None)
+    assert checkpoint.complete and len(checkpoint.cursor) == 64
 
 
 def test_read_streams_rows(tmp_path):

@@ -9,9 +9,9 @@ import json
 import random
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select, text, update
 
-from hub.store.schema import changes, contacts, outbox, runs, source_records
+from hub.store.schema import changes, contacts, cursors, outbox, runs, source_records
 
 SHEET = """\
 id;ФИО;Телефон;Email;Город
@@ -161,6 +161,46 @@ def test_bad_rows_are_quarantined_and_the_run_goes_on(demo):
     # a rerun does not add the same entries again
     demo.hub("sync")
     assert len(json.loads(demo.hub("quarantine", "list", "--json").stdout)) == 3
+
+
+def _appended_store(project) -> tuple:
+    """What the store holds, ids and run numbers aside: contacts' values and records' clusters."""
+    exported = json.loads(project.hub("export", "contacts", "--format", "json").stdout)
+    values = sorted(json.dumps({k: v for k, v in row.items() if k not in ("id", "contact_id")}, sort_keys=True)
+                    for row in exported)
+    quarantined = sorted((e["external_id"], e["reason"]) for e in json.loads(
+        project.hub("quarantine", "list", "--json").stdout))
+    return values, _clusters(project), quarantined
+
+
+def test_rows_appended_to_a_file_give_the_store_a_whole_read_gives(demo, tmp_path_factory):
+    demo.hub("sync")
+    engine = _engine(demo)
+    with engine.connect() as c:
+        before = c.execute(select(cursors.c.value).where(cursors.c.connector == "sheet")).scalar()
+    added = "4;Орлова Вера;+7 916 444-44-44;;Тверь\n1;Дубль Иван;;;\n5;Сидоров П.;8 925 000-00-01;;\n"
+    with (demo.root / "sheet.csv").open("a", encoding="utf-8") as handle:
+        handle.write(added)
+    result = demo.hub("sync", "--json")
+    report = json.loads(result.stdout)["counts"]["sheet"]
+    assert report["read"] == 3  # only the appended rows
+    assert report["quarantined"] == 1 and report["created"] == 1
+    appended = _appended_store(demo)
+    # a run killed before it saved its cursor: the appended rows are read again, unchanged
+    with engine.begin() as c:
+        c.execute(update(cursors).where(cursors.c.connector == "sheet").values(value=before))
+    engine.dispose()
+    again = json.loads(demo.hub("sync", "--json").stdout)["counts"]["sheet"]
+    assert (again["read"], again["unchanged"], again["quarantined"], again["created"]) == (3, 2, 1, 0)
+    assert _appended_store(demo) == appended
+    assert ("1", "duplicate id '1': an earlier record has it") in appended[2]
+    # the same files read whole into a new store
+    fresh = demo.__class__(tmp_path_factory.mktemp("whole"), None)
+    for name in ("sheet.csv", "mailing.csv", "mappings/sheet.yaml"):
+        fresh.write(name, (demo.root / name).read_text(encoding="utf-8"))
+    fresh.config(CONFIG)
+    assert fresh.hub("sync").exit_code == 0
+    assert _appended_store(fresh) == appended
 
 
 def test_fixed_rows_leave_quarantine_on_retry(demo):
