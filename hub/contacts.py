@@ -11,6 +11,7 @@ from typing import IO, Any
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
+from hub.analytics import CLIENT_ID_KINDS
 from hub.changes import _iso, change_log
 from hub.errors import UsageError
 from hub.events import messages_30d
@@ -44,6 +45,9 @@ def resolve_contact(c: Connection, ref: str) -> int:
     contact_id: int | None = None
     if ref.isdigit():
         contact_id = int(ref)
+    elif ref.split(":", 1)[0] in CLIENT_ID_KINDS:  # an analytics client id: ym_client_id:1712345678901234567
+        kind, value = ref.split(":", 1)
+        contact_id = _by_identifier(c, kind, value.strip())
     elif "@" in ref:
         contact_id = _by_identifier(c, "email", ref.strip().lower())
     elif ":" in ref:
@@ -60,7 +64,8 @@ def resolve_contact(c: Connection, ref: str) -> int:
         if phones:
             contact_id = _by_identifier(c, "phone", phones[0])
     if contact_id is None:
-        raise UsageError(f"no contact matches {ref!r}", hint="give a contact id, an e-mail, a phone or SOURCE:ID")
+        raise UsageError(f"no contact matches {ref!r}", hint="give a contact id, an e-mail, a phone, SOURCE:ID "
+                         "or an analytics client id as ym_client_id:ID, ga_client_id:ID or ga_user_id:ID")
     for _ in range(100):
         row = c.execute(select(contacts.c.id, contacts.c.merged_into).where(contacts.c.id == contact_id)).first()
         if row is None:

@@ -369,10 +369,12 @@ class ApiClient:
                     raise _Refused(self._describe(response), status, retry_after_seconds(response.headers),
                                    sent=False)
                 return response
-            if status in RETRY_STATUSES or (self.rate_limited is not None and self.rate_limited(response)):
-                # a 429 is a refusal: nothing was done; a 5xx may have done the work
+            limited = self.rate_limited is not None and self.rate_limited(response)
+            if status in RETRY_STATUSES or limited:
+                # a 429 (or the provider's own rate-limit answer, Metrica's 420) is a refusal:
+                # nothing was done; a 5xx may have done the work
                 raise _Refused(self._describe(response), status, retry_after_seconds(response.headers),
-                               sent=status not in (429, 425))
+                               sent=status not in (429, 425) and not limited)
             raise self._fatal(response, what)
 
         def retriable(error: BaseException) -> bool:

@@ -77,7 +77,7 @@ Route = tuple[str, str, str, Callable[..., Any]]
 class FakeApi:
     """A local HTTP server speaking one provider's protocol."""
 
-    #: (method, path regex, endpoint name, handler(request, *groups) -> (status, body) | body)
+    #: (method, path regex, endpoint name, handler(request, *groups) -> (status, body[, content type]) | body)
     routes: list[Route]
 
     def __init__(self, *, requests_per_second: int | None = None, max_concurrent: int | None = None):
@@ -227,7 +227,9 @@ class FakeApi:
                 with self.lock:
                     result = route(request, *groups)
                     self.applied.append((endpoint, request, lost))
-                status, payload = result if isinstance(result, tuple) else (200, result)
+                status, payload = result[:2] if isinstance(result, tuple) else (200, result)
+                if isinstance(result, tuple) and len(result) > 2:  # (status, bytes, content type)
+                    content_type = result[2]
                 if fault is not None:
                     raise self._fault_error(fault)
             except ApiError as error:

@@ -1,0 +1,275 @@
+"""Yandex Metrica Logs API connector and the linking of visitors to contacts.
+
+A Tilda form is posted to a running ``hub serve`` (stored in its inbox), Metrica's
+visits come from a fake Logs API server through the real connector, and ``hub sync``
+puts both on one client card (``hub show``): channel, campaign, device, region.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from hub.store.schema import changes, contacts, events, identifiers, pending_visits
+from tests.fakes.yandex_metrica import FakeMetrica
+
+TOKEN = "y0_metrica-oauth-token-5c1e7a"
+COUNTER = 44556677
+TILDA_KEY = "tilda-api-key-0b7d"
+YM_UID = "1712345678901234567"
+OTHER_UID = "1699999999000000001"
+ZONE = ZoneInfo("Europe/Moscow")
+
+MAPPING = """\
+fields:
+  full_name: {from: [Name, name], transforms: [split_name]}
+  phone: {from: [Phone, phone], transforms: [phone]}
+  email: {from: [Email, email], transforms: [email]}
+"""
+
+
+def day(n: int) -> str:
+    """The date ``n`` days before today in the counter's time zone."""
+    return (dt.datetime.now(ZONE).date() - dt.timedelta(days=n)).isoformat()
+
+
+def tilda_form(tranid: str, name: str, email: str, phone: str, ym_uid: str) -> dict[str, str]:
+    return {"Name": name, "Email": email, "Phone": phone, "tranid": tranid, "formname": "Заявка",
+            "COOKIES": f"_ym_uid={ym_uid}; _ga=GA1.2.987654321.1712345678", "api_key": TILDA_KEY}
+
+
+class Site:
+    """A project with a Tilda endpoint on a running hub serve and a Metrica connector."""
+
+    def __init__(self, root: Path, metrica: FakeMetrica, *, extra: str = ""):
+        from hub.config import load_config
+        from hub.plugins import connector_classes
+        from hub.serve import Server
+        from hub.store import open_store
+
+        self.root = root
+        (root / "mappings").mkdir(exist_ok=True)
+        (root / "mappings" / "tilda.yaml").write_text(MAPPING, encoding="utf-8")
+        (root / "hub.yaml").write_text(
+            f"store: sqlite:///{root / 'hub.db'}\n"
+            "connectors:\n"
+            "  tilda:\n    plugin: webhook\n    format: tilda\n    api_key: $HUB_TEST_TILDA_KEY\n"
+            "  metrica:\n    plugin: yandex_metrica\n    counter_id: 44556677\n    token: $HUB_TEST_METRICA_TOKEN\n"
+            f"    endpoint: {metrica.url}\n    initial_days: 5\n    poll_seconds: 0\n    backoff_seconds: 0\n"
+            + extra, encoding="utf-8")
+        self.config = load_config(root / "hub.yaml", connector_classes())
+        self.store = open_store(self.config.store_url)
+        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=False).start()
+        self.url = f"http://127.0.0.1:{self.server.port}"
+
+    def post_form(self, form: dict[str, str]) -> None:
+        answer = requests.post(self.url + "/hooks/tilda", data=form, timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    def hub(self, *args: str, ok: bool = True) -> str:
+        from hub.cli import main
+
+        result = CliRunner().invoke(main, ["-c", str(self.root / "hub.yaml"), *args])
+        assert result.exit_code == 0 or not ok, result.output
+        return result.stdout
+
+    def sync(self, *only: str) -> dict:
+        return json.loads(self.hub("sync", "--json", *only, ok=False))
+
+    def card(self, ref: str) -> dict:
+        return json.loads(self.hub("show", "--json", ref))
+
+    def close(self) -> None:
+        self.server.stop()
+        self.store.dispose()
+
+
+@pytest.fixture
+def metrica() -> Iterator[FakeMetrica]:
+    with FakeMetrica(TOKEN, COUNTER, part_rows=2) as fake:
+        yield fake
+
+
+@pytest.fixture
+def site(tmp_path: Path, metrica: FakeMetrica, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    monkeypatch.setenv("HUB_TEST_TILDA_KEY", TILDA_KEY)
+    monkeypatch.setenv("HUB_TEST_METRICA_TOKEN", TOKEN)
+    served = Site(tmp_path, metrica)
+    yield served
+    served.close()
+
+
+def add_visits(metrica: FakeMetrica) -> None:
+    metrica.visit(9001, YM_UID, f"{day(4)} 09:15:00", lastTrafficSource="ad", UTMSource="yandex", UTMMedium="cpc",
+                  UTMCampaign="spring_sale", deviceCategory="2", regionCountry="Russia", regionCity="Kazan",
+                  goalsID="[123,456]")
+    metrica.visit(9002, YM_UID, f"{day(2)} 18:40:10", lastTrafficSource="organic", deviceCategory="1",
+                  regionCountry="Russia", regionCity="Moscow")
+    metrica.visit(9003, OTHER_UID, f"{day(2)} 11:00:00", lastTrafficSource="direct", deviceCategory="1")
+    metrica.visit(9004, "0", f"{day(1)} 12:00:00", lastTrafficSource="direct")  # no ClientID: no one's
+    metrica.visit(9005, YM_UID, f"{day(1)} 08:00:00", lastTrafficSource="social", UTMSource="vk",
+                  UTMMedium="social", UTMCampaign="autumn", deviceCategory="2", regionCountry="Russia",
+                  regionCity="Moscow", UTMTerm="tab\tin\\term")
+
+
+def test_a_tilda_form_and_the_metrica_visits_of_its_client_id_make_one_client_card(
+        site: Site, metrica: FakeMetrica) -> None:
+    site.post_form(tilda_form("t1:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_visits(metrica)
+    report = site.sync()
+    assert report["status"] == "ok", report["errors"]
+    card = site.card(f"ym_client_id:{YM_UID}")
+    assert card == site.card("ivan@example.ru")
+    fields = card["fields"]
+    assert fields["first_touch_channel"] == "ad" and fields["first_touch_source"] == "yandex"
+    assert fields["first_touch_medium"] == "cpc" and fields["first_touch_campaign"] == "spring_sale"
+    assert fields["last_touch_channel"] == "social" and fields["last_touch_campaign"] == "autumn"
+    assert (fields["device"], fields["visit_region"], fields["visit_city"]) == ("mobile", "Russia", "Moscow")
+    assert fields["visits"] == 3
+    assert {"kind": "ym_client_id", "value": YM_UID} in card["identifiers"]
+    assert {"kind": "ga_client_id", "value": "987654321.1712345678"} in card["identifiers"]
+    visits = [e for e in card["events"] if e["type"] == "visit"]
+    assert len(visits) == 3 and {e["source"] for e in visits} == {"metrica"}
+    assert visits[0]["payload"]["goals"] == "123,456"
+    assert visits[-1]["payload"]["term"] == "tab\tin\\term"  # the TSV escapes undone
+    assert any(h["field"] == "first_touch_campaign" and h["new"] == "spring_sale" for h in card["history"])
+    # the other visitor is no one's yet; the visit without a ClientID is dropped
+    with site.store.connect() as c:
+        assert [r.value for r in c.execute(select(pending_visits))] == [OTHER_UID]
+        assert c.execute(select(func.count()).select_from(contacts)).scalar() == 1
+    # every log request was cleaned; never more than 3 requests in flight
+    assert metrica.statuses() == ["cleaned_by_user"]
+    assert metrica.calls["download"] == 3 and metrica.rate_limited == 0 and metrica.peak_concurrent <= 3
+    text = site.hub("show", "ivan@example.ru")
+    assert "first_touch_campaign: spring_sale" in text and "visit_city: Moscow" in text
+
+
+def test_visits_read_before_the_form_wait_for_it(site: Site, metrica: FakeMetrica) -> None:
+    add_visits(metrica)
+    site.sync()
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(contacts)).scalar() == 0  # visits create no one
+        assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 4
+    site.post_form(tilda_form("t2:1", "Анна Смирнова", "anna@example.ru", "+7 903 555-11-22", OTHER_UID))
+    report = site.sync("tilda")
+    assert report["status"] == "ok"
+    fields = site.card(f"ym_client_id:{OTHER_UID}")["fields"]
+    assert fields["first_touch_channel"] == "direct" and fields["visits"] == 1 and fields["device"] == "desktop"
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 3
+
+
+def test_one_browser_two_people_stay_two_contacts(site: Site, metrica: FakeMetrica) -> None:
+    """A shared client id is not identity evidence: it links visits, it never merges."""
+    site.post_form(tilda_form("t3:1", "Ольга Кузнецова", "olga@example.ru", "+7 926 111-22-33", YM_UID))
+    site.post_form(tilda_form("t3:2", "Пётр Кузнецов", "petr@example.ru", "+7 926 444-55-66", YM_UID))
+    add_visits(metrica)
+    site.sync()
+    with site.store.connect() as c:
+        holders = sorted(c.execute(select(identifiers.c.contact_id).where(identifiers.c.value == YM_UID)).scalars())
+        assert len(holders) == 2 and c.execute(select(func.count()).select_from(contacts)).scalar() == 2
+        owners = set(c.execute(select(events.c.contact_id).where(events.c.type == "visit")).scalars())
+    assert owners == {holders[0]}  # the visits go to one of them, the smallest id, on every run
+    assert site.card("olga@example.ru")["id"] != site.card("petr@example.ru")["id"]
+
+
+def test_the_next_run_reads_from_the_cursor_and_adds_no_visit_twice(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form(tilda_form("t4:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_visits(metrica)
+    site.sync()
+    with site.store.connect() as c:
+        logged = c.execute(select(func.count()).select_from(changes)).scalar()
+    assert [request.arg("date1") for name, request in metrica.requests if name == "create"] == [day(5)]
+    site.sync()
+    # the last day loaded was yesterday: the lookback of 3 days is read again, nothing is new
+    assert [request.arg("date1") for name, request in metrica.requests if name == "create"][-1] == day(3)
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(events).where(events.c.type == "visit")).scalar() == 3
+        assert c.execute(select(func.count()).select_from(changes)).scalar() == logged
+    assert metrica.statuses() == ["cleaned_by_user", "cleaned_by_user"]
+
+
+def test_quota_answers_are_retried(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form(tilda_form("t5:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_visits(metrica)
+    metrica.fail("create", 420, retry_after="0")
+    metrica.fail("download", 429, times=2, retry_after="0")
+    metrica.fail("status", 503)
+    report = site.sync()
+    assert report["status"] == "ok", report["errors"]
+    assert metrica.calls["create"] == 2 and metrica.calls["download"] == 5
+    assert len(metrica.log_requests) == 1  # the refused create made nothing
+    assert site.card("ivan@example.ru")["fields"]["visits"] == 3
+
+
+def test_a_failed_read_still_cleans_its_log_request_and_keeps_the_cursor(site: Site, metrica: FakeMetrica) -> None:
+    add_visits(metrica)
+    metrica.fail("download", 500, times=100)
+    report = site.sync("metrica")
+    assert report["status"] == "failed" and "download part" in report["errors"][0]
+    assert TOKEN not in json.dumps(report)
+    assert metrica.statuses() == ["cleaned_by_user"]
+    metrica.faults.clear()
+    assert site.sync("metrica")["status"] == "ok"
+    assert [request.arg("date1") for name, request in metrica.requests if name == "create"] == [day(5), day(5)]
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 4
+
+
+def test_a_request_not_processed_in_time_is_canceled(site: Site, metrica: FakeMetrica, tmp_path: Path) -> None:
+    metrica.polls = 10_000
+    site.close()
+    site.__init__(tmp_path, metrica, extra="    max_wait_seconds: 0.005\n")  # type: ignore[misc]
+    report = site.sync("metrica")
+    assert report["status"] == "failed" and "not processed" in report["errors"][0]
+    assert metrica.statuses() == ["canceled"]
+
+
+def test_a_long_range_is_split_as_evaluate_says(site: Site, metrica: FakeMetrica) -> None:
+    metrica.max_days = 2
+    add_visits(metrica)
+    assert site.sync("metrica")["status"] == "ok"
+    created = [(r.arg("date1"), r.arg("date2")) for name, r in metrica.requests if name == "create"]
+    assert created == [(day(5), day(4)), (day(3), day(2)), (day(1), day(1))]
+    assert metrica.statuses() == ["cleaned_by_user"] * 3
+
+
+def test_a_request_left_by_a_killed_run_is_reused(site: Site, metrica: FakeMetrica) -> None:
+    add_visits(metrica)
+    fields = ",".join(name for name, _ in __import__("hub_plugins.yandex_metrica").yandex_metrica.FIELDS)
+    left = requests.post(f"{metrica.url}/management/v1/counter/{COUNTER}/logrequests", timeout=10,
+                         params={"date1": day(5), "date2": day(1), "fields": fields, "source": "visits"},
+                         headers={"Authorization": f"OAuth {TOKEN}"}).json()["log_request"]
+    assert site.sync("metrica")["status"] == "ok"
+    assert metrica.calls["create"] == 1  # only the one above
+    assert metrica.log_requests[left["request_id"]]["status"] == "cleaned_by_user"
+
+
+def test_wrong_token_is_a_clear_error(site: Site, metrica: FakeMetrica) -> None:
+    metrica.token = "another"
+    report = site.sync("metrica")
+    assert report["status"] == "failed"
+    assert "access_denied" in report["errors"][0] and TOKEN not in report["errors"][0]
+
+
+def test_three_parallel_downloads_at_most(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TEST_TILDA_KEY", TILDA_KEY)
+    monkeypatch.setenv("HUB_TEST_METRICA_TOKEN", TOKEN)
+    with FakeMetrica(TOKEN, COUNTER, part_rows=1) as fake:
+        fake.latency = 0.02  # answers overlap
+        for n in range(12):
+            fake.visit(7000 + n, str(1700000000000000000 + n), f"{day(1)} 10:{n:02d}:00", lastTrafficSource="direct")
+        served = Site(tmp_path, fake)
+        try:
+            assert served.sync("metrica")["status"] == "ok"
+        finally:
+            served.close()
+        assert fake.calls["download"] == 12 and fake.rate_limited == 0 and fake.peak_concurrent <= 3
