@@ -178,8 +178,9 @@ class SmsRuConnector(Connector):
 
     def _settle(self, state: _State, sms_id: str, code: int, text: str, at: dt.datetime,
                 cost: Any = None) -> RawRecord:
-        phone, _ = state.pending.pop(sms_id)
+        phone, sent = state.pending.pop(sms_id)
         state.reported.pop(sms_id, None)
+        at = max(at, _parse_time(sent) or at)  # SMS.ru's times are whole seconds: never before the send
         kind = "sms_delivered" if code in DELIVERED_CODES else "sms_failed"
         payload = [("sms_id", sms_id), ("status_code", str(code))]
         if text:
@@ -225,7 +226,7 @@ class SmsRuConnector(Connector):
             return Rejected(401, "wrong or missing token")
         delivery = request.headers.get("x-hub-delivery") or "sha256:" + hashlib.sha256(request.body).hexdigest()
         try:
-            if request.media_type == "application/x-www-form-urlencoded":
+            if "json" not in request.media_type:  # SMS.ru's callback, or a form
                 pairs = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
                 statuses = _callback_statuses(pairs)
                 if statuses:

@@ -4,11 +4,16 @@ statuses reach the client card once each, count in messages_30d, and carry no ke
 from __future__ import annotations
 
 import json
+import logging
+import textwrap
 from collections import Counter
+
+import requests
 
 from tests.conftest import Project
 from tests.fakes.brevo import FakeBrevo
 from tests.fakes.mailchimp import FakeMailchimp
+from tests.fakes.smsru import FakeSmsRu, callback_body
 from tests.test_messaging import BREVO_KEY, MAILCHIMP_KEY, configure, sync
 
 
@@ -60,3 +65,89 @@ def test_brevo_e_mail_activity_reaches_the_client_card_once(project, monkeypatch
                                                                 ("show", "ivan@example.ru", "--json")))
         assert BREVO_KEY not in text
         assert BREVO_KEY.encode() not in (project.root / "hub.db").read_bytes()
+
+
+HOOK_TOKEN = "smsru-hook-token-3c9d71"
+
+
+def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(project, monkeypatch, caplog):
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.serve import Server
+    from hub.store import open_store
+
+    caplog.set_level(logging.DEBUG)
+    with FakeSmsRu() as smsru:
+        monkeypatch.setenv("SMSRU_API_ID", smsru.api_id)
+        monkeypatch.setenv("SMSRU_HOOK_TOKEN", HOOK_TOKEN)
+        project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n2,Анна Белова,+79162223344\n"
+                                     "3,Олег Иванов,+79163334455\n")
+        project.config(textwrap.dedent(f"""\
+            connectors:
+              clients: {{plugin: csv, path: clients.csv, id_column: id}}
+              smsru:
+                plugin: smsru
+                role: both
+                api_id: $SMSRU_API_ID
+                token: $SMSRU_HOOK_TOKEN
+                endpoint: {smsru.url}
+                backoff_seconds: 0
+                max_backoff_seconds: 0
+            """))
+        assert project.hub("sync").exit_code == 0
+        config = load_config(project.root / "hub.yaml", connector_classes())
+        store = open_store(config.store_url)
+        server = Server(config, store, "127.0.0.1", 0, threads=4, sync_delay=0.05).start()
+        hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
+        try:
+            # the sending system sends through SMS.ru and passes SMS.ru's answer on to hub
+            answer = requests.post(smsru.url + "/sms/send", data={
+                "api_id": smsru.api_id, "to": "79161234567,79162223344,79990001122", "msg": "Скидка 10%", "json": 1,
+            }, timeout=10).json()
+            ids = {number: result["sms_id"] for number, result in answer["sms"].items()}
+            posted = requests.post(hook, json=answer, timeout=10)
+            assert posted.status_code == 200 and posted.json()["ok"] is True
+            assert requests.post(hook, json=answer, timeout=10).json()["duplicate"] is True
+            server.worker.wait_idle(30)
+            # SMS.ru calls back: Ivan's message delivered; its callback repeated (SMS.ru retries)
+            smsru.progress(ids["79161234567"], 103)
+            for _ in range(2):
+                called = requests.post(hook, data=callback_body([(ids["79161234567"], 103, None)]), timeout=10,
+                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+                assert called.status_code == 200 and called.text == "100"
+                assert called.headers["Content-Type"].startswith("text/plain")
+            server.worker.wait_idle(30)
+            refused = requests.post(hook.replace(HOOK_TOKEN, "wrong"), data=callback_body([("x", 103, None)]),
+                                    timeout=10)
+            assert refused.status_code == 401
+        finally:
+            server.stop()
+        ivan = card(project, "+79161234567")
+        assert [(e["type"], e["source"]) for e in ivan["events"]] == [("sms_sent", "smsru"),
+                                                                      ("sms_delivered", "smsru")]
+        assert ivan["messages_30d"] == 1
+        anna = card(project, "+79162223344")
+        assert [e["type"] for e in anna["events"]] == ["sms_sent"]
+        # Anna's message fails without a callback: the next sync asks SMS.ru, faults and all
+        smsru.progress(ids["79162223344"], 106)
+        smsru.fail("sms.status", 429)
+        smsru.fail("sms.status", 500)
+        calls = smsru.calls["sms.status"]
+        for _ in range(2):
+            result = project.hub("-v", "-v", "sync", "--json")
+            assert result.exit_code == 0, result.output
+        anna = card(project, "+79162223344")
+        assert [e["type"] for e in anna["events"]] == ["sms_sent", "sms_failed"]
+        assert anna["events"][1]["payload"]["status_code"] == "106"
+        assert ivan["messages_30d"] == 1 and card(project, "+79161234567")["events"] == ivan["events"]
+        # asked about Anna's and the unknown number's messages only; Anna's no more once final
+        asked = [r.form()["sms_id"][0] for n, r in smsru.requests if n == "sms.status"][calls:]
+        assert all(ids["79161234567"] not in a for a in asked)
+        assert ids["79162223344"] not in asked[-1]
+        assert smsru.keys_in_query == 0
+        text = "\n".join(project.hub(*args).output for args in (("runs", "--json"), ("log", "--json"),
+                                                                ("show", "+79162223344", "--json")))
+        text += result.output + caplog.text
+        db = (project.root / "hub.db").read_bytes()
+        for secret in (smsru.api_id, HOOK_TOKEN):
+            assert secret not in text and secret.encode() not in db
