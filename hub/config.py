@@ -326,7 +326,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             return []
         current = _field_model(fields[part].annotation)
     fields = getattr(current, "model_fields", None)
-    return sorted(fields) if fields else []
+    return sorted(info.alias or name for name, info in fields.items()) if fields else []
 
 
 def _field_model(annotation: Any) -> Any:
@@ -381,7 +381,7 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
             loaded.options[name] = cls.Options.model_validate(entry.options)
         except ValidationError as error:
             raise_validation_error(error, file, prefix=where, model=cls.Options)
-        loaded.mappings[name] = _load_mapping(loaded, name, entry, file)
+        loaded.mappings[name] = _load_mapping(loaded, name, entry, file).with_fields(cls.implied_fields)
     for job_name, job in model.schedule.jobs.items():
         for i, name in enumerate(job.connectors):
             if name not in model.connectors:

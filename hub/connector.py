@@ -86,6 +86,9 @@ class Connector:
     #: The tool is a suppression list of the channel (an SMS stop list): the core sends it
     #: only contacts who opted out there or anywhere else.
     suppression_list: ClassVar[bool] = False
+    #: Canonical field -> raw column the connector fills itself (the webhook connector's
+    #: lead status): added to the connector's mapping unless the mapping maps that field.
+    implied_fields: ClassVar[dict[str, str]] = {}
 
     def __init__(self, options: ConnectorOptions, context: ConnectorContext):
         self.options = options

@@ -595,6 +595,15 @@ class Mapping:
         fields = {c: (_Rule(target=c, columns=(c,)),) for c in DEFAULT_COLUMNS if c != "id"}
         return cls(_DEFAULT_SOURCE, "id", fields, identity=True)
 
+    def with_fields(self, columns: dict[str, str]) -> Mapping:
+        """This mapping plus ``target: column`` rules for targets it does not map."""
+        extra = {target: (_Rule(target=target, columns=(column,)),) for target, column in columns.items()
+                 if target not in self._fields}
+        if not extra:
+            return self
+        return Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
+                       default_region=self.default_region)
+
     @staticmethod
     def _check_target(target: str, source: str, where: str) -> None:
         if target in CANONICAL_FIELDS:

@@ -22,9 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.model import CONTACT_FIELDS, LIST_FIELDS
+from hub.model import CONTACT_FIELDS, LEAD_FIELD, LEAD_STATUSES, LIST_FIELDS
 
 NAME_FIELDS = ("full_name", "last_name", "first_name", "middle_name")
+#: Survivorship of ``x_lead_status``: the best status (target over non-target) wins.
+BEST_LEAD = "best_lead"
+_LEAD_RANK = {status: rank for rank, status in enumerate(LEAD_STATUSES)}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -49,7 +52,8 @@ class Survivorship:
     def __init__(self, priority: Sequence[str], default: str = "most_recent", fields: dict[str, str] | None = None):
         self.rank = {name: i for i, name in enumerate(priority)}
         self.default = default
-        self.fields = {"full_name": "most_complete", **(fields or {})}
+        # a lead is as good as its best site-form submission, whatever order they came in
+        self.fields = {"full_name": "most_complete", LEAD_FIELD: BEST_LEAD, **(fields or {})}
 
     def strategy(self, field: str) -> str:
         return self.fields.get(field, self.default)
@@ -61,6 +65,9 @@ class Survivorship:
         """Records from best to worst for ``field`` under ``strategy``."""
         if strategy == "source_priority":
             return sorted(records, key=self._priority_key)
+        if strategy == BEST_LEAD:
+            return sorted(records, key=lambda r: (_LEAD_RANK.get(r.values.get(field), len(_LEAD_RANK)),
+                                                  self._priority_key(r)))
         if strategy == "most_recent":
             return sorted(records, key=lambda r: (-_timestamp(r.changed_at), self._priority_key(r)))
         if field == "full_name":

@@ -16,7 +16,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from pydantic import Field, model_validator
@@ -25,7 +25,8 @@ from sqlalchemy import and_, select, text
 from hub.connector import READ, Connector, ConnectorOptions
 from hub.errors import FatalError
 from hub.hookspecs import hookimpl
-from hub.model import Checkpoint, EventReport, RawRecord
+from hub.leads import LEAD_COLUMN, LeadRules, Verdict, qualify_rows
+from hub.model import LEAD_FIELD, Checkpoint, EventReport, RawRecord
 from hub.redact import register_secret
 from hub.webhooks import Accepted, Probe, Rejected, WebhookRequest
 
@@ -51,6 +52,7 @@ EVENT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("utm_term", ("utm_term",)),
     ("ym_client_id", ("_ym_uid", "ym_uid", "ym_client_id")),
     ("ga_client_id", ("ga_client_id", "_ga", "ga_cid")),
+    ("ga_user_id", ("ga_user_id",)),
 )
 
 
@@ -72,6 +74,8 @@ class WebhookOptions(ConnectorOptions):
     )
     max_body: int = Field(1_000_000, gt=0, description="Largest body accepted, in bytes (larger: 413).")
     replay_window: int = Field(300, gt=0, description="Seconds a signed request's timestamp may be off by.")
+    leads: LeadRules | None = Field(
+        None, description="Lead qualification: rules that mark each submission target, non-target or spam.")
 
     @model_validator(mode="after")
     def _guarded(self) -> WebhookOptions:
@@ -87,6 +91,7 @@ class WebhookConnector(Connector):
     plugin = "webhook"
     Options = WebhookOptions
     capabilities = frozenset({READ, "webhook"})
+    implied_fields: ClassVar[dict[str, str]] = {LEAD_FIELD: LEAD_COLUMN}
     description = "Site forms posted to hub serve: Tilda, signed JSON, form posts (source)"
     options: WebhookOptions
 
@@ -187,8 +192,10 @@ class WebhookConnector(Connector):
                     select(inbox).where(and_(inbox.c.connector == self.context.name, inbox.c.id > after))
                     .order_by(inbox.c.id).limit(PAGE_SIZE)
                 ).all()
+                rules = self.options.leads
+                verdicts = qualify_rows(c, rules, rows) if rules is not None else {}
             for row in rows:
-                yield self._record(row)
+                yield self._record(row, verdicts.get(row.id))
             if not rows:
                 return
             after = rows[-1].id
@@ -196,7 +203,7 @@ class WebhookConnector(Connector):
             if len(rows) < PAGE_SIZE:
                 return
 
-    def _record(self, row: Any) -> RawRecord:
+    def _record(self, row: Any, verdict: Verdict | None = None) -> RawRecord:
         received = row.received_at
         if received.tzinfo is None:
             received = received.replace(tzinfo=dt.timezone.utc)
@@ -204,9 +211,16 @@ class WebhookConnector(Connector):
             fields = json.loads(row.fields)
         except ValueError as error:
             return RawRecord(row.delivery_id, {}, error=f"inbox row {row.id}: {error}")
+        fields.pop(LEAD_COLUMN, None)  # set by hub alone, never by the sender
+        if verdict is not None and verdict.status == "spam":
+            # never a contact; one made under earlier rules loses this record
+            return RawRecord(row.delivery_id, {}, updated_at=received, deleted=True)
         payload = form_event(fields)
         if row.remote_addr:
             payload.append(("ip", row.remote_addr))
+        if verdict is not None:
+            fields[LEAD_COLUMN] = verdict.status
+            payload.extend(verdict.payload())
         event = EventReport("form", row.delivery_id, received, tuple(payload))
         return RawRecord(row.delivery_id, fields, updated_at=received, events=(event,))
 

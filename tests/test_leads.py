@@ -1,0 +1,430 @@
+"""Lead qualification of site forms and ``hub leads``.
+
+The rules one by one and together, their config errors, then real posts to a running
+``hub serve`` read by the sync: target and non-target submissions become contacts with
+``x_lead_status`` and a ``form`` event carrying the verdict; spam stays in the inbox,
+is listed by ``hub leads`` and removed by ``hub leads clean`` as an audited run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select, update
+
+from hub.leads import LeadRules, is_disposable, parse_duration
+from hub.store.schema import audit, contacts, events, inbox, runs, source_records
+
+TOKEN = "leads-form-token-4c1d"
+
+
+def rules(**data: object) -> LeadRules:
+    return LeadRules.model_validate(data)
+
+
+# ------------------------------------------------------------------------ each rule
+
+
+def test_no_rule_matches_gives_the_default() -> None:
+    form = {"Name": "Анна", "Phone": "+7 916 123-45-67", "Email": "anna@example.ru", "Message": "Перезвоните"}
+    assert rules().qualify(form).status == "target"
+    assert rules().qualify(form).reasons == ()
+    assert rules(default="non-target").qualify(form).status == "non-target"
+
+
+def test_honeypot() -> None:
+    checked = rules(honeypot=["website"])
+    assert checked.qualify({"Name": "Анна", "website": ""}).status == "target"
+    verdict = checked.qualify({"Name": "Bot", "WebSite": "http://x.example"})
+    assert verdict.status == "spam"
+    assert verdict.reasons == ("honeypot field 'website' filled in",)
+
+
+def test_disposable_email_domains() -> None:
+    assert is_disposable("mailinator.com") and is_disposable("mx.Mailinator.com")
+    assert not is_disposable("gmail.com") and not is_disposable("mail.ru") and not is_disposable("yandex.ru")
+    verdict = rules().qualify({"Email": "bot@mailinator.com"})
+    assert (verdict.status, verdict.reasons) == ("spam", ("disposable e-mail domain mailinator.com",))
+    assert rules().qualify({"email": "ivan@gmail.com"}).status == "target"
+    own = rules(disposable_domains=["@Throwaway.example."], disposable_email="non-target")
+    assert own.qualify({"E-mail": "x@throwaway.example"}).status == "non-target"
+    assert rules(disposable_email="off").qualify({"Email": "bot@mailinator.com"}).status == "target"
+    assert rules(email_fields=["contact"]).qualify({"Contact": "bot@yopmail.com"}).status == "spam"
+
+
+def test_invalid_phone_uses_the_phone_normalization() -> None:
+    checked = rules()
+    assert checked.qualify({"Phone": "8 (916) 123-45-67"}).status == "target"
+    assert checked.qualify({"Phone": ""}).status == "target"  # missing is not invalid
+    verdict = checked.qualify({"Phone": "12345"})
+    assert (verdict.status, verdict.reasons) == ("non-target", ("invalid phone in 'phone'",))
+    assert rules(invalid_phone="spam").qualify({"tel": "abc"}).status == "spam"
+    assert rules(invalid_phone="off").qualify({"Phone": "12345"}).status == "target"
+    # a number without a country code is read in the region given
+    assert rules(phone_region="US").qualify({"Phone": "(415) 555-2671"}).status == "target"
+
+
+def test_link_stuffed_messages() -> None:
+    checked = rules(max_links=2)
+    assert checked.qualify({"Message": "see https://a.example and www.b.example"}).status == "target"
+    verdict = checked.qualify({"Message": "http://a.example http://b.example [url=http://c.example]c[/url]"})
+    assert verdict.status == "spam" and verdict.reasons[0].startswith("4 links in the text (at most 2)")
+    # where the form was sent from is not the sender's text
+    assert checked.qualify({"page": "https://site.example/a", "referer": "https://ya.ru/", "utm_source": "x",
+                            "Message": "http://one.example"}).status == "target"
+    assert rules(max_links=None).qualify({"Message": "http://a http://b http://c http://d"}).status == "target"
+    assert rules(max_links=0, links_status="non-target").qualify({"Name": "www.x.example"}).status == "non-target"
+
+
+def test_burst_counts_are_given_to_the_rule() -> None:
+    checked = rules(burst={"max": 3, "window": "10m"})
+    assert checked.qualify({"Name": "a"}, recent_from_ip=3).status == "target"
+    verdict = checked.qualify({"Name": "a"}, recent_from_ip=4)
+    assert (verdict.status, verdict.reasons) == ("spam", ("4 submissions from one IP within 10m (at most 3)",))
+    assert rules().qualify({"Name": "a"}, recent_from_ip=100).status == "target"  # no burst rule
+
+
+def test_field_conditions() -> None:
+    form = {"Name": "Олег", "formname": "Вакансия", "Budget": "до 10 000", "City": " Москва ", "Comment": "CASINO bonus"}
+    cases = [
+        ({"field": "FormName", "equals": "вакансия", "status": "non-target"}, "non-target", "FormName equals вакансия"),
+        ({"field": "budget", "contains": "10 000", "status": "non-target"}, "non-target", "budget contains 10 000"),
+        ({"field": "comment", "regex": "(?i)casino|viagra", "status": "spam"}, "spam", "comment regex (?i)casino|viagra"),
+        ({"field": "city", "in": ["москва", "Санкт-Петербург"], "status": "target"}, "target", "city in москва, Санкт-Петербург"),
+        ({"field": "Email", "empty": True, "status": "non-target", "name": "no e-mail"}, "non-target", "no e-mail"),
+        ({"field": "City", "in": ["Казань"], "negate": True, "status": "non-target"}, "non-target", "City not in Казань"),
+    ]
+    for rule, status, reason in cases:
+        verdict = rules(default="non-target" if status == "target" else "target", rules=[rule]).qualify(form)
+        assert (verdict.status, verdict.reasons) == (status, (reason,)), rule
+    misses = [
+        {"field": "formname", "equals": "Заявка", "status": "spam"},
+        {"field": "budget", "contains": "миллион", "status": "spam"},
+        {"field": "comment", "regex": "^bonus", "status": "spam"},
+        {"field": "city", "in": ["Казань"], "status": "spam"},
+        {"field": "Name", "empty": True, "status": "spam"},
+        {"field": "absent", "equals": "x", "status": "spam"},
+    ]
+    for rule in misses:
+        assert rules(rules=[rule]).qualify(form).status == "target", rule
+
+
+def test_several_rules_the_worst_status_wins_and_every_reason_is_kept() -> None:
+    checked = rules(
+        honeypot=["company_fax"],
+        rules=[{"field": "formname", "equals": "Вакансия", "status": "non-target"},
+               {"field": "utm_source", "in": ["yandex", "google"], "status": "target"}],
+    )
+    both = checked.qualify({"formname": "Вакансия", "utm_source": "yandex", "Phone": "1"})
+    assert both.status == "non-target"
+    assert both.reasons == ("invalid phone in 'phone'", "formname equals Вакансия", "utm_source in yandex, google")
+    spam = checked.qualify({"formname": "Вакансия", "company_fax": "1", "Email": "a@yopmail.com"})
+    assert spam.status == "spam"
+    assert spam.reasons[:2] == ("honeypot field 'company_fax' filled in", "disposable e-mail domain yopmail.com")
+    target = rules(default="non-target", rules=[{"field": "utm_source", "in": ["yandex"], "status": "target"}])
+    assert target.qualify({"utm_source": "Yandex"}).status == "target"
+    assert target.qualify({"utm_source": "vk"}).status == "non-target"
+
+
+def test_durations() -> None:
+    assert parse_duration("30d") == dt.timedelta(days=30)
+    assert parse_duration("10m") == parse_duration(600) == parse_duration("600")
+    assert parse_duration("2w") == dt.timedelta(days=14)
+    for bad in ("0", "ten minutes", "5y", "-3d", True):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+# ------------------------------------------------------------------------ config errors
+
+
+def _check(project, leads: str) -> str:  # type: ignore[no-untyped-def]
+    project.config("connectors:\n  forms:\n    plugin: webhook\n    token: t0k3n\n    leads:\n"
+                   + textwrap.indent(textwrap.dedent(leads), "      "))
+    result = project.hub("check")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return result.stderr
+
+
+@pytest.mark.parametrize(("leads", "where", "says"), [
+    ("rules:\n  - {field: city, equals: a, regex: b, status: spam}\n", "connectors.forms.leads.rules[0]",
+     "set exactly one of equals, contains, regex, in, empty (found: equals, regex)"),
+    ("rules:\n  - {field: city, status: spam}\n", "connectors.forms.leads.rules[0]", "set exactly one of"),
+    ("rules:\n  - {field: msg, regex: 'casino(', status: spam}\n", "connectors.forms.leads.rules[0]",
+     "regex 'casino(' does not compile"),
+    ("rules:\n  - {field: city, in: [], status: spam}\n", "connectors.forms.leads.rules[0]", "'in' needs at least one"),
+    ("rules:\n  - {field: city, equals: a, status: junk}\n", "connectors.forms.leads.rules[0].status",
+     "'target', 'non-target' or 'spam'"),
+    ("rules:\n  - {field: city, equals: a}\n", "connectors.forms.leads.rules[0].status", "required key is missing"),
+    ("rules:\n  - {field: city, equal: a, status: spam}\n", "connectors.forms.leads.rules[0].equal",
+     "did you mean 'equals'"),
+    ("burst: {max: 5, window: soon}\n", "connectors.forms.leads.burst.window", "'soon' is not a duration"),
+    ("burst: {window: 10m}\n", "connectors.forms.leads.burst.max", "required key is missing"),
+    ("disposable_domains: [not a domain]\n", "connectors.forms.leads.disposable_domains",
+     "'not a domain' is not a domain"),
+    ("phone_region: XX\n", "connectors.forms.leads.phone_region", "unknown region 'XX'"),
+    ("honeypots: [website]\n", "connectors.forms.leads.honeypots", "did you mean 'honeypot'"),
+])
+def test_config_errors_name_the_file_the_key_and_the_fix(project, leads: str, where: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    message = _check(project, leads)
+    assert "hub.yaml" in message
+    assert where in message
+    assert says in message
+
+
+def test_an_unknown_rule_key_lists_the_keys_as_written(project) -> None:  # type: ignore[no-untyped-def]
+    message = _check(project, "rules:\n  - {field: city, is: a, status: spam}\n")
+    assert "allowed keys here:" in message and " in," in message and "negate" in message and "in_" not in message
+
+
+# ------------------------------------------------------------------------ through hub serve
+
+
+CONFIG = f"""\
+connectors:
+  forms:
+    plugin: webhook
+    format: form
+    token: {TOKEN}
+    leads:
+      honeypot: [website]
+      burst: {{max: 3, window: 1h}}
+      rules:
+        - {{field: formname, equals: Вакансия, status: non-target, name: a job application}}
+"""
+
+MAPPING = """\
+fields:
+  full_name: {from: Name, transforms: [split_name]}
+  phone: {from: Phone, transforms: [phone]}
+  email: {from: Email, transforms: [email]}
+"""
+
+
+class Site:
+    """A running hub serve (the sync left to ``sync()``) and the hub command on its config."""
+
+    def __init__(self, root: Path, store_url: str, config: str = CONFIG):
+        from hub.config import load_config
+        from hub.plugins import connector_classes
+        from hub.serve import Server
+        from hub.store import open_store
+
+        self.root = root
+        (root / "mappings").mkdir(exist_ok=True)
+        (root / "mappings" / "forms.yaml").write_text(MAPPING, encoding="utf-8")
+        (root / "hub.yaml").write_text(f"store: {store_url}\n{config}", encoding="utf-8")
+        self.config = load_config(root / "hub.yaml", connector_classes())
+        self.store = open_store(self.config.store_url)
+        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=False).start()
+        self.url = f"http://127.0.0.1:{self.server.port}/hooks/forms?token={TOKEN}"
+
+    def post(self, **fields: str) -> None:
+        answer = requests.post(self.url, data=fields, timeout=30)
+        assert answer.status_code == 200, answer.text
+
+    def sync(self) -> dict:
+        result = self.hub("sync", "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def hub(self, *args: str):  # type: ignore[no-untyped-def]
+        from click.testing import CliRunner
+
+        from hub.cli import main
+
+        return CliRunner().invoke(main, ["-c", str(self.root / "hub.yaml"), *args], catch_exceptions=False)
+
+    def leads(self, *args: str) -> list[dict]:
+        result = self.hub("leads", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    def close(self) -> None:
+        self.server.stop()
+        self.store.dispose()
+
+
+@pytest.fixture
+def site(tmp_path: Path, store_url: str) -> Iterator[Site]:
+    running = Site(tmp_path, store_url)
+    yield running
+    running.close()
+
+
+def test_verdicts_reach_the_event_the_contact_and_hub_leads(site: Site) -> None:
+    site.post(Name="Анна Смирнова", Phone="+7 916 111-22-33", Email="anna@example.ru", formname="Заявка")
+    site.post(Name="Олег Петров", Phone="+7 916 222-33-44", Email="oleg@example.ru", formname="Вакансия")
+    site.post(Name="Bot", Email="bot@example.org", website="http://spam.example")
+    report = site.sync()
+    assert report["counts"]["forms"]["read"] == 3 and report["counts"]["forms"]["created"] == 2
+    with site.store.connect() as c:
+        people = {row.email: json.loads(row.attributes or "{}") for row in c.execute(select(contacts))}
+        payloads = [json.loads(row.payload) for row in c.execute(select(events).order_by(events.c.id))]
+    assert set(people) == {"anna@example.ru", "oleg@example.ru"}  # the spam made no contact
+    assert people["anna@example.ru"]["x_lead_status"] == "target"
+    assert people["oleg@example.ru"]["x_lead_status"] == "non-target"
+    assert [p["lead_status"] for p in payloads] == ["target", "non-target"]
+    assert payloads[1]["lead_reasons"] == "a job application"
+
+    listed = site.leads()
+    assert [(r["status"], r["email"]) for r in listed] == [
+        ("spam", "b***@example.org"), ("non-target", "o***@example.ru"), ("target", "a***@example.ru")]
+    assert listed[0]["reasons"] == ["honeypot field 'website' filled in"] and listed[0]["contact_id"] is None
+    assert listed[2]["contact_id"] is not None and listed[2]["form"] == "Заявка"
+    assert [r["email"] for r in site.leads("--status", "spam", "--unmask")] == ["bot@example.org"]
+    assert len(site.leads("--status", "target", "--status", "non-target")) == 2
+    assert site.leads("--since", "2099-01-01") == []
+    assert len(site.leads("--since", "1d")) == 3
+    with site.store.connect() as c:
+        read = c.execute(select(audit).where(audit.c.action == "leads")).all()
+    assert len(read) == 5 and read[1].unmasked == 1 and read[0].unmasked == 0
+
+    card = site.hub("show", "anna@example.ru")
+    assert card.exit_code == 0 and "x_lead_status: target" in card.stdout
+
+
+def test_a_sender_cannot_set_its_own_status(site: Site) -> None:
+    site.post(Name="Bot", Email="bot@example.org", website="x", hub_lead_status="target")
+    site.sync()
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(contacts)).scalar() == 0
+
+
+def test_a_burst_from_one_ip_is_spam_and_stays_spam_after_a_restart(tmp_path: Path, store_url: str) -> None:
+    site = Site(tmp_path, store_url)
+    try:
+        for i in range(5):
+            site.post(Name=f"Client {i}", Email=f"client{i}@example.ru")
+    finally:
+        site.close()
+    again = Site(tmp_path, store_url)  # a restart: the count comes from the inbox
+    try:
+        again.post(Name="Client 5", Email="client5@example.ru")
+        again.sync()
+        listed = again.leads()
+        assert [r["status"] for r in reversed(listed)] == ["target"] * 3 + ["spam"] * 3
+        assert listed[0]["reasons"] == ["6 submissions from one IP within 1h (at most 3)"]
+        with again.store.connect() as c:
+            assert c.execute(select(func.count()).select_from(contacts)).scalar() == 3
+    finally:
+        again.close()
+
+
+def test_best_status_wins_when_submissions_merge_in_either_order(tmp_path: Path) -> None:
+    for order in (("Вакансия", "Заявка"), ("Заявка", "Вакансия")):
+        root = tmp_path / "-".join(order)
+        root.mkdir()
+        site = Site(root, f"sqlite:///{root / 'hub.db'}")
+        try:
+            for form in order:
+                site.post(Name="Ирина Волкова", Email="irina@example.ru", formname=form)
+                site.sync()  # one run each: the second submission merges into the contact
+            with site.store.connect() as c:
+                rows = c.execute(select(contacts.c.attributes).where(contacts.c.deleted_at.is_(None))).all()
+                statuses = [p["lead_status"] for (p,) in
+                            ((json.loads(r.payload),) for r in c.execute(select(events).order_by(events.c.id)))]
+            assert len(rows) == 1
+            assert json.loads(rows[0].attributes)["x_lead_status"] == "target", order
+            assert statuses == ["non-target" if f == "Вакансия" else "target" for f in order]
+        finally:
+            site.close()
+
+
+def test_stricter_rules_take_back_a_contact_the_spam_had_made(tmp_path: Path) -> None:
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        site.post(Name="Казино Вулкан", Email="win@casino.example", Message="Бонус")
+        site.post(Name="Мария", Email="maria@example.ru", Message="Хочу на курс")
+        site.sync()
+        stricter = CONFIG + "        - {field: Message, regex: '(?i)бонус', status: spam}\n"
+        (tmp_path / "hub.yaml").write_text(f"store: sqlite:///{tmp_path / 'hub.db'}\n{stricter}", encoding="utf-8")
+        report = site.sync()  # new rules: the inbox is read again
+        assert report["counts"]["forms"]["removed"] == 1
+        with site.store.connect() as c:
+            live = c.execute(select(contacts.c.email).where(contacts.c.deleted_at.is_(None))).scalars().all()
+        assert live == ["maria@example.ru"]
+        log = site.hub("log", "--json", "--connector", "forms")
+        assert any(r["reason"] != "create" for r in json.loads(log.stdout))
+    finally:
+        site.close()
+
+
+def test_clean_removes_old_spam_only_as_an_audited_run(site: Site) -> None:
+    site.post(Name="Old bot", Email="a@example.org", website="x")
+    site.post(Name="Old client", Email="client@example.ru")
+    site.post(Name="New bot", Email="b@example.org", website="y")
+    site.sync()
+    with site.store.begin() as c:  # the first two arrived 40 days ago
+        first_two = c.execute(select(inbox.c.id).order_by(inbox.c.id).limit(2)).scalars().all()
+        c.execute(update(inbox).where(inbox.c.id.in_(first_two)).values(
+            received_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=40)))
+
+    dry = site.hub("leads", "clean", "--older-than", "30d", "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["removed"] == 1
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(inbox)).scalar() == 3
+        assert c.execute(select(func.count()).select_from(runs).where(runs.c.kind == "leads-clean")).scalar() == 0
+
+    done = site.hub("leads", "clean", "--older-than", "30d", "--actor", "ops")
+    assert done.exit_code == 0, done.output
+    assert "removed 1 spam submissions" in done.stdout
+    with site.store.connect() as c:
+        left = c.execute(select(inbox.c.fields).order_by(inbox.c.id)).scalars().all()
+        run = c.execute(select(runs).where(runs.c.kind == "leads-clean")).one()
+        audited = c.execute(select(audit).where(audit.c.action == "leads-clean")).one()
+    assert [json.loads(f)["Name"] for f in left] == ["Old client", "New bot"]
+    assert run.status == "ok" and json.loads(run.counts)["removed"] == 1 and json.loads(run.counts)["actor"] == "ops"
+    assert audited.actor == "ops" and audited.rows == 1
+    again = site.hub("leads", "clean", "--older-than", "30d", "--json")
+    assert json.loads(again.stdout)["removed"] == 0
+    assert site.hub("leads", "clean", "--older-than", "soon").exit_code == 2
+
+
+def test_clean_keeps_spam_that_became_a_contact_under_earlier_rules(tmp_path: Path) -> None:
+    from hub.leads import clean_spam
+
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        site.post(Name="Пётр", Email="petr@example.ru", Message="x")
+        site.sync()
+        stricter = CONFIG + "        - {field: Message, equals: x, status: spam}\n"
+        (tmp_path / "hub.yaml").write_text(f"store: sqlite:///{tmp_path / 'hub.db'}\n{stricter}", encoding="utf-8")
+        from hub.config import load_config
+        from hub.plugins import connector_classes
+
+        config = load_config(tmp_path / "hub.yaml", connector_classes())
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=60)
+        result = clean_spam(config, site.store, parse_duration("30d"), now=later)
+        assert (result["removed"], result["kept_imported"]) == (0, 1)
+        with site.store.connect() as c:
+            assert c.execute(select(func.count()).select_from(inbox)).scalar() == 1
+            assert c.execute(select(func.count()).select_from(source_records)).scalar() == 1
+    finally:
+        site.close()
+
+
+def test_connectors_without_rules_are_unqualified(tmp_path: Path) -> None:
+    plain = f"connectors:\n  forms:\n    plugin: webhook\n    format: form\n    token: {TOKEN}\n"
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", config=plain)
+    try:
+        site.post(Name="Ян", Email="yan@example.ru", website="filled")
+        site.sync()
+        listed = site.leads()
+        assert [(r["status"], r["reasons"]) for r in listed] == [(None, [])]
+        assert len(site.leads("--status", "unqualified")) == 1 and site.leads("--status", "spam") == []
+        with site.store.connect() as c:
+            attributes = c.execute(select(contacts.c.attributes)).scalar()
+        assert "x_lead_status" not in (attributes or "")
+        unknown = site.hub("leads", "--connector", "nope")
+        assert unknown.exit_code == 2 and "no webhook connector named 'nope'" in unknown.stderr
+    finally:
+        site.close()
