@@ -117,7 +117,7 @@ def contact_card(c: Connection, contact_id: int) -> dict[str, Any]:
         ],
         "events": [
             {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None}
-            for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at))
+            for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at, events.c.id))
         ],
         "destinations": [
             {"destination": r.destination, "status": r.status, "attempts": r.attempts, "error": r.last_error,
