@@ -974,3 +974,13 @@ def run() -> None:  # pragma: no cover - console entry point alias
 
 
 __all__ = ["main", "EXIT_USAGE", "UsageError"]
+
+
+def _register_segments() -> None:
+    """``hub segments`` lives in ``hub.segments.cli`` and uses this module's helpers."""
+    from hub.segments.cli import segments_command
+
+    main.add_command(segments_command)
+
+
+_register_segments()

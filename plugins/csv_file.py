@@ -39,6 +39,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, HubError, RetriableError
+from hub.event_columns import EventColumns, with_events
 from hub.formulas import neutralize_formula, restore_formula
 from hub.hookspecs import hookimpl
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
@@ -96,6 +97,9 @@ class CsvOptions(ConnectorOptions):
     sheet: str | None = None
     #: Row of the header (1-based); rows above it are ignored and kept on write.
     header_row: int = Field(1, ge=1)
+    #: Each row is also an event of its record: an order (``purchase``) or a funnel stage
+    #: (docs/segments.md). Rows are then history: a row gone from the file removes nothing.
+    events: EventColumns | None = None
 
     @field_validator("path")
     @classmethod
@@ -243,6 +247,17 @@ class CsvConnector(Connector):
     # ---------------------------------------------------------------- reading
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
+        """The file's records (``_read_file``), each with its row's event when ``events:``
+        is set."""
+        if self.options.events is None:
+            return self._read_file(cursor)
+        try:
+            fallback = dt.datetime.fromtimestamp(self.path.stat().st_mtime, tz=dt.timezone.utc)
+        except OSError as error:
+            raise self._os_error(error, "read") from None
+        return with_events(self._read_file(cursor), self.options.events, str(self.path), fallback)
+
+    def _read_file(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
         """Every non-blank row, then a complete checkpoint; only a checkpoint when
         the file's fingerprint equals ``cursor``.
 
