@@ -26,6 +26,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "hub_plugins.twilio",
     "hub_plugins.webhook",
     "hub_plugins.yandex_metrica",
+    "hub_plugins.ga4",
 )
 
 #: Built-in features made as plugins: the one-line summary of every run (hub_run_finished).

@@ -49,7 +49,7 @@ def tilda_form(tranid: str, name: str, email: str, phone: str, ym_uid: str) -> d
 class Site:
     """A project with a Tilda endpoint on a running hub serve and a Metrica connector."""
 
-    def __init__(self, root: Path, metrica: FakeMetrica, *, extra: str = ""):
+    def __init__(self, root: Path, metrica: FakeMetrica | None, *, extra: str = "", analytics: str | None = None):
         from hub.config import load_config
         from hub.plugins import connector_classes
         from hub.serve import Server
@@ -62,8 +62,9 @@ class Site:
             f"store: sqlite:///{root / 'hub.db'}\n"
             "connectors:\n"
             "  tilda:\n    plugin: webhook\n    format: tilda\n    api_key: $HUB_TEST_TILDA_KEY\n"
-            "  metrica:\n    plugin: yandex_metrica\n    counter_id: 44556677\n    token: $HUB_TEST_METRICA_TOKEN\n"
-            f"    endpoint: {metrica.url}\n    initial_days: 5\n    poll_seconds: 0\n    backoff_seconds: 0\n"
+            + (analytics if metrica is None else
+               "  metrica:\n    plugin: yandex_metrica\n    counter_id: 44556677\n    token: $HUB_TEST_METRICA_TOKEN\n"
+               f"    endpoint: {metrica.url}\n    initial_days: 5\n    poll_seconds: 0\n    backoff_seconds: 0\n")
             + extra, encoding="utf-8")
         self.config = load_config(root / "hub.yaml", connector_classes())
         self.store = open_store(self.config.store_url)

@@ -1,0 +1,153 @@
+"""GA4 connector (google-api-python-client against a fake Data API server) and the
+linking of its sessions to the contacts of site forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.store.schema import events, pending_visits
+from tests.fakes.ga4 import FakeGa4
+from tests.test_yandex_metrica import Site, tilda_form
+
+GA_TOKEN = "ya29.ga4-access-token-3f9d"
+PROPERTY = "345678901"
+GA_CID = "987654321.1712345678"  # of the _ga cookie tilda_form sends
+YM_UID = "1712345678901234567"
+DOCUMENT = Path(__file__).parent / "fakes" / "analyticsdata.v1beta.json"
+
+
+def hour(days_ago: int, at: int) -> str:
+    return (dt.date.today() - dt.timedelta(days=days_ago)).strftime("%Y%m%d") + f"{at:02d}"
+
+
+def ga4_yaml(fake: FakeGa4, extra: str = "") -> str:
+    return ("  ga:\n    plugin: ga4\n    property_id: '345678901'\n    access_token: $HUB_TEST_GA4_TOKEN\n"
+            f"    endpoint: {fake.url}/\n    discovery_document: {DOCUMENT}\n    initial_days: 5\n"
+            "    page_size: 2\n    backoff_seconds: 0\n" + extra)
+
+
+@pytest.fixture
+def ga() -> Iterator[FakeGa4]:
+    with FakeGa4(GA_TOKEN, PROPERTY) as fake:
+        yield fake
+
+
+def make_site(root: Path, fake: FakeGa4, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Site:
+    monkeypatch.setenv("HUB_TEST_TILDA_KEY", "tilda-api-key-0b7d")
+    monkeypatch.setenv("HUB_TEST_GA4_TOKEN", GA_TOKEN)
+    return Site(root, None, analytics=ga4_yaml(fake, extra))
+
+
+@pytest.fixture
+def site(tmp_path: Path, ga: FakeGa4, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+    served = make_site(tmp_path, ga, monkeypatch)
+    yield served
+    served.close()
+
+
+def add_sessions(ga: FakeGa4) -> None:
+    ga.session(GA_CID, hour(4, 9), sessionSource="google", sessionMedium="cpc", sessionCampaignName="brand",
+               sessionDefaultChannelGroup="Paid Search", deviceCategory="desktop", city="Kazan", region="Tatarstan")
+    ga.session(GA_CID, hour(2, 20), 2, sessionSource="(direct)", sessionMedium="(none)",
+               sessionCampaignName="(direct)", sessionDefaultChannelGroup="Direct", deviceCategory="mobile",
+               city="Moscow", region="Moscow")
+    ga.session("GA1.1.111.222", hour(1, 10), sessionSource="t.me", sessionMedium="referral",
+               sessionDefaultChannelGroup="Referral", deviceCategory="mobile", city="Omsk", region="Omsk Oblast")
+    ga.session("(not set)", hour(1, 11), sessionSource="bing", deviceCategory="desktop")
+
+
+def test_a_tilda_form_and_the_ga4_sessions_of_its_client_id_make_one_client_card(site: Site, ga: FakeGa4) -> None:
+    site.post_form(tilda_form("g1:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_sessions(ga)
+    report = site.sync()
+    assert report["status"] == "ok", report["errors"]
+    card = site.card(f"ga_client_id:{GA_CID}")
+    assert card["id"] == site.card("ivan@example.ru")["id"]
+    fields = card["fields"]
+    assert (fields["first_touch_channel"], fields["first_touch_source"], fields["first_touch_medium"],
+            fields["first_touch_campaign"]) == ("Paid Search", "google", "cpc", "brand")
+    assert fields["last_touch_channel"] == "Direct" and "last_touch_source" not in fields  # (direct) is no source
+    assert (fields["device"], fields["visit_region"], fields["visit_city"]) == ("mobile", "Moscow", "Moscow")
+    assert fields["visits"] == 3  # 1 + 2 sessions
+    # 4 rows in pages of 2; the request the library sent is the API's
+    assert ga.calls["runReport"] == 2
+    body = ga.bodies("runReport")[1]
+    assert body["offset"] == "2" and body["limit"] == "2" and len(body["dimensions"]) == 9
+    assert body["dimensions"][0] == {"name": "customEvent:client_id"}
+    with site.store.connect() as c:  # the other visitor (its raw _ga cookie value) waits; (not set) is no one
+        assert [r.value for r in c.execute(select(pending_visits))] == ["111.222"]
+    # the next run reads the lookback again and stores nothing twice
+    assert site.sync()["status"] == "ok"
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(events).where(events.c.type == "visit")).scalar() == 2
+
+
+def test_quota_exhausted_is_retried_then_left_for_the_next_sync(site: Site, ga: FakeGa4) -> None:
+    site.post_form(tilda_form("g2:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_sessions(ga)
+    ga.fail("runReport", 429, times=2)
+    ga.fail("runReport", 503)
+    assert site.sync()["status"] == "ok"
+    assert ga.calls["runReport"] == 5
+    assert site.card("ivan@example.ru")["fields"]["visits"] == 3
+    ga.fail("runReport", 429, times=100)
+    report = site.sync("ga")
+    assert report["status"] == "failed" and "RESOURCE_EXHAUSTED" in report["errors"][0]
+    assert "next sync" in report["errors"][0] and GA_TOKEN not in json.dumps(report)
+
+
+def test_token_budget_running_out(site: Site, ga: FakeGa4) -> None:
+    ga.tokens = 1
+    add_sessions(ga)
+    report = site.sync("ga")
+    assert report["status"] == "failed" and "Exhausted property tokens" in report["errors"][0]
+    ga.tokens = None
+    assert site.sync("ga")["status"] == "ok"
+    # the failed run saved no cursor: the whole initial range is asked again
+    assert {b["dateRanges"][0]["startDate"] for b in ga.bodies("runReport")} == {
+        (dt.date.today() - dt.timedelta(days=5)).isoformat()}
+
+
+def test_an_unregistered_dimension_and_a_bad_token_are_clear_errors(tmp_path: Path, ga: FakeGa4,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    served = make_site(tmp_path, ga, monkeypatch, extra="    client_id_dimension: customUser:visitor\n")
+    try:
+        report = served.sync("ga")
+        assert report["status"] == "failed"
+        assert "customUser:visitor is not a valid dimension" in report["errors"][0]
+        assert "registered as a custom dimension" in report["errors"][0]
+        ga.token = "another"
+        ga.custom.add("customUser:visitor")
+        report = served.sync("ga")
+        assert "HTTP 401" in report["errors"][0] and GA_TOKEN not in report["errors"][0]
+    finally:
+        served.close()
+
+
+def test_a_user_id_dimension_links_by_the_forms_user_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeGa4(GA_TOKEN, PROPERTY, custom=("customUser:user_id",)) as fake:
+        fake.sessions.append({"customUser:user_id": "u-42", "dateHour": hour(1, 12), "sessions": "1",
+                              "sessionSource": "newsletter", "sessionMedium": "email",
+                              "sessionDefaultChannelGroup": "Email", "deviceCategory": "tablet"})
+        served = make_site(tmp_path, fake, monkeypatch,
+                           extra="    client_id_dimension: customUser:user_id\n    id_kind: user_id\n")
+        try:
+            served.post_form({**tilda_form("g5:1", "Анна Смирнова", "anna@example.ru", "+7 903 555-11-22", YM_UID),
+                              "ga_user_id": "u-42"})
+            assert served.sync()["status"] == "ok"
+            fields = served.card("ga_user_id:u-42")["fields"]
+            assert fields["first_touch_channel"] == "Email" and fields["device"] == "tablet"
+        finally:
+            served.close()
+
+
+def test_options_need_one_credential(project) -> None:  # type: ignore[no-untyped-def]
+    project.config("connectors:\n  ga:\n    plugin: ga4\n    property_id: '1'\n")
+    result = project.hub("check")
+    assert result.exit_code != 0 and "exactly one of credentials_file" in result.output
