@@ -830,7 +830,8 @@ class Sync:
             ident_add.extend(
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
             )
-            ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id] - wanted)
+            ident_drop.extend((contact_id, kind, value) for kind, value in idents[contact_id] - wanted
+                              if kind not in analytics.CLIENT_ID_KINDS)  # from forms' events, not records
             if diff:
                 contact_updates.append(_contact_row(contact_id, new, self.report.run_id, now, deleted=False))
                 outbox_contacts[contact_id] = new

@@ -274,3 +274,20 @@ def test_three_parallel_downloads_at_most(tmp_path: Path, monkeypatch: pytest.Mo
         finally:
             served.close()
         assert fake.calls["download"] == 12 and fake.rate_limited == 0 and fake.peak_concurrent <= 3
+
+
+def test_a_merge_brings_the_client_ids_and_visits_together(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form({**tilda_form("t6:1", "Иван Петров", "ivan@example.ru", "", YM_UID), "Phone": ""})
+    site.post_form({**tilda_form("t6:2", "", "", "+7 916 123-45-67", OTHER_UID), "Email": "", "Name": ""})
+    add_visits(metrica)
+    site.sync()
+    assert site.card("ivan@example.ru")["id"] != site.card("+79161234567")["id"]
+    assert site.card("ivan@example.ru")["fields"]["visits"] == 3
+    # a later form with both the e-mail and the phone: one person
+    site.post_form(tilda_form("t6:3", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    assert site.sync("tilda")["status"] == "ok"
+    card = site.card(f"ym_client_id:{OTHER_UID}")
+    assert card["id"] == site.card(f"ym_client_id:{YM_UID}")["id"] == site.card("ivan@example.ru")["id"]
+    assert card["fields"]["visits"] == 4 and card["fields"]["first_touch_campaign"] == "spring_sale"
+    with site.store.connect() as c:
+        assert set(c.execute(select(events.c.contact_id).where(events.c.type == "visit")).scalars()) == {card["id"]}
