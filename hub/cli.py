@@ -250,8 +250,12 @@ def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete
 @click.option("--sync-delay", default=1.0, show_default=True, type=click.FloatRange(0),
               help="Seconds after a new request before the webhook connectors are synced.")
 @click.option("--no-sync", is_flag=True, help="Only store requests in the inbox; leave them to `hub sync`.")
+@click.option("--trusted-proxy", metavar="ADDR",
+              help="Address of the reverse proxy in front (e.g. 127.0.0.1): the sender's IP is taken from its "
+              "X-Forwarded-For header.")
 @click.pass_obj
-def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sync: bool) -> None:
+def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sync: bool,
+          trusted_proxy: str | None) -> None:
     """Receive site forms: POST /hooks/<connector>, GET /healthz."""
     from hub.serve import Server, webhook_connectors
 
@@ -261,7 +265,8 @@ def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sy
         raise UsageError(f"no webhook connector in {config.path.name}",
                          hint="add a connector with plugin: webhook (see README, hub serve)")
     try:
-        server = Server(config, app.store, host, port, threads=threads, sync_delay=sync_delay, sync=not no_sync)
+        server = Server(config, app.store, host, port, threads=threads, sync_delay=sync_delay, sync=not no_sync,
+                        trusted_proxy=trusted_proxy)
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     signal.signal(signal.SIGTERM, _terminate)

@@ -271,7 +271,7 @@ class Server:
     """The WSGI app on waitress with the sync worker; ``serve`` blocks, ``start`` runs it in a thread."""
 
     def __init__(self, config: Any, store: Store, host: str = "127.0.0.1", port: int = 8080, *,
-                 threads: int = 8, sync_delay: float = 1.0, sync: bool = True):
+                 threads: int = 8, sync_delay: float = 1.0, sync: bool = True, trusted_proxy: str | None = None):
         from waitress.server import create_server
 
         names = webhook_connectors(config)
@@ -283,6 +283,10 @@ class Server:
         self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        # behind a reverse proxy the sender's address (the burst rule of leads) is the
+        # proxy's X-Forwarded-For, believed from that proxy only
+        proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-for"},
+                 "trusted_proxy_count": 1, "clear_untrusted_proxy_headers": True} if trusted_proxy else {}
 
     @property
     def port(self) -> int:

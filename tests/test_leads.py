@@ -211,7 +211,7 @@ fields:
 class Site:
     """A running hub serve (the sync left to ``sync()``) and the hub command on its config."""
 
-    def __init__(self, root: Path, store_url: str, config: str = CONFIG):
+    def __init__(self, root: Path, store_url: str, config: str = CONFIG, trusted_proxy: str | None = None):
         from hub.config import load_config
         from hub.plugins import connector_classes
         from hub.serve import Server
@@ -223,11 +223,12 @@ class Site:
         (root / "hub.yaml").write_text(f"store: {store_url}\n{config}", encoding="utf-8")
         self.config = load_config(root / "hub.yaml", connector_classes())
         self.store = open_store(self.config.store_url)
-        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=False).start()
+        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=False,
+                             trusted_proxy=trusted_proxy).start()
         self.url = f"http://127.0.0.1:{self.server.port}/hooks/forms?token={TOKEN}"
 
-    def post(self, **fields: str) -> None:
-        answer = requests.post(self.url, data=fields, timeout=30)
+    def post(self, headers: dict[str, str] | None = None, **fields: str) -> None:
+        answer = requests.post(self.url, data=fields, headers=headers, timeout=30)
         assert answer.status_code == 200, answer.text
 
     def sync(self) -> dict:
@@ -316,6 +317,24 @@ def test_a_burst_from_one_ip_is_spam_and_stays_spam_after_a_restart(tmp_path: Pa
             assert c.execute(select(func.count()).select_from(contacts)).scalar() == 3
     finally:
         again.close()
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_behind_a_trusted_proxy_the_burst_counts_the_forwarded_address(tmp_path: Path, trusted: bool) -> None:
+    config = CONFIG.replace("max: 3, window: 1h", "max: 1, window: 1h")
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", config, trusted_proxy="127.0.0.1" if trusted else None)
+    try:
+        for i, address in enumerate(("203.0.113.7", "203.0.113.7", "198.51.100.2")):
+            site.post(headers={"X-Forwarded-For": address}, Name=f"Client {i}", Email=f"c{i}@example.ru")
+        listed = list(reversed(site.leads()))
+        if trusted:
+            assert [r["ip"] for r in listed] == ["203.0.113.7", "203.0.113.7", "198.51.100.2"]
+            assert [r["status"] for r in listed] == ["target", "spam", "target"]
+        else:  # a header anyone can send is not believed
+            assert [r["ip"] for r in listed] == ["127.0.0.1"] * 3
+            assert [r["status"] for r in listed] == ["target", "spam", "spam"]
+    finally:
+        site.close()
 
 
 def test_best_status_wins_when_submissions_merge_in_either_order(tmp_path: Path) -> None:
