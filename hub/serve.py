@@ -94,6 +94,8 @@ class WebhookApp:
             return _answer(start_response, answer.status, {"error": answer.reason})
         if isinstance(answer, Probe):
             log.info("webhook %s: test request answered", name)
+            if answer.reply is not None:
+                return _answer_text(start_response, answer.reply)
             return _answer(start_response, 200, {"ok": True, "test": True})
         assert isinstance(answer, Accepted)
         try:
@@ -104,10 +106,7 @@ class WebhookApp:
         if stored and self.on_accepted is not None:
             self.on_accepted(name)
         if answer.reply is not None:  # the sender's own word, also for a duplicate, or it sends again
-            payload = answer.reply.encode()
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
-                                      ("Content-Length", str(len(payload)))])
-            return [payload]
+            return _answer_text(start_response, answer.reply)
         return _answer(start_response, 200, {"ok": True, "duplicate": not stored})
 
     def _store(self, name: str, answer: Accepted, request: WebhookRequest) -> bool:
@@ -166,6 +165,12 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
             return stream.read(size)
     body = stream.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _answer_text(start_response: StartResponse, text: str) -> Iterable[bytes]:
+    payload = text.encode()
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(payload)))])
+    return [payload]
 
 
 def _answer(start_response: StartResponse, status: int, data: dict[str, Any],
@@ -278,15 +283,15 @@ class Server:
         self.worker = SyncWorker(config, store, names, delay=sync_delay) if sync and names else None
         self.app = WebhookApp(config, store, on_accepted=self.worker.notify if self.worker else None)
         # waitress refuses bodies over its own limit before the app reads them
-        self.server = create_server(self.app, host=host, port=port, threads=threads,
-                                    max_request_body_size=self.app.max_body + 1, ident="hub")
-        self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
         # behind a reverse proxy the sender's address (the burst rule of leads) is the
         # proxy's X-Forwarded-For, believed from that proxy only
         proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-for"},
                  "trusted_proxy_count": 1, "clear_untrusted_proxy_headers": True} if trusted_proxy else {}
+        self.server = create_server(self.app, host=host, port=port, threads=threads,
+                                    max_request_body_size=self.app.max_body + 1, ident="hub", **proxy)
+        self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def port(self) -> int:

@@ -41,6 +41,9 @@ class Accepted:
 class Probe:
     """A sender's test of the URL (Tilda's ``test=test``): answered 200, not stored."""
 
+    #: As ``Accepted.reply``.
+    reply: str | None = None
+
 
 @dataclass(frozen=True)
 class Rejected:

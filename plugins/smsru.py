@@ -47,7 +47,7 @@ from hub.model import (
     WriteResult,
 )
 from hub.redact import register_secret
-from hub.webhooks import WEBHOOK, Accepted, Rejected, WebhookRequest
+from hub.webhooks import WEBHOOK, Accepted, Probe, Rejected, WebhookRequest
 
 PHONE_KEYS = ("phone", "Phone", "SMS")
 #: SMS.ru's own codes: credentials, and "too many requests" (retried like a 429).
@@ -215,7 +215,7 @@ class SmsRuConnector(Connector):
     def max_body(self) -> int:
         return self.options.max_body
 
-    def receive(self, request: WebhookRequest) -> Accepted | Rejected:
+    def receive(self, request: WebhookRequest) -> Accepted | Probe | Rejected:
         """The sender's message log (JSON) or SMS.ru's status callback (a form); never raises."""
         token = self.options.token
         if not token:
@@ -231,6 +231,8 @@ class SmsRuConnector(Connector):
                 statuses = _callback_statuses(pairs)
                 if statuses:
                     return Accepted(delivery[:200], {"sms_status": json.dumps(statuses)}, reply="100")
+                if any(key.startswith("data[") for key, _ in pairs):
+                    return Probe(reply="100")  # SMS.ru's test, or a callback of another kind: nothing to keep
                 sent = _sent_messages(dict(pairs))
             else:
                 sent = _sent_messages(json.loads(request.body.decode("utf-8")))

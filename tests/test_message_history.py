@@ -135,6 +135,14 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
                 assert called.status_code == 200 and called.text == "100"
                 assert called.headers["Content-Type"].startswith("text/plain")
             server.worker.wait_idle(30)
+            # Oleg's status is called back before the sending system reports the message
+            (oleg_id,) = [r["sms_id"] for r in smsru.send("79163334455")["sms"].values()]
+            smsru.progress(oleg_id, 103)
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            assert requests.post(hook, data=callback_body([(oleg_id, 103, None)]), headers=form, timeout=10).text == "100"
+            server.worker.wait_idle(30)
+            assert requests.post(hook, json={"sms_id": oleg_id, "phone": "+7 916 333-44-55"}, timeout=10).ok
+            server.worker.wait_idle(30)
             refused = requests.post(hook.replace(HOOK_TOKEN, "wrong"), data=callback_body([("x", 103, None)]),
                                     timeout=10)
             assert refused.status_code == 401
@@ -146,6 +154,7 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
         assert ivan["messages_30d"] == 1
         anna = card(project, "+79162223344")
         assert [e["type"] for e in anna["events"]] == ["sms_sent"]
+        assert [e["type"] for e in card(project, "+79163334455")["events"]] == ["sms_sent", "sms_delivered"]
         # Anna's message fails without a callback: the next sync asks SMS.ru, faults and all
         smsru.progress(ids["79162223344"], 106)
         smsru.fail("sms.status", 429)
@@ -160,7 +169,7 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
         assert ivan["messages_30d"] == 1 and card(project, "+79161234567")["events"] == ivan["events"]
         # asked about Anna's and the unknown number's messages only; Anna's no more once final
         asked = [r.form()["sms_id"][0] for n, r in smsru.requests if n == "sms.status"][calls:]
-        assert all(ids["79161234567"] not in a for a in asked)
+        assert all(ids["79161234567"] not in a and oleg_id not in a for a in asked)
         assert ids["79162223344"] not in asked[-1]
         assert smsru.keys_in_query == 0
         text = "\n".join(project.hub(*args).output for args in (("runs", "--json"), ("log", "--json"),

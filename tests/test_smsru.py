@@ -14,7 +14,7 @@ from hub_plugins.smsru import SmsRuConnector, SmsRuOptions
 from hub.connector import ConnectorContext
 from hub.errors import FatalError
 from hub.model import OutboundItem
-from hub.webhooks import Accepted, WebhookRequest
+from hub.webhooks import Accepted, Probe, WebhookRequest
 from tests.conformance import ConnectorConformance, read_all
 from tests.fakes.smsru import FakeSmsRu, callback_body
 
@@ -187,6 +187,8 @@ def test_the_message_log_and_the_status_callback_are_received(fake, tmp_path):
     assert isinstance(callback, Accepted) and callback.reply == "100"
     statuses = json.loads(callback.fields["sms_status"])
     assert statuses[0][:2] == ["201-1", 103] and statuses[1][:2] == ["201-2", 106]
+    probe = connector.receive(request(b"data%5B%5D=test", "application/x-www-form-urlencoded"))
+    assert isinstance(probe, Probe) and probe.reply == "100"
     assert connector.receive(request(b"{}", "application/json")).status == 400
     assert connector.receive(request(b"{not json", "application/json")).status == 400
     assert connector.receive(request(b"{}", "application/json", token="wrong")).status == 401
