@@ -38,15 +38,16 @@ def ga() -> Iterator[FakeGa4]:
         yield fake
 
 
-def make_site(root: Path, fake: FakeGa4, monkeypatch: pytest.MonkeyPatch, extra: str = "") -> Site:
+def make_site(root: Path, fake: FakeGa4, monkeypatch: pytest.MonkeyPatch, extra: str = "",
+              store_url: str | None = None) -> Site:
     monkeypatch.setenv("HUB_TEST_TILDA_KEY", "tilda-api-key-0b7d")
     monkeypatch.setenv("HUB_TEST_GA4_TOKEN", GA_TOKEN)
-    return Site(root, None, analytics=ga4_yaml(fake, extra))
+    return Site(root, None, analytics=ga4_yaml(fake, extra), store_url=store_url)
 
 
 @pytest.fixture
-def site(tmp_path: Path, ga: FakeGa4, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
-    served = make_site(tmp_path, ga, monkeypatch)
+def site(tmp_path: Path, ga: FakeGa4, monkeypatch: pytest.MonkeyPatch, store_url: str) -> Iterator[Site]:
+    served = make_site(tmp_path, ga, monkeypatch, store_url=store_url)
     yield served
     served.close()
 

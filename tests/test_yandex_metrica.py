@@ -49,7 +49,8 @@ def tilda_form(tranid: str, name: str, email: str, phone: str, ym_uid: str) -> d
 class Site:
     """A project with a Tilda endpoint on a running hub serve and a Metrica connector."""
 
-    def __init__(self, root: Path, metrica: FakeMetrica | None, *, extra: str = "", analytics: str | None = None):
+    def __init__(self, root: Path, metrica: FakeMetrica | None, *, extra: str = "", analytics: str | None = None,
+                 store_url: str | None = None):
         from hub.config import load_config
         from hub.plugins import connector_classes
         from hub.serve import Server
@@ -59,7 +60,7 @@ class Site:
         (root / "mappings").mkdir(exist_ok=True)
         (root / "mappings" / "tilda.yaml").write_text(MAPPING, encoding="utf-8")
         (root / "hub.yaml").write_text(
-            f"store: sqlite:///{root / 'hub.db'}\n"
+            f"store: {store_url or 'sqlite:///' + str(root / 'hub.db')}\n"
             "connectors:\n"
             "  tilda:\n    plugin: webhook\n    format: tilda\n    api_key: $HUB_TEST_TILDA_KEY\n"
             + (analytics if metrica is None else
@@ -100,10 +101,10 @@ def metrica() -> Iterator[FakeMetrica]:
 
 
 @pytest.fixture
-def site(tmp_path: Path, metrica: FakeMetrica, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
+def site(tmp_path: Path, metrica: FakeMetrica, monkeypatch: pytest.MonkeyPatch, store_url: str) -> Iterator[Site]:
     monkeypatch.setenv("HUB_TEST_TILDA_KEY", TILDA_KEY)
     monkeypatch.setenv("HUB_TEST_METRICA_TOKEN", TOKEN)
-    served = Site(tmp_path, metrica)
+    served = Site(tmp_path, metrica, store_url=store_url)
     yield served
     served.close()
 
@@ -228,7 +229,7 @@ def test_a_failed_read_still_cleans_its_log_request_and_keeps_the_cursor(site: S
 def test_a_request_not_processed_in_time_is_canceled(site: Site, metrica: FakeMetrica, tmp_path: Path) -> None:
     metrica.polls = 10_000
     site.close()
-    site.__init__(tmp_path, metrica, extra="    max_wait_seconds: 0.005\n")  # type: ignore[misc]
+    site.__init__(tmp_path, metrica, extra="    max_wait_seconds: 0.005\n", store_url=site.config.store_url)  # type: ignore[misc]
     report = site.sync("metrica")
     assert report["status"] == "failed" and "not processed" in report["errors"][0]
     assert metrica.statuses() == ["canceled"]
