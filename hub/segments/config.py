@@ -95,7 +95,7 @@ class Condition(_Strict):
         subject = subjects[0]
         tests = [name for name in ("is_", "in_", "not_in", "min", "max", "min_duration", "max_duration", "exists")
                  if getattr(self, name) is not None]
-        if subject in ("all", "any", "not_", "event", "latest_event"):
+        if subject in ("all", "any", "not_", "event", "latest_event", "segment"):
             if tests:
                 raise ValueError(f"{subject.rstrip('_')} takes no test ({', '.join(t.rstrip('_') for t in tests)})")
             if subject in ("event", "latest_event") and not getattr(self, subject):
