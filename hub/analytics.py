@@ -201,8 +201,8 @@ def move_client_ids(c: Connection, survivor: int, losers: Sequence[int]) -> None
         identifiers.c.contact_id.in_(list(losers)), identifiers.c.kind.in_(CLIENT_ID_KINDS)))).all()
     if not rows:
         return
-    held = set(c.execute(select(identifiers.c.kind, identifiers.c.value).where(and_(
-        identifiers.c.contact_id == survivor, identifiers.c.kind.in_(CLIENT_ID_KINDS)))).tuples())
+    held = {(row.kind, row.value) for row in c.execute(select(identifiers.c.kind, identifiers.c.value).where(and_(
+        identifiers.c.contact_id == survivor, identifiers.c.kind.in_(CLIENT_ID_KINDS))))}
     bulk_insert(c, identifiers, [{"kind": kind, "value": value, "contact_id": survivor}
                                  for kind, value in sorted({(r.kind, r.value) for r in rows}) if (kind, value) not in held])
 
