@@ -63,7 +63,8 @@ def bar_chart(label: str, bars: Sequence[Bar], *, width: int = 360, empty_messag
     if not bars or all(bar.value <= 0 for bar in bars):
         return empty(empty_message)
     top = max(bar.value for bar in bars)
-    room = width - 110
+    texts = [_num(bar.value) + (f" {bar.note}" if bar.note else "") for bar in bars]
+    room = width - 10 - 6.6 * max(len(text) for text in texts)  # the longest bar keeps its value in view
     row = 38
     body: list[str] = []
     for i, bar in enumerate(bars):
@@ -77,8 +78,7 @@ def bar_chart(label: str, bars: Sequence[Bar], *, width: int = 360, empty_messag
                 f'fill="{esc(bar.color)}"{stroke} data-value="{bar.value:g}"><title>{esc(bar.label)}: '
                 f"{esc(_num(bar.value))}</title></rect>"
             )
-        text = _num(bar.value) + (f" {bar.note}" if bar.note else "")
-        body.append(f'<text x="{length + 6:.1f}" y="{y + 30}" font-size="12" fill="#444">{esc(text)}</text>')
+        body.append(f'<text x="{length + 6:.1f}" y="{y + 30}" font-size="12" fill="#444">{esc(texts[i])}</text>')
     marks = sum(1 for bar in bars if bar.value > 0)
     return _svg(width, len(bars) * row, body, marks, label)
 

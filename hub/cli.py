@@ -480,7 +480,7 @@ def report_command(app: App, output: Path, actor: str | None, as_json: bool) -> 
 
     now = utcnow()
     with app.store.connect() as c:
-        data = collect(c, now)
+        data = collect(c, app.config, now)
     if as_json:
         _emit(data)
     else:
@@ -490,6 +490,50 @@ def report_command(app: App, output: Path, actor: str | None, as_json: bool) -> 
         click.echo(f"wrote the report on {data['contacts']} contacts to {output}", err=True)
     with app.store.begin() as c:
         record_read(c, actor_name(actor), "report", "-" if as_json else str(output), data["contacts"], False, now)
+
+
+@main.command("clean")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--allow-mass-delete", is_flag=True, help="Let clean.inactive: delete remove more than the guard's "
+              "threshold.")
+@click.option("--actor", help="Who cleans, for the runs and the audit (default: the OS user).")
+@json_option
+@click.pass_obj
+def clean_command(app: App, dry_run: bool, allow_mass_delete: bool, actor: str | None, as_json: bool) -> None:
+    """The weekly clean-up (clean: in hub.yaml): old spam submissions removed, contacts
+    without activity flagged or deleted, phones and e-mails to fix listed (audited)."""
+    from hub.audit import record_read
+    from hub.clean import INACTIVE_FIELD, Cleaner
+    from hub.sync import utcnow
+
+    cleaner = Cleaner(app.config, app.store, actor)
+    result = cleaner.clean(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    fixes = result["invalid_identifiers"]
+    with app.store.begin() as c:
+        record_read(c, cleaner.actor, "clean", "invalid identifiers", len(fixes), True, utcnow())
+    if as_json:
+        _emit(result)
+        return
+    would = "would " if dry_run else ""
+    spam = result["spam"]
+    if spam is not None:
+        click.echo(f"spam: {would}remove {spam['removed']} submissions received before {spam['cutoff'][:10]}"
+                   + (f" (run {spam['run_id']})" if spam.get("run_id") else ""))
+    if result["inactive_after"] is not None:
+        done = f" (run {result['run_id']}, {result['changes']} changes)" if result["run_id"] else ""
+        if result["action"] == "delete":
+            click.echo(f"inactive for {result['inactive_after']}: {would}delete {len(result['deleted'])} contacts"
+                       + done)
+        else:
+            click.echo(f"inactive for {result['inactive_after']}: {would}flag {len(result['flagged'])} contacts "
+                       f"({INACTIVE_FIELD}), {would}unflag {len(result['unflagged'])} active again" + done)
+    if fixes:
+        _table(f"{len(fixes)} records with a phone or e-mail to fix in the tool",
+               ["source", "record", "contact", "status", "problem"],
+               [[f["connector"], f["external_id"], f["contact_id"] or "", f["status"], "; ".join(f["problems"])]
+                for f in fixes])
+    else:
+        click.echo("no phones or e-mails to fix")
 
 
 @main.command("audit")

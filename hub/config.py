@@ -21,7 +21,7 @@ from hub.errors import ConfigError
 from hub.mapping import Mapping
 from hub.model import CANONICAL_FIELDS
 from hub.redact import register_secret
-from hub.segments.config import CategoriesConfig, SegmentConfig
+from hub.segments.config import CategoriesConfig, Duration, SegmentConfig
 from hub.segments.config import check as check_segments
 from hub.yaml_loader import load_yaml
 
@@ -147,6 +147,20 @@ class ScheduleJob(StrictModel):
         return value
 
 
+class CleanConfig(StrictModel):
+    """``hub clean``: the weekly clean-up."""
+
+    spam_after: Duration | None = Field(
+        "30d", validate_default=True,
+        description="Remove spam form submissions received longer ago than this (hub leads clean); null keeps them.")
+    inactive_after: Duration | None = Field(
+        "730d", validate_default=True,
+        description="A contact with no activity for this long is inactive (90d, 12m, 2y); null: never.")
+    inactive: Literal["flag", "delete"] = Field(
+        "flag", description="flag: set x_inactive_since on the contact; delete: remove it from the base and the "
+        "destinations (behind guards.mass_delete_threshold).")
+
+
 class ScheduleConfig(StrictModel):
     """``hub schedule``: when to sync."""
 
@@ -182,6 +196,7 @@ class HubConfig(StrictModel):
     merge: MergeConfig = Field(default_factory=MergeConfig)
     guards: GuardsConfig = Field(default_factory=GuardsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig, description="hub clean: the weekly clean-up.")
     categories: CategoriesConfig = Field(
         default_factory=CategoriesConfig, description="How contacts are categorised (docs/segments.md).")
     segments: dict[str, SegmentConfig] = Field(

@@ -15,7 +15,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hub import __version__
@@ -26,14 +26,17 @@ from hub.charts import (
     empty,
     esc,
     heatmap,
+    line_chart,
     stacked_bar_chart,
 )
+from hub.model import LEAD_STATUSES
 from hub.quality import problem_kinds
+from hub.segments.config import STAGES
 from hub.store.schema import (
+    categories,
     changes,
     consents,
     contacts,
-    events,
     quarantine,
     runs,
     source_records,
@@ -44,6 +47,7 @@ MANUAL_MERGE_RUNS = ("merge", "review")
 #: Consent statuses that mean the person said no (or the address does not work).
 OPTED_OUT = ("unsubscribed", "bounced", "complained")
 _TOP = 12
+TEMPERATURES = ("hot", "warm", "cold")
 
 
 def live() -> Any:
@@ -54,7 +58,7 @@ def live() -> Any:
 # ----------------------------------------------------------------------------- collect
 
 
-def collect(c: Connection, now: dt.datetime) -> dict[str, Any]:
+def collect(c: Connection, config: Any, now: dt.datetime) -> dict[str, Any]:
     """Every figure of the report, as JSON-ready data (``hub report --json`` prints it)."""
     data: dict[str, Any] = {"generated_at": now.isoformat(timespec="seconds"), "version": __version__}
     total = c.execute(select(func.count()).select_from(contacts).where(live())).scalar() or 0
@@ -64,7 +68,9 @@ def collect(c: Connection, now: dt.datetime) -> dict[str, Any]:
     data["quality"] = _quality(c, total)
     data["quarantine"] = _quarantine(c)
     data["cities"] = _cities(c)
-    data["leads"] = _leads(c)
+    data["categories"] = _categories(c)
+    data["temperature_over_time"] = temperature_over_time(c, now)
+    data["leads"] = _leads(c, config)
     data["runs"] = c.execute(select(func.count()).select_from(runs)).scalar() or 0
     return data
 
@@ -121,13 +127,14 @@ def _sources(c: Connection) -> dict[str, Any]:
 def _duplicates(c: Connection) -> dict[str, Any]:
     """Merges: automatic (a sync) and by hand, and splits."""
     kinds: Counter[str] = Counter()
+    split = case((changes.c.new_value.is_(None), 1), else_=0).label("split")
     for row in c.execute(
-        select(runs.c.kind, changes.c.new_value, func.count().label("n"))
+        select(runs.c.kind, split, func.count().label("n"))
         .join(runs, runs.c.id == changes.c.run_id)
         .where(changes.c.field == "merged_into")
-        .group_by(runs.c.kind, changes.c.new_value.is_(None))
+        .group_by(runs.c.kind, split)
     ):
-        if row.new_value is None:
+        if row.split:
             kinds["split"] += row.n
         elif row.kind in MANUAL_MERGE_RUNS:
             kinds["manual"] += row.n
@@ -214,32 +221,134 @@ def _cities(c: Connection) -> dict[str, int]:
     return {row.city: row.n for row in rows}
 
 
-#: Keys of a ``form`` event's payload that may hold the lead's qualification.
-LEAD_KEYS = ("lead_quality", "quality", "qualification")
-LEAD_CLASSES = ("target", "non-target", "spam")
+def _categories(c: Connection) -> dict[str, Any]:
+    """Funnel stages, temperature, RFM grid and segments, ABC and segments (``hub.segments``)."""
+    from hub import segments
+
+    counts = segments.counts(c)
+    grid: Counter[tuple[int, int]] = Counter()
+    for row in c.execute(
+        select(categories.c.rfm_r, categories.c.rfm_f, func.count().label("n"))
+        .where(and_(categories.c.rfm_r.is_not(None), categories.c.rfm_f.is_not(None)))
+        .group_by(categories.c.rfm_r, categories.c.rfm_f)
+    ):
+        grid[(row.rfm_r, row.rfm_f)] += row.n
+    revenue = {row.abc: float(row.revenue or 0) for row in c.execute(
+        select(categories.c.abc, func.sum(categories.c.revenue).label("revenue"))
+        .where(categories.c.abc.is_not(None)).group_by(categories.c.abc))}
+    return {
+        "stage": {stage: counts["stage"].get(stage, 0) for stage in STAGES if counts["stage"].get(stage)},
+        "temperature": {t: counts["temperature"].get(t, 0) for t in TEMPERATURES if counts["temperature"].get(t)},
+        # rows: recency 5 (bought lately) down to 1; columns: frequency 1 to 5
+        "rfm_grid": [[grid[(r, f)] for f in range(1, 6)] for r in range(5, 0, -1)],
+        "rfm_segment": dict(sorted(counts["rfm_segment"].items(), key=lambda kv: (-kv[1], kv[0]))),
+        "abc": {k: counts["abc"].get(k, 0) for k in ("A", "B", "C") if counts["abc"].get(k)},
+        "abc_revenue": {k: round(revenue[k], 2) for k in ("A", "B", "C") if k in revenue},
+        "segments": counts["segments"],
+    }
 
 
-def _leads(c: Connection) -> dict[str, Any]:
-    """Form submissions by qualification (target, non-target, spam) and by form."""
+def temperature_over_time(c: Connection, now: dt.datetime, points: int = 60) -> dict[str, Any]:
+    """Hot, warm and cold contacts at the end of each day (week, month on longer spans), as
+    the change log tells it: the first categories of a contact, each later change of its
+    temperature, and its deletion or merge into another contact."""
+    moments: list[tuple[dt.datetime, int, str | None]] = []
+    for row in c.execute(
+        select(changes.c.contact_id, changes.c.field, changes.c.old_value, changes.c.new_value, changes.c.at)
+        .where(or_(
+            and_(changes.c.reason == "category", changes.c.field.in_(("categories", "category:temperature"))),
+            changes.c.field.in_(("deleted", "merged_into")),
+        ))
+        .order_by(changes.c.id)
+    ):
+        at = _aware(row.at)
+        if row.field == "categories":
+            moments.append((at, row.contact_id, _json(row.new_value).get("temperature")))
+        elif row.field == "category:temperature":
+            moments.append((at, row.contact_id, row.new_value))
+        elif (row.field == "deleted" and row.new_value) or (row.field == "merged_into" and row.new_value):
+            moments.append((at, row.contact_id, "-"))
+        elif row.field == "deleted":  # back in the base: its last temperature again
+            moments.append((at, row.contact_id, "+"))
+    if not moments:
+        return {"unit": "day", "labels": [], "series": {t: [] for t in TEMPERATURES}}
+    moments.sort(key=lambda m: m[0])
+    start, end = moments[0][0], max(now, moments[-1][0])
+    span = (end.date() - start.date()).days
+    unit = "day" if span <= points else "week" if span <= 7 * points else "month"
+    edges = _bucket_ends(start, end, unit)
+    current: dict[int, str | None] = {}
+    last: dict[int, str | None] = {}
+    series: dict[str, list[int]] = {t: [] for t in TEMPERATURES}
+    i = 0
+    for edge in edges:
+        while i < len(moments) and moments[i][0] < edge:
+            _, contact_id, value = moments[i]
+            if value == "-":
+                current.pop(contact_id, None)
+            elif value == "+":
+                if last.get(contact_id) is not None:
+                    current[contact_id] = last[contact_id]
+            else:
+                current[contact_id] = last[contact_id] = value
+            i += 1
+        tally = Counter(v for v in current.values() if v)
+        for t in TEMPERATURES:
+            series[t].append(tally[t])
+    labels = [(edge - dt.timedelta(microseconds=1)).date().isoformat() if unit == "day"
+              else (edge - dt.timedelta(microseconds=1)).strftime("%Y-%m-%d" if unit == "week" else "%Y-%m")
+              for edge in edges]
+    return {"unit": unit, "labels": labels, "series": series}
+
+
+def _bucket_ends(start: dt.datetime, end: dt.datetime, unit: str) -> list[dt.datetime]:
+    """The end (exclusive) of each day, week or month from ``start``'s to ``end``'s."""
+    day = dt.datetime.combine(start.date(), dt.time(), tzinfo=dt.timezone.utc)
+    if unit == "month":
+        day = day.replace(day=1)
+    edges: list[dt.datetime] = []
+    while not edges or edges[-1] <= end:
+        if unit == "day":
+            day += dt.timedelta(days=1)
+        elif unit == "week":
+            day += dt.timedelta(days=7)
+        else:
+            day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        edges.append(day)
+    return edges
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    """SQLite gives times back without a zone: they are UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+
+
+def _leads(c: Connection, config: Any) -> dict[str, Any]:
+    """Site-form submissions in the inbox by lead status (``hub.leads``: target, non-target,
+    spam; unqualified where a connector has no rules), and by form; spam removed so far."""
+    from hub.leads import iter_leads, place
+
     by_class: Counter[str] = Counter()
     by_form: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in c.execute(select(events.c.payload).where(events.c.type == "form")):
-        payload = _json(row.payload)
-        quality = next((str(payload[k]) for k in LEAD_KEYS if payload.get(k)), "not qualified")
-        quality = quality.replace("_", "-")
-        form = str(payload.get("formname") or payload.get("form") or payload.get("formid") or "(no form name)")
-        by_class[quality] += 1
-        by_form[form][quality] += 1
+    for lead in iter_leads(c, config, newest_first=False):
+        status = lead["status"] or "unqualified"
+        form = place(lead["fields"])["form"] or "(no form name)"
+        by_class[status] += 1
+        by_form[form][status] += 1
+    removed = 0
+    for (counts,) in c.execute(select(runs.c.counts).where(and_(runs.c.kind == "leads-clean", runs.c.status == "ok"))):
+        removed += int(_json(counts).get("removed", 0))
     forms = sorted(by_form, key=lambda f: (-sum(by_form[f].values()), f))[:_TOP]
     return {
         "total": sum(by_class.values()),
         "by_quality": dict(sorted(by_class.items(), key=lambda kv: _lead_order(kv[0]))),
         "by_form": {form: dict(by_form[form]) for form in forms},
+        "spam_removed": removed,
     }
 
 
 def _lead_order(name: str) -> tuple[int, str]:
-    return (LEAD_CLASSES.index(name) if name in LEAD_CLASSES else len(LEAD_CLASSES), name)
+    return (LEAD_STATUSES.index(name) if name in LEAD_STATUSES else len(LEAD_STATUSES), name)
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -254,7 +363,7 @@ def _json(text: str | None) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- render
 
-LEAD_COLORS = {"target": "#2e8b57", "non-target": "#d9a400", "spam": "#c0392b", "not qualified": "#9aa5b1"}
+LEAD_COLORS = {"target": "#2e8b57", "non-target": "#d9a400", "spam": "#c0392b", "unqualified": "#9aa5b1"}
 
 
 def render(data: dict[str, Any]) -> str:
@@ -263,6 +372,9 @@ def render(data: dict[str, Any]) -> str:
         _section_sources(data["sources"]),
         _section_overlap(data["sources"]),
         _section_duplicates(data["duplicates"]),
+        _section_funnel(data["categories"]),
+        _section_rfm(data["categories"]),
+        _section_temperature(data["temperature_over_time"], data["categories"]),
         _section_quality(data["quality"], data["contacts"]),
         _section_quarantine(data["quarantine"]),
         _section_leads(data["leads"]),
@@ -322,9 +434,9 @@ def _section_overlap(sources: dict[str, Any]) -> str:
 
 
 def _section_duplicates(dup: dict[str, Any]) -> str:
-    bars = [Bar("records that joined a contact already in the base", dup["folded"], color="#2e8b57"),
+    bars = [Bar("records joined to a contact in the base", dup["folded"], color="#2e8b57"),
             Bar("contacts merged by a sync", dup["automatic"], color="#2e8b57"),
-            Bar("contacts merged by hand (hub merge, hub review)", dup["manual"], color="#3b6ea8"),
+            Bar("contacts merged by hand (merge, review)", dup["manual"], color="#3b6ea8"),
             Bar("split again (hub split)", dup["split"], color="#c0392b")]
     sizes = bar_chart("source records per contact",
                       [Bar(f"contacts with {k} record{'s' if k != '1' else ''}", n, color="#5d8aa8")
@@ -333,6 +445,46 @@ def _section_duplicates(dup: dict[str, Any]) -> str:
             "contacts: a person several tools know, or one tool twice, is one contact.")
     return _section("duplicates", "Duplicates merged", note,
                     bar_chart("merges", bars, empty_message="no duplicates found") + sizes)
+
+
+#: Colours of the funnel stages: their names.
+STAGE_COLORS = {"white": "#ffffff", "gray": "#9aa0a6", "green": "#2e8b57", "yellow": "#f2c200",
+                "green-gold": "#9bbf2e", "gold": "#d4a017", "platinum": "#8fa3ad", "red-green": "#e57368",
+                "red-gold": "#c0392b", "red-platinum": "#8e2a20"}
+TEMPERATURE_COLORS = {"hot": "#d9480f", "warm": "#f2a007", "cold": "#3b6ea8"}
+
+
+def _section_funnel(cats: dict[str, Any]) -> str:
+    bars = [Bar(stage, n, color=STAGE_COLORS[stage], outline=stage == "white") for stage, n in cats["stage"].items()]
+    return _section("funnel", "Funnel by colour stage", "White: new in the base; gray: decision maker found; green: "
+                    "considers an offer; yellow: takes the newsletter; green-gold: made a request; gold: first order "
+                    "paid; platinum: loyal; red: refused (red-green) or stopped buying (red-gold, red-platinum).",
+                    bar_chart("funnel by colour stage", bars, empty_message="no categories yet: hub sync computes them"))
+
+
+def _section_rfm(cats: dict[str, Any]) -> str:
+    grid = heatmap("RFM grid: recency by frequency", [f"R{r}" for r in range(5, 0, -1)],
+                   [f"F{f}" for f in range(1, 6)], cats["rfm_grid"], color="#b5651d",
+                   column_title="frequency: 1 order … 5 (most orders)", row_title="recency: R5 bought lately … R1 long ago",
+                   empty_message="no purchases yet")
+    named = bar_chart("RFM segments", [Bar(k.replace("_", " "), n, color="#b5651d") for k, n in
+                                       cats["rfm_segment"].items()], empty_message="")
+    total = sum(cats["abc_revenue"].values()) or 1
+    abc = bar_chart("ABC by revenue", [Bar(f"{k}: clients", n, color="#6c757d",
+                                           note=f"({cats['abc_revenue'].get(k, 0) / total:.0%} of revenue)")
+                                       for k, n in cats["abc"].items()], empty_message="")
+    return _section("rfm", "RFM and ABC", "Buyers by recency and frequency of their orders (5 is best), their named "
+                    "RFM segments, and ABC classes by share of revenue.",
+                    grid + (named if cats["rfm_segment"] else "") + (abc if cats["abc"] else ""))
+
+
+def _section_temperature(history: dict[str, Any], cats: dict[str, Any]) -> str:
+    chart = line_chart(f"temperature by {history['unit']}", history["labels"],
+                       [(t, TEMPERATURE_COLORS[t], history["series"][t]) for t in TEMPERATURES],
+                       empty_message="no temperatures yet: hub sync computes them")
+    now = ", ".join(f"{_fmt(n)} {t}" for t, n in cats["temperature"].items())
+    return _section("temperature", "Temperature over time", f"Hot, warm and cold contacts at the end of each "
+                    f"{history['unit']}, from the change log" + (f"; now {now}." if now else "."), chart)
 
 
 def _section_quality(quality: dict[str, Any], total: int) -> str:
@@ -373,8 +525,10 @@ def _section_leads(leads: dict[str, Any]) -> str:
         [(k, LEAD_COLORS.get(k, BLUE)) for k in classes], empty_message="")
     if not leads["by_form"]:
         per_form = ""
-    return _section("leads", "Lead quality", "Site form submissions (hub serve) by qualification, and by form.",
-                    overall + per_form)
+    removed = f" {_fmt(leads['spam_removed'])} older spam submissions were removed (hub clean)." if leads[
+        "spam_removed"] else ""
+    return _section("leads", "Lead quality", "Site form submissions (hub serve) by lead status (leads: rules of the "
+                    "webhook connector), and by form." + removed, overall + per_form)
 
 
 def _section_cities(cities: dict[str, int]) -> str:

@@ -8,6 +8,7 @@ writes the result into the DOM, which ``--dump-dom`` prints.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import re
@@ -128,7 +129,8 @@ bad-address,Кто-то
 
 
 @pytest.fixture
-def synced(project):
+def synced(store_project):
+    project = store_project
     project.write("sheet.csv", SHEET)
     project.write("mailing.csv", MAILING)
     project.write("mappings/mailing.yaml", "fields:\n  email: {from: Email, transforms: [email]}\n"
@@ -143,15 +145,108 @@ def synced(project):
     # what an e-mail service would have reported for anna and boris
     from sqlalchemy import insert
 
+    from hub.config import load_config
+    from hub.plugins import connector_classes
     from hub.store import open_store
     from hub.store.schema import consents
 
-    store = open_store(f"sqlite:///{project.root / 'hub.db'}")
+    store = open_store(load_config(project.root / "hub.yaml", connector_classes()).store_url)
     with store.begin() as c:
         c.execute(insert(consents), [{"contact_id": 1, "channel": "email", "status": "subscribed", "source": "esp"},
                                      {"contact_id": 2, "channel": "email", "status": "unsubscribed", "source": "esp"}])
     store.dispose()
     return project
+
+
+ORDERS = """\
+order_id,date,email,customer,amount
+o1,2026-03-01,anna@example.ru,Анна Белова,9000
+o2,2026-03-15,boris@example.ru,Борис Орлов,500
+o3,2026-02-01,boris@example.ru,Борис Орлов,500
+"""
+STAGES = """\
+id,date,email,stage
+1,2026-03-10,dina@example.ru,ЛПР найден
+"""
+TOKEN = "t0ken-for-the-forms"
+SHOP = f"""\
+connectors:
+  sheet: {{plugin: csv, path: sheet.csv, id_column: id}}
+  orders:
+    plugin: csv
+    path: orders.csv
+    id_column: order_id
+    mapping: orders
+    events: {{type: purchase, at: date, amount: amount}}
+  stages:
+    plugin: csv
+    path: stages.csv
+    id_column: id
+    mapping: stages
+    events: {{type_column: stage, at: date, types: {{ЛПР найден: decision_maker}}}}
+  site:
+    plugin: webhook
+    format: form
+    token: {TOKEN}
+    leads:
+      honeypot: [website]
+      rules:
+        - {{field: formname, equals: Вакансия, status: non-target}}
+categories:
+  temperature: {{hot: 10d, warm: 30d}}
+"""
+UTC = dt.timezone.utc
+#: The syncs of the shop happen at these times (a fixed clock).
+T1, T2, T3 = (dt.datetime(2026, 3, 16, 12, tzinfo=UTC), dt.datetime(2026, 3, 28, 12, tzinfo=UTC),
+              dt.datetime(2026, 4, 5, 12, tzinfo=UTC))
+
+
+@pytest.fixture
+def shop(store_project):
+    """Five people in a sheet, three orders, a funnel step, three site forms (one spam),
+    synced at T1, T2 and T3."""
+    import requests
+
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.serve import Server
+    from hub.store import open_store
+    from hub.sync import Sync
+
+    project = store_project
+    project.write("sheet.csv", SHEET)
+    project.write("orders.csv", ORDERS)
+    project.write("stages.csv", STAGES)
+    project.write("mappings/orders.yaml", "fields:\n  email: {from: email, transforms: [email]}\n"
+                  "  full_name: {from: customer, transforms: [split_name]}\n")
+    project.write("mappings/stages.yaml", "fields:\n  email: {from: email, transforms: [email]}\n")
+    project.write("mappings/site.yaml", "fields:\n  full_name: {from: Name, transforms: [split_name]}\n"
+                  "  email: {from: Email, transforms: [email]}\n")
+    project.config(SHOP)
+    config = load_config(project.root / "hub.yaml", connector_classes())
+    store = open_store(config.store_url)
+    server = Server(config, store, "127.0.0.1", 0, threads=2, sync=False).start()
+    try:
+        url = f"http://127.0.0.1:{server.port}/hooks/site?token={TOKEN}"
+        for fields in ({"Name": "Ева Новикова", "Email": "eva@example.ru", "formname": "Заявка"},
+                       {"Name": "Олег Петров", "Email": "oleg@example.ru", "formname": "Вакансия"},
+                       {"Name": "<script>document.title='pwned'</script>", "Email": "bot@example.org",
+                        "formname": "<b onmouseover=alert(1)>Заявка</b>", "website": "http://spam.example"}):
+            assert requests.post(url, data=fields, timeout=30).status_code == 200
+    finally:
+        server.stop()
+    from sqlalchemy import update
+
+    from hub.store.schema import inbox
+
+    with store.begin() as c:  # the forms came in the morning of T1's day
+        c.execute(update(inbox).values(received_at=T1.replace(hour=8)))
+    for moment in (T1, T2, T3):
+        report = Sync(config, store, clock=lambda moment=moment: moment).run()
+        assert not report.errors, report.errors
+    project.store, project.loaded = store, config
+    yield project
+    store.dispose()
 
 
 # ----------------------------------------------------------------------------- figures
@@ -219,6 +314,47 @@ def test_report_escapes_data_and_loads_nothing(synced):
     assert not re.search(r"(?:src|href)=|https?://|@import|url\(", page), "the report must not load anything"
 
 
+def test_funnel_rfm_abc_and_leads_of_the_shop(shop):
+    from hub.report import collect
+
+    with shop.store.connect() as c:
+        data = collect(c, shop.loaded, T3)
+    cats = data["categories"]
+    # anna and boris bought (gold); dina's decision maker is known (gray); eva and oleg sent a form (green-gold);
+    # vera and gleb are new
+    assert cats["stage"] == {"white": 2, "gray": 1, "green-gold": 2, "gold": 2}
+    # anna: one order 35 days before T3; boris: two orders, the last 21 days before T3
+    assert sum(map(sum, cats["rfm_grid"])) == 2
+    # anna brings 90% of the revenue (A); boris's 10% starts at 90% of it, in the next 15% (B)
+    assert cats["abc"] == {"A": 1, "B": 1} and cats["abc_revenue"] == {"A": 9000.0, "B": 1000.0}
+    leads = data["leads"]
+    assert leads["by_quality"] == {"target": 1, "non-target": 1, "spam": 1} and leads["total"] == 3
+    assert leads["by_form"]["Заявка"] == {"target": 1}
+    assert leads["by_form"]["<b onmouseover=alert(1)>Заявка</b>"] == {"spam": 1}
+
+
+def test_temperature_over_time_follows_the_change_log(shop):
+    """hot within 10 days of the last purchase or interaction, warm within 30, else cold."""
+    from hub.report import collect
+
+    with shop.store.connect() as c:
+        history = collect(c, shop.loaded, T3)["temperature_over_time"]
+        now = collect(c, shop.loaded, T3)["categories"]["temperature"]
+    assert history["unit"] == "day"
+    labels = history["labels"]
+    assert labels[0] == "2026-03-16" and labels[-1] == "2026-04-05" and len(labels) == 21
+    at = {day: {t: history["series"][t][i] for t in ("hot", "warm", "cold")} for i, day in enumerate(labels)}
+    # T1: boris bought the day before (hot), anna 15 days before (warm); dina's step was 6 days before (hot);
+    # eva and oleg sent their forms today (hot); vera and gleb never did anything (cold)
+    assert at["2026-03-16"] == {"hot": 4, "warm": 1, "cold": 2}
+    assert at["2026-03-27"] == at["2026-03-16"]          # nothing was computed between the syncs
+    # T2: boris 13 days (warm), anna 27 (warm), dina 18 (warm), the forms 12 days old (warm)
+    assert at["2026-03-28"] == {"hot": 0, "warm": 5, "cold": 2}
+    # T3: anna 35 days (cold), dina 26 (warm), boris 21 (warm), the forms 20 days (warm)
+    assert at["2026-04-05"] == {"hot": 0, "warm": 4, "cold": 3}
+    assert now == {"warm": 4, "cold": 3}
+
+
 # ----------------------------------------------------------------------------- browser
 
 
@@ -232,6 +368,19 @@ def test_report_renders_in_a_browser(synced, tmp_path):
     assert {"sources", "overlap", "duplicates", "quality", "quarantine", "cities"} <= drawn
     # the hostile city names stayed text: no script ran, no image was made
     assert result["title"] == "hub report" and result["scripts"] == 1 and result["images"] == 0
+
+
+@needs_chromium
+def test_every_section_of_the_shop_report_renders(shop, tmp_path):
+    out = shop.root / "report.html"
+    assert shop.hub("report", "-o", str(out)).exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    assert "<b " not in page and "<script" not in page
+    result = render_in_browser(out, tmp_path)
+    assert_charts_drawn(result)
+    assert {chart["section"] for chart in result["wide"]} == set(result["sections"])
+    assert {"funnel", "rfm", "temperature", "leads"} <= set(result["sections"])
+    assert result["title"] == "hub report" and result["scripts"] == 1
 
 
 @needs_chromium
