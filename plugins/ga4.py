@@ -251,7 +251,8 @@ class Ga4Connector(Connector):
         payload["client_id"] = visitor
         payload.pop("hour", None)
         event = EventReport(VISIT, key, at, tuple(sorted(payload.items())))
-        return RawRecord(key, {}, updated_at=at, events=(event,), history_only=True, client_id=(self.kind, visitor))
+        return RawRecord(key, {"client_id": visitor}, updated_at=at, events=(event,), history_only=True,
+                         client_id=(self.kind, visitor))
 
 
 def _visitor_id(kind: str, value: str) -> str | None:

@@ -276,7 +276,7 @@ class MetricaConnector(Connector):
             payload = tuple((key, value[:500]) for key, value in sorted(row.items())
                             if value and key not in ("at", "visit_id"))
             event = EventReport(VISIT, visit_id, at, payload)
-            yield RawRecord(visit_id, {}, updated_at=at, events=(event,), history_only=True,
+            yield RawRecord(visit_id, {"client_id": cid}, updated_at=at, events=(event,), history_only=True,
                             client_id=(YM_CLIENT_ID, cid))
 
     def close(self) -> None:

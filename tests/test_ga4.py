@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
+from hub_plugins.ga4 import Ga4Connector, Ga4Options
 from sqlalchemy import func, select
 
+from hub.connector import ConnectorContext
 from hub.store.schema import events, pending_visits
+from tests.conformance import ConnectorConformance, read_all
 from tests.fakes.ga4 import FakeGa4
 from tests.test_yandex_metrica import Site, tilda_form
 
@@ -152,3 +157,36 @@ def test_options_need_one_credential(project) -> None:  # type: ignore[no-untype
     project.config("connectors:\n  ga:\n    plugin: ga4\n    property_id: '1'\n")
     result = project.hub("check")
     assert result.exit_code != 0 and "exactly one of credentials_file" in result.output
+
+
+class TestGa4Conformance(ConnectorConformance):
+    full_read_is_complete = False  # sessions are history, never the whole tool
+    resume_may_repeat = True  # the lookback days are read again
+    break_modes: ClassVar[tuple[str, ...]] = ("bad_token", "quota")
+
+    @pytest.fixture(autouse=True)
+    def _server(self) -> Iterator[None]:
+        with FakeGa4(GA_TOKEN, PROPERTY) as self.fake:
+            yield
+
+    def seed_records(self) -> list[dict[str, Any]]:
+        return [{"client_id": "11.1"}, {"client_id": "22.2"}, {"client_id": "33.3"}]
+
+    def make_connector(self, tmp_path: Path) -> Ga4Connector:
+        for n, seed in enumerate(self.seed_records()):
+            self.fake.session(seed["client_id"], hour(2, 10 + n), sessionSource="google", deviceCategory="desktop")
+        options = Ga4Options(property_id=PROPERTY, access_token=GA_TOKEN, endpoint=self.fake.url + "/",
+                             discovery_document=str(DOCUMENT), initial_days=3, page_size=2, backoff_seconds=0,
+                             max_attempts=2)
+        return Ga4Connector(options, ConnectorContext("ga", tmp_path, logging.getLogger("test.ga4")))
+
+    def change_record(self, connector: Ga4Connector) -> tuple[str, dict[str, Any]]:
+        self.fake.session("44.4", hour(1, 9), sessionSource="bing", deviceCategory="mobile")
+        records, _ = read_all(connector, None)
+        return next(r.external_id for r in records if r.values == {"client_id": "44.4"}), {"client_id": "44.4"}
+
+    def break_tool(self, connector: Ga4Connector, mode: str) -> None:
+        if mode == "bad_token":
+            self.fake.token = "another"
+        else:
+            self.fake.fail("*", 429, times=1000)

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from click.testing import CliRunner
+from hub_plugins.yandex_metrica import FIELDS, MetricaConnector, MetricaOptions
 from sqlalchemy import func, select
 
+from hub.connector import ConnectorContext
 from hub.store.schema import changes, contacts, events, identifiers, pending_visits
+from tests.conformance import ConnectorConformance
 from tests.fakes.yandex_metrica import FakeMetrica
 
 TOKEN = "y0_metrica-oauth-token-5c1e7a"
@@ -246,7 +251,7 @@ def test_a_long_range_is_split_as_evaluate_says(site: Site, metrica: FakeMetrica
 
 def test_a_request_left_by_a_killed_run_is_reused(site: Site, metrica: FakeMetrica) -> None:
     add_visits(metrica)
-    fields = ",".join(name for name, _ in __import__("hub_plugins.yandex_metrica").yandex_metrica.FIELDS)
+    fields = ",".join(name for name, _ in FIELDS)
     left = requests.post(f"{metrica.url}/management/v1/counter/{COUNTER}/logrequests", timeout=10,
                          params={"date1": day(5), "date2": day(1), "fields": fields, "source": "visits"},
                          headers={"Authorization": f"OAuth {TOKEN}"}).json()["log_request"]
@@ -292,3 +297,35 @@ def test_a_merge_brings_the_client_ids_and_visits_together(site: Site, metrica: 
     assert card["fields"]["visits"] == 4 and card["fields"]["first_touch_campaign"] == "spring_sale"
     with site.store.connect() as c:
         assert set(c.execute(select(events.c.contact_id).where(events.c.type == "visit")).scalars()) == {card["id"]}
+
+
+class TestMetricaConformance(ConnectorConformance):
+    full_read_is_complete = False  # visits are history, never the whole tool
+    resume_may_repeat = True  # the lookback days are read again
+    break_modes: ClassVar[tuple[str, ...]] = ("bad_token", "server_error")
+
+    @pytest.fixture(autouse=True)
+    def _server(self) -> Iterator[None]:
+        with FakeMetrica(TOKEN, COUNTER) as self.fake:
+            yield
+
+    def seed_records(self) -> list[dict[str, Any]]:
+        return [{"client_id": "1700000000000000001"}, {"client_id": "1700000000000000002"},
+                {"client_id": "1700000000000000003"}]
+
+    def make_connector(self, tmp_path: Path) -> MetricaConnector:
+        for n, seed in enumerate(self.seed_records()):
+            self.fake.visit(100 + n, seed["client_id"], f"{day(2)} 10:0{n}:00", lastTrafficSource="direct")
+        options = MetricaOptions(counter_id=COUNTER, token=TOKEN, endpoint=self.fake.url, initial_days=3,
+                                 poll_seconds=0, backoff_seconds=0, max_backoff_seconds=0, max_attempts=2)
+        return MetricaConnector(options, ConnectorContext("metrica", tmp_path, logging.getLogger("test.metrica")))
+
+    def change_record(self, connector: MetricaConnector) -> tuple[str, dict[str, Any]]:
+        self.fake.visit(200, "1700000000000000009", f"{day(1)} 12:00:00", lastTrafficSource="organic")
+        return "200", {"client_id": "1700000000000000009"}
+
+    def break_tool(self, connector: MetricaConnector, mode: str) -> None:
+        if mode == "bad_token":
+            self.fake.token = "another"
+        else:
+            self.fake.fail("*", 503, times=1000)
