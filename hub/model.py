@@ -47,6 +47,9 @@ Role = Literal["source", "destination", "both"]
 #: ``x_lead_status`` is the best status of its submissions.
 LEAD_STATUSES: tuple[str, ...] = ("target", "non-target", "spam")
 LEAD_FIELD = "x_lead_status"
+#: Attributes hub sets itself from what a record is rather than who it is about: never
+#: identity evidence (a shared lead status says nothing about two people being one).
+NOT_IDENTITY_ATTRIBUTES: frozenset[str] = frozenset({LEAD_FIELD})
 
 
 @dataclass(frozen=True)

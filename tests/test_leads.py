@@ -447,3 +447,12 @@ def test_connectors_without_rules_are_unqualified(tmp_path: Path) -> None:
         assert unknown.exit_code == 2 and "no webhook connector named 'nope'" in unknown.stderr
     finally:
         site.close()
+
+
+def test_the_lead_status_is_no_identity_evidence() -> None:
+    from hub.identity import profile
+
+    values = {"full_name": "Иван Петров", "first_name": "Иван", "last_name": "Петров", "x_lead_status": "non-target",
+              "x_manager": "Смирнова"}
+    attributes = dict(profile(values).attributes)
+    assert "x_lead_status" not in attributes and "x_manager" in attributes

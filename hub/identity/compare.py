@@ -28,6 +28,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 from hub import names
+from hub.model import NOT_IDENTITY_ATTRIBUTES
 
 #: Log2 odds that two records sharing a blocking key are one person, before any
 #: field is compared. Fields then have to earn a merge: an equal phone or mailbox
@@ -183,7 +184,7 @@ def profile(values: Mapping[str, Any]) -> Profile:
         sorted(
             (key, str(value))
             for key, value in values.items()
-            if key.startswith("x_") and isinstance(value, (str, int, float))
+            if key.startswith("x_") and isinstance(value, (str, int, float)) and key not in NOT_IDENTITY_ATTRIBUTES
         )
     )
     return _profile(
