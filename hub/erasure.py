@@ -4,9 +4,11 @@ One run of kind ``forget`` under the store lock:
 
 * the contact (and contacts merged into it) keeps its id but loses every value;
   its source records lose their values; identifiers, events, consents, overrides,
-  review pairs and quarantined rows of those records are deleted;
+  categories, segment memberships, review pairs and quarantined rows of those records
+  are deleted;
 * salted hashes of every e-mail and phone the person had go to the suppression list,
-  so a sync skips any record that carries one (``hub.suppression``);
+  so a sync skips any record that carries one (``hub.suppression``); so do their
+  analytics client ids, whose visits are then dropped (``hub.analytics``);
 * each destination hub wrote the person to gets a queued delete (sent by the next
   sync); tools hub only reads from cannot be told to delete, and are reported with
   the record ids to delete there by hand;
@@ -26,10 +28,12 @@ from sqlalchemy.engine import Connection
 
 from hub.contacts import resolve_contact
 from hub.curate import MANUAL, Curator
+from hub.analytics import CLIENT_ID_KINDS
 from hub.errors import UsageError
 from hub.model import CONTACT_FIELDS
 from hub.normalize import normalize_emails, normalize_phones
 from hub.store.schema import (
+    categories,
     changes,
     consents,
     contacts,
@@ -40,6 +44,7 @@ from hub.store.schema import (
     overrides,
     quarantine,
     runs,
+    segment_members,
     source_records,
 )
 from hub.suppression import identifiers_of, suppress
@@ -100,7 +105,8 @@ class Eraser(Curator):
             found |= identifiers_of(_contact_values(row))
         for row in c.execute(
             select(identifiers.c.kind, identifiers.c.value).where(
-                and_(identifiers.c.contact_id.in_(ids), identifiers.c.kind.in_(("email", "phone")))
+                and_(identifiers.c.contact_id.in_(ids),
+                     identifiers.c.kind.in_(("email", "phone", *CLIENT_ID_KINDS)))  # visits of the id: dropped
             )
         ):
             found.add((row.kind, row.value))
@@ -167,6 +173,8 @@ class Eraser(Curator):
         c.execute(delete(events).where(events.c.contact_id.in_(ids)))
         c.execute(delete(consents).where(consents.c.contact_id.in_(ids)))
         c.execute(delete(overrides).where(overrides.c.contact_id.in_(ids)))
+        c.execute(delete(categories).where(categories.c.contact_id.in_(ids)))
+        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(ids)))
         c.execute(delete(match_reviews).where(
             or_(match_reviews.c.contact_a.in_(ids), match_reviews.c.contact_b.in_(ids))))
         for column in (changes.c.old_value, changes.c.new_value, changes.c.external_id):

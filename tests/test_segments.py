@@ -374,3 +374,18 @@ def test_config_errors_name_the_file_the_key_and_the_fix(project, text, path, me
     assert result.exit_code == 2, result.output
     assert f"hub.yaml: {path}" in result.stderr and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_forget_removes_the_persons_categories_and_memberships(shop):
+    sync(shop, day("2026-06-01"))
+    a_id = ids_by_email(shop, "a@example.ru")["a@example.ru"]
+    result = shop.hub("forget", "--email", "a@example.ru", "--json")
+    assert result.exit_code == 0, result.output
+    assert not query(shop, select(categories).where(categories.c.contact_id == a_id))
+    from hub.store.schema import segment_members
+
+    assert not query(shop, select(segment_members).where(segment_members.c.contact_id == a_id))
+    sync(shop, day("2026-06-01T01:00"))  # the orders file still has a: suppressed, nothing comes back
+    assert not query(shop, select(categories).where(categories.c.contact_id == a_id))
+    best = query(shop, select(segment_members.c.contact_id).where(segment_members.c.segment == "best"))
+    assert [row.contact_id for row in best] == [ids_by_email(shop, "b@example.ru")["b@example.ru"]]
