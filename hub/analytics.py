@@ -12,7 +12,7 @@ who sent forms from one browser stay two contacts, both holding the id. A visit 
 client id several contacts hold goes to one of them, the one with the smallest contact
 id, so every run decides alike.
 
-Visits never create contacts. A visit whose client id no contact holds yet waits in
+Visits never create contacts; those of a client id ``hub forget`` erased are dropped. A visit whose client id no contact holds yet waits in
 ``pending_visits`` (deduplicated by the tool's visit id) and becomes the contact's
 ``visit`` event when a form with that client id arrives; pending visits older than
 ``PENDING_DAYS`` are dropped.
@@ -38,6 +38,7 @@ from hub import events as history
 from hub.model import EventReport
 from hub.store import among, bulk_insert
 from hub.store.schema import contacts, events, identifiers, pending_visits
+from hub.suppression import Suppressed
 
 VISIT = "visit"
 YM_CLIENT_ID = "ym_client_id"
@@ -163,6 +164,9 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
                   now: dt.datetime) -> set[int]:
     """Store visits ``((kind, client id), event)``: on the contact holding the client id,
     else as pending. Each visit once, by the tool's id. Returns the contacts that got visits."""
+    suppressed = Suppressed(c)
+    if suppressed:  # the client ids of erased people (hub forget): their visits are not kept
+        visits = [(key, event) for key, event in visits if not suppressed.holds(*key)]
     if not visits:
         return set()
     owners = _owners(c, {key for key, _ in visits})

@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
+from hub.analytics import CLIENT_ID_KINDS
 from hub.contacts import resolve_contact
 from hub.curate import MANUAL, Curator
-from hub.analytics import CLIENT_ID_KINDS
 from hub.errors import UsageError
 from hub.model import CONTACT_FIELDS
 from hub.normalize import normalize_emails, normalize_phones

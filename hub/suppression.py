@@ -57,6 +57,10 @@ class Suppressed:
     def __bool__(self) -> bool:
         return bool(self.hashes)
 
+    def holds(self, kind: str, value: str) -> bool:
+        """One identifier (an analytics client id, say) is on the list."""
+        return self.salt is not None and identifier_hash(self.salt, kind, value) in self.hashes
+
     def match(self, values: dict[str, Any]) -> bool:
         if not self.hashes or self.salt is None:
             return False

@@ -299,6 +299,22 @@ def test_a_merge_brings_the_client_ids_and_visits_together(site: Site, metrica: 
         assert set(c.execute(select(events.c.contact_id).where(events.c.type == "visit")).scalars()) == {card["id"]}
 
 
+def test_a_forgotten_persons_client_id_brings_no_visits_back(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form(tilda_form("t7:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    add_visits(metrica)
+    site.sync()
+    site.hub("forget", "--email", "ivan@example.ru")
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(identifiers).where(identifiers.c.value == YM_UID)
+                         ).scalar() == 0
+        assert c.execute(select(func.count()).select_from(events)).scalar() == 0
+    metrica.visit(9100, YM_UID, f"{day(1)} 21:00:00", lastTrafficSource="direct")
+    assert site.sync("metrica")["status"] == "ok"
+    with site.store.connect() as c:  # the erased visitor's visits are neither attached nor kept waiting
+        assert [r.value for r in c.execute(select(pending_visits))] == [OTHER_UID]
+        assert c.execute(select(func.count()).select_from(events)).scalar() == 0
+
+
 class TestMetricaConformance(ConnectorConformance):
     full_read_is_complete = False  # visits are history, never the whole tool
     resume_may_repeat = True  # the lookback days are read again
