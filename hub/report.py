@@ -375,6 +375,7 @@ def render(data: dict[str, Any]) -> str:
         _section_funnel(data["categories"]),
         _section_rfm(data["categories"]),
         _section_temperature(data["temperature_over_time"], data["categories"]),
+        _section_segments(data["categories"]["segments"]),
         _section_quality(data["quality"], data["contacts"]),
         _section_quarantine(data["quarantine"]),
         _section_leads(data["leads"]),
@@ -417,7 +418,8 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 def _section_sources(sources: dict[str, Any]) -> str:
     bars = [Bar(name, n, note=f"({sources['only_here'][name]} only here)") for name, n in sources["contacts"].items()]
     return _section("sources", "Contacts by source", "Contacts in the base that each tool knows (a contact several "
-                    "tools know counts in each).", bar_chart("contacts by source", bars, empty_message="no contacts yet"))
+                    "tools know counts in each).",
+                    bar_chart("contacts by source", bars, empty_message="no contacts yet"))
 
 
 def _section_overlap(sources: dict[str, Any]) -> str:
@@ -459,13 +461,15 @@ def _section_funnel(cats: dict[str, Any]) -> str:
     return _section("funnel", "Funnel by colour stage", "White: new in the base; gray: decision maker found; green: "
                     "considers an offer; yellow: takes the newsletter; green-gold: made a request; gold: first order "
                     "paid; platinum: loyal; red: refused (red-green) or stopped buying (red-gold, red-platinum).",
-                    bar_chart("funnel by colour stage", bars, empty_message="no categories yet: hub sync computes them"))
+                    bar_chart("funnel by colour stage", bars,
+                              empty_message="no categories yet: hub sync computes them"))
 
 
 def _section_rfm(cats: dict[str, Any]) -> str:
     grid = heatmap("RFM grid: recency by frequency", [f"R{r}" for r in range(5, 0, -1)],
                    [f"F{f}" for f in range(1, 6)], cats["rfm_grid"], color="#b5651d",
-                   column_title="frequency: 1 order … 5 (most orders)", row_title="recency: R5 bought lately … R1 long ago",
+                   column_title="frequency: 1 order … 5 (most orders)",
+                   row_title="recency: R5 bought lately … R1 long ago",
                    empty_message="no purchases yet")
     named = bar_chart("RFM segments", [Bar(k.replace("_", " "), n, color="#b5651d") for k, n in
                                        cats["rfm_segment"].items()], empty_message="")
@@ -485,6 +489,16 @@ def _section_temperature(history: dict[str, Any], cats: dict[str, Any]) -> str:
     now = ", ".join(f"{_fmt(n)} {t}" for t, n in cats["temperature"].items())
     return _section("temperature", "Temperature over time", f"Hot, warm and cold contacts at the end of each "
                     f"{history['unit']}, from the change log" + (f"; now {now}." if now else "."), chart)
+
+
+def _section_segments(sizes: dict[str, int]) -> str:
+    if not sizes:
+        return ""
+    return _section("segments", "Segments", "Members of the segments defined under segments: in hub.yaml "
+                    "(hub segments lists and explains them).",
+                    bar_chart("segments", [Bar(k, n, color="#2a9d8f") for k, n in
+                                           sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))],
+                              empty_message="no members yet"))
 
 
 def _section_quality(quality: dict[str, Any], total: int) -> str:

@@ -61,7 +61,8 @@ CHECK = """
   var narrow = measure();
   var overflow = [];
   document.querySelectorAll('section, .card, svg.chart').forEach(function (e) {
-    if (e.getBoundingClientRect().right > phone + 0.5) overflow.push(e.id || e.getAttribute('aria-label') || e.className);
+    if (e.getBoundingClientRect().right > phone + 0.5)
+      overflow.push(e.id || e.getAttribute('aria-label') || e.className);
   });
   var out = document.createElement('pre');
   out.id = 'render-check';
@@ -194,6 +195,9 @@ connectors:
         - {{field: formname, equals: Вакансия, status: non-target}}
 categories:
   temperature: {{hot: 10d, warm: 30d}}
+segments:
+  buyers:
+    when: [{{fact: orders, min: 1}}]
 """
 UTC = dt.timezone.utc
 #: The syncs of the shop happen at these times (a fixed clock).
@@ -327,6 +331,7 @@ def test_funnel_rfm_abc_and_leads_of_the_shop(shop):
     assert sum(map(sum, cats["rfm_grid"])) == 2
     # anna brings 90% of the revenue (A); boris's 10% starts at 90% of it, in the next 15% (B)
     assert cats["abc"] == {"A": 1, "B": 1} and cats["abc_revenue"] == {"A": 9000.0, "B": 1000.0}
+    assert cats["segments"] == {"buyers": 2}
     leads = data["leads"]
     assert leads["by_quality"] == {"target": 1, "non-target": 1, "spam": 1} and leads["total"] == 3
     assert leads["by_form"]["Заявка"] == {"target": 1}
@@ -379,7 +384,7 @@ def test_every_section_of_the_shop_report_renders(shop, tmp_path):
     result = render_in_browser(out, tmp_path)
     assert_charts_drawn(result)
     assert {chart["section"] for chart in result["wide"]} == set(result["sections"])
-    assert {"funnel", "rfm", "temperature", "leads"} <= set(result["sections"])
+    assert {"funnel", "rfm", "temperature", "segments", "leads"} <= set(result["sections"])
     assert result["title"] == "hub report" and result["scripts"] == 1
 
 
