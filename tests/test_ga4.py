@@ -190,3 +190,36 @@ class TestGa4Conformance(ConnectorConformance):
             self.fake.token = "another"
         else:
             self.fake.fail("*", 429, times=1000)
+
+
+def test_a_service_account_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    email = "hub-reader@project-1.iam.gserviceaccount.com"
+    with FakeGa4("not-used", PROPERTY) as fake:
+        fake.add_service_account(email, private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        add_sessions(fake)
+        key = {"type": "service_account", "project_id": "project-1", "private_key_id": "k1", "private_key": pem,
+               "client_email": email, "client_id": "1", "token_uri": f"{fake.url}/token"}
+        (tmp_path / "ga-key.json").write_text(json.dumps(key), encoding="utf-8")
+        monkeypatch.setenv("HUB_TEST_TILDA_KEY", "tilda-api-key-0b7d")
+        served = Site(tmp_path, None, analytics=ga4_yaml(fake).replace(
+            "access_token: $HUB_TEST_GA4_TOKEN", "credentials_file: ga-key.json"))
+        try:
+            served.post_form(tilda_form("g7:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+            report = served.sync()
+            assert report["status"] == "ok", report["errors"]
+            assert served.card(f"ga_client_id:{GA_CID}")["fields"]["visits"] == 3
+            assert fake.calls["token"] == 1 and fake.calls["runReport"] == 2
+            fake.public_keys.clear()  # the key was deleted in Google Cloud
+            fake.issued.clear()
+            report = served.sync("ga")
+            assert report["status"] == "failed" and "credentials were refused" in report["errors"][0]
+            assert "PRIVATE KEY" not in json.dumps(report)
+        finally:
+            served.close()

@@ -6,11 +6,15 @@ strings); answers in the API's shape (dimensionHeaders, metricHeaders, rows of s
 values, rowCount, metadata.timeZone, propertyQuota). At most 9 dimensions; a dimension
 must be a standard one or a registered custom dimension, else 400 INVALID_ARGUMENT.
 Quota errors are Google's 429 RESOURCE_EXHAUSTED body (``fail("runReport", 429)``, or
-``tokens`` running out); every call counted.
+``tokens`` running out); every call counted. ``POST /token`` is the OAuth token
+endpoint of a service account key (JWT bearer grant, RS256 checked against the key).
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 from typing import Any
 
 from tests.fakes.http import ApiError, FakeApi, Request, Route
@@ -18,6 +22,7 @@ from tests.fakes.http import ApiError, FakeApi, Request, Route
 STANDARD = {"date", "dateHour", "sessionSource", "sessionMedium", "sessionCampaignName", "sessionSourceMedium",
             "sessionDefaultChannelGroup", "deviceCategory", "city", "region", "country", "landingPage"}
 METRICS = {"sessions", "activeUsers", "eventCount", "keyEvents"}
+SCOPE = "https://www.googleapis.com/auth/analytics.readonly"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -34,9 +39,43 @@ class FakeGa4(FakeApi):
         self.tokens = tokens
         #: session rows: dimension name -> value, plus "sessions"
         self.sessions: list[dict[str, str]] = []
+        #: service accounts (e-mail -> public key PEM) and the access tokens issued to them
+        self.public_keys: dict[str, bytes] = {}
+        self.issued: set[str] = set()
 
     def route_table(self) -> list[Route]:
-        return [("POST", r"/v1beta/properties/(\d+):runReport", "runReport", self._run_report)]
+        return [("POST", r"/v1beta/properties/(\d+):runReport", "runReport", self._run_report),
+                ("POST", r"/token", "token", self._token)]
+
+    def add_service_account(self, email: str, public_pem: bytes) -> None:
+        """Accept JWT bearer grants of this service account, signed by the key's private half."""
+        self.public_keys[email] = public_pem
+
+    def _token(self, request: Request) -> Any:
+        """Google's OAuth token endpoint for a service account (JWT bearer grant, RS256)."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        form = {key: values[0] for key, values in request.form().items()}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            raise ApiError(400, {"error": "unsupported_grant_type"})
+        try:
+            header_b64, claims_b64, signature_b64 = form.get("assertion", "").split(".")
+            claims = json.loads(_b64decode(claims_b64))
+        except ValueError:
+            raise ApiError(400, {"error": "invalid_grant", "error_description": "Invalid JWT"}) from None
+        key = self.public_keys.get(claims.get("iss", ""))
+        if key is None or SCOPE not in str(claims.get("scope", "")):
+            raise ApiError(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
+        try:
+            serialization.load_pem_public_key(key).verify(  # type: ignore[union-attr,call-arg]
+                _b64decode(signature_b64), f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise ApiError(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}) from None
+        token = "ya29.sa-" + secrets.token_urlsafe(16)
+        self.issued.add(token)
+        return {"access_token": token, "expires_in": 3600, "token_type": "Bearer"}
 
     def error_body(self, status: int, message: str) -> Any:
         return {"error": {"code": status, "message": message, "status": STATUS.get(status, "UNKNOWN")}}
@@ -45,7 +84,10 @@ class FakeGa4(FakeApi):
         return ApiError(429, self.error_body(429, "Exhausted property tokens per hour. Wait until the next hour."))
 
     def authorize(self, request: Request, endpoint: str) -> None:
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if endpoint == "token":
+            return
+        given = request.headers.get("Authorization", "")
+        if given != f"Bearer {self.token}" and given.removeprefix("Bearer ") not in self.issued:
             raise ApiError(401, self.error_body(401, "Request had invalid authentication credentials."))
 
     def session(self, client_id: str, date_hour: str, sessions: int = 1, **dimensions: str) -> None:
@@ -105,3 +147,7 @@ class FakeGa4(FakeApi):
         if body.get("returnPropertyQuota"):
             answer["propertyQuota"] = {"tokensPerHour": {"consumed": cost, "remaining": self.tokens or 40000}}
         return answer
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
