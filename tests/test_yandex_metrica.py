@@ -345,3 +345,30 @@ class TestMetricaConformance(ConnectorConformance):
             self.fake.token = "another"
         else:
             self.fake.fail("*", 503, times=1000)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ("    parallel: 4\n", "connectors.metrica.parallel"),
+    ("    timezone: Mars/Olympus\n", "unknown time zone 'Mars/Olympus'"),
+    ("    counter: 1\n", "connectors.metrica.counter"),
+])
+def test_bad_options_name_the_key(project, option: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    project.config("connectors:\n  metrica:\n    plugin: yandex_metrica\n    counter_id: 1\n    token: t\n" + option)
+    result = project.hub("check")
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("kind", "value", "expected"), [
+    ("ym_client_id", " 1712345678901234567 ", "1712345678901234567"),
+    ("ym_client_id", "<script>alert(1)</script>", None),
+    ("ym_client_id", "12", None),
+    ("ga_client_id", "987654321.1712345678", "987654321.1712345678"),
+    ("ga_client_id", "GA1.2.987654321.1712345678", None),  # the raw cookie: the webhook strips it first
+    ("ga_user_id", "u-42", "u-42"),
+    ("ga_user_id", "a\x00b", None),
+    ("email", "x@example.ru", None),
+])
+def test_client_ids_are_checked(kind: str, value: str, expected: str | None) -> None:
+    from hub.analytics import client_id
+
+    assert client_id(kind, value) == expected
