@@ -371,7 +371,13 @@ def test_stricter_rules_take_back_a_contact_the_spam_had_made(tmp_path: Path) ->
             live = c.execute(select(contacts.c.email).where(contacts.c.deleted_at.is_(None))).scalars().all()
         assert live == ["maria@example.ru"]
         log = site.hub("log", "--json", "--connector", "forms")
-        assert any(r["reason"] != "create" for r in json.loads(log.stdout))
+        assert [(r["run_id"], r["field"], r["new"]) for r in json.loads(log.stdout) if r["field"] == "deleted"] == [
+            (2, "deleted", "true")]  # the contact only the spam held is deleted, in the change log
+        (tmp_path / "hub.yaml").write_text(f"store: sqlite:///{tmp_path / 'hub.db'}\n{CONFIG}", encoding="utf-8")
+        site.sync()  # the laxer rules again: the submission is a lead once more
+        with site.store.connect() as c:
+            live = c.execute(select(contacts.c.email).where(contacts.c.deleted_at.is_(None))).scalars().all()
+        assert sorted(live) == ["maria@example.ru", "win@casino.example"]
     finally:
         site.close()
 
@@ -445,6 +451,8 @@ def test_connectors_without_rules_are_unqualified(tmp_path: Path) -> None:
         assert "x_lead_status" not in (attributes or "")
         unknown = site.hub("leads", "--connector", "nope")
         assert unknown.exit_code == 2 and "no webhook connector named 'nope'" in unknown.stderr
+        bad = site.hub("leads", "--since", "last week")
+        assert bad.exit_code == 2 and "expected an age such as 7d" in bad.stderr
     finally:
         site.close()
 
