@@ -14,8 +14,8 @@ id, so every run decides alike.
 
 Visits never create contacts; those of a client id ``hub forget`` erased are dropped. A visit whose client id no contact holds yet waits in
 ``pending_visits`` (deduplicated by the tool's visit id) and becomes the contact's
-``visit`` event when a form with that client id arrives; pending visits older than
-``PENDING_DAYS`` are dropped.
+``visit`` event when a form with that client id arrives; pending visits older than the
+connector's ``pending_days`` (default ``PENDING_DAYS``) are dropped.
 
 A contact's visits give fields of its card, each change in the change log like any
 field: first and last touch (channel, source, medium, campaign), device, region and
@@ -46,8 +46,8 @@ GA_CLIENT_ID = "ga_client_id"
 GA_USER_ID = "ga_user_id"
 #: Identifier kinds of analytics client ids; also the ``form`` event payload keys holding them.
 CLIENT_ID_KINDS: tuple[str, ...] = (YM_CLIENT_ID, GA_CLIENT_ID, GA_USER_ID)
-#: Pending visits (of client ids no contact holds) are kept this long.
-PENDING_DAYS = 180
+#: Pending visits (of client ids no contact holds) are kept this long by default.
+PENDING_DAYS = 90
 
 #: Fields of the client card derived from the contact's visits.
 WEB_FIELDS: tuple[str, ...] = (
@@ -161,9 +161,10 @@ def _pending_event(row: Any) -> EventReport:
 
 
 def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[str, str], EventReport]], run_id: int,
-                  now: dt.datetime) -> set[int]:
+                  now: dt.datetime, pending_days: int = PENDING_DAYS) -> set[int]:
     """Store visits ``((kind, client id), event)``: on the contact holding the client id,
-    else as pending. Each visit once, by the tool's id. Returns the contacts that got visits."""
+    else as pending for ``pending_days`` (0: not kept). Each visit once, by the tool's id.
+    Returns the contacts that got visits."""
     suppressed = Suppressed(c)
     if suppressed:  # the client ids of erased people (hub forget): their visits are not kept
         visits = [(key, event) for key, event in visits if not suppressed.holds(*key)]
@@ -180,6 +181,11 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
         if key not in owners:
             unmatched.setdefault(event.external_id, (key, event))
     if unmatched:
+        c.execute(delete(pending_visits).where(and_(pending_visits.c.connector == connector,
+                                                    pending_visits.c.at < now - dt.timedelta(days=pending_days))))
+        unmatched = {key: item for key, item in unmatched.items()
+                     if item[1].at >= now - dt.timedelta(days=pending_days)}
+    if unmatched:
         known: set[str] = set()
         ids = sorted(unmatched)
         for start in range(0, len(ids), _CHUNK):
@@ -194,8 +200,6 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
              "payload": json.dumps(dict(event.payload), ensure_ascii=False, sort_keys=True), "run_id": run_id}
             for external_id, (key, event) in unmatched.items() if external_id not in known
         ])
-        c.execute(delete(pending_visits).where(and_(pending_visits.c.connector == connector,
-                                                    pending_visits.c.at < now - dt.timedelta(days=PENDING_DAYS))))
     return {contact_id for contact_id, _, _ in matched}
 
 

@@ -553,7 +553,8 @@ class Sync:
         (``client_id``) go to the contact holding the client id, or wait for one."""
         visits = [(r.client_id, event) for r in records if r.client_id is not None for event in r.events]
         if visits:
-            self._refresh_web(c, analytics.attach_visits(c, name, visits, self.report.run_id, now), name, now)
+            keep = getattr(self.config.options[name], "pending_days", analytics.PENDING_DAYS)
+            self._refresh_web(c, analytics.attach_visits(c, name, visits, self.report.run_id, now, keep), name, now)
             records = [r for r in records if r.client_id is None]
         owners = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in records], source_records.c.contact_id)}

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, model_validator
 
-from hub.analytics import GA_CLIENT_ID, GA_USER_ID, VISIT, client_id
+from hub.analytics import GA_CLIENT_ID, GA_USER_ID, PENDING_DAYS, VISIT, client_id
 from hub.connector import READ, Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
@@ -72,6 +72,9 @@ class Ga4Options(ConnectorOptions):
     start_date: dt.date | None = Field(None, description="First day read on the initial load (default: initial_days ago).")
     initial_days: int = Field(30, ge=1, le=3650, description="Days read on the initial load when start_date is not set.")
     lookback_days: int = Field(3, ge=0, le=30, description="Days before the cursor read again (late data).")
+    pending_days: int = Field(
+        PENDING_DAYS, ge=0, le=3650,
+        description="Days a visit of a client id no contact holds yet is kept for a form that may bring it (0: none).")
     page_size: int = Field(10_000, ge=1, le=250_000, description="Rows per runReport call (limit).")
     max_attempts: int = Field(6, ge=1, le=20, description="Tries per call on 429 RESOURCE_EXHAUSTED and 5xx.")
     backoff_seconds: float = Field(5.0, ge=0, description="First backoff; it doubles per try, with jitter.")

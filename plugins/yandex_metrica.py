@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from pydantic import Field, field_validator
 
-from hub.analytics import VISIT, YM_CLIENT_ID, client_id
+from hub.analytics import PENDING_DAYS, VISIT, YM_CLIENT_ID, client_id
 from hub.connector import READ, Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
@@ -71,6 +71,9 @@ class MetricaOptions(ConnectorOptions):
     start_date: dt.date | None = Field(None, description="First day read on the initial load (default: initial_days ago).")
     initial_days: int = Field(30, ge=1, le=365, description="Days read on the initial load when start_date is not set.")
     lookback_days: int = Field(3, ge=0, le=30, description="Days before the cursor read again (late visits).")
+    pending_days: int = Field(
+        PENDING_DAYS, ge=0, le=3650,
+        description="Days a visit of a client id no contact holds yet is kept for a form that may bring it (0: none).")
     timezone: str = Field("Europe/Moscow", description="The counter's time zone (ym:s:dateTime is in it).")
     parallel: int = Field(MAX_PARALLEL, ge=1, le=MAX_PARALLEL,
                           description="Requests in flight at once (parts downloaded in parallel); Metrica allows 3.")

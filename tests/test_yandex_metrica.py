@@ -372,3 +372,19 @@ def test_client_ids_are_checked(kind: str, value: str, expected: str | None) -> 
     from hub.analytics import client_id
 
     assert client_id(kind, value) == expected
+
+
+def test_pending_days_zero_keeps_no_unmatched_visit(tmp_path: Path, metrica: FakeMetrica,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TEST_TILDA_KEY", TILDA_KEY)
+    monkeypatch.setenv("HUB_TEST_METRICA_TOKEN", TOKEN)
+    served = Site(tmp_path, metrica, extra="    pending_days: 0\n")
+    try:
+        served.post_form(tilda_form("t8:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+        add_visits(metrica)
+        assert served.sync()["status"] == "ok"
+        assert served.card("ivan@example.ru")["fields"]["visits"] == 3  # matched visits are kept all the same
+        with served.store.connect() as c:
+            assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 0
+    finally:
+        served.close()
