@@ -15,8 +15,8 @@ are overrides (``hub.overrides``) over what the contact's records derive: they h
 the records say the same, so a source that brings a new value for the person (new
 activity) ends a removal, as it ends an undo.
 
-Activity is the latest of: the contact's creation, a change of one of its records in a
-tool, and an event the person made (a form, a visit, a purchase, an e-mail opened or
+Activity is the latest of: the contact's creation, a change of its values a tool brought
+(a ``sync`` entry of the change log), and an event the person made (a form, a visit, a purchase, an e-mail opened or
 clicked, an SMS received...). Messages sent to the person and their delivery reports are
 not their activity (``PASSIVE_SUFFIXES``).
 """
@@ -36,7 +36,7 @@ from hub.errors import GuardError
 from hub.merge import SourceValues
 from hub.overrides import DELETED, dump
 from hub.quality import invalid_identifiers
-from hub.store.schema import contacts, events, overrides, runs, source_records
+from hub.store.schema import changes, contacts, events, overrides, runs, source_records
 from hub.sync import utcnow
 
 #: The attribute of a flagged contact: the day of its last activity.
@@ -66,10 +66,10 @@ def last_activity(c: Connection) -> dict[int, dt.datetime]:
 
     for row in c.execute(select(contacts.c.id, contacts.c.created_at).where(live)):
         latest[row.id] = _aware(row.created_at) if row.created_at else dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    # a value a tool brought that changed the contact (a re-read of the same values changes nothing)
     for row in c.execute(
-        select(source_records.c.contact_id, func.max(source_records.c.changed_at))
-        .where(and_(source_records.c.origin == "read", source_records.c.removed_at.is_(None)))
-        .group_by(source_records.c.contact_id)
+        select(changes.c.contact_id, func.max(changes.c.at)).where(changes.c.reason == "sync")
+        .group_by(changes.c.contact_id)
     ):
         if row[0] in latest:
             seen(row[0], row[1])

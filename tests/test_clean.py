@@ -8,7 +8,7 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import and_, insert, select, update
 
 from hub.clean import INACTIVE_FIELD, Cleaner, is_activity
 from hub.config import load_config
@@ -110,6 +110,21 @@ def test_inactive_contacts_are_flagged_and_active_ones_unflagged(base):
     with store.connect() as c:
         assert c.execute(select(changes.c.old_value, changes.c.new_value).where(
             changes.c.run_id == again["run_id"])).all() == [(day, None)]
+
+    # gleb's e-mail is fixed in the sheet (a change a tool brought, dated 395 days on); a re-read
+    # of unchanged rows (the mapping changed: every row is read again) is nobody's activity
+    base.write("sheet.csv", SHEET.replace("gleb@@mail", "gleb@example.ru"))
+    base.write("mappings/sheet.yaml", "fields:\n  full_name: {from: full_name}\n  phone: {from: phone}\n"
+               "  email: {from: email}\n")
+    assert base.hub("sync").exit_code == 0
+    with store.begin() as c:
+        fixed = c.execute(select(changes.c.id).where(and_(changes.c.contact_id == 4, changes.c.field == "email",
+                                                          changes.c.reason == "sync"))).scalars().all()
+        assert len(fixed) == 1
+        c.execute(update(changes).where(changes.c.id == fixed[0]).values(at=t0 + 395 * DAY))
+    last = Cleaner(config, store).clean(now=t0 + 400 * DAY)
+    assert last["unflagged"] == [4] and last["flagged"] == []
+    assert _fields(base, 2)[INACTIVE_FIELD] == day
     store.dispose()
 
 
