@@ -93,7 +93,7 @@ class Cleaner(Curator):
         now = now or utcnow()
         result: dict[str, Any] = {"dry_run": dry_run, "spam": None, "run_id": None, "inactive_after": None,
                                   "action": settings.inactive, "flagged": [], "unflagged": [], "deleted": [],
-                                  "invalid_identifiers": []}
+                                  "invalid_identifiers": [], "changes": 0}
         if settings.spam_after is not None:
             from hub.leads import clean_spam
 

@@ -206,3 +206,59 @@ def test_a_bad_clean_setting_names_the_key(project):
     result = project.hub("clean")
     assert result.exit_code == 2
     assert "clean.inactive_after" in result.stderr and "90d" in result.stderr
+
+
+def test_old_spam_leaves_the_inbox_in_a_run_of_its_own(project):
+    """hub clean calls hub leads clean with clean.spam_after; newer spam and real leads stay."""
+    import requests
+
+    from hub.serve import Server
+    from hub.store.schema import inbox
+
+    token = "t0ken-of-the-site-forms"
+    project.write("mappings/site.yaml", "fields:\n  full_name: {from: Name, transforms: [split_name]}\n"
+                  "  email: {from: Email, transforms: [email]}\n")
+    project.config(f"""\
+        connectors:
+          site:
+            plugin: webhook
+            format: form
+            token: {token}
+            leads: {{honeypot: [website]}}
+        clean: {{spam_after: 14d}}
+    """)
+    config, store = _open(project)
+    server = Server(config, store, "127.0.0.1", 0, threads=2, sync=False).start()
+    try:
+        for fields in ({"Name": "Bot", "Email": "a@spam.example", "website": "x"},
+                       {"Name": "Анна Белова", "Email": "anna@example.ru"},
+                       {"Name": "Bot", "Email": "b@spam.example", "website": "y"}):
+            url = f"http://127.0.0.1:{server.port}/hooks/site?token={token}"
+            assert requests.post(url, data=fields, timeout=30).status_code == 200
+    finally:
+        server.stop()
+    assert project.hub("sync").exit_code == 0
+    with store.begin() as c:  # the first two came in three weeks ago
+        first_two = c.execute(select(inbox.c.id).order_by(inbox.c.id).limit(2)).scalars().all()
+        c.execute(update(inbox).where(inbox.c.id.in_(first_two)).values(
+            received_at=dt.datetime.now(dt.timezone.utc) - 21 * DAY))
+    dry = json.loads(project.hub("clean", "--dry-run", "--json").stdout)
+    assert dry["spam"]["removed"] == 1 and dry["spam"]["run_id"] is None
+    result = project.hub("clean", "--actor", "ops")
+    assert result.exit_code == 0, result.output
+    assert "spam: remove 1 submissions" in result.stdout
+    with store.connect() as c:
+        left = [json.loads(f)["Email"] for f in c.execute(select(inbox.c.fields).order_by(inbox.c.id)).scalars()]
+        kinds = c.execute(select(runs.c.kind).order_by(runs.c.id)).scalars().all()
+    assert left == ["anna@example.ru", "b@spam.example"]
+    assert kinds == ["sync", "leads-clean", "clean"]
+    store.dispose()
+
+
+def test_an_empty_base_has_nothing_to_clean(project):
+    project.write("sheet.csv", "id,full_name\n")
+    _config(project)
+    result = project.hub("clean", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["flagged"], data["deleted"], data["invalid_identifiers"], data["changes"]) == ([], [], [], 0)

@@ -292,6 +292,16 @@ def test_report_figures_sources_overlap_duplicates_quality(synced):
     assert data["cities"]["Москва"] == 2
 
 
+def test_an_empty_base_gives_a_report_that_says_so(project):
+    project.write("c.csv", "id,full_name\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    out = project.root / "r.html"
+    result = project.hub("report", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<svg" not in page and "no contacts yet" in page and "no form submissions yet" in page
+
+
 def test_merges_by_hand_and_splits_are_counted(synced):
     synced.hub("merge", "3", "6")
     synced.hub("merge", "4", "7")
