@@ -192,8 +192,10 @@ class WebhookConnector(Connector):
                     select(inbox).where(and_(inbox.c.connector == self.context.name, inbox.c.id > after))
                     .order_by(inbox.c.id).limit(PAGE_SIZE)
                 ).all()
-                rules = self.options.leads
-                verdicts = qualify_rows(c, rules, rows) if rules is not None else {}
+            verdicts: dict[int, Verdict] = {}
+            if self.options.leads is not None and rows:
+                with store.connect() as c:  # after the lock: hub serve goes on storing meanwhile
+                    verdicts = qualify_rows(c, self.options.leads, rows)
             for row in rows:
                 yield self._record(row, verdicts.get(row.id))
             if not rows:
