@@ -284,9 +284,12 @@ def test_verdicts_reach_the_event_the_contact_and_hub_leads(site: Site) -> None:
     assert len(site.leads("--status", "target", "--status", "non-target")) == 2
     assert site.leads("--since", "2099-01-01") == []
     assert len(site.leads("--since", "1d")) == 3
+    moscow = dt.timezone(dt.timedelta(hours=3))
+    a_minute_ago = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).astimezone(moscow)
+    assert len(site.leads("--since", a_minute_ago.isoformat())) == 3  # a time with its offset is that time
     with site.store.connect() as c:
         read = c.execute(select(audit).where(audit.c.action == "leads")).all()
-    assert len(read) == 5 and read[1].unmasked == 1 and read[0].unmasked == 0
+    assert len(read) == 6 and read[1].unmasked == 1 and read[0].unmasked == 0
 
     card = site.hub("show", "anna@example.ru")
     assert card.exit_code == 0 and "x_lead_status: target" in card.stdout
