@@ -894,7 +894,7 @@ def _since(value: str | None) -> Any:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--since {value!r}: expected an age such as 7d or 12h, or a date such as 2026-11-01") from None
-    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+    return at.astimezone(dt.timezone.utc) if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
 @main.group(invoke_without_command=True)
