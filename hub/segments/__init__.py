@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, null, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, null, select
 from sqlalchemy.engine import Connection
 
 from hub.model import CONTACT_FIELDS, PURCHASE_EVENT
@@ -25,13 +25,16 @@ from hub.redact import redact
 from hub.segments.config import CategoriesConfig, SegmentConfig
 from hub.segments.rules import (
     CATEGORY_COLUMNS,
-    FACT_COLUMNS,
+    DAY,
     Context,
     Facts,
     Rules,
     Stats,
     abc_thresholds,
+    from_days,
     quantile_edges,
+    span_days,
+    to_days,
 )
 from hub.store import among, bulk_insert, bulk_update
 from hub.store.schema import (
@@ -74,11 +77,11 @@ def fingerprint(categories_config: CategoriesConfig, segments: dict[str, Segment
     return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives naive datetimes back; hub writes UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.timezone.utc)
+def _days(c: Connection, column: Any) -> Any:
+    """A timestamp column as days since the epoch (a float), computed by the database."""
+    if c.dialect.name == "postgresql":
+        return cast(func.extract("epoch", column), Float) / DAY
+    return func.julianday(column) - 2440587.5
 
 
 def _load_state(c: Connection) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def _in(c: Connection, column: Any, chunk: Sequence[int], contiguous: bool) -> A
 
 def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig, chunk: Sequence[int],
                *, contiguous: bool = False) -> dict[int, Facts]:
-    """Facts of the live contacts among ``chunk`` (sorted ids), four set queries."""
+    """Facts of the live contacts among ``chunk`` (sorted ids), three set queries."""
     wanted = set(chunk)
     fields = sorted(rules.fields & set(CONTACT_FIELDS))
     custom = bool(rules.fields - set(CONTACT_FIELDS))
@@ -210,29 +213,27 @@ def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig,
         facts[row.id] = Facts(row.id, fields=values)
     if not facts:
         return facts
-    for row in c.execute(
-        select(events.c.contact_id, func.count().label("n"),
-               func.coalesce(func.sum(_amount(categories_config)), 0.0).label("revenue"),
-               func.min(events.c.at).label("first"), func.max(events.c.at).label("last"))
-        .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type == PURCHASE_EVENT))
-        .group_by(events.c.contact_id)
-    ):
-        f = facts.get(row.contact_id)
-        if f is not None:
-            f.orders, f.revenue = row.n, float(row.revenue or 0.0)
-            f.first_order_at, f.last_order_at = _utc(row.first), _utc(row.last)
+    # one pass over the chunk's events: per type its count, first and last time, and for
+    # purchases the revenue
     types = sorted(rules.event_types)
     for row in c.execute(
-        select(events.c.contact_id, events.c.type, func.max(events.c.at).label("last"))
+        select(events.c.contact_id, events.c.type, func.count().label("n"),
+               func.sum(_amount(categories_config)).label("revenue"),
+               _days(c, func.min(events.c.at)).label("first"), _days(c, func.max(events.c.at)).label("last"))
         .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type.in_(types)))
         .group_by(events.c.contact_id, events.c.type)
     ):
         f = facts.get(row.contact_id)
-        if f is not None:
-            f.types[row.type] = _utc(row.last)  # type: ignore[assignment]
+        if f is None:
+            continue
+        last = float(row.last)
+        f.types[row.type] = last
+        if row.type == PURCHASE_EVENT:
+            f.orders, f.revenue = row.n, float(row.revenue or 0.0)
+            f.first_order_at, f.last_order_at = float(row.first), last
     funnel, activity = rules.funnel, rules.activity_types
     for f in facts.values():
-        latest: tuple[dt.datetime, str] | None = None
+        latest: tuple[float, str] | None = None
         for kind, at in f.types.items():
             if kind in activity and (f.last_activity_at is None or at > f.last_activity_at):
                 f.last_activity_at = at
@@ -251,56 +252,82 @@ def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig,
     return facts
 
 
+_TIMES = ("first_order_at", "last_order_at", "last_activity_at", "next_at")
+_N_CATEGORIES = len(CATEGORY_COLUMNS)
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) < 1e-6  # about 0.1 s
+
+
 def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], run_id: int, now: dt.datetime,
              result: Refreshed, *, contiguous: bool) -> None:
     """Compute a chunk of contacts and write what differs, with its change-log entries."""
     facts = load_facts(c, rules, rules.config, chunk, contiguous=contiguous)
     old: dict[int, Any] = {row.contact_id: row for row in c.execute(
-        select(categories).where(_in(c, categories.c.contact_id, chunk, contiguous)))}
+        select(categories.c.contact_id, *(categories.c[k] for k in CATEGORY_COLUMNS), categories.c.orders,
+               categories.c.revenue, *(_days(c, categories.c[k]).label(k) for k in _TIMES))
+        .where(_in(c, categories.c.contact_id, chunk, contiguous)))}
     membership: dict[int, set[str]] = defaultdict(set)
     for row in c.execute(select(segment_members.c.contact_id, segment_members.c.segment)
                          .where(_in(c, segment_members.c.contact_id, chunk, contiguous))):
         membership[row.contact_id].add(row.segment)
-    stopped = rules.config.stage.stopped_after
+    stopped = span_days(rules.config.stage.stopped_after)
+    today = to_days(now)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    fact_updates: list[dict[str, Any]] = []
     log: list[dict[str, Any]] = []
     joins: list[dict[str, Any]] = []
     leaves: list[tuple[int, str]] = []
     gone = [cid for cid in chunk if cid not in facts and (cid in old or membership.get(cid))]
     for contact_id, f in facts.items():
-        x = Context(now=now, stopped=stopped)
+        x = Context(now=today, stopped=stopped)
         values = rules.compute(f, stats, x)
         segments_now = rules.members(f, x)
-        future = [b for b in x.boundaries if b > now]
-        row = {"contact_id": contact_id, **values, "orders": f.orders, "revenue": round(f.revenue, 6),
-               "first_order_at": f.first_order_at, "last_order_at": f.last_order_at,
-               "last_activity_at": f.last_activity_at, "next_at": min(future) if future else None,
-               "run_id": run_id, "updated_at": now}
+        future = [b for b in x.boundaries if b > today]
+        next_at = min(future) if future else None
+        revenue = round(f.revenue, 6)
         before = old.get(contact_id)
         had = membership.get(contact_id, set())
         result.contacts += 1
         if before is None:
-            inserts.append(row)
+            differs, facts_differ = True, True
             everything = {k: v for k, v in values.items() if v is not None}
             if segments_now:
                 everything["segments"] = sorted(segments_now)
             log.append(_entry(contact_id, "categories", None, everything, now))
-            result.changed.add(contact_id)
         else:
-            differs = False
-            for name in CATEGORY_COLUMNS:
-                if getattr(before, name) != values[name]:
-                    log.append(_entry(contact_id, f"category:{name}", getattr(before, name), values[name], now))
-                    differs = True
+            stored = before[1:_N_CATEGORIES + 1]
+            differs = stored != tuple(values.values())
             if differs:
-                result.changed.add(contact_id)
-                updates.append(row)
-            elif any(_differs(getattr(before, k), row[k]) for k in (*FACT_COLUMNS, "next_at")):
-                row["run_id"], row["updated_at"] = before.run_id, _utc(before.updated_at)
-                updates.append(row)
+                for name, was in zip(CATEGORY_COLUMNS, stored, strict=True):
+                    if was != values[name]:
+                        log.append(_entry(contact_id, f"category:{name}", was, values[name], now))
+            facts_differ = not (
+                before.orders == f.orders and abs(before.revenue - revenue) < 1e-6
+                and _same(before.first_order_at, f.first_order_at) and _same(before.last_order_at, f.last_order_at)
+                and _same(before.last_activity_at, f.last_activity_at) and _same(before.next_at, next_at))
             for name in sorted(had - segments_now):
                 log.append(_entry(contact_id, f"segment:{name}", True, None, now))
+        if differs or facts_differ:
+            row = {"contact_id": contact_id, "orders": f.orders, "revenue": revenue,
+                   "first_order_at": from_days(f.first_order_at), "last_order_at": from_days(f.last_order_at),
+                   "last_activity_at": from_days(f.last_activity_at), "next_at": from_days(next_at)}
+            if before is None:
+                inserts.append({**row, **values, "run_id": run_id, "updated_at": now})
+            elif differs:
+                updates.append({**row, **values, "run_id": run_id, "updated_at": now})
+            else:
+                fact_updates.append(row)
+            if differs:
+                result.changed.add(contact_id)
         for name in sorted(segments_now - had):
             joins.append({"segment": name, "contact_id": contact_id, "since": now, "run_id": run_id})
             if before is not None:
@@ -313,6 +340,7 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
         c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
     bulk_insert(c, categories, inserts)
     bulk_update(c, categories, ("contact_id",), updates)
+    bulk_update(c, categories, ("contact_id",), fact_updates)
     for contact_id, name in leaves:
         c.execute(delete(segment_members).where(and_(segment_members.c.contact_id == contact_id,
                                                      segment_members.c.segment == name)))
@@ -321,14 +349,6 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
         entry["run_id"] = run_id
     bulk_insert(c, changes, log)
     result.logged += len(log)
-
-
-def _differs(a: Any, b: Any) -> bool:
-    if isinstance(a, dt.datetime) or isinstance(b, dt.datetime):
-        return _utc(a) != _utc(b)
-    if isinstance(a, float) or isinstance(b, float):
-        return a is None or b is None or abs(float(a) - float(b)) > 1e-6
-    return bool(a != b)
 
 
 def _encode(value: Any) -> str | None:
@@ -412,7 +432,7 @@ def explain(c: Connection, config: Any, contact_id: int, now: dt.datetime) -> di
     facts = load_facts(c, rules, model.categories, [contact_id]).get(contact_id)
     if facts is None:
         return {"contact_id": contact_id, "live": False}
-    x = Context(now=now, stopped=model.categories.stage.stopped_after, trace=[])
+    x = Context(now=to_days(now), stopped=span_days(model.categories.stage.stopped_after), trace=[])
     values = rules.compute(facts, stats, x)
     stage_trace = x.trace or []
     x.trace = []
@@ -438,8 +458,9 @@ def explain(c: Connection, config: Any, contact_id: int, now: dt.datetime) -> di
     }
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: float | None) -> str | None:
+    moment = from_days(value)
+    return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
 def _step(step: tuple[str, Any, bool]) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Pure functions of the facts, the config, the base's statistics and ``now``: the store
 is read and written in ``hub.segments``. Each time-dependent test notes when its
 outcome flips (``Context.boundaries``), which becomes the contact's ``next_at``.
+
+Times are days since 1970-01-01 UTC as floats (``to_days``/``from_days``): the store
+computes them in SQL, so a pass over a million contacts builds no datetime objects.
 """
 
 from __future__ import annotations
@@ -28,6 +31,23 @@ CATEGORY_COLUMNS: tuple[str, ...] = (
 FACT_COLUMNS: tuple[str, ...] = ("orders", "revenue", "first_order_at", "last_order_at", "last_activity_at")
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+DAY = 86400.0
+
+
+def to_days(moment: dt.datetime) -> float:
+    """Days since the epoch of an aware datetime."""
+    return (moment - EPOCH).total_seconds() / DAY
+
+
+def from_days(days: float | None) -> dt.datetime | None:
+    return None if days is None else EPOCH + dt.timedelta(days=days)
+
+
+def span_days(span: dt.timedelta) -> float:
+    return span.total_seconds() / DAY
+
+
 @dataclass(slots=True)
 class Facts:
     """What the store knows of one contact that categories depend on."""
@@ -35,11 +55,12 @@ class Facts:
     contact_id: int
     orders: int = 0
     revenue: float = 0.0
-    first_order_at: dt.datetime | None = None
-    last_order_at: dt.datetime | None = None
-    last_activity_at: dt.datetime | None = None
+    #: Times in days since the epoch (``to_days``).
+    first_order_at: float | None = None
+    last_order_at: float | None = None
+    last_activity_at: float | None = None
     #: Latest time of each event type the rules look at.
-    types: dict[str, dt.datetime] = field(default_factory=dict)
+    types: dict[str, float] = field(default_factory=dict)
     #: The latest of the funnel events' types, if any.
     latest_funnel: str | None = None
     consents: dict[str, str] = field(default_factory=dict)
@@ -67,10 +88,11 @@ class Stats:
 
 @dataclass
 class Context:
-    now: dt.datetime
-    stopped: dt.timedelta
+    #: Days since the epoch (``to_days``), and ``stage.stopped_after`` in days.
+    now: float
+    stopped: float
     #: Times after ``now`` at which a tested outcome changes.
-    boundaries: list[dt.datetime] = field(default_factory=list)
+    boundaries: list[float] = field(default_factory=list)
     #: Categories computed so far, and segments the contact is in (for segment rules).
     categories: dict[str, Any] = field(default_factory=dict)
     segments: set[str] = field(default_factory=set)
@@ -83,8 +105,7 @@ Test = Callable[[Facts, Context], bool]
 
 def compile_condition(condition: Condition) -> Test:
     if condition.all is not None:
-        parts = [compile_condition(c) for c in condition.all]
-        return lambda f, x: all(p(f, x) for p in parts)
+        return _all([compile_condition(c) for c in condition.all])
     if condition.any is not None:
         parts = [compile_condition(c) for c in condition.any]
         return lambda f, x: any(p(f, x) for p in parts)
@@ -118,7 +139,7 @@ def compile_condition(condition: Condition) -> Test:
         return _time_test(condition)
     if condition.fact is not None:
         name = condition.fact
-        return _value_test(condition, f"fact {name}", lambda f, x: getattr(f, name))
+        return _value_test(condition, f"fact {name}", lambda f, x: getattr(f, name))  # orders, revenue
     if condition.field is not None:
         key = condition.field
         return _value_test(condition, f"field {key}", lambda f, x: f.fields.get(key))
@@ -142,6 +163,8 @@ def compile_condition(condition: Condition) -> Test:
 
 
 def _number(value: Any) -> float | None:
+    if type(value) is int or type(value) is float:
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -202,12 +225,12 @@ def _time_test(condition: Condition) -> Test:
     attribute = "last_order_at" if condition.fact == "days_since_order" else "last_activity_at"
     label = f"fact {condition.fact}"
 
-    def span(value: str | float | None, stopped: dt.timedelta, days: bool) -> dt.timedelta | None:
+    def span(value: str | float | None, stopped: float, days: bool) -> float | None:
         if value is None:
             return None
         if days:
-            return dt.timedelta(days=float(value))
-        return stopped if value == "stopped" else parse_duration(value)
+            return float(value)
+        return stopped if value == "stopped" else span_days(parse_duration(value))
 
     low_days, high_days = condition.min, condition.max
     low_text, high_text = condition.min_duration, condition.max_duration
@@ -218,7 +241,7 @@ def _time_test(condition: Condition) -> Test:
         if exists is not None:
             ok = (last is not None) == exists
             if x.trace is not None:
-                x.trace.append((f"{label} exists is {exists}", last, ok))
+                x.trace.append((f"{label} exists is {exists}", from_days(last), ok))
             return ok
         if last is None:
             if x.trace is not None:
@@ -239,14 +262,14 @@ def _time_test(condition: Condition) -> Test:
         if x.trace is not None:
             bounds = " and ".join(part for part in (f">= {_days(low)}" if low is not None else "",
                                                     f"< {_days(high)}" if high is not None else "") if part)
-            x.trace.append((f"{label} {bounds}", f"{age.total_seconds() / 86400:.1f} days", ok))
+            x.trace.append((f"{label} {bounds}", f"{age:.1f} days", ok))
         return ok
 
     return test
 
 
-def _days(span: dt.timedelta) -> str:
-    return f"{span.total_seconds() / 86400:g} days"
+def _days(span: float) -> str:
+    return f"{span:g} days"
 
 
 class Rules:
@@ -254,8 +277,10 @@ class Rules:
 
     def __init__(self, categories: CategoriesConfig, segments: dict[str, SegmentConfig]):
         self.config = categories
-        self.stage = [(rule.value, [compile_condition(c) for c in rule.when]) for rule in categories.stage.rules]
-        self.segments = [(name, [compile_condition(c) for c in segment.when]) for name, segment in segments.items()]
+        self.stage = [(rule.value, _all([compile_condition(c) for c in rule.when]))
+                      for rule in categories.stage.rules]
+        self.segments = [(name, _all([compile_condition(c) for c in segment.when]))
+                         for name, segment in segments.items()]
         self.segment_names = [name for name, _ in self.segments]
         self.funnel = frozenset(categories.stage.funnel_events)
         self.activity_types = frozenset(categories.temperature.events)
@@ -269,30 +294,31 @@ class Rules:
             self.fields.add(categories.activity.field)
         self.consents = _named(conditions, "consent")
         recency = categories.rfm.recency
-        self.recency = [dt.timedelta(days=d) for d in recency]
+        self.recency = [float(d) for d in recency]
+        self.hot = span_days(categories.temperature.hot)
+        self.warm = span_days(categories.temperature.warm)
 
     def compute(self, facts: Facts, stats: Stats, x: Context) -> dict[str, Any]:
         """The categories of one contact; ``x.boundaries`` gets the times they may change."""
         config = self.config
         out: dict[str, Any] = dict.fromkeys(CATEGORY_COLUMNS)
         stage = None
-        for value, tests in self.stage:
+        for value, test in self.stage:
             if x.trace is not None:
                 x.trace.append((f"stage rule {value!r}", None, True))
-            if all(test(facts, x) for test in tests):
+            if test(facts, x):
                 stage = value
                 break
         out["stage"] = stage
         last = facts.last_activity_at
-        temperature = config.temperature
         if last is None:
             out["temperature"] = "cold"
-        elif x.now - last < temperature.hot:
+        elif x.now - last < self.hot:
             out["temperature"] = "hot"
-            x.boundaries.append(last + temperature.hot)
-        elif x.now - last < temperature.warm:
+            x.boundaries.append(last + self.hot)
+        elif x.now - last < self.warm:
             out["temperature"] = "warm"
-            x.boundaries.append(last + temperature.warm)
+            x.boundaries.append(last + self.warm)
         else:
             out["temperature"] = "cold"
         if facts.orders and facts.last_order_at is not None:
@@ -331,12 +357,25 @@ class Rules:
     def members(self, facts: Facts, x: Context) -> set[str]:
         """The segments the contact is in, given ``x.categories``."""
         x.segments = set()
-        for name, tests in self.segments:
+        for name, test in self.segments:
             if x.trace is not None:
                 x.trace.append((f"segment {name!r}", None, True))
-            if all(test(facts, x) for test in tests):
+            if test(facts, x):
                 x.segments.add(name)
         return x.segments
+
+
+def _all(tests: list[Test]) -> Test:
+    """One test that holds when every test holds, in order (no generator per call)."""
+    if not tests:
+        return lambda f, x: True
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda f, x: first(f, x) and second(f, x)
+    head, rest = tests[0], _all(tests[1:])
+    return lambda f, x: head(f, x) and rest(f, x)
 
 
 def _named(conditions: list[Condition], key: str) -> set[str]:
