@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -48,6 +49,8 @@ MANUAL_MERGE_RUNS = ("merge", "review")
 OPTED_OUT = ("unsubscribed", "bounced", "complained")
 _TOP = 12
 TEMPERATURES = ("hot", "warm", "cold")
+#: The temperature in the JSON object of a contact's first categories (change-log field ``categories``).
+_TEMPERATURE = re.compile(r'"temperature":\s*"([^"\\]*)"')
 
 
 def live() -> Any:
@@ -253,46 +256,59 @@ def temperature_over_time(c: Connection, now: dt.datetime, points: int = 60) -> 
     the change log tells it: the first categories of a contact, each later change of its
     temperature, and its deletion or merge into another contact."""
     moments: list[tuple[dt.datetime, int, str | None]] = []
-    for row in c.execute(
-        select(changes.c.contact_id, changes.c.field, changes.c.old_value, changes.c.new_value, changes.c.at)
+    add = moments.append
+    for contact_id, field_, new_value, at in c.execute(
+        select(changes.c.contact_id, changes.c.field, changes.c.new_value, changes.c.at)
         .where(or_(
             and_(changes.c.reason == "category", changes.c.field.in_(("categories", "category:temperature"))),
             changes.c.field.in_(("deleted", "merged_into")),
         ))
         .order_by(changes.c.id)
     ):
-        at = _aware(row.at)
-        if row.field == "categories":
-            moments.append((at, row.contact_id, _json(row.new_value).get("temperature")))
-        elif row.field == "category:temperature":
-            moments.append((at, row.contact_id, row.new_value))
-        elif (row.field == "deleted" and row.new_value) or (row.field == "merged_into" and row.new_value):
-            moments.append((at, row.contact_id, "-"))
-        elif row.field == "deleted":  # back in the base: its last temperature again
-            moments.append((at, row.contact_id, "+"))
+        if at.tzinfo is not None:  # times are compared as naive UTC (SQLite gives them so)
+            at = at.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if field_ == "categories":  # the first categories: a JSON object, read for one key
+            found = _TEMPERATURE.search(new_value or "")
+            add((at, contact_id, found.group(1) if found else None))
+        elif field_ == "category:temperature":
+            add((at, contact_id, new_value))
+        elif new_value:  # deleted, or merged into another contact
+            add((at, contact_id, "-"))
+        elif field_ == "deleted":  # back in the base: its last temperature again
+            add((at, contact_id, "+"))
     if not moments:
         return {"unit": "day", "labels": [], "series": {t: [] for t in TEMPERATURES}}
     moments.sort(key=lambda m: m[0])
+    now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     start, end = moments[0][0], max(now, moments[-1][0])
     span = (end.date() - start.date()).days
     unit = "day" if span <= points else "week" if span <= 7 * points else "month"
     edges = _bucket_ends(start, end, unit)
     current: dict[int, str | None] = {}
     last: dict[int, str | None] = {}
+    tally: Counter[str | None] = Counter()  # of ``current``, kept as it changes
     series: dict[str, list[int]] = {t: [] for t in TEMPERATURES}
+
+    def put(contact_id: int, value: str | None) -> None:
+        if contact_id in current:
+            tally[current.pop(contact_id)] -= 1
+        if value is not None:
+            current[contact_id] = value
+            tally[value] += 1
+
     i = 0
     for edge in edges:
         while i < len(moments) and moments[i][0] < edge:
             _, contact_id, value = moments[i]
             if value == "-":
-                current.pop(contact_id, None)
+                put(contact_id, None)
             elif value == "+":
                 if last.get(contact_id) is not None:
-                    current[contact_id] = last[contact_id]
+                    put(contact_id, last[contact_id])
             else:
-                current[contact_id] = last[contact_id] = value
+                last[contact_id] = value
+                put(contact_id, value)
             i += 1
-        tally = Counter(v for v in current.values() if v)
         for t in TEMPERATURES:
             series[t].append(tally[t])
     labels = [(edge - dt.timedelta(microseconds=1)).date().isoformat() if unit == "day"
@@ -303,7 +319,7 @@ def temperature_over_time(c: Connection, now: dt.datetime, points: int = 60) -> 
 
 def _bucket_ends(start: dt.datetime, end: dt.datetime, unit: str) -> list[dt.datetime]:
     """The end (exclusive) of each day, week or month from ``start``'s to ``end``'s."""
-    day = dt.datetime.combine(start.date(), dt.time(), tzinfo=dt.timezone.utc)
+    day = dt.datetime.combine(start.date(), dt.time())
     if unit == "month":
         day = day.replace(day=1)
     edges: list[dt.datetime] = []
@@ -316,11 +332,6 @@ def _bucket_ends(start: dt.datetime, end: dt.datetime, unit: str) -> list[dt.dat
             day = (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
         edges.append(day)
     return edges
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    """SQLite gives times back without a zone: they are UTC."""
-    return at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
 def _leads(c: Connection, config: Any) -> dict[str, Any]:
