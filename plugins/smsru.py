@@ -191,7 +191,7 @@ class SmsRuConnector(Connector):
 
     def _inbox(self, state: _State) -> Iterator[Any]:
         """Rows ``hub serve`` stored for this connector after the cursor's."""
-        from sqlalchemy import and_, select
+        from sqlalchemy import and_, select, text
 
         from hub.store.schema import inbox
 
@@ -200,6 +200,9 @@ class SmsRuConnector(Connector):
             return
         while True:
             with store.begin() as c:
+                if c.dialect.name == "postgresql":
+                    # rows that took a smaller id are committed before this reads (as the webhook connector)
+                    c.execute(text("LOCK TABLE inbox IN SHARE MODE"))
                 rows = c.execute(select(inbox).where(and_(inbox.c.connector == self.context.name,
                                                           inbox.c.id > state.inbox))
                                  .order_by(inbox.c.id).limit(INBOX_PAGE)).all()
