@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import Field
 
 from hub.connector import READ, WRITE, Connector, ConnectorContext
-from hub.errors import RetriableError
+from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
 from hub.http import BatchOutcome, HeaderAuth, RejectedRequestError, ServiceOptions
 from hub.model import (
@@ -160,10 +160,16 @@ class BrevoConnector(Connector):
         newest = cursor
         offset = 0
         while True:
-            page = self.api.get_json("smtp/statistics/events", params={
-                "limit": self.options.events_page_size, "offset": offset, "startDate": start.isoformat(),
-                "endDate": end.isoformat(), "sort": "asc",
-            }, doing="reading the e-mail activity") or {}
+            try:
+                page = self.api.get_json("smtp/statistics/events", params={
+                    "limit": self.options.events_page_size, "offset": offset, "startDate": start.isoformat(),
+                    "endDate": end.isoformat(), "sort": "asc",
+                }, doing="reading the e-mail activity") or {}
+            except RejectedRequestError:
+                raise
+            except FatalError as error:  # a key restricted to contacts may not read statistics
+                raise FatalError(error.message, hint="give the API key access to transactional statistics, or "
+                                 f"set email_events: false for connector {self.context.name!r}") from None
             rows = [row for row in page.get("events") or [] if isinstance(row, dict)]
             found: dict[str, tuple[list[EventReport], list[ConsentReport]]] = {}
             for row in rows:

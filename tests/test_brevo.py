@@ -235,3 +235,14 @@ def test_a_key_refused_on_the_activity_report_is_a_clear_error_without_the_key(f
         read_all(make_connector(fake, tmp_path, max_attempts=2), None)
     assert "reading the e-mail activity" in str(raised.value)
     assert API_KEY not in str(raised.value) + caplog.text
+
+
+def test_a_key_without_statistics_access_names_the_way_out(fake, tmp_path):
+    fake.statistics_allowed = False
+    fake.add("a@example.com")
+    with pytest.raises(FatalError) as raised:
+        read_all(make_connector(fake, tmp_path), None)
+    assert "may not read transactional statistics" in str(raised.value)
+    assert "email_events: false" in str(raised.value) and API_KEY not in str(raised.value)
+    records, _ = read_all(make_connector(fake, tmp_path, email_events=False), None)  # contacts still read
+    assert [r.values["email"] for r in records] == ["a@example.com"] and fake.calls["smtp.events"] == 1

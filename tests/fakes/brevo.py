@@ -56,6 +56,8 @@ class FakeBrevo(FakeApi):
         self.email_events: list[dict[str, Any]] = []
         #: the account's time zone: event dates and the report's day bounds are in it
         self.timezone = dt.timezone(dt.timedelta(hours=3))
+        #: a key restricted to contacts may not read statistics [the exact code is unverified]
+        self.statistics_allowed = True
         super().__init__(**kwargs)
 
     def route_table(self) -> list[Any]:
@@ -73,6 +75,9 @@ class FakeBrevo(FakeApi):
     def authorize(self, request: Request, endpoint: str) -> None:
         if request.headers.get("api-key") != self.api_key:
             raise ApiError(401, {"code": "unauthorized", "message": "Key not found"})
+        if endpoint.startswith("smtp.") and not self.statistics_allowed:
+            raise ApiError(401, {"code": "permission_denied", "message": "Unauthorized: this API key may not "
+                                 "read transactional statistics"})
 
     def error_body(self, status: int, message: str) -> Any:
         code = {400: "invalid_parameter", 404: "document_not_found", 429: "too_many_requests"}.get(status,
