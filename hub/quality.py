@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
-from hub.store.schema import quarantine, source_records
+from hub.store.schema import consents, contacts, quarantine, source_records
 
 #: A problem starts with its field; its value usually follows, quoted as Python quotes it
 #: (consumed here, so a value holding "; email: " is not taken for a problem of its own).
@@ -45,10 +45,10 @@ def problem_kinds(reason: str) -> set[str]:
 
 
 def invalid_identifiers(c: Connection) -> list[dict[str, Any]]:
-    """Records with a phone or e-mail that could not be used, still in quarantine: where to fix what.
-
-    ``status`` open: the record was not imported; partial: imported without the bad value
-    (``contact_id`` is its contact)."""
+    """Phones and e-mails to fix, and where: records whose phone or e-mail could not be used,
+    still in quarantine (``status`` open: the record was not imported; partial: imported
+    without the bad value, ``contact_id`` is its contact), then contacts whose e-mail a
+    mailing service reports as bouncing (``status`` bounced)."""
     rows = c.execute(
         select(quarantine.c.id, quarantine.c.connector, quarantine.c.external_id, quarantine.c.status,
                quarantine.c.reason, source_records.c.contact_id)
@@ -63,6 +63,18 @@ def invalid_identifiers(c: Connection) -> list[dict[str, Any]]:
         if problems:
             found.append({"quarantine_id": row.id, "connector": row.connector, "external_id": row.external_id,
                           "status": row.status, "contact_id": row.contact_id, "problems": problems})
+    # addresses a mailing service reports undeliverable (a hard bounce)
+    for row in c.execute(
+        select(consents.c.contact_id, consents.c.source, contacts.c.email)
+        .join(contacts, contacts.c.id == consents.c.contact_id)
+        .where(and_(consents.c.channel == "email", consents.c.status == "bounced",
+                    contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
+        .order_by(consents.c.contact_id)
+    ):
+        where = row.source or "a mailing service"
+        found.append({"quarantine_id": None, "connector": row.source, "external_id": None, "status": "bounced",
+                      "contact_id": row.contact_id,
+                      "problems": [f"email: {row.email!r} bounced: {where} cannot deliver to it"]})
     return found
 
 

@@ -15,7 +15,7 @@ from hub.config import load_config
 from hub.errors import GuardError
 from hub.plugins import connector_classes
 from hub.store import open_store
-from hub.store.schema import changes, contacts, events, outbox, runs
+from hub.store.schema import changes, consents, contacts, events, outbox, runs
 
 SHEET = """\
 id,full_name,phone,email
@@ -185,18 +185,23 @@ def test_a_deleted_contact_comes_back_when_its_source_brings_something_new(base)
 
 
 def test_invalid_identifiers_are_listed_for_fixing_and_the_listing_is_audited(base):
+    _, store = _open(base)
+    with store.begin() as c:  # what a mailing service reported about vera's address
+        c.execute(insert(consents).values(contact_id=3, channel="email", status="bounced", source="mailchimp"))
+    store.dispose()
     result = base.hub("clean", "--dry-run", "--json", "--actor", "olga")
     assert result.exit_code == 0, result.output
     fixes = json.loads(result.stdout)["invalid_identifiers"]
     assert [(f["connector"], f["external_id"], f["contact_id"], f["status"]) for f in fixes] == [
-        ("sheet", "4", 4, "partial")]
+        ("sheet", "4", 4, "partial"), ("mailchimp", None, 3, "bounced")]
+    assert fixes[1]["problems"] == ["email: 'vera@example.ru' bounced: mailchimp cannot deliver to it"]
     assert len(fixes[0]["problems"]) == 2
     assert fixes[0]["problems"][0].startswith("phone: 'телефон не дал'")
     assert fixes[0]["problems"][1].startswith("email: 'gleb@@mail'")
     audit = json.loads(base.hub("audit", "--json").stdout)
-    assert [(a["actor"], a["action"], a["rows"]) for a in audit if a["action"] == "clean"] == [("olga", "clean", 1)]
+    assert [(a["actor"], a["action"], a["rows"]) for a in audit if a["action"] == "clean"] == [("olga", "clean", 2)]
     text = base.hub("clean", "--dry-run")
-    assert "would flag 0 contacts" in text.stdout and "1 records with a phone or e-mail to fix" in text.stdout
+    assert "would flag 0 contacts" in text.stdout and "2 records with a phone or e-mail to fix" in text.stdout
 
 
 def test_a_bad_clean_setting_names_the_key(project):
