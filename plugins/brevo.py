@@ -87,6 +87,9 @@ class BrevoOptions(ServiceOptions):
     events_days: int = Field(30, ge=1, le=EVENTS_DAYS, description="How many days back the first read of the "
                              "e-mail activity goes.")
     events_page_size: int = Field(EVENTS_LIMIT, ge=1, le=EVENTS_LIMIT)
+    campaign_stats: bool = Field(False, description="Read each list contact's marketing campaign activity "
+                                 "(sends, opens, clicks, bounces, complaints, unsubscribes): one request per "
+                                 "contact per sync, for lists of a few thousand.")
 
 
 def _timestamp(value: Any) -> dt.datetime | None:
@@ -128,7 +131,8 @@ class BrevoConnector(Connector):
     # -- reading -------------------------------------------------------------
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
-        contacts_cursor, events_cursor = _split_cursor(cursor)
+        cursors = _split_cursor(cursor)
+        contacts_cursor = cursors.get("contacts")
         since = _timestamp(contacts_cursor) if contacts_cursor else None
         newest, newest_at = contacts_cursor, since
         for contact in self._pages(since - dt.timedelta(seconds=1) if since else None):
@@ -136,13 +140,17 @@ class BrevoConnector(Connector):
             yield self._record(contact, changed)
             if changed is not None and (newest_at is None or changed > newest_at):
                 newest, newest_at = _iso(changed), changed
-        if self.options.email_events:
-            for item in self._email_events(events_cursor):
+        cursors["contacts"] = newest
+        for enabled, key, reader in ((self.options.email_events, "events", self._email_events),
+                                     (self.options.campaign_stats, "campaigns", self._campaign_stats)):
+            if not enabled:
+                continue
+            for item in reader(cursors.get(key)):
                 if isinstance(item, str):
-                    events_cursor = item
+                    cursors[key] = item
                 else:
                     yield item
-        yield Checkpoint(_join_cursor(newest, events_cursor), complete=since is None)
+        yield Checkpoint(_join_cursor(cursors), complete=since is None)
 
     def _email_events(self, cursor: str | None) -> Iterator[RawRecord | str]:
         """History-only records of the e-mail activity since the day before the cursor's
@@ -194,6 +202,28 @@ class BrevoConnector(Connector):
                 break
         if newest is not None:
             yield newest
+
+    def _campaign_stats(self, cursor: str | None) -> Iterator[RawRecord | str]:
+        """History-only records of each list contact's campaign activity since the day
+        before the cursor's (``/contacts/{id}/campaignStats``; the record key is the
+        contact's id); then the new cursor: today."""
+        today = dt.datetime.now(dt.timezone.utc).date()
+        try:
+            start = dt.date.fromisoformat(cursor) - dt.timedelta(days=1) if cursor else None
+        except ValueError:
+            start = None
+        if start is None:
+            start = today - dt.timedelta(days=self.options.events_days - 1)
+        start = max(min(start, today), today - dt.timedelta(days=EVENTS_DAYS - 1))
+        for contact in self._pages(None):
+            contact_id = str(contact.get("id"))
+            stats = self.api.get_json(f"contacts/{contact_id}/campaignStats", params={
+                "startDate": start.isoformat(), "endDate": today.isoformat()}, accept=(404,),
+                doing="reading a contact's campaign activity") or {}
+            events, consents = _campaign_events(contact_id, stats)
+            if events:
+                yield RawRecord(contact_id, {}, events=events, consents=consents, history_only=True)
+        yield today.isoformat()
 
     def _pages(self, since: dt.datetime | None) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"limit": self.options.page_size, "sort": "asc"}
@@ -314,18 +344,62 @@ def _email_event(kind: str, address: str, at: dt.datetime, row: dict[str, Any]) 
     return EventReport(kind, external_id[:512], at, tuple(payload))
 
 
-def _split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
-    """The contacts' and the e-mail activity's cursors (a lone timestamp is the contacts')."""
+#: campaignStats keys -> hub's event type and the consent it reports.
+CAMPAIGN_EVENTS = {"messagesSent": ("email_sent", None), "delivered": ("email_delivered", None),
+                   "hardBounces": ("email_bounce", "bounced"), "softBounces": ("email_bounce", None),
+                   "complaints": ("email_complaint", "complained")}
+
+
+def _campaign_events(contact_id: str, stats: dict[str, Any]) -> tuple[tuple[EventReport, ...],
+                                                                     tuple[ConsentReport, ...]]:
+    """Events and consents of one contact's campaign statistics (the reader's IP is left out)."""
+    events: list[EventReport] = []
+    consents: list[ConsentReport] = []
+
+    def add(kind: str, campaign: Any, at: Any, extra: tuple[tuple[str, str], ...] = (), *,
+            once: bool = False, consent: str | None = None) -> None:
+        when = _timestamp(at)
+        if when is None or campaign is None:
+            return
+        key = f"campaign:{campaign}|{contact_id}" + ("" if once else f"|{kind}|{when.isoformat()}")
+        events.append(EventReport(kind, key, when, (("campaign", str(campaign)), *extra)))
+        if consent is not None:
+            consents.append(ConsentReport("email", consent, when, (("brevo_campaign", str(campaign)),
+                                                                   ("brevo_event", kind))))
+
+    for name, (kind, consent) in CAMPAIGN_EVENTS.items():
+        for row in stats.get(name) or []:
+            if isinstance(row, dict):
+                extra = (("bounce", "hard" if name == "hardBounces" else "soft"),) if kind == "email_bounce" else ()
+                add(kind, row.get("campaignId"), row.get("eventTime"), extra,
+                    once=kind in ("email_sent", "email_delivered"), consent=consent)
+    for row in stats.get("opened") or []:
+        if isinstance(row, dict):
+            add("email_open", row.get("campaignId"), row.get("eventTime"))
+    for row in stats.get("clicked") or []:
+        for link in (row.get("links") or []) if isinstance(row, dict) else []:
+            if isinstance(link, dict):
+                add("email_click", row.get("campaignId"), link.get("eventTime"),
+                    (("link", str(link.get("url") or "")[:500]),))
+    unsubscriptions = stats.get("unsubscriptions") or {}
+    for row in unsubscriptions.get("userUnsubscription") or [] if isinstance(unsubscriptions, dict) else []:
+        if isinstance(row, dict):
+            add("email_unsubscribe", row.get("campaignId"), row.get("eventTime"), consent="unsubscribed")
+    events.sort(key=lambda event: (event.at, event.type))
+    return tuple(events), tuple(consents)
+
+
+def _split_cursor(cursor: str | None) -> dict[str, str | None]:
+    """The contacts', the e-mail activity's and the campaigns' cursors (a lone timestamp is the contacts')."""
     if cursor and cursor.startswith("{"):
-        data = json.loads(cursor)
-        return data.get("contacts"), data.get("events")
-    return cursor, None
+        return dict(json.loads(cursor))
+    return {"contacts": cursor}
 
 
-def _join_cursor(contacts: str | None, events: str | None) -> str | None:
-    if events is None:
-        return contacts
-    return json.dumps({"contacts": contacts, "events": events}, sort_keys=True)
+def _join_cursor(cursors: dict[str, str | None]) -> str | None:
+    if not any(value is not None for key, value in cursors.items() if key != "contacts"):
+        return cursors.get("contacts")
+    return json.dumps(cursors, sort_keys=True)
 
 
 def _server_time(headers: Any) -> dt.datetime:

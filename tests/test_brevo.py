@@ -246,3 +246,40 @@ def test_a_key_without_statistics_access_names_the_way_out(fake, tmp_path):
     assert "email_events: false" in str(raised.value) and API_KEY not in str(raised.value)
     records, _ = read_all(make_connector(fake, tmp_path, email_events=False), None)  # contacts still read
     assert [r.values["email"] for r in records] == ["a@example.com"] and fake.calls["smtp.events"] == 1
+
+
+def test_campaign_activity_of_each_list_contact_when_asked_for(fake, tmp_path):
+    a = fake.add("a@example.com")
+    b = fake.add("b@example.com")
+    fake.add("quiet@example.com")
+    now = dt.datetime.now(dt.timezone.utc)
+    fake.campaign_event("a@example.com", "messagesSent", 7, at=now - dt.timedelta(minutes=9))
+    fake.campaign_event("a@example.com", "opened", 7, at=now - dt.timedelta(minutes=8))
+    fake.campaign_event("a@example.com", "clicked", 7, at=now - dt.timedelta(minutes=7), url="https://shop.example/s")
+    fake.campaign_event("b@example.com", "messagesSent", 7, at=now - dt.timedelta(minutes=9))
+    fake.campaign_event("b@example.com", "hardBounces", 7, at=now - dt.timedelta(minutes=8))
+    connector = make_connector(fake, tmp_path, campaign_stats=True, email_events=False)
+    records, checkpoint = read_all(connector, None)
+    found = history(records)
+    assert set(found) == {str(a), str(b)}  # keyed by Brevo's contact id, like the contact's record
+    assert [e.type for e in found[str(a)].events] == ["email_sent", "email_open", "email_click"]
+    assert found[str(a)].events[0].external_id == f"campaign:7|{a}"
+    assert dict(found[str(a)].events[2].payload)["link"] == "https://shop.example/s"
+    assert "10.0.0.7" not in repr(found)
+    assert [(c.status, dict(c.proof)["brevo_campaign"]) for c in found[str(b)].consents] == [("bounced", "7")]
+    assert fake.calls["contacts.campaign_stats"] == 3
+    assert json.loads(checkpoint.cursor)["campaigns"] == dt.datetime.now(dt.timezone.utc).date().isoformat()
+    # the next sync asks from the day before: what was read comes back with the same ids
+    fake.campaign_event("b@example.com", "opened", 8)
+    again, _ = read_all(connector, checkpoint.cursor)
+    ids = {e.external_id for r in again if r.history_only for e in r.events}
+    assert {e.external_id for r in found.values() for e in r.events} < ids
+    start = [p for e, _, p in fake.log if e == "contacts.campaign_stats"][-1].split("startDate=")[1][:10]
+    assert dt.date.fromisoformat(start) == dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+
+
+def test_campaign_activity_is_off_by_default(fake, tmp_path):
+    fake.add("a@example.com")
+    fake.campaign_event("a@example.com", "messagesSent", 7)
+    read_all(make_connector(fake, tmp_path), None)
+    assert fake.calls["contacts.campaign_stats"] == 0

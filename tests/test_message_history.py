@@ -84,6 +84,25 @@ def test_brevo_e_mail_activity_reaches_the_client_card_once(store_project, monke
         assert "ivan@example.ru" in stored(project) and BREVO_KEY not in stored(project)
 
 
+def test_brevo_campaign_activity_reaches_the_contact_of_the_list(store_project, monkeypatch):
+    project = store_project
+    with FakeMailchimp(MAILCHIMP_KEY) as mailchimp, FakeBrevo(BREVO_KEY) as brevo:
+        brevo.add("anna@example.com", FIRSTNAME="Анна", LASTNAME="Белова")
+        configure(project, mailchimp, brevo, monkeypatch, extra="    campaign_stats: true\n")
+        sync(project)
+        now = dt.datetime.now(dt.timezone.utc)
+        brevo.campaign_event("anna@example.com", "messagesSent", 12, at=now - dt.timedelta(minutes=5))
+        brevo.campaign_event("anna@example.com", "opened", 12, at=now - dt.timedelta(minutes=4))
+        brevo.campaign_event("anna@example.com", "complaints", 12, at=now - dt.timedelta(minutes=3))
+        sync(project)
+        sync(project)
+        anna = card(project, "anna@example.com")
+        assert [(e["type"], e["source"]) for e in anna["events"]] == [
+            ("email_sent", "brevo"), ("email_open", "brevo"), ("email_complaint", "brevo")]
+        assert anna["messages_30d"] == 1
+        assert [(c["status"], c["source"]) for c in anna["consents"]] == [("complained", "brevo")]
+
+
 HOOK_TOKEN = "smsru-hook-token-3c9d71"
 
 

@@ -16,6 +16,13 @@
   default); ``{"events": [{"email", "date", "subject", "messageId", "event", "tag",
   "from", "reason"?, "ip"?, "link"?, "templateId"?}]}``, in the order the events were
   recorded; no total is given, a short page is the last (none left: ``{}``);
+* ``GET /v3/contacts/{identifier}/campaignStats``: a contact's marketing campaign
+  activity, ``startDate``/``endDate`` (both or neither, at most 90 days apart, the start
+  not after today; the last 90 days by default): ``{"messagesSent", "delivered",
+  "hardBounces", "softBounces", "complaints": [{"campaignId", "eventTime"}], "opened":
+  [{"campaignId", "count", "eventTime", "ip"}], "clicked": [{"campaignId", "links":
+  [{"count", "eventTime", "ip", "url"}]}], "unsubscriptions": {"userUnsubscription":
+  [{"campaignId", "eventTime", "ip"}], "adminUnsubscription": [{"eventTime", "ip"}]}}``;
 * errors ``{"code", "message"}``; rate limits as 429 with ``x-sib-ratelimit-*`` headers.
 """
 
@@ -58,6 +65,8 @@ class FakeBrevo(FakeApi):
         self.timezone = dt.timezone(dt.timedelta(hours=3))
         #: a key restricted to contacts may not read statistics [the exact code is unverified]
         self.statistics_allowed = True
+        #: marketing campaign activity: contact id -> [(kind, campaign id, time, url)]
+        self.campaign_activity: dict[int, list[tuple[str, int, dt.datetime, str | None]]] = {}
         super().__init__(**kwargs)
 
     def route_table(self) -> list[Any]:
@@ -65,6 +74,7 @@ class FakeBrevo(FakeApi):
             ("POST", r"/v3/contacts/import", "import", self._import),
             ("GET", r"/v3/processes/(\d+)", "process", self._process),
             ("GET", r"/v3/smtp/statistics/events", "smtp.events", self._events),
+            ("GET", r"/v3/contacts/([^/]+)/campaignStats", "contacts.campaign_stats", self._campaign_stats),
             ("GET", r"/v3/contacts", "contacts.list", self._list),
             ("GET", r"/v3/contacts/lists/(\d+)/contacts", "list.contacts", self._list),
             ("GET", r"/v3/contacts/([^/]+)", "contacts.get", self._get),
@@ -232,7 +242,51 @@ class FakeBrevo(FakeApi):
         view["date"] = event["at"].astimezone(self.timezone).isoformat(timespec="milliseconds")
         return view
 
+    def _campaign_stats(self, request: Request, identifier: str) -> Any:
+        contact = self._find(identifier)
+        start, end = request.arg("startDate"), request.arg("endDate")
+        today = _now().date()
+        if bool(start) != bool(end):
+            raise ApiError(400, {"code": "invalid_parameter", "message": "startDate and endDate are both needed"})
+        if start and end:
+            first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+            if first > last or first > today or (last - first).days >= 90:
+                raise ApiError(400, {"code": "invalid_parameter", "message": "Invalid date range: at most 90 days, "
+                                     "startDate not after today"})
+        else:
+            first, last = today - dt.timedelta(days=89), today
+        stats: dict[str, Any] = {key: [] for key in ("messagesSent", "delivered", "hardBounces", "softBounces",
+                                                     "complaints", "opened", "clicked")}
+        stats["unsubscriptions"] = {"userUnsubscription": [], "adminUnsubscription": []}
+        for kind, campaign_id, at, url in self.campaign_activity.get(contact["id"], []):
+            if not first <= at.date() <= last:
+                continue
+            when = _iso(at)
+            if kind == "opened":
+                stats["opened"].append({"campaignId": campaign_id, "count": 1, "eventTime": when, "ip": "10.0.0.7"})
+            elif kind == "clicked":
+                stats["clicked"].append({"campaignId": campaign_id, "links": [
+                    {"count": 1, "eventTime": when, "ip": "10.0.0.7", "url": url}]})
+            elif kind == "unsubscribed":
+                stats["unsubscriptions"]["userUnsubscription"].append(
+                    {"campaignId": campaign_id, "eventTime": when, "ip": "10.0.0.7"})
+            else:
+                stats[kind].append({"campaignId": campaign_id, "eventTime": when})
+        return stats
+
     # -- a person in Brevo -------------------------------------------------------
+
+    def campaign_event(self, email: str, kind: str, campaign_id: int, *, at: dt.datetime | None = None,
+                       url: str | None = None) -> None:
+        """A marketing campaign's event for a contact: messagesSent, delivered, opened,
+        clicked, hardBounces, softBounces, complaints, unsubscribed."""
+        with self.lock:
+            contact = self._find(email)
+            self.campaign_activity.setdefault(contact["id"], []).append((kind, campaign_id, at or _now(), url))
+            if kind in ("hardBounces", "complaints", "unsubscribed"):
+                contact["emailBlacklisted"] = True
+                contact["modifiedAt"] = _now()
+
 
     def email_event(self, email: str, event: str, *, message_id: str | None = None, at: dt.datetime | None = None,
                     subject: str = "Ваш заказ", tag: str = "", reason: str | None = None, link: str | None = None,
