@@ -105,18 +105,22 @@ class Cleaner(Curator):
             live = c.execute(select(func.count()).select_from(contacts).where(
                 and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))).scalar() or 0
         if settings.inactive_after is not None:
-            result["inactive_after"] = f"{settings.inactive_after.days}d"
+            result["inactive_after"] = _duration_text(settings.inactive_after)
         for key in ("flagged", "unflagged", "deleted"):
             result[key] = sorted(plan.get(key, {}))
         doomed = len(result["deleted"])
         threshold = self.threshold
+        result["guard"] = None
         if doomed and not allow_mass_delete and doomed > threshold * live:
-            raise GuardError(
+            error = GuardError(
                 f"hub clean would delete {doomed} of {live} contacts ({doomed / live:.0%}) for inactivity; "
                 f"the mass-delete guard stops at {threshold:.0%}",
                 hint="check clean.inactive_after in hub.yaml (hub clean --dry-run lists them); if the removal is "
                 "intended, rerun with --allow-mass-delete",
             )
+            if not dry_run:
+                raise error
+            result["guard"] = str(error)
         if dry_run:
             return result
         with self._decision(CLEAN) as c:
@@ -187,6 +191,11 @@ def _put(c: Connection, contact_id: int, field_: str, value: Any, masked: str, r
         contact_id=contact_id, field=field_, value=None if value is None else dump(value), masked=masked,
         run_id=run_id, created_at=now,
     ))
+
+
+def _duration_text(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    return f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds / 3600:g}h"
 
 
 def _aware(at: dt.datetime) -> dt.datetime:

@@ -524,6 +524,8 @@ def clean_command(app: App, dry_run: bool, allow_mass_delete: bool, actor: str |
         if result["action"] == "delete":
             click.echo(f"inactive for {result['inactive_after']}: {would}delete {len(result['deleted'])} contacts"
                        + done)
+            if result["guard"]:
+                click.echo(f"the run would stop: {result['guard']}")
         else:
             click.echo(f"inactive for {result['inactive_after']}: {would}flag {len(result['flagged'])} contacts "
                        f"({INACTIVE_FIELD}), {would}unflag {len(result['unflagged'])} active again" + done)

@@ -149,6 +149,8 @@ def test_deleting_inactive_contacts_is_behind_the_guard_and_undoable(base):
     # vera and gleb: 2 of 4 contacts, over the 30% guard
     with pytest.raises(GuardError, match="2 of 4 contacts"):
         Cleaner(config, store).clean(now=t0 + 400 * DAY)
+    dry = Cleaner(config, store).clean(dry_run=True, now=t0 + 400 * DAY)
+    assert dry["deleted"] == [3, 4] and "the mass-delete guard stops at 30%" in dry["guard"]
     cli = base.hub("clean", "--json")   # the real clock: nobody is a year old, nothing to delete
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["deleted"] == []
