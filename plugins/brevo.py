@@ -23,7 +23,9 @@ on the recipient's client card: ``email_sent`` (Brevo's ``requests``, counted in
 complaint ``complained``, an unsubscribe ``unsubscribed``. Events are history-only
 records keyed by the address: they land on the contact holding it, whether or not it
 is in the list. Brevo's API gives marketing campaign activity only as a file export or
-one contact per call (``/contacts/{id}/campaignStats``), so campaigns are not read.
+one contact per call (``/contacts/{id}/campaignStats``): with ``campaign_stats`` hub asks
+the latter for every list contact each sync (history-only records keyed by the
+contact's id).
 """
 
 from __future__ import annotations
