@@ -389,3 +389,20 @@ def test_forget_removes_the_persons_categories_and_memberships(shop):
     assert not query(shop, select(categories).where(categories.c.contact_id == a_id))
     best = query(shop, select(segment_members.c.contact_id).where(segment_members.c.segment == "best"))
     assert [row.contact_id for row in best] == [ids_by_email(shop, "b@example.ru")["b@example.ru"]]
+
+
+def test_undo_leaves_categories_to_the_next_sync(shop):
+    sync(shop, day("2026-06-01"))
+    shop.write("orders.csv", ORDERS + "e2,2026-06-01,e@example.ru,Дина Ершова,100,RUB\n"
+               "f1,2026-06-01,f@example.ru,Фёдор Жуков,100,RUB\n")
+    second = sync(shop, day("2026-06-01T06:00"))
+    assert categories_by_email(shop, "e@example.ru")["e@example.ru"]["stage"] == "gold"
+    f_id = ids_by_email(shop, "f@example.ru")["f@example.ru"]
+    undone = json.loads(shop.hub("undo", str(second.run_id), "--json").stdout)
+    assert not [note for note in undone["not_undone"] if "category" in note or "segment" in note]
+    sync(shop, day("2026-06-01T07:00"))
+    # f was created by the undone run: deleted again, with its categories; e keeps its new
+    # order (events are history, an undo does not remove them) and stays gold
+    rows = {row.contact_id: row for row in query(shop, select(categories))}
+    assert f_id not in rows and len(rows) == 5
+    assert categories_by_email(shop, "e@example.ru")["e@example.ru"]["stage"] == "gold"
