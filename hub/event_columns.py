@@ -39,6 +39,9 @@ class EventColumns(ConnectorOptions):
     amount: str | None = Field(None, description="Column with the order's amount.")
     currency: str | None = Field(None, description="Column with the order's ISO currency code.")
     items: str | None = Field(None, description="Column with the order's items (kept as text).")
+    history: bool = Field(True, description="Rows are history: a row gone from the file removes nothing. "
+                          "false: the file is also a list of contacts (a stage column in the client sheet), "
+                          "whose removed rows are removed as usual.")
 
     @field_validator("type")
     @classmethod
@@ -80,13 +83,13 @@ class EventColumns(ConnectorOptions):
 
 def with_events(records: Iterable[RawRecord | Checkpoint], spec: EventColumns, where: str,
                 fallback_at: dt.datetime) -> Iterator[RawRecord | Checkpoint]:
-    """Attach each row's event; checkpoints are never complete (rows are history: a row
-    gone from the file does not undo the order). ``fallback_at``: when a row has no
+    """Attach each row's event. With ``history`` checkpoints are never complete: a row
+    gone from the file does not undo the order. ``fallback_at``: when a row has no
     ``at`` column (a stage column of a contact sheet)."""
     checked = False
     for item in records:
         if isinstance(item, Checkpoint):
-            yield Checkpoint(item.cursor, complete=False)
+            yield Checkpoint(item.cursor, complete=False) if spec.history else item
             continue
         if item.error or item.deleted:
             yield item

@@ -406,3 +406,28 @@ def test_undo_leaves_categories_to_the_next_sync(shop):
     rows = {row.contact_id: row for row in query(shop, select(categories))}
     assert f_id not in rows and len(rows) == 5
     assert categories_by_email(shop, "e@example.ru")["e@example.ru"]["stage"] == "gold"
+
+
+def test_a_stage_column_in_the_client_sheet(store_project):
+    """The sheet is the client list and has a stage column: each stage becomes an event
+    (at the file's time), and with history: false a row removed from the sheet is
+    removed as usual."""
+    store_project.write("clients.csv", "id,full_name,email,Этап\n1,Лев Лебедев,lev@example.ru,ЛПР найден\n"
+                        "2,Яна Юдина,yana@example.ru,\n")
+    store_project.config("""\
+connectors:
+  clients:
+    plugin: csv
+    path: clients.csv
+    mapping: clients
+    events: {type_column: Этап, types: {ЛПР найден: decision_maker, Отказ: refused}, history: false}
+guards: {mass_delete_threshold: 100%}
+""")
+    store_project.write("mappings/clients.yaml", "fields:\n  full_name: full_name\n  email: {from: email, transforms: [email]}\n")
+    sync(store_project, day("2026-06-01"))
+    got = categories_by_email(store_project, "lev@example.ru", "yana@example.ru")
+    assert got["lev@example.ru"]["stage"] == "gray" and got["yana@example.ru"]["stage"] == "white"
+    store_project.write("clients.csv", "id,full_name,email,Этап\n1,Лев Лебедев,lev@example.ru,Отказ\n")
+    sync(store_project, day("2026-06-02"))
+    assert categories_by_email(store_project, "lev@example.ru")["lev@example.ru"]["stage"] == "red-green"
+    assert len(query(store_project, select(categories))) == 1  # Яна left the sheet: removed

@@ -117,10 +117,11 @@ def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: 
         touched.update(c.execute(select(events.c.contact_id).where(and_(
             events.c.id > state.get("events", 0), events.c.id <= top_event))).scalars())
         touched.update(c.execute(select(categories.c.contact_id).where(categories.c.next_at <= now)).scalars())
-        live = c.execute(select(func.count()).select_from(contacts).where(contacts.c.deleted_at.is_(None))).scalar()
-        if len(touched) > FULL_SHARE * max(live or 0, 1) and len(touched) > 1000:
-            full = True
-        else:
+        if len(touched) > 1000:  # most of the base changed: one pass over all is cheaper
+            live = c.execute(select(func.count()).select_from(contacts)
+                             .where(contacts.c.deleted_at.is_(None))).scalar() or 0
+            full = len(touched) > FULL_SHARE * live
+        if not full:
             ids = sorted(touched)
     result = Refreshed(full=full)
     if full:
