@@ -1,7 +1,8 @@
 """``hub clean``: the weekly clean-up of the base.
 
 1. Spam form submissions older than ``clean.spam_after`` leave the inbox
-   (``hub.leads.clean_spam``, a run of kind ``leads-clean``).
+   (``hub.leads.clean_spam``, a run of kind ``leads-clean``), when a webhook connector
+   has ``leads:`` rules.
 2. Contacts with no activity for ``clean.inactive_after`` are flagged (the attribute
    ``x_inactive_since``: the day of their last activity) or, with ``inactive: delete``,
    removed from the base and from the destinations, behind the mass-delete guard. A
@@ -9,7 +10,7 @@
 3. Phones and e-mails that could not be used (still in quarantine) are listed, with
    where to fix them.
 
-Steps 2 is a run of its own (kind ``clean``) under the store lock, every change in the
+Step 2 is a run of its own (kind ``clean``) under the store lock, every change in the
 change log with reason ``clean``; ``hub undo RUN`` reverts it. The flag and the removal
 are overrides (``hub.overrides``) over what the contact's records derive: they hold while
 the records say the same, so a source that brings a new value for the person (new
@@ -94,9 +95,9 @@ class Cleaner(Curator):
         result: dict[str, Any] = {"dry_run": dry_run, "spam": None, "run_id": None, "inactive_after": None,
                                   "action": settings.inactive, "flagged": [], "unflagged": [], "deleted": [],
                                   "invalid_identifiers": [], "changes": 0}
-        if settings.spam_after is not None:
-            from hub.leads import clean_spam
+        from hub.leads import clean_spam, rules_of
 
+        if settings.spam_after is not None and any(rules is not None for rules in rules_of(self.config).values()):
             result["spam"] = clean_spam(self.config, self.store, settings.spam_after, dry_run=dry_run,
                                         actor=self.actor, now=now)
         with self.store.connect() as c:

@@ -269,3 +269,4 @@ def test_an_empty_base_has_nothing_to_clean(project):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["flagged"], data["deleted"], data["invalid_identifiers"], data["changes"]) == ([], [], [], 0)
+    assert data["spam"] is None  # no site forms with lead rules: no spam run
