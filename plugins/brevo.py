@@ -15,7 +15,8 @@ rejected with that reason. An import repeated after a lost answer updates the sa
 contacts again, nothing more. Deleting removes the contact.
 
 Message history: the transactional e-mail activity (``GET /smtp/statistics/events``,
-2,500 events a page, oldest first, from the day before the cursor's on) becomes events
+2,500 events a page, oldest first, from the day before the cursor's on, asked as a
+number of ``days`` back from Brevo's today) becomes events
 on the recipient's client card: ``email_sent`` (Brevo's ``requests``, counted in
 ``messages_30d``), ``email_delivered``, ``email_open``, ``email_click``,
 ``email_bounce``, ``email_complaint``, ``email_unsubscribe`` and ``email_failed``
@@ -157,23 +158,24 @@ class BrevoConnector(Connector):
     def _email_events(self, cursor: str | None) -> Iterator[RawRecord | str]:
         """History-only records of the e-mail activity since the day before the cursor's
         (Brevo filters by whole days of the account's time zone; events read again are
-        stored once); then the new cursor: the day of the newest event."""
-        today = dt.datetime.now(dt.timezone.utc).date()
-        end = today + dt.timedelta(days=1)  # an account east of UTC is a day ahead
+        stored once); then the new cursor: the day of the newest event. The range is asked
+        as ``days`` back from Brevo's own today, so an account's time zone, ahead of UTC or
+        behind it, loses nothing and no date is in Brevo's future."""
+        today = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)  # the account's today at most
         try:
             start = dt.date.fromisoformat(cursor) - dt.timedelta(days=1) if cursor else None
         except ValueError:
             start = None
         if start is None:
-            start = today - dt.timedelta(days=self.options.events_days - 1)
-        start = max(min(start, end), end - dt.timedelta(days=EVENTS_DAYS - 1))
+            days = self.options.events_days
+        else:
+            days = max(1, min(EVENTS_DAYS, (today - start).days + 1))
         newest = cursor
         offset = 0
         while True:
             try:
                 page = self.api.get_json("smtp/statistics/events", params={
-                    "limit": self.options.events_page_size, "offset": offset, "startDate": start.isoformat(),
-                    "endDate": end.isoformat(), "sort": "asc",
+                    "limit": self.options.events_page_size, "offset": offset, "days": days, "sort": "asc",
                 }, doing="reading the e-mail activity") or {}
             except RejectedRequestError:
                 raise

@@ -225,6 +225,8 @@ class FakeBrevo(FakeApi):
                 raise ApiError(400, {"code": "invalid_parameter", "message": "The date range can not exceed 90 "
                                      "days"})
         else:
+            if days and not 1 <= int(days) <= 90:
+                raise ApiError(400, {"code": "invalid_parameter", "message": "days should be between 1 and 90"})
             last = today
             first = today - dt.timedelta(days=int(days or 30) - 1)
         found = [e for e in self.email_events if first <= e["at"].astimezone(self.timezone).date() <= last]
