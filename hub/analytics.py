@@ -55,6 +55,9 @@ WEB_FIELDS: tuple[str, ...] = (
     "last_touch_channel", "last_touch_source", "last_touch_medium", "last_touch_campaign",
     "device", "visit_region", "visit_city", "visits", "last_visit_at",
 )
+#: Change-log reason of the web fields: derived from visits, so ``hub undo`` leaves them
+#: (the visits stay, and would derive them again).
+REASON = "analytics"
 #: Payload keys of a ``visit`` event, as every analytics connector writes them.
 TOUCH_KEYS: tuple[str, ...] = ("channel", "source", "medium", "campaign")
 
@@ -258,6 +261,6 @@ def _utc(at: dt.datetime) -> dt.datetime:
 
 
 __all__ = [
-    "CLIENT_ID_KINDS", "GA_CLIENT_ID", "GA_USER_ID", "VISIT", "WEB_FIELDS", "YM_CLIENT_ID", "attach_visits",
+    "CLIENT_ID_KINDS", "GA_CLIENT_ID", "GA_USER_ID", "REASON", "VISIT", "WEB_FIELDS", "YM_CLIENT_ID", "attach_visits",
     "attribution", "claim", "client_id", "client_ids_of", "link_client_ids", "move_client_ids",
 ]

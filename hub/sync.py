@@ -883,7 +883,8 @@ class Sync:
                 changed = [f for f in analytics.WEB_FIELDS if old.get(f) != new.get(f)]
                 if not changed:
                     continue
-                change_rows.extend(_change(row.id, f, old.get(f), new.get(f), name, None, "sync", now) for f in changed)
+                change_rows.extend(_change(row.id, f, old.get(f), new.get(f), name, None, analytics.REASON, now)
+                                   for f in changed)
                 updates.append(_contact_row(row.id, new, self.report.run_id, now, deleted=False))
                 queued[row.id] = new
         bulk_update(c, contacts, ("id",), updates)

@@ -37,8 +37,9 @@ from hub.sync import _contact_values, utcnow
 #: Change-log fields that are not contact values.
 STRUCTURAL = {"created", "deleted", "merged_into", "record", "erased"}
 #: Entries that record no change of the store (a person's edit a write left alone), and
-#: categories and segments, derived from the contacts and recomputed by the next sync.
-NOT_CHANGES = {"conflict", "category"}
+#: categories and segments, derived from the contacts and recomputed by the next sync,
+#: and the web fields, derived from the contact's visits (``hub.analytics``).
+NOT_CHANGES = {"conflict", "category", "analytics"}
 
 
 def decode(field_: str, encoded: str | None) -> Any:

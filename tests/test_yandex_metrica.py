@@ -388,3 +388,15 @@ def test_pending_days_zero_keeps_no_unmatched_visit(tmp_path: Path, metrica: Fak
             assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 0
     finally:
         served.close()
+
+
+def test_web_fields_are_logged_as_analytics_and_left_by_undo(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form(tilda_form("t9:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+    site.sync("tilda")
+    add_visits(metrica)
+    run = site.sync("metrica")["run_id"]
+    logged = json.loads(site.hub("log", "--json", "--run", str(run)))
+    assert logged and {entry["reason"] for entry in logged} == {"analytics"}
+    assert {entry["field"] for entry in logged} >= {"first_touch_channel", "visits", "device"}
+    site.hub("undo", str(run))
+    assert site.card("ivan@example.ru")["fields"]["visits"] == 3  # the visits are still the contact's
