@@ -412,6 +412,10 @@ def show(app: App, contact: str, actor: str | None, as_json: bool) -> None:
     console.print(f"[bold]contact {card['id']}[/bold]" + (" (deleted)" if card["deleted"] else ""))
     for key, value in card["fields"].items():
         console.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+    if card.get("categories"):
+        console.print("  categories: " + ", ".join(
+            f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in card["categories"].items()
+            if k not in ("rfm_r", "rfm_f", "rfm_m")))
     _table("source records", ["source", "id", "origin", "values"],
            [[r["source"], r["external_id"], r["origin"] + (" (removed)" if r["removed"] else ""),
              json.dumps(r["values"], ensure_ascii=False)] for r in card["records"]])

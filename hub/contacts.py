@@ -17,6 +17,7 @@ from hub.errors import UsageError
 from hub.events import messages_30d
 from hub.formulas import neutralize_formula
 from hub.model import CONTACT_FIELDS
+from hub.segments import categories_of
 from hub.store.schema import (
     consents,
     contacts,
@@ -116,9 +117,12 @@ def contact_card(c: Connection, contact_id: int) -> dict[str, Any]:
             for r in c.execute(select(consents).where(consents.c.contact_id == contact_id).order_by(consents.c.channel))
         ],
         "events": [
-            {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None}
+            {"type": r.type, "source": r.connector, "at": _iso(r.at), "payload": json.loads(r.payload) if r.payload else None,
+             **({"amount": r.amount, "currency": r.currency} if r.amount is not None else {})}
             for r in c.execute(select(events).where(events.c.contact_id == contact_id).order_by(events.c.at, events.c.id))
         ],
+        #: stage, temperature, rfm, rfm_segment, abc, region, activity, segments (docs/segments.md)
+        "categories": categories_of(c, [contact_id]).get(contact_id, {}),
         "destinations": [
             {"destination": r.destination, "status": r.status, "attempts": r.attempts, "error": r.last_error,
              "at": _iso(r.updated_at)}

@@ -310,6 +310,10 @@ def test_recompute_command_and_listing(shop):
     assert explained["facts"]["orders"] == 1 and explained["facts"]["revenue"] == 2000
     red_gold = [step for step in explained["stage_trace"] if "days_since_order" in step["test"]]
     assert red_gold[-1]["ok"] is True and red_gold[-1]["value"] == "457.0 days"
+    card = json.loads(shop.hub("show", "a@example.ru", "--json").stdout)
+    assert card["categories"]["stage"] == "platinum" and card["categories"]["segments"] == ["best"]
+    assert {(e["amount"], e["currency"]) for e in card["events"]} == {(10000.0, "RUB")}
+    assert "categories: stage: platinum" in shop.hub("show", "a@example.ru").stdout
     audit = shop.hub("audit", "--json").stdout
     assert '"segments"' in audit
     unknown = shop.hub("segments", "members", "nope")
