@@ -371,6 +371,8 @@ def test_an_events_column_missing_from_the_file_is_an_error(project):
     ("segments:\n  a: {when: [{fact: orders, min_duration: 30d}]}\n", "segments.a.when[0]",
      "min_duration and max_duration apply to"),
     ("segments:\n  a: {when: [{fact: orders, mni: 3}]}\n", "segments.a.when[0].mni", "unknown key"),
+    ("segments:\n  a: {when: [{not: {latest_event: [called]}}]}\n", "segments.a.when[0].not.latest_event[0]",
+     "add it to categories.stage.funnel_events"),
 ])
 def test_config_errors_name_the_file_the_key_and_the_fix(project, text, path, message):
     project.config(text)

@@ -293,9 +293,10 @@ class SegmentConfig(_Strict):
 def check(categories: CategoriesConfig, segments: dict[str, SegmentConfig], file: str) -> None:
     """What the models cannot see alone: where categories and segments may be named,
     and segment names (a segment may use segments defined before it)."""
+    funnel = categories.stage.funnel_events
     for i, rule in enumerate(categories.stage.rules):
         for j, condition in enumerate(rule.when):
-            _walk(condition, file, f"categories.stage.rules[{i}].when[{j}]", None)
+            _walk(condition, file, f"categories.stage.rules[{i}].when[{j}]", None, funnel)
     pattern = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
     earlier: list[str] = []
     for name, segment in segments.items():
@@ -303,11 +304,15 @@ def check(categories: CategoriesConfig, segments: dict[str, SegmentConfig], file
             raise ConfigError(file, f"segments.{name}", "a segment name is up to 64 letters, digits, _ . -",
                               hint="rename the segment")
         for j, condition in enumerate(segment.when):
-            _walk(condition, file, f"segments.{name}.when[{j}]", earlier)
+            _walk(condition, file, f"segments.{name}.when[{j}]", earlier, funnel)
         earlier.append(name)
 
 
-def _walk(condition: Condition, file: str, path: str, segments: list[str] | None) -> None:
+def _walk(condition: Condition, file: str, path: str, segments: list[str] | None, funnel: list[str]) -> None:
+    for k, kind in enumerate(condition.latest_event or []):
+        if kind not in funnel:
+            raise ConfigError(file, f"{path}.latest_event[{k}]", f"{kind!r} is not one of the funnel events",
+                              hint=f"add it to categories.stage.funnel_events (now: {', '.join(funnel)})")
     if segments is None and condition.category is not None:
         raise ConfigError(file, f"{path}.category", "stage rules cannot use categories (they are computed together)",
                           hint="use fact, event, latest_event, field or consent")
@@ -325,9 +330,9 @@ def _walk(condition: Condition, file: str, path: str, segments: list[str] | None
                               hint=hint)
     for key, children in (("all", condition.all), ("any", condition.any)):
         for k, child in enumerate(children or []):
-            _walk(child, file, f"{path}.{key}[{k}]", segments)
+            _walk(child, file, f"{path}.{key}[{k}]", segments, funnel)
     if condition.not_ is not None:
-        _walk(condition.not_, file, f"{path}.not", segments)
+        _walk(condition.not_, file, f"{path}.not", segments, funnel)
 
 
 __all__ = [
