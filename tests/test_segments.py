@@ -316,6 +316,9 @@ def test_recompute_command_and_listing(shop):
     assert "categories: stage: platinum" in shop.hub("show", "a@example.ru").stdout
     audit = shop.hub("audit", "--json").stdout
     assert '"segments"' in audit
+    assert shop.hub("segments", "members", "rfm_r=high").exit_code == 2
+    assert [m["contact_id"] for m in json.loads(shop.hub("segments", "members", "rfm_r=5", "--json").stdout)] == [
+        ids_by_email(shop, "a@example.ru")["a@example.ru"]]
     unknown = shop.hub("segments", "members", "nope")
     assert unknown.exit_code == 2 and "no segment 'nope'" in unknown.stderr
     recomputed = json.loads(shop.hub("segments", "recompute", "--at", "2026-06-01", "--json").stdout)

@@ -76,6 +76,8 @@ def members_command(app: App, what: str, limit: int, actor: str | None, as_json:
         if sep:
             if name not in CATEGORY_NAMES:
                 raise UsageError(f"no category {name!r}", hint=f"categories: {', '.join(CATEGORY_NAMES)}")
+            if name in ("rfm_r", "rfm_f", "rfm_m") and not value.isdigit():
+                raise UsageError(f"{name} is a score from 1 to 5, not {value!r}", hint=f"e.g. {name}=5")
             ids = segments.in_category(c, name, value, limit)
         else:
             if what not in app.config.model.segments:
