@@ -49,7 +49,9 @@ def parse_duration(value: Any) -> dt.timedelta:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def _duration(value: Any) -> dt.timedelta:
+def _duration(value: Any) -> Any:
+    if isinstance(value, str) and value.strip()[:1] in ("P", "p"):
+        return value.strip().upper()  # ISO 8601 (P90D), as `hub schema` shows defaults: pydantic reads it
     return parse_duration(value)
 
 
