@@ -272,6 +272,10 @@ def test_forget_by_contact_or_phone_and_bad_arguments(ops):
     nobody = json.loads(ops.hub("forget", "--email", "later@example.ru", "--json").stdout)
     assert nobody["contacts"] == [] and nobody["identifiers_suppressed"] == 1
     ops.write("sheet.csv", SHEET + "4,Поздний Гость,,later@example.ru,Омск\n")
+    assert _sync(ops)["counts"]["sheet"]["suppressed"] == 1  # the appended row 4 (only it is read)
+    assert set(_contacts(ops)) == {"Иванов Иван"}
+    header, *rows = (SHEET + "4,Поздний Гость,,later@example.ru,Омск\n").splitlines()
+    ops.write("sheet.csv", "\n".join([header, *reversed(rows)]) + "\n")  # not an append: read whole
     assert _sync(ops)["counts"]["sheet"]["suppressed"] == 3  # rows 2, 3 (erased before) and 4
     assert set(_contacts(ops)) == {"Иванов Иван"}
     refused = ops.hub("undo", str(nobody["run_id"]))
