@@ -402,7 +402,7 @@ def render(data: dict[str, Any]) -> str:
     ]
     return _PAGE.format(
         title="hub report",
-        generated=esc(data["generated_at"].replace("T", " ")),
+        generated=esc(data["generated_at"][:19].replace("T", " ")),
         version=esc(data["version"]),
         css=_CSS,
         cards="".join(f'<div class="card"><b>{esc(_fmt(v))}</b><span>{esc(k)}</span></div>' for k, v in cards),
@@ -557,7 +557,7 @@ def _section_leads(leads: dict[str, Any]) -> str:
 
 
 def _section_cities(cities: dict[str, int]) -> str:
-    return _section("cities", "Top cities", "Contacts by city (the ten most common and more).",
+    return _section("cities", "Top cities", f"Contacts by city (the {_TOP} most common).",
                     bar_chart("contacts by city", [Bar(k, n, color="#16a085") for k, n in cities.items()],
                               empty_message="no cities known"))
 

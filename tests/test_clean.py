@@ -36,6 +36,8 @@ def _config(project, clean: str = "", guard: str = "5%") -> None:
         clean:
           inactive_after: 365d
         {clean}
+        segments:
+          sleeping: {{when: [{{field: {INACTIVE_FIELD}, exists: true}}]}}
     """)
 
 
@@ -98,6 +100,8 @@ def test_inactive_contacts_are_flagged_and_active_ones_unflagged(base):
     assert Cleaner(config, store).clean(now=t0 + 400 * DAY)["flagged"] == []
     assert base.hub("sync").exit_code == 0
     assert _fields(base, 3)[INACTIVE_FIELD] == day
+    sleeping = json.loads(base.hub("segments", "--json").stdout)["segments"]
+    assert [(s["name"], s["members"]) for s in sleeping] == [("sleeping", 3)]
     out = {row["name"]: row["inactive since"] for row in csv.DictReader(
         (base.root / "out.csv").open(encoding="utf-8-sig"))}
     assert out["Анна Белова"] in ("", None) and out["Борис Орлов"] == day
