@@ -278,6 +278,16 @@ def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sy
         click.echo("hub serve: stopped", err=True)
 
 
+#: Payload keys of an event shown on the client card, in this order (a form's lead status first).
+_EVENT_DETAILS = ("lead_status", "lead_reasons", "form", "utm_source", "utm_campaign", "status", "campaign")
+
+
+def _event_details(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    return "; ".join(f"{key}: {payload[key]}" for key in _EVENT_DETAILS if payload.get(key))[:200]
+
+
 def _terminate(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -426,8 +436,8 @@ def show(app: App, contact: str, actor: str | None, as_json: bool) -> None:
         _table("destinations", ["destination", "status", "error"],
                [[r["destination"], r["status"], r["error"] or ""] for r in card["destinations"]])
     if card["events"]:
-        _table(f"events ({card['messages_30d']} messages sent in the last 30 days)", ["at", "type", "source"],
-               [[r["at"], r["type"], r["source"]] for r in card["events"]])
+        _table(f"events ({card['messages_30d']} messages sent in the last 30 days)", ["at", "type", "source", "details"],
+               [[r["at"], r["type"], r["source"], _event_details(r.get("payload"))] for r in card["events"]])
     _table("history", ["run", "field", "old", "new", "source", "reason"],
            [[r["run_id"], r["field"], r["old"], r["new"], r["connector"], r["reason"]] for r in card["history"]])
 
