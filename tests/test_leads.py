@@ -236,12 +236,12 @@ class Site:
         assert result.exit_code == 0, result.output
         return json.loads(result.stdout)
 
-    def hub(self, *args: str):  # type: ignore[no-untyped-def]
+    def hub(self, *args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
         from click.testing import CliRunner
 
         from hub.cli import main
 
-        return CliRunner().invoke(main, ["-c", str(self.root / "hub.yaml"), *args], catch_exceptions=False)
+        return CliRunner().invoke(main, ["-c", str(self.root / "hub.yaml"), *args], env=env, catch_exceptions=False)
 
     def leads(self, *args: str) -> list[dict]:
         result = self.hub("leads", "--json", *args)
@@ -291,8 +291,12 @@ def test_verdicts_reach_the_event_the_contact_and_hub_leads(site: Site) -> None:
         read = c.execute(select(audit).where(audit.c.action == "leads")).all()
     assert len(read) == 6 and read[1].unmasked == 1 and read[0].unmasked == 0
 
-    card = site.hub("show", "anna@example.ru")
+    wide = {"COLUMNS": "250"}  # table cells on one line each
+    card = site.hub("show", "anna@example.ru", env=wide)
     assert card.exit_code == 0 and "x_lead_status: target" in card.stdout
+    assert "lead_status: target; form: Заявка" in card.stdout  # the form event's details
+    other = site.hub("show", "oleg@example.ru", env=wide)
+    assert "lead_status: non-target; lead_reasons: a job application" in other.stdout
 
 
 def test_a_sender_cannot_set_its_own_status(site: Site) -> None:
