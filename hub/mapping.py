@@ -19,6 +19,16 @@ attributes named ``x_...``. ``from`` names one column or a list of columns (the
 first non-empty one is used); ``concat`` joins the non-empty columns with
 ``sep``; ``default`` is used when the result is empty.
 
+A destination's mapping may also write the categories and segments hub computes
+(``hub.model.OUTBOUND_FIELDS``: ``stage``, ``temperature``, ``rfm``, ``rfm_segment``,
+``abc``, ``region``, ``activity``, ``segments``), each to one column::
+
+    segments: tags                          # Mailchimp/Unisender tags; a column in a sheet
+    stage: {from: Стадия, transforms: [{map: {Клиент: gold}}]}
+
+They are written only: reading a source, such a column is ignored (and need not
+exist). ``segments`` is written as the names joined with ``", "``.
+
 Transforms form a fixed set; nothing is evaluated:
 
 =====================  ===========================================================
@@ -56,7 +66,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.errors import ConfigError, SkippableRecord
-from hub.model import CANONICAL_FIELDS, DEFAULT_COLUMNS
+from hub.model import CANONICAL_FIELDS, DEFAULT_COLUMNS, OUTBOUND_FIELDS
 from hub.normalize import (
     DATE_FORMATS,
     _CONTENT_RE,
@@ -604,9 +614,14 @@ class Mapping:
         return Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
                        default_region=self.default_region)
 
+    @property
+    def outbound(self) -> tuple[str, ...]:
+        """The categories and segments (``OUTBOUND_FIELDS``) this mapping writes."""
+        return tuple(target for target in self._fields if target in OUTBOUND_FIELDS)
+
     @staticmethod
     def _check_target(target: str, source: str, where: str) -> None:
-        if target in CANONICAL_FIELDS:
+        if target in CANONICAL_FIELDS or target in OUTBOUND_FIELDS:
             return
         if target.startswith("x_") and len(target) > 2:
             return
@@ -620,8 +635,9 @@ class Mapping:
             where,
             f"unknown field '{target}'",
             _join_hint(
-                _did_you_mean(target, CANONICAL_FIELDS),
-                f"fields: {', '.join(CANONICAL_FIELDS)}; custom fields start with 'x_'",
+                _did_you_mean(target, CANONICAL_FIELDS + OUTBOUND_FIELDS),
+                f"fields: {', '.join(CANONICAL_FIELDS)}; custom fields start with 'x_'; "
+                f"written to destinations only: {', '.join(OUTBOUND_FIELDS)}",
             ),
         )
 
@@ -799,6 +815,8 @@ class Mapping:
             return
 
         for target, rules in self._fields.items():
+            if target in OUTBOUND_FIELDS:
+                continue  # written only: the column may not exist yet
             missing: list[str] | None = None
             for rule in rules:
                 if rule.columns:
@@ -886,6 +904,7 @@ class Mapping:
         region = self.default_region
         plan = tuple(
             (target, tuple(_compile_rule(rule, region) for rule in rules)) for target, rules in self._fields.items()
+            if target not in OUTBOUND_FIELDS  # computed by hub, never read from a source
         )
         self._plan, self._plan_region = plan, region
         return plan

@@ -22,6 +22,11 @@ CONTACT_FIELDS: tuple[str, ...] = (
 )
 LIST_FIELDS: tuple[str, ...] = ("emails", "phones")
 CANONICAL_FIELDS: tuple[str, ...] = CONTACT_FIELDS + LIST_FIELDS
+#: Categories and segments a destination's mapping may write (docs/segments.md): they
+#: are computed by hub, so a mapping only writes them and never reads them from a source.
+#: ``segments`` is a list (the contact's segment names, sorted); the others are text.
+OUTBOUND_FIELDS: tuple[str, ...] = ("stage", "temperature", "rfm", "rfm_segment", "abc", "region", "activity",
+                                   "segments")
 
 #: Columns a file connector uses when no mapping is given: each maps to itself.
 DEFAULT_COLUMNS: tuple[str, ...] = (
@@ -149,6 +154,10 @@ class OutboundItem:
     #: The contact's consent on the destination's channel (``Connector.consent_channel``):
     #: one of ``CONSENT_STATUSES``, or ``None`` when nothing is known.
     consent: str | None = None
+    #: When the mapping writes ``segments``: every segment hub.yaml defines, so that a
+    #: destination keeping them as tags can remove those the contact no longer has (a name
+    #: here and not in the item's tag column is a segment the contact left, or never joined).
+    segment_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

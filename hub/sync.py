@@ -58,6 +58,7 @@ from hub.store.schema import (
     quarantine,
     runs,
     source_records,
+    store_settings,
 )
 from hub.suppression import Suppressed
 
@@ -67,6 +68,10 @@ BATCH_SIZE = 2000
 RECORDS_STREAM = "records"
 SAMPLE_SIZE = 20
 _CHUNK = 500  # bound on IN (...) lists
+#: ``store_settings``: the last change-log id whose category changes were queued for destinations.
+CATEGORIES_QUEUED_KEY = "segments:queued"
+#: Payload key of ``OutboundItem.segment_names`` (taken out before the item is written).
+SEGMENT_NAMES_KEY = "__segment_names__"
 
 
 def utcnow() -> dt.datetime:
@@ -305,15 +310,43 @@ class Sync:
 
     def _categorize(self) -> None:
         """Recompute the categories and segments of the contacts this run (or a killed one
-        before it) changed, and of those whose time-driven values are due (docs/segments.md)."""
+        before it) changed, and of those whose time-driven values are due (docs/segments.md);
+        then queue, in the same transaction, the contacts whose categories changed for the
+        destinations whose mapping writes them."""
         try:
             with self._tx() as c:
-                done = segments.refresh(c, self.config, self.report.run_id, self.clock())
+                now = self.clock()
+                done = segments.refresh(c, self.config, self.report.run_id, now)
+                self._queue_categorized(c, done.changed, now)
         except (RetriableError, FatalError) as error:
             self.report.errors.append(redact(f"categories: {error}"))
             return
         self.report.changes += done.logged
         self.categorized = done
+
+    def _queue_categorized(self, c: Connection, changed: set[int], now: dt.datetime) -> None:
+        """Queue contacts whose categories or segments changed since the last queueing: this
+        pass's ``changed`` and those of passes made outside a sync (``hub segments
+        recompute``), found by their change-log entries after a watermark."""
+        top = c.execute(select(func.max(changes.c.id))).scalar() or 0
+        row = c.execute(select(store_settings.c.value).where(store_settings.c.name == CATEGORIES_QUEUED_KEY)).first()
+        mark = int(row.value) if row is not None and str(row.value).isdigit() else 0
+        wanted = [name for name, entry in self.config.connectors.items()
+                  if entry.writes and self.config.mappings[name].outbound]
+        if wanted:
+            ids = set(changed)
+            if top > mark:
+                ids.update(c.execute(select(changes.c.contact_id).distinct().where(and_(
+                    changes.c.id > mark, changes.c.id <= top, changes.c.reason == segments.REASON))).scalars())
+            for chunk in _chunks(sorted(ids)):
+                values = {row.id: _contact_values(row) for row in c.execute(
+                    select(contacts).where(and_(among(c, contacts.c.id, chunk), contacts.c.deleted_at.is_(None),
+                                                contacts.c.merged_into.is_(None))))}
+                if values:
+                    self._enqueue(c, values, now, only=wanted)
+        if top != mark:
+            c.execute(delete(store_settings).where(store_settings.c.name == CATEGORIES_QUEUED_KEY))
+            c.execute(insert(store_settings).values(name=CATEGORIES_QUEUED_KEY, value=str(top)))
 
     def _guarded(self, name: str, step: Callable[[str], None]) -> None:
         """Run one connector's step; a failure of one tool does not stop the others."""
@@ -906,13 +939,22 @@ class Sync:
                 for row in rows[:room]
             )
 
-    def _enqueue(self, c: Connection, contact_values: dict[int, dict[str, Any] | None], now: dt.datetime) -> None:
-        """Queue the merged truth for every destination; an unchanged payload is not queued."""
+    def _enqueue(self, c: Connection, contact_values: dict[int, dict[str, Any] | None], now: dt.datetime,
+                 only: Sequence[str] | None = None) -> None:
+        """Queue the merged truth for every destination (or those of ``only``); an unchanged
+        payload is not queued. A mapping that writes categories or segments gets them too."""
+        outbound: dict[int, dict[str, Any]] | None = None
         for destination, entry in self.config.connectors.items():
-            if not entry.writes:
+            if not entry.writes or (only is not None and destination not in only):
                 continue
             mapping: Mapping = self.config.mappings[destination]
             ids = list(contact_values)
+            names: list[str] | None = None
+            if mapping.outbound:
+                if outbound is None:
+                    outbound = segments.outbound_values(c, [cid for cid, v in contact_values.items() if v is not None])
+                if "segments" in mapping.outbound:
+                    names = sorted(self.config.model.segments)
             channel = self.config.classes[entry.plugin].consent_channel
             if channel:  # an email or SMS service: the contact's consent goes along and decides
                 require = getattr(self.config.options[destination], "require_consent", True)
@@ -933,7 +975,11 @@ class Sync:
                         continue  # never sent there: nothing to delete
                     op, payload, digest = "delete", None, None
                 else:
+                    if outbound is not None and mapping.outbound:
+                        values = {**values, **outbound.get(contact_id, {})}
                     payload = mapping.reverse(values)
+                    if names is not None:
+                        payload[SEGMENT_NAMES_KEY] = names
                     if channel:
                         payload[consent.PAYLOAD_KEY] = statuses.get(contact_id)
                     op, digest = "upsert", payload_hash(payload)
@@ -1087,6 +1133,7 @@ class Sync:
                     values=values,
                     external_id=links.get(row.contact_id),
                     consent=values.pop(consent.PAYLOAD_KEY, None),
+                    segment_names=tuple(values.pop(SEGMENT_NAMES_KEY, None) or ()),
                 ))
             waiting = self._over_messaged(name, items)
             if waiting:  # sent too many messages lately: they stay queued for a later run

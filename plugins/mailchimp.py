@@ -11,11 +11,19 @@ bounces become events on the member's client card.
 Writing upserts members in batches of 500 (``POST /lists/{id}`` with
 ``update_existing``): a contact with consent is ``subscribed``, an opted-out one
 ``unsubscribed``, each with its merge fields and tags (the ``tags`` option and a mapped
-``tags`` column; tags are added, never removed). The batch sets each member's status explicitly, so sending it again
+``tags`` column, e.g. ``segments: tags``); the batch adds tags to existing members too.
+The batch sets each member's status explicitly, so sending it again
 after a lost answer changes nothing; Mailchimp itself refuses to subscribe again a
 member who unsubscribed or bounced. Contacts without a known status (already in the
 audience) are written one by one with ``PUT`` and ``status_if_new``, leaving their
-status alone. Deleting archives the member.
+status alone (``PUT`` takes no tags: theirs go in the tags call below). Deleting
+archives the member.
+
+Segments as tags: when the mapping writes ``segments``, a segment tag the contact no
+longer has is removed (``POST /lists/{id}/members/{hash}/tags`` with ``inactive``), one
+call per member that still carries such a tag (the batch answer lists each member's
+tags); tags that are not segment names (set by people, or by the ``tags`` option) are
+never removed. ``sync_tags`` of the batch is not used: it would drop people's own tags.
 """
 
 from __future__ import annotations
@@ -267,6 +275,30 @@ class MailchimpConnector(Connector):
             self._put(item, member, outcome)
         return outcome.as_list()
 
+    @staticmethod
+    def _left(item: OutboundItem, member: dict[str, Any]) -> list[str]:
+        """Segment tags the contact does not have (to be removed where the member carries them)."""
+        return sorted(set(item.segment_names) - set(member.get("tags") or ()))
+
+    def _retag(self, item: OutboundItem, member: dict[str, Any], active: Sequence[str], inactive: Sequence[str],
+               outcome: BatchOutcome) -> bool:
+        """Set tags of one member: ``POST .../members/{hash}/tags`` (204). False when it failed."""
+        tags = [{"name": name, "status": "active"} for name in active]
+        tags += [{"name": name, "status": "inactive"} for name in inactive]
+        if not tags:
+            return True
+        key = subscriber_hash(member["email_address"])
+        try:
+            self.api.request("POST", f"lists/{self.options.list_id}/members/{key}/tags", json_body={"tags": tags},
+                             idempotent=True, doing="updating a member's tags")
+        except RejectedRequestError as error:
+            outcome.rejected(item.contact_id, error.message)
+            return False
+        except RetriableError as error:
+            outcome.retriable(item.contact_id, error.message)
+            return False
+        return True
+
     def _member(self, item: OutboundItem) -> dict[str, Any] | None:
         email = next((str(item.values[k]).strip() for k in ADDRESS_KEYS if item.values.get(k)), "")
         if not email:
@@ -294,9 +326,18 @@ class MailchimpConnector(Connector):
                 outcome.retriable(item.contact_id, error.message)
             return
         body = self.api.json(response) or {}
+        sent = {member["email_address"].lower(): (item, member) for item, member in chunk}
         for member in (body.get("new_members") or []) + (body.get("updated_members") or []):
-            contact_id = by_email.get(str(member.get("email_address", "")).lower())
-            if contact_id is not None:
+            email = str(member.get("email_address", "")).lower()
+            contact_id = by_email.get(email)
+            if contact_id is None:
+                continue
+            item, ours = sent[email]
+            left = self._left(item, ours)
+            if left and isinstance(member.get("tags"), list):  # only those the member carries
+                carried = {str(tag.get("name")) for tag in member["tags"] if isinstance(tag, dict)}
+                left = [name for name in left if name in carried]
+            if self._retag(item, ours, (), left, outcome):
                 outcome.ok(contact_id, str(member.get("id") or subscriber_hash(member["email_address"])))
         for error in body.get("errors") or []:
             contact_id = by_email.get(str(error.get("email_address", "")).lower())
@@ -309,10 +350,10 @@ class MailchimpConnector(Connector):
         # only a contact hub never had here, with no status known and require_consent off,
         # joins as subscribed; a member that vanished is not brought back subscribed
         status_if_new = "subscribed" if item.consent is None and item.external_id is None else "transactional"
-        member = {k: v for k, v in member.items() if k != "tags"}  # PUT does not take tags
+        fields = {k: v for k, v in member.items() if k != "tags"}  # PUT does not take tags
         try:
             body = self.api.json(self.api.request(
-                "PUT", f"lists/{self.options.list_id}/members/{key}", json_body={**member,
+                "PUT", f"lists/{self.options.list_id}/members/{key}", json_body={**fields,
                                                                                   "status_if_new": status_if_new},
                 doing="upserting a member",
             )) or {}
@@ -322,7 +363,11 @@ class MailchimpConnector(Connector):
         except RetriableError as error:
             outcome.retriable(item.contact_id, error.message)
             return
-        outcome.ok(item.contact_id, str(body.get("id") or key))
+        carried = {str(tag.get("name")) for tag in body.get("tags") or [] if isinstance(tag, dict)}
+        wanted = [name for name in member.get("tags") or () if name not in carried]
+        left = [name for name in self._left(item, member) if name in carried or "tags" not in body]
+        if self._retag(item, member, wanted, left, outcome):
+            outcome.ok(item.contact_id, str(body.get("id") or key))
 
     def _delete(self, item: OutboundItem, outcome: BatchOutcome) -> None:
         key = item.external_id or ""

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, delete, func, insert, null, select
 from sqlalchemy.engine import Connection
 
-from hub.model import CONTACT_FIELDS, PURCHASE_EVENT
+from hub.model import CONTACT_FIELDS, OUTBOUND_FIELDS, PURCHASE_EVENT
 from hub.redact import redact
 from hub.segments.config import CategoriesConfig, SegmentConfig
 from hub.segments.rules import (
@@ -47,9 +47,7 @@ from hub.store.schema import (
     store_settings,
 )
 
-#: Keys ``outbound_values`` gives destinations (mapping targets of item 4 of the push).
-OUTBOUND_FIELDS: tuple[str, ...] = ("stage", "temperature", "rfm", "rfm_segment", "abc", "region", "activity",
-                                    "segments")
+#: Keys ``outbound_values`` gives destinations: ``hub.model.OUTBOUND_FIELDS``, mapping targets.
 #: ``changes.reason`` of category and segment changes.
 REASON = "category"
 STATE_KEY = "segments:state"

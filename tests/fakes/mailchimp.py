@@ -8,7 +8,12 @@
 * ``GET /3.0/lists/{list_id}/members``: ``count`` (max 1000), ``offset``,
   ``since_last_changed`` (inclusive), ``status``; archived members read as ``archived``;
 * ``GET|PUT|PATCH|DELETE /3.0/lists/{list_id}/members/{subscriber_hash}`` (PUT is the
-  upsert with ``status_if_new``; DELETE archives);
+  upsert with ``status_if_new``; DELETE archives); ``tags`` in a PUT body only tag a
+  member it creates;
+* tags: the batch adds the members' ``tags`` to existing members too (``sync_tags``
+  with ``update_existing`` replaces them); ``POST .../members/{hash}/tags`` with
+  ``{"tags": [{"name", "status": "active"|"inactive"}]}`` adds and removes them (204);
+  members are read with ``tags: [{"id", "name"}]``;
 * errors as ``application/problem+json``; more than ``max_concurrent`` requests at
   once (10 by default, like Mailchimp) get 429.
 
@@ -60,6 +65,7 @@ class FakeMailchimp(FakeApi):
         #: campaign id -> {"id", "send_time", "subject", "recipients": {email_id: [activity]}}
         self.campaigns: dict[str, dict[str, Any]] = {}
         self.clock = Clock()
+        self.tag_ids: dict[str, int] = {}
         super().__init__(max_concurrent=max_concurrent, **kwargs)
 
     def route_table(self) -> list[Any]:
@@ -71,6 +77,7 @@ class FakeMailchimp(FakeApi):
             ("PUT", member, "members.put", self._put),
             ("PATCH", member, "members.patch", self._patch),
             ("DELETE", member, "members.delete", self._delete),
+            ("POST", member + r"/tags", "members.tags", self._tags),
             ("GET", r"/3\.0/campaigns", "campaigns.list", self._campaigns),
             ("GET", r"/3\.0/reports/([^/]+)/email-activity", "reports.email_activity", self._email_activity),
         ]
@@ -100,11 +107,16 @@ class FakeMailchimp(FakeApi):
     def _view(self, member: dict[str, Any]) -> dict[str, Any]:
         return {"id": member["id"], "email_address": member["email_address"],
                 "unique_email_id": member["id"][:10], "status": member["status"],
-                "merge_fields": dict(member["merge_fields"]), "tags": [{"name": t} for t in member["tags"]],
+                "merge_fields": dict(member["merge_fields"]),
+                "tags": [{"id": self._tag_id(t), "name": t} for t in member["tags"]], "tags_count": len(member["tags"]),
                 "last_changed": member["last_changed"], "list_id": self.list_id,
                 **({"unsubscribe_reason": member["unsubscribe_reason"]} if member.get("unsubscribe_reason") else {})}
 
-    def _upsert(self, body: dict[str, Any], *, status_if_new: str | None, update_existing: bool) -> dict[str, Any]:
+    def _tag_id(self, name: str) -> int:
+        return self.tag_ids.setdefault(name, len(self.tag_ids) + 1)
+
+    def _upsert(self, body: dict[str, Any], *, status_if_new: str | None, update_existing: bool,
+                existing_tags: bool = True, sync_tags: bool = False) -> dict[str, Any]:
         email = str(body.get("email_address") or "").strip()
         if not self.valid_email(email):
             raise _MemberError(email, f"{email} looks fake or invalid, please enter a real email address.",
@@ -133,9 +145,12 @@ class FakeMailchimp(FakeApi):
                                        "ERROR_CONTACT_EXISTS")
                 member["status"] = status
         member["merge_fields"].update({k: v for k, v in (body.get("merge_fields") or {}).items()})
-        for tag in body.get("tags") or []:
-            if tag not in member["tags"]:
-                member["tags"].append(tag)
+        if member["created"] or existing_tags:
+            if sync_tags and not member["created"]:
+                member["tags"] = []
+            for tag in body.get("tags") or []:
+                if tag not in member["tags"]:
+                    member["tags"].append(tag)
         member["last_changed"] = self.clock.tick()
         return member
 
@@ -148,7 +163,8 @@ class FakeMailchimp(FakeApi):
         new, updated, errors = [], [], []
         for item in members:
             try:
-                member = self._upsert(item, status_if_new=None, update_existing=bool(body.get("update_existing")))
+                member = self._upsert(item, status_if_new=None, update_existing=bool(body.get("update_existing")),
+                                      sync_tags=bool(body.get("sync_tags")))
             except _MemberError as error:
                 errors.append({"email_address": error.email, "error": error.message, "error_code": error.code,
                                "field": "", "field_message": ""})
@@ -191,7 +207,8 @@ class FakeMailchimp(FakeApi):
         if subscriber_hash(str(body.get("email_address") or "")) != key:
             raise problem(400, "Invalid Resource", "The email address does not match the subscriber hash.")
         try:
-            member = self._upsert(body, status_if_new=body.get("status_if_new"), update_existing=True)
+            member = self._upsert(body, status_if_new=body.get("status_if_new"), update_existing=True,
+                                  existing_tags=False)
         except _MemberError as error:
             raise problem(400, "Member In Compliance State" if "compliance" in error.message else "Invalid Resource",
                           error.message) from None
@@ -201,6 +218,29 @@ class FakeMailchimp(FakeApi):
         member = self._member(list_id, key)
         body = request.json() or {}
         return self._put(request, list_id, key) if body.get("email_address") else self._view(member)
+
+    def _tags(self, request: Request, list_id: str, key: str) -> Any:
+        member = self._member(list_id, key)
+        body = request.json() or {}
+        tags = body.get("tags")
+        if not isinstance(tags, list):
+            raise problem(400, "Invalid Resource", "The resource submitted could not be validated. For field-specific "
+                          "details, see the 'errors' array.")
+        for tag in tags:
+            if not isinstance(tag, dict) or not tag.get("name") or tag.get("status") not in ("active", "inactive"):
+                raise problem(400, "Invalid Resource", "Each tag needs a name and a status of active or inactive.")
+        for tag in tags:
+            name = str(tag["name"])
+            if tag["status"] == "active" and name not in member["tags"]:
+                member["tags"].append(name)
+            elif tag["status"] == "inactive" and name in member["tags"]:
+                member["tags"].remove(name)
+        member["last_changed"] = self.clock.tick()
+        return 204, None
+
+    def tags_of(self, email: str) -> list[str]:
+        member = self.members.get(subscriber_hash(email))
+        return sorted(member["tags"]) if member else []
 
     def _delete(self, request: Request, list_id: str, key: str) -> Any:
         member = self._member(list_id, key)
