@@ -60,6 +60,7 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("ym:s:startURL", "page"),
     ("ym:s:goalsID", "goals"),
 )
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 #: ``ym:s:deviceCategory`` codes.
 DEVICES = {"1": "desktop", "2": "mobile", "3": "tablet", "4": "tv"}
 
@@ -193,7 +194,9 @@ class MetricaConnector(Connector):
             with ThreadPoolExecutor(max_workers=self.options.parallel) as pool:
                 texts = pool.map(lambda n: self._download(request_id, n), numbers)
                 for number, text in zip(numbers, texts, strict=True):
-                    yield from self._visits(text, request_id, number)
+                    # a visitor's visits one after the other: its card is derived once, not per batch
+                    yield from sorted(self._visits(text, request_id, number),
+                                      key=lambda r: (r.client_id or ("", ""), r.updated_at or _EPOCH, r.external_id))
         finally:  # also when the read failed or was stopped: the counter's storage is limited
             self._release(request_id, processed)
 
