@@ -976,7 +976,9 @@ class Sync:
                     op, payload, digest = "delete", None, None
                 else:
                     if outbound is not None and mapping.outbound:
-                        values = {**values, **outbound.get(contact_id, {})}
+                        # an empty category is sent as "" so that the tool clears what it had
+                        values = {**values, **{k: "" if v is None else v
+                                               for k, v in outbound.get(contact_id, {}).items()}}
                     payload = mapping.reverse(values)
                     if names is not None:
                         payload[SEGMENT_NAMES_KEY] = names

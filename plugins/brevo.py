@@ -267,18 +267,22 @@ class BrevoConnector(Connector):
                 outcome.rejected(item.contact_id, "no e-mail address")
                 continue
             row = {"email": email, "attributes": {k: v for k, v in item.values.items()
-                                                  if k not in ADDRESS_KEYS and v not in (None, "")}}
+                                                  if k not in ADDRESS_KEYS and v is not None}}
             (withdrawn if item.consent in OPTED_OUT else allowed).append((item, row))
         for group, blacklist in ((allowed, False), (withdrawn, True)):
-            for start in range(0, len(group), self.options.batch_size):
-                self._import(group[start : start + self.options.batch_size], blacklist, outcome)
+            # rows with an attribute to clear ("": a category or segment the contact no longer
+            # has) go in imports of their own, with emptyContactsAttributes
+            for erase in (False, True):
+                rows = [pair for pair in group if ("" in pair[1]["attributes"].values()) is erase]
+                for start in range(0, len(rows), self.options.batch_size):
+                    self._import(rows[start : start + self.options.batch_size], blacklist, outcome, erase=erase)
         return outcome.as_list()
 
     def _import(self, chunk: list[tuple[OutboundItem, dict[str, Any]]], blacklist: bool,
-                outcome: BatchOutcome) -> None:
+                outcome: BatchOutcome, *, erase: bool = False) -> None:
         by_email = {row["email"].lower(): item.contact_id for item, row in chunk}
         body: dict[str, Any] = {"jsonBody": [row for _, row in chunk], "updateExistingContacts": True,
-                                "emptyContactsAttributes": False, "emailBlacklist": blacklist}
+                                "emptyContactsAttributes": erase, "emailBlacklist": blacklist}
         if self.options.list_id:
             body["listIds"] = [self.options.list_id]
         try:

@@ -153,7 +153,8 @@ class SendPulseConnector(Connector):
             elif item.consent in OPTED_OUT:
                 withdrawn.append((item, email))
             else:
-                variables = {k: v for k, v in item.values.items() if k not in ADDRESS_KEYS and v not in (None, "")}
+                # "" (a category or segment the contact no longer has) clears the variable
+                variables = {k: v for k, v in item.values.items() if k not in ADDRESS_KEYS and v is not None}
                 adds.append((item, {"email": email, "variables": variables}))
         size = self.options.batch_size
 

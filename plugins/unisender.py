@@ -161,6 +161,10 @@ class UnisenderConnector(Connector):
         for _, row in chunk:
             columns.extend(k for k in row if k not in columns)
         form: list[tuple[str, Any]] = [(f"field_names[{i}]", name) for i, name in enumerate(columns)]
+        if "tags" in columns and any(item.segment_names for item, _ in chunk):
+            # segments as tags: Unisender removes no single tag, so the contact's tags are
+            # replaced by those sent (a tag set by hand in Unisender is dropped)
+            form.append(("overwrite_tags", "1"))
         for r, (_, row) in enumerate(chunk):
             form += [(f"data[{r}][{i}]", "" if row.get(name) is None else row[name]) for i, name in enumerate(columns)]
         ids = [item.contact_id for item, _ in chunk]

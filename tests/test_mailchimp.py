@@ -231,3 +231,26 @@ def test_campaign_activity_can_be_turned_off(fake, tmp_path):
     fake.send_campaign("Новости")
     records, _ = read_all(make_connector(fake, tmp_path, campaign_activity=False), None)
     assert not any(r.history_only for r in records) and fake.calls["campaigns.list"] == 0
+
+
+def test_segment_tags_are_added_in_the_batch_and_a_left_one_removed_in_one_call(fake, tmp_path):
+    fake.add("anna@example.com")
+    key = subscriber_hash("anna@example.com")
+    fake.members[key]["tags"] = ["vip", "friend"]  # vip from hub, friend set by a person
+    fake.add("oleg@example.org")
+    connector = make_connector(fake, tmp_path)
+    names = ("lapsed", "moscow", "vip")
+    results = connector.write([
+        OutboundItem(1, "upsert", {"email_address": "anna@example.com", "tags": "moscow"}, consent="subscribed",
+                     segment_names=names),
+        OutboundItem(2, "upsert", {"email_address": "oleg@example.org", "tags": "vip"}, consent="subscribed",
+                     segment_names=names),
+        OutboundItem(3, "upsert", {"email_address": "new@example.net", "tags": ""}, consent="subscribed",
+                     segment_names=names),
+    ])
+    assert [r.status for r in results] == ["ok", "ok", "ok"]
+    assert fake.tags_of("anna@example.com") == ["friend", "moscow"]
+    assert fake.tags_of("oleg@example.org") == ["vip"]
+    assert fake.tags_of("new@example.net") == []
+    # one batch; a tags call only for the member that carried a segment it left
+    assert fake.calls["batch"] == 1 and fake.calls["members.tags"] == 1

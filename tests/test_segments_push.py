@@ -4,7 +4,9 @@ purchase, time passing with a fixed clock); only changes are sent."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import secrets
 
@@ -16,11 +18,17 @@ from hub.mapping import Mapping
 from hub.plugins import connector_classes
 from hub.store import open_store
 from hub.sync import Sync
+from tests.fakes.brevo import FakeBrevo
 from tests.fakes.google_sheets import FakeGoogleSheets, service_account_key
 from tests.fakes.mailchimp import FakeMailchimp, subscriber_hash
+from tests.fakes.sendpulse import FakeSendPulse
+from tests.fakes.unisender import FakeUnisender
 
 UTC = dt.timezone.utc
 API_KEY = "5f4dcc3b5aa765d61d8327deb882cf99-us21"
+BREVO_KEY = "xkeysib-4e1a7a0c9d2b3f5e6a7b8c9d-ZxCvBnMq"
+SENDPULSE_SECRET = "c0ffee5ecret5endpu15e9876543210ab"
+UNISENDER_KEY = "5d41402abc4b2a76b9719d911017c592deadbeef"
 SHEET_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_segments"
 
 ORDERS = """\
@@ -192,3 +200,96 @@ def test_mapping_targets_for_destinations_are_write_only():
         "Email": "a@example.ru", "Теги": "moscow, vip", "Стадия": None}
     with pytest.raises(ConfigError, match="written to destinations only: stage"):
         Mapping.from_dict({"fields": {"stages": "Стадия"}}, "m.yaml")
+
+
+def test_variables_tags_attributes_and_a_csv_column_follow_the_segments(store_project):
+    with (FakeSendPulse(client_secret=SENDPULSE_SECRET, requests_per_second=None) as sendpulse,
+          FakeUnisender(UNISENDER_KEY) as unisender, FakeBrevo(BREVO_KEY) as brevo):
+        store_project.write("orders.csv", ORDERS)
+        store_project.write("mappings/orders.yaml", """\
+            fields:
+              email: {from: email, transforms: [email]}
+              full_name: {from: customer, transforms: [split_name]}
+            """)
+        store_project.write("mappings/sendpulse.yaml", """\
+            fields:
+              email: {from: email, transforms: [email]}
+              stage: stage
+              segments: segments
+            """)
+        store_project.write("mappings/unisender.yaml", """\
+            fields:
+              email: {from: email, transforms: [email]}
+              temperature: temperature
+              segments: tags
+            """)
+        store_project.write("mappings/brevo.yaml", """\
+            fields:
+              email: {from: email, transforms: [email]}
+              rfm_segment: RFM_SEGMENT
+              segments: SEGMENTS
+            """)
+        store_project.write("mappings/export.yaml", """\
+            fields:
+              email: Email
+              abc: ABC
+              segments: Segments
+            """)
+        store_project.config(f"""\
+connectors:
+  orders: {{plugin: csv, path: orders.csv, id_column: order_id, mapping: orders,
+           events: {{type: purchase, at: date, amount: amount}}}}
+  sendpulse:
+    plugin: sendpulse
+    role: destination
+    client_id: {sendpulse.client_id}
+    client_secret: {SENDPULSE_SECRET}
+    address_book_id: {sendpulse.book_id}
+    endpoint: {sendpulse.url}
+    require_consent: false
+    backoff_seconds: 0
+    max_backoff_seconds: 0
+  unisender:
+    plugin: unisender
+    role: destination
+    api_key: {UNISENDER_KEY}
+    list_id: {unisender.list_id}
+    endpoint: {unisender.url}
+    require_consent: false
+  brevo:
+    plugin: brevo
+    role: destination
+    api_key: {BREVO_KEY}
+    list_id: 2
+    endpoint: {brevo.url}/v3
+    require_consent: false
+    backoff_seconds: 0
+    max_backoff_seconds: 0
+    import_poll_seconds: 0
+  export: {{plugin: csv, role: destination, path: export.csv, mapping: export}}
+segments:
+  vip:
+    when: [{{category: stage, in: [gold, platinum]}}, {{category: temperature, is: hot}}]
+""")
+        sync(store_project, day("2026-06-01T12:00"))
+        assert sendpulse.emails["a@example.ru"]["variables"] == {"stage": "gold", "segments": "vip"}
+        assert sendpulse.emails["b@example.ru"]["variables"] == {"stage": "red-gold", "segments": ""}
+        assert unisender.contacts["a@example.ru"]["tags"] == ["vip"]
+        assert unisender.contacts["a@example.ru"]["fields"]["temperature"] == "hot"
+        assert brevo.by_email("a@example.ru")["attributes"]["SEGMENTS"] == "vip"
+        # a: one order, recent, the only A client by revenue (10000 of 13000)
+        assert brevo.by_email("a@example.ru")["attributes"]["RFM_SEGMENT"] == "new"
+        exported = {row["Email"]: row for row in csv.DictReader(io.StringIO(
+            (store_project.root / "export.csv").read_text(encoding="utf-8-sig")))}
+        assert (exported["a@example.ru"]["ABC"], exported["a@example.ru"]["Segments"]) == ("A", "vip")
+        assert exported["b@example.ru"]["Segments"] == ""
+
+        # time alone: Анна cools down and leaves vip; every tool clears it
+        sync(store_project, day("2026-09-15T12:00"))
+        assert sendpulse.emails["a@example.ru"]["variables"]["segments"] == ""
+        assert unisender.contacts["a@example.ru"]["tags"] == []
+        assert unisender.contacts["a@example.ru"]["fields"]["temperature"] == "warm"
+        assert brevo.by_email("a@example.ru")["attributes"]["SEGMENTS"] == ""
+        exported = {row["Email"]: row for row in csv.DictReader(io.StringIO(
+            (store_project.root / "export.csv").read_text(encoding="utf-8-sig")))}
+        assert exported["a@example.ru"]["Segments"] == ""

@@ -7,7 +7,8 @@ too_many_requests|..."}``.
 
 * ``importContacts``: ``field_names[i]``, ``data[row][i]`` (at most 500 rows); system
   columns ``email``, ``email_status`` (new, active, unsubscribed, ...), ``email_list_ids``,
-  ``delete``; other columns are user fields. An existing unsubscribed address stays
+  ``delete``, ``tags`` (a comma list, added to the contact's, or replacing them with
+  ``overwrite_tags=1``); other columns are user fields. An existing unsubscribed address stays
   unsubscribed whatever the import says. Answers ``{"result": {"total", "inserted",
   "updated", "deleted", "new_emails", "invalid", "log": [{"index", "code", "message"}]}}``;
 * ``exportContacts``: ``list_id``, ``field_names[]``, ``offset``, ``limit`` (at most 5000) ->
@@ -114,6 +115,10 @@ class FakeUnisender(FakeApi):
             if row.get("email_list_ids"):
                 contact["lists"] |= {int(x) for x in row["email_list_ids"].split(",") if x.strip()}
             contact["fields"].update({k: v for k, v in row.items() if k not in SYSTEM})
+            if "tags" in row:
+                sent = [t.strip() for t in row["tags"].split(",") if t.strip()]
+                kept = [] if args.get("overwrite_tags", ["0"])[0] == "1" else contact.get("tags", [])
+                contact["tags"] = kept + [t for t in sent if t not in kept]
         return {"result": result}
 
     def _export(self, request: Request) -> Any:
