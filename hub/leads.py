@@ -116,6 +116,24 @@ class FieldRule(_Strict):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, populate_by_name=True)
 
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"regex {value!r} does not compile: {error}; fix the pattern "
+                                 "(in YAML, single quotes keep backslashes as written)") from None
+        return value
+
+    @field_validator("in_")
+    @classmethod
+    def _some(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("'in' needs at least one value")
+        return value
+
     @model_validator(mode="after")
     def _one_operator(self) -> FieldRule:
         given = [key for key, value in (("equals", self.equals), ("contains", self.contains), ("regex", self.regex),
@@ -123,14 +141,6 @@ class FieldRule(_Strict):
         if len(given) != 1:
             found = f" (found: {', '.join(given)})" if given else ""
             raise ValueError(f"set exactly one of equals, contains, regex, in, empty{found}")
-        if self.in_ is not None and not self.in_:
-            raise ValueError("'in' needs at least one value")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as error:
-                raise ValueError(f"regex {self.regex!r} does not compile: {error}; "
-                                 "quote it in YAML and escape backslashes as \\\\ inside double quotes") from None
         return self
 
     @functools.cached_property
