@@ -151,9 +151,14 @@ def claim(c: Connection, keys: set[tuple[str, str]], run_id: int, now: dt.dateti
     owners = _owners(c, {(row.kind, row.value) for row in waiting})
     taken = [row for row in waiting if (row.kind, row.value) in owners]
     history.record(c, [(owners[(row.kind, row.value)], row.connector, _pending_event(row)) for row in taken], run_id)
+    by_connector: dict[str, list[str]] = defaultdict(list)
     for row in taken:
-        c.execute(delete(pending_visits).where(and_(pending_visits.c.connector == row.connector,
-                                                    pending_visits.c.external_id == row.external_id)))
+        by_connector[row.connector].append(row.external_id)
+    for connector, external_ids in by_connector.items():
+        for start in range(0, len(external_ids), _CHUNK):
+            c.execute(delete(pending_visits).where(and_(
+                pending_visits.c.connector == connector,
+                among(c, pending_visits.c.external_id, external_ids[start : start + _CHUNK]))))
     return {owners[(row.kind, row.value)] for row in taken}
 
 
