@@ -4,8 +4,8 @@ One run of kind ``forget`` under the store lock:
 
 * the contact (and contacts merged into it) keeps its id but loses every value;
   its source records lose their values; identifiers, events, consents, overrides,
-  categories, segment memberships, review pairs and quarantined rows of those records
-  are deleted;
+  categories, segment memberships, review pairs, quarantined rows of those records and
+  the site-form submissions they came from (the inbox) are deleted;
 * salted hashes of every e-mail and phone the person had go to the suppression list,
   so a sync skips any record that carries one (``hub.suppression``); so do their
   analytics client ids, whose visits are then dropped (``hub.analytics``);
@@ -39,6 +39,7 @@ from hub.store.schema import (
     contacts,
     events,
     identifiers,
+    inbox,
     match_reviews,
     outbox,
     overrides,
@@ -154,6 +155,9 @@ class Eraser(Curator):
         for row in records:
             c.execute(delete(quarantine).where(
                 and_(quarantine.c.connector == row.connector, quarantine.c.external_id == row.external_id)))
+            # a site form's submission as hub serve stored it (hub leads would show it)
+            c.execute(delete(inbox).where(
+                and_(inbox.c.connector == row.connector, inbox.c.delivery_id == row.external_id)))
         # a destination's link stays (without values) until its queued delete is sent,
         # marked as hub's own so the push drops it then (its id may be an e-mail);
         # links to tools hub cannot delete from go now

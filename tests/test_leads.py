@@ -472,3 +472,21 @@ def test_the_lead_status_is_no_identity_evidence() -> None:
               "x_manager": "Смирнова"}
     attributes = dict(profile(values).attributes)
     assert "x_lead_status" not in attributes and "x_manager" in attributes
+
+
+def test_forget_erases_the_persons_submissions_from_the_inbox(tmp_path: Path) -> None:
+    site = Site(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        site.post(Name="Анна", Email="anna@example.ru", formname="Заявка")
+        site.post(Name="Анна С.", Email="anna@example.ru", Phone="+7 916 111-22-33")
+        site.post(Name="Борис", Email="boris@example.ru")
+        site.sync()
+        result = site.hub("forget", "--email", "anna@example.ru")
+        assert result.exit_code == 0, result.output
+        listed = site.leads("--unmask")
+        assert [r["email"] for r in listed] == ["boris@example.ru"]
+        with site.store.connect() as c:
+            stored = " ".join(c.execute(select(inbox.c.fields)).scalars())
+        assert "anna" not in stored.lower() and "boris@example.ru" in stored
+    finally:
+        site.close()
