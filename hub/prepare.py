@@ -1,5 +1,5 @@
-"""Mapping, normalization and identity profiles of records: in this process, or in a worker
-process while the main process stores the previous batch (a sync uses both cores).
+"""Mapping and normalization of records: in this process, or in a worker process
+while the main process stores the previous batch (a sync uses both cores).
 
 The worker loads the same hub.yaml, so both run exactly the same code on the same
 settings; results are identical wherever they are computed.
@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from hub.identity.compare import Profile, keys_of, profile
 from hub.mapping import Mapping
 from hub.normalize import Normalizer
 
@@ -27,24 +26,8 @@ WORKERS_ENV = "HUB_WORKERS"
 #: A pull starts the worker only after this many batches: small syncs never pay for it.
 START_AFTER_BATCHES = 2
 
-
-
-class PreparedRow(NamedTuple):
-    """One raw row made ready for the store."""
-
-    #: Canonical normalized values.
-    values: dict[str, Any]
-    #: What normalization dropped or could not read.
-    problems: list[str]
-    #: ``values`` as stored (JSON).
-    encoded: str
-    #: What identity resolution compares (``hub.identity.compare.profile``).
-    profile: Profile
-    #: What the record is found by (``hub.identity.compare.keys_of``).
-    identifiers: frozenset[tuple[str, str]]
-
-
-Prepared = list[PreparedRow]
+#: Per row: canonical normalized values, the problems found, the values as JSON.
+Prepared = list[tuple[dict[str, Any], list[str], str]]
 
 
 def prepare(mapping: Mapping, normalizer: Normalizer, rows: Sequence[dict[str, Any]]) -> Prepared:
@@ -54,8 +37,7 @@ def prepare(mapping: Mapping, normalizer: Normalizer, rows: Sequence[dict[str, A
         problems: list[str] = []
         values, more = normalizer.normalize(mapping.apply(raw, problems))
         encoded = json.dumps(values, ensure_ascii=False, default=str)
-        out.append(PreparedRow(values, problems + more if more else problems, encoded, profile(values),
-                               frozenset(keys_of(values))))
+        out.append((values, problems + more if more else problems, encoded))
     return out
 
 

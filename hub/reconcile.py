@@ -59,7 +59,7 @@ def read_tool(config: LoadedConfig, store: Store, name: str) -> tuple[list[RawRe
     finally:
         connector.close()
     prepared = prepare(config.mappings[name], sync.normalizer, [r.values for r in records])
-    tool = {r.external_id: row.values for r, row in zip(records, prepared, strict=True)}
+    tool = {r.external_id: values for r, (values, _problems, _encoded) in zip(records, prepared, strict=True)}
     return records, tool, unreadable
 
 

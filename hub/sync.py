@@ -44,7 +44,7 @@ from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
-from hub.prepare import Prepared, PreparedRow, Preparer
+from hub.prepare import Prepared, Preparer
 from hub.redact import redact
 from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update
 from hub.store.schema import (
@@ -164,13 +164,10 @@ class _Work:
 
     record: RawRecord
     hash: str
-    #: Values, profile and identifiers, computed where the record was prepared.
-    prepared: PreparedRow
+    values: dict[str, Any]
+    #: ``values`` as stored (JSON), encoded where the record was prepared.
+    encoded: str
     linked_contact: int | None
-
-    @property
-    def values(self) -> dict[str, Any]:
-        return self.prepared.values
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -512,8 +509,7 @@ class Sync:
             work: list[_Work] = []
             clean: list[str] = []
             suppressed = Suppressed(c)
-            for (record, digest), row in zip(screened.candidates, results, strict=True):
-                values, problems = row.values, row.problems
+            for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
                 if suppressed and suppressed.match(values):
                     self.report.counts_for(name).suppressed += 1  # an erased person: never imported again
                     continue
@@ -525,7 +521,7 @@ class Sync:
                     self._quarantine(c, name, record, "; ".join(problems), "partial")
                 else:
                     clean.append(record.external_id)
-                work.append(_Work(record, digest, row, links.get(record.external_id)))
+                work.append(_Work(record, digest, values, encoded, links.get(record.external_id)))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -628,8 +624,7 @@ class Sync:
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [
-            Candidate(i, w.linked_contact, w.values, f"{name}\0{w.record.external_id}", w.prepared.profile)
-            for i, w in enumerate(work)
+            Candidate(i, w.linked_contact, w.values, f"{name}\0{w.record.external_id}") for i, w in enumerate(work)
         ]
         resolution = self.resolver.resolve(c, candidates)
         clusters = resolution.clusters
@@ -640,7 +635,6 @@ class Sync:
         if new_clusters:
             ids = allocate_ids(c, contacts, len(new_clusters))
             fresh: dict[int, list[SourceValues]] = {}
-            fresh_identifiers: dict[int, set[tuple[str, str]]] = {}
             for cluster, contact_id in zip(new_clusters, ids, strict=True):
                 cluster.contacts = [contact_id]
                 fresh[contact_id] = [
@@ -648,8 +642,7 @@ class Sync:
                                  work[k].record.updated_at or changed_at)
                     for k in cluster.record_keys
                 ]
-                fresh_identifiers[contact_id] = set().union(*(work[k].prepared.identifiers for k in cluster.record_keys))
-            self._create_contacts(c, fresh, name, now, fresh_identifiers)
+            self._create_contacts(c, fresh, name, now)
             created.update(fresh)
             counts.created += len(new_clusters)
         affected: set[int] = set()
@@ -675,7 +668,7 @@ class Sync:
                     "contact_id": target[i],
                     "origin": "read",
                     "payload_hash": w.hash,
-                    "record_values": w.prepared.encoded,
+                    "record_values": w.encoded,
                     "changed_at": w.record.updated_at or changed_at,
                     "first_run": self.report.run_id,
                     "changed_run": self.report.run_id,
@@ -767,12 +760,10 @@ class Sync:
         return affected
 
     def _create_contacts(
-        self, c: Connection, fresh: dict[int, list[SourceValues]], name: str, now: dt.datetime,
-        found_by: dict[int, set[tuple[str, str]]] | None = None,
+        self, c: Connection, fresh: dict[int, list[SourceValues]], name: str, now: dt.datetime
     ) -> None:
         """Insert new contacts derived from their records, with one ``created`` entry each
-        in the change log holding every value (later changes are logged per field).
-        ``found_by``: the contacts' identifiers where already known (``_identifiers_of``)."""
+        in the change log holding every value (later changes are logged per field)."""
         rows: list[dict[str, Any]] = []
         ident_rows: list[dict[str, Any]] = []
         log_rows: list[dict[str, Any]] = []
@@ -784,8 +775,7 @@ class Sync:
             row.update(created_run=run_id, created_at=now, merged_into=None)
             rows.append(row)
             ident_rows.extend(
-                {"kind": kind, "value": value, "contact_id": contact_id}
-                for kind, value in (found_by[contact_id] if found_by else _identifiers_of(own))
+                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(own)
             )
             first = own[0]
             everything = {f: values[f] for f in sorted(values, key=_field_order)}

@@ -65,8 +65,6 @@ class Candidate:
     values: dict[str, Any]
     #: a stable, content-derived order for ties (e.g. "connector\0external id")
     sort_key: str = ""
-    #: ``profile(values)`` when computed already (in the worker that prepared the record)
-    profile: Profile | None = None
 
 
 @dataclass
@@ -179,7 +177,7 @@ class ProbabilisticResolver:
 
     # ------------------------------------------------------------------ resolve
     def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
-        profiles = {cand.key: cand.profile or profile(cand.values) for cand in candidates}
+        profiles = {cand.key: profile(cand.values) for cand in candidates}
         keys = {cand.key: self._keys(profiles[cand.key]) for cand in candidates}
         wanted = set().union(*keys.values()) if keys else set()
         in_store, stored_counts = self._lookup(c, wanted) if wanted else ({}, {})
