@@ -215,7 +215,8 @@ class Ga4Connector(Connector):
                 "dateRanges": [{"startDate": start.isoformat(), "endDate": end.isoformat()}],
                 "dimensions": [{"name": name} for name in names],
                 "metrics": [{"name": "sessions"}],
-                "orderBys": [{"dimension": {"dimensionName": "dateHour"}}, {"dimension": {"dimensionName": dimension}}],
+                # a visitor's rows one after the other: its card is derived once, not per batch
+                "orderBys": [{"dimension": {"dimensionName": dimension}}, {"dimension": {"dimensionName": "dateHour"}}],
                 "limit": str(self.options.page_size),
                 "offset": str(offset),
                 "returnPropertyQuota": True,

@@ -55,7 +55,7 @@ class Site:
     """A project with a Tilda endpoint on a running hub serve and a Metrica connector."""
 
     def __init__(self, root: Path, metrica: FakeMetrica | None, *, extra: str = "", analytics: str | None = None,
-                 store_url: str | None = None):
+                 store_url: str | None = None, serve_sync: bool = False):
         from hub.config import load_config
         from hub.plugins import connector_classes
         from hub.serve import Server
@@ -74,7 +74,8 @@ class Site:
             + extra, encoding="utf-8")
         self.config = load_config(root / "hub.yaml", connector_classes())
         self.store = open_store(self.config.store_url)
-        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=False).start()
+        self.server = Server(self.config, self.store, "127.0.0.1", 0, threads=4, sync=serve_sync,
+                             sync_delay=0.05).start()
         self.url = f"http://127.0.0.1:{self.server.port}"
 
     def post_form(self, form: dict[str, str]) -> None:
@@ -172,6 +173,23 @@ def test_visits_read_before_the_form_wait_for_it(site: Site, metrica: FakeMetric
     assert fields["first_touch_channel"] == "direct" and fields["visits"] == 1 and fields["device"] == "desktop"
     with site.store.connect() as c:
         assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 3
+
+
+def test_hub_serve_attaches_waiting_visits_as_the_form_arrives(tmp_path: Path, metrica: FakeMetrica,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_TEST_TILDA_KEY", TILDA_KEY)
+    monkeypatch.setenv("HUB_TEST_METRICA_TOKEN", TOKEN)
+    served = Site(tmp_path, metrica, serve_sync=True)
+    try:
+        assert served.server.worker is not None and served.server.worker.wait_idle(60)  # its start-up sync
+        add_visits(metrica)
+        assert served.sync("metrica")["status"] == "ok"  # hub sync from cron: the visits wait
+        served.post_form(tilda_form("t10:1", "Анна Смирнова", "anna@example.ru", "+7 903 555-11-22", OTHER_UID))
+        assert served.server.worker.wait_idle(60)
+        fields = served.card("anna@example.ru")["fields"]  # hub serve's own sync attached them
+        assert fields["first_touch_channel"] == "direct" and fields["visits"] == 1
+    finally:
+        served.close()
 
 
 def test_one_browser_two_people_stay_two_contacts(site: Site, metrica: FakeMetrica) -> None:
