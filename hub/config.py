@@ -82,12 +82,9 @@ class NormalizeConfig(StrictModel):
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str) -> str:
-        import phonenumbers
+        from hub.normalize import check_region
 
-        value = value.upper()
-        if value not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU, KZ, BY, US")
-        return value
+        return check_region(value)
 
 
 class MergeConfig(StrictModel):

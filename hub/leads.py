@@ -44,7 +44,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub.model import LEAD_FIELD, LEAD_STATUSES
-from hub.normalize import normalize_emails, normalize_phones
+from hub.normalize import check_region, normalize_emails, normalize_phones
 
 Status = Literal["target", "non-target", "spam"]
 #: The raw field the webhook connector fills with the verdict; mapped to ``x_lead_status``.
@@ -200,12 +200,7 @@ class LeadRules(_Strict):
     @field_validator("phone_region")
     @classmethod
     def _region(cls, value: str) -> str:
-        import phonenumbers
-
-        value = value.upper()
-        if value not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown region {value!r}; use a two-letter code such as RU, KZ, BY, US")
-        return value
+        return check_region(value)
 
     @field_validator("disposable_domains")
     @classmethod

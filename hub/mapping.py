@@ -71,7 +71,7 @@ from hub.normalize import (
     DATE_FORMATS,
     _CONTENT_RE,
     _FAST_DATE_RES,
-    _check_region,
+    check_region,
     _email_items,
     _number_text,
     _phone_items,
@@ -406,7 +406,7 @@ def _compile_transform(transform: _Transform, rule: _Rule, region: str) -> tuple
             items_of: Callable[[Any], list[tuple[str, str | None, str | None]]] = _email_items
         else:
             try:
-                items_of = _phone_parser(_check_region(region)).items
+                items_of = _phone_parser(check_region(region)).items
             except ValueError:  # an unknown region: reported when a phone is met, as before
 
                 def items_of(value: Any) -> list[tuple[str, str | None, str | None]]:

@@ -465,15 +465,16 @@ def _phone_parser(region: str) -> _PhoneParser:
     return _PhoneParser(region)
 
 
-def _check_region(region: str) -> str:
+def check_region(region: str) -> str:
+    """A phone region in upper case; ``ValueError`` for one phonenumbers does not know."""
     region = (region or "").upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"unknown phone region {region!r}; use a two-letter country code such as 'RU'")
+        raise ValueError(f"unknown phone region {region!r}; use a two-letter country code such as RU, KZ, BY, US")
     return region
 
 
 def _phone_items(value: object, default_region: str = "RU") -> list[tuple[str, str | None, str | None]]:
-    return _phone_parser(_check_region(default_region)).items(value)
+    return _phone_parser(check_region(default_region)).items(value)
 
 
 def normalize_phones(text: str, default_region: str = "RU") -> tuple[list[str], list[str]]:
@@ -1071,7 +1072,7 @@ class Normalizer:
     table; aliases are matched ignoring case, ё/е, dots and hyphens."""
 
     def __init__(self, default_region: str = "RU", city_aliases: dict[str, str] | None = None):
-        self.default_region = _check_region(default_region)
+        self.default_region = check_region(default_region)
         self._phones = _phone_parser(self.default_region)
         self._cities = dict(_city_table())
         for alias, canonical in (city_aliases or {}).items():

@@ -50,7 +50,7 @@ def test_valid_config_checks_ok(project):
         ("connectors:\n  clients: {plugin: csv, path: contacts.csv}\nmerge: {fields: {emial: most_recent}}\n",
          "merge.fields: unknown field 'emial'; did you mean 'email'?"),
         ("connectors:\n  clients: {plugin: csv, path: contacts.csv}\nnormalize: {default_region: XX}\n",
-         "normalize.default_region: unknown region 'XX'"),
+         "normalize.default_region: unknown phone region 'XX'"),
         ("connectors:\n  clients: {plugin: csv, path: contacts.csv, mapping: nothere}\n",
          "connectors.clients.mapping: mapping file"),
         ("- just\n- a list\n", "the top level must be a mapping"),

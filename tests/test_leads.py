@@ -170,7 +170,7 @@ def _check(project, leads: str) -> str:  # type: ignore[no-untyped-def]
     ("burst: {window: 10m}\n", "connectors.forms.leads.burst.max", "required key is missing"),
     ("disposable_domains: [not a domain]\n", "connectors.forms.leads.disposable_domains",
      "'not a domain' is not a domain"),
-    ("phone_region: XX\n", "connectors.forms.leads.phone_region", "unknown region 'XX'"),
+    ("phone_region: XX\n", "connectors.forms.leads.phone_region", "unknown phone region 'XX'"),
     ("honeypots: [website]\n", "connectors.forms.leads.honeypots", "did you mean 'honeypot'"),
 ])
 def test_config_errors_name_the_file_the_key_and_the_fix(project, leads: str, where: str, says: str) -> None:  # type: ignore[no-untyped-def]
