@@ -38,22 +38,25 @@ from hub.sync import Sync
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.timezone.utc
 TOKEN = "demo-token"
-EXTRA = f"""
+#: Connectors the replay needs, added to the example's hub.yaml when it lacks them.
+NEEDED = {
+    "orders": """
   orders:
     plugin: csv
     path: examples/orders.csv
     id_column: order_id
     mapping: orders
-    events: {{type: purchase, at: date, amount: amount, currency: currency, items: items}}
+    events: {type: purchase, at: date, amount: amount, currency: currency, items: items}""",
+    "stages": """
   stages:
     plugin: csv
     path: examples/stages.csv
-    id_column: id
     mapping: stages
     events:
       type_column: stage
       at: date
-      types: {{ЛПР найден: decision_maker, Отказ: refused, Рассматривает предложение: offer_considered}}
+      types: {ЛПР найден: decision_maker, Отказ: refused, Рассматривает предложение: offer_considered}""",
+    "site": f"""
   site:
     plugin: webhook
     format: form
@@ -62,8 +65,8 @@ EXTRA = f"""
     leads:
       honeypot: [website]
       rules:
-        - {{field: formname, equals: Вакансия, status: non-target}}
-"""
+        - {{field: formname, equals: Вакансия, status: non-target}}""",
+}
 SITE_MAPPING = """\
 fields:
   full_name: {from: Name, transforms: [split_name]}
@@ -97,8 +100,9 @@ def build(folder: Path, end: dt.datetime) -> Path:
     shutil.copytree(ROOT / "mappings", folder / "mappings")
     (folder / "mappings" / "site.yaml").write_text(SITE_MAPPING, encoding="utf-8")
     config_text = (ROOT / "hub.yaml").read_text(encoding="utf-8")
-    if "\n  orders:" not in config_text:
-        config_text = config_text.replace("\nconnectors:\n", "\nconnectors:" + EXTRA, 1)
+    for name, text in NEEDED.items():
+        if f"\n  {name}:" not in config_text:
+            config_text = config_text.replace("\nconnectors:\n", "\nconnectors:" + text + "\n", 1)
     if "\ncategories:" not in config_text:
         config_text += CATEGORIES
     (folder / "hub.yaml").write_text(config_text, encoding="utf-8")
