@@ -274,3 +274,17 @@ def test_an_empty_base_has_nothing_to_clean(project):
     data = json.loads(result.stdout)
     assert (data["flagged"], data["deleted"], data["invalid_identifiers"], data["changes"]) == ([], [], [], 0)
     assert data["spam"] is None  # no site forms with lead rules: no spam run
+
+
+def test_undoing_a_clean_takes_the_flags_back(base):
+    config, store = _open(base)
+    t0 = _created(store)
+    run = Cleaner(config, store).clean(now=t0 + 400 * DAY)["run_id"]
+    assert INACTIVE_FIELD in _fields(base, 1)
+    undo = base.hub("undo", str(run))
+    assert undo.exit_code == 0, undo.output
+    assert all(INACTIVE_FIELD not in _fields(base, i) for i in (1, 2, 3, 4))
+    # the next clean flags them again
+    assert Cleaner(config, store).clean(now=t0 + 400 * DAY)["flagged"] == [1, 2, 3, 4]
+    assert _fields(base, 1)[INACTIVE_FIELD] == t0.date().isoformat()
+    store.dispose()
