@@ -17,7 +17,22 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, null, select
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from hub.model import CONTACT_FIELDS, OUTBOUND_FIELDS, PURCHASE_EVENT
@@ -122,8 +137,12 @@ def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: 
         if not full:
             ids = sorted(touched)
     result = Refreshed(full=full)
+    source: Table | None = None
     if full:
-        stats = compute_stats(c, model.categories)
+        # one grouped pass over every event the rules read, kept for the pass: the base's
+        # statistics and each chunk's facts are read from it instead of from the events
+        source = _aggregate(c, rules, model.categories)
+        stats = compute_stats(c, model.categories, source)
         gone = select(contacts.c.id).where(contacts.c.deleted_at.is_not(None)).scalar_subquery()
         c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
         c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
@@ -135,7 +154,9 @@ def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: 
         stats = Stats.from_dict(state.get("stats") or {})
         chunks = (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
     for chunk in chunks:
-        _process(c, rules, stats, chunk, run_id, now, result, contiguous=full)
+        _process(c, rules, stats, chunk, run_id, now, result, contiguous=full, source=source)
+    if source is not None:
+        source.drop(c)
     state = {"fingerprint": print_, "full_at": (now if full else full_at or now).isoformat(),
              "stats": stats.as_dict(), "changes": top_change, "events": top_event}
     _save_state(c, state)
@@ -158,15 +179,45 @@ def _amount(categories_config: CategoriesConfig) -> Any:
     return case(*whens, else_=null())
 
 
-def compute_stats(c: Connection, categories_config: CategoriesConfig) -> Stats:
-    """Quantile edges and ABC thresholds over every live buyer (one pass over purchases)."""
-    per_contact = (
-        select(events.c.contact_id, func.count().label("orders"),
-               func.coalesce(func.sum(_amount(categories_config)), 0.0).label("revenue"))
-        .where(events.c.type == PURCHASE_EVENT)
-        .group_by(events.c.contact_id)
-        .subquery()
+def _aggregate(c: Connection, rules: Rules, categories_config: CategoriesConfig) -> Table:
+    """A temporary table of every contact's events of the types the rules read, per type:
+    count, revenue (purchases), first and last time in days; indexed by contact."""
+    table = Table(
+        "segments_pass", MetaData(),
+        Column("contact_id", Integer, nullable=False), Column("type", String(32), nullable=False),
+        Column("n", Integer, nullable=False), Column("revenue", Float), Column("first", Float),
+        Column("last", Float), prefixes=["TEMPORARY"],
     )
+    table.drop(c, checkfirst=True)
+    table.create(c)
+    c.execute(insert(table).from_select(
+        ["contact_id", "type", "n", "revenue", "first", "last"],
+        select(events.c.contact_id, events.c.type, func.count(), func.sum(_amount(categories_config)),
+               _days(c, func.min(events.c.at)), _days(c, func.max(events.c.at)))
+        .where(events.c.type.in_(sorted(rules.event_types)))
+        .group_by(events.c.contact_id, events.c.type)))
+    c.exec_driver_sql("CREATE INDEX segments_pass_contact ON segments_pass (contact_id)")
+    return table
+
+
+def compute_stats(c: Connection, categories_config: CategoriesConfig, source: Table | None = None) -> Stats:
+    """Quantile edges and ABC thresholds over every live buyer (one pass over purchases,
+    or over ``source``, the table ``_aggregate`` made)."""
+    if source is not None:
+        per_contact = (
+            select(source.c.contact_id, source.c.n.label("orders"),
+                   func.coalesce(source.c.revenue, 0.0).label("revenue"))
+            .where(source.c.type == PURCHASE_EVENT)
+            .subquery()
+        )
+    else:
+        per_contact = (
+            select(events.c.contact_id, func.count().label("orders"),
+                   func.coalesce(func.sum(_amount(categories_config)), 0.0).label("revenue"))
+            .where(events.c.type == PURCHASE_EVENT)
+            .group_by(events.c.contact_id)
+            .subquery()
+        )
     rows = c.execute(
         select(per_contact.c.orders, per_contact.c.revenue)
         .join_from(per_contact, contacts, contacts.c.id == per_contact.c.contact_id)
@@ -194,8 +245,9 @@ def _in(c: Connection, column: Any, chunk: Sequence[int], contiguous: bool) -> A
 
 
 def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig, chunk: Sequence[int],
-               *, contiguous: bool = False) -> dict[int, Facts]:
-    """Facts of the live contacts among ``chunk`` (sorted ids), three set queries."""
+               *, contiguous: bool = False, source: Table | None = None) -> dict[int, Facts]:
+    """Facts of the live contacts among ``chunk`` (sorted ids), three set queries (events
+    read from ``source``, the table ``_aggregate`` made, when given)."""
     wanted = set(chunk)
     fields = sorted(rules.fields & set(CONTACT_FIELDS))
     custom = bool(rules.fields - set(CONTACT_FIELDS))
@@ -215,13 +267,18 @@ def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig,
     # one pass over the chunk's events: per type its count, first and last time, and for
     # purchases the revenue
     types = sorted(rules.event_types)
-    for row in c.execute(
-        select(events.c.contact_id, events.c.type, func.count().label("n"),
-               func.sum(_amount(categories_config)).label("revenue"),
-               _days(c, func.min(events.c.at)).label("first"), _days(c, func.max(events.c.at)).label("last"))
-        .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type.in_(types)))
-        .group_by(events.c.contact_id, events.c.type)
-    ):
+    if source is not None:
+        query = select(source.c.contact_id, source.c.type, source.c.n, source.c.revenue, source.c["first"],
+                       source.c["last"]).where(_in(c, source.c.contact_id, chunk, contiguous))
+    else:
+        query = (
+            select(events.c.contact_id, events.c.type, func.count().label("n"),
+                   func.sum(_amount(categories_config)).label("revenue"),
+                   _days(c, func.min(events.c.at)).label("first"), _days(c, func.max(events.c.at)).label("last"))
+            .where(and_(_in(c, events.c.contact_id, chunk, contiguous), events.c.type.in_(types)))
+            .group_by(events.c.contact_id, events.c.type)
+        )
+    for row in c.execute(query):
         f = facts.get(row.contact_id)
         if f is None:
             continue
@@ -266,9 +323,9 @@ def _same(a: float | None, b: float | None) -> bool:
 
 
 def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], run_id: int, now: dt.datetime,
-             result: Refreshed, *, contiguous: bool) -> None:
+             result: Refreshed, *, contiguous: bool, source: Table | None = None) -> None:
     """Compute a chunk of contacts and write what differs, with its change-log entries."""
-    facts = load_facts(c, rules, rules.config, chunk, contiguous=contiguous)
+    facts = load_facts(c, rules, rules.config, chunk, contiguous=contiguous, source=source)
     old: dict[int, Any] = {row.contact_id: row for row in c.execute(
         select(categories.c.contact_id, *(categories.c[k] for k in CATEGORY_COLUMNS), categories.c.orders,
                categories.c.revenue, *(_days(c, categories.c[k]).label(k) for k in _TIMES))
