@@ -10,7 +10,10 @@ computes them in SQL, so a pass over a million contacts builds no datetime objec
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import itertools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +142,8 @@ def compile_condition(condition: Condition) -> Test:
         return _time_test(condition)
     if condition.fact is not None:
         name = condition.fact
+        if condition.exists is None and (condition.min is not None or condition.max is not None):
+            return _number_test(condition, name)
         return _value_test(condition, f"fact {name}", lambda f, x: getattr(f, name))  # orders, revenue
     if condition.field is not None:
         key = condition.field
@@ -211,6 +216,24 @@ def _value_test(condition: Condition, label: str, get: Callable[[Facts, Context]
     def test(f: Facts, x: Context) -> bool:
         value = get(f, x)
         ok = check(value)
+        if x.trace is not None:
+            x.trace.append((label, value, ok))
+        return ok
+
+    return test
+
+
+def _number_test(condition: Condition, name: str) -> Test:
+    """``orders``/``revenue`` between ``min`` and ``max`` (the facts are numbers)."""
+    low = float("-inf") if condition.min is None else condition.min
+    high = float("inf") if condition.max is None else condition.max
+    label = f"fact {name}" + "".join(part for part in (f" >= {condition.min:g}" if condition.min is not None else "",
+                                                     f" <= {condition.max:g}" if condition.max is not None else ""))
+    get = operator.attrgetter(name)
+
+    def test(f: Facts, x: Context) -> bool:
+        value = get(f)
+        ok = low <= value <= high
         if x.trace is not None:
             x.trace.append((label, value, ok))
         return ok
@@ -295,6 +318,13 @@ class Rules:
         self.consents = _named(conditions, "consent")
         recency = categories.rfm.recency
         self.recency = [float(d) for d in recency]
+        #: the named RFM segment of every (r, f, m): the first rule that holds
+        self.rfm_names: dict[tuple[int, int, int], str] = {}
+        for key in itertools.product(range(1, 6), repeat=3):
+            for segment in categories.rfm.segments:
+                if _within(segment.r, key[0]) and _within(segment.f, key[1]) and _within(segment.m, key[2]):
+                    self.rfm_names[key] = segment.name
+                    break
         self.hot = span_days(categories.temperature.hot)
         self.warm = span_days(categories.temperature.warm)
 
@@ -333,10 +363,7 @@ class Rules:
             f = _score(facts.orders, stats.frequency if config.rfm.frequency == "quantiles" else config.rfm.frequency)
             m = _score(facts.revenue, stats.monetary if config.rfm.monetary == "quantiles" else config.rfm.monetary)
             out.update(rfm_r=r, rfm_f=f, rfm_m=m, rfm=f"{r}{f}{m}")
-            for segment in config.rfm.segments:
-                if _within(segment.r, r) and _within(segment.f, f) and _within(segment.m, m):
-                    out["rfm_segment"] = segment.name
-                    break
+            out["rfm_segment"] = self.rfm_names.get((r, f, m))
         if facts.revenue > 0 and stats.abc_a is not None:
             if facts.revenue >= stats.abc_a:
                 out["abc"] = "A"
@@ -396,10 +423,10 @@ def _named(conditions: list[Condition], key: str) -> set[str]:
 
 
 def _score(value: float, edges: list[float] | None) -> int:
-    """1 plus the number of lower bounds ``value`` reaches (scores 1..5)."""
+    """1 plus the number of lower bounds ``value`` reaches (scores 1..5; bounds increase)."""
     if not edges:
         return 1
-    return 1 + sum(1 for edge in edges if value >= edge)
+    return 1 + bisect.bisect_right(edges, value)
 
 
 def _within(bounds: Any, score: int) -> bool:
