@@ -49,7 +49,9 @@ def segments_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _emit(data)
         return
-    rows = [[name, value, n] for name, values in data["categories"].items() for value, n in values.items()]
+    # the RFM codes (up to 125 of them) are in --json and `hub segments members rfm=545`
+    rows = [[name, value, n] for name, values in data["categories"].items() if name != "rfm"
+            for value, n in values.items()]
     _table("categories", ["category", "value", "contacts"], rows)
     _table("segments", ["segment", "members", "description"],
            [[s["name"], s["members"], s["description"] or ""] for s in data["segments"]])
