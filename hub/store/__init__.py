@@ -319,13 +319,20 @@ def _parameters(c: Connection, table: Table, columns: list[str], rows: list[dict
     by the dialect, the rest passed as they are."""
     get = itemgetter(*columns)
     data = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    converters = []
     for position, name in enumerate(columns):
         processor = table.c[name].type.dialect_impl(c.dialect).bind_processor(c.dialect)
-        if processor is None:
-            continue
-        convert = _remember_last(processor)
-        data = [(*t[:position], convert(t[position]), *t[position + 1 :]) for t in data]
-    return data
+        if processor is not None:
+            converters.append((position, _remember_last(processor)))
+    if not converters:
+        return data
+    out = []
+    for t in data:  # each row copied once, however many typed columns it has
+        values = list(t)
+        for position, convert in converters:
+            values[position] = convert(values[position])
+        out.append(tuple(values))
+    return out
 
 
 def among(c: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:
