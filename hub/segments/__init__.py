@@ -310,6 +310,7 @@ def load_facts(c: Connection, rules: Rules, categories_config: CategoriesConfig,
 
 _TIMES = ("first_order_at", "last_order_at", "last_activity_at", "next_at")
 _N_CATEGORIES = len(CATEGORY_COLUMNS)
+_NONE: frozenset[str] = frozenset()
 
 
 def _float(value: Any) -> float | None:
@@ -351,7 +352,7 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
         next_at = min(future) if future else None
         revenue = round(f.revenue, 6)
         before = old.get(contact_id)
-        had = membership.get(contact_id, set())
+        had = membership.get(contact_id, _NONE)
         result.contacts += 1
         if before is None:
             differs, facts_differ = True, True
@@ -370,8 +371,9 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
                 before.orders == f.orders and abs(before.revenue - revenue) < 1e-6
                 and _same(before.first_order_at, f.first_order_at) and _same(before.last_order_at, f.last_order_at)
                 and _same(before.last_activity_at, f.last_activity_at) and _same(before.next_at, next_at))
-            for name in sorted(had - segments_now):
-                log.append(_entry(contact_id, f"segment:{name}", True, None, now))
+            if had:
+                for name in sorted(had - segments_now):
+                    log.append(_entry(contact_id, f"segment:{name}", True, None, now))
         if differs or facts_differ:
             row = {"contact_id": contact_id, "orders": f.orders, "revenue": revenue,
                    "first_order_at": from_days(f.first_order_at), "last_order_at": from_days(f.last_order_at),
@@ -384,12 +386,12 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
                 fact_updates.append(row)
             if differs:
                 result.changed.add(contact_id)
-        for name in sorted(segments_now - had):
-            joins.append({"segment": name, "contact_id": contact_id, "since": now, "run_id": run_id})
-            if before is not None:
-                log.append(_entry(contact_id, f"segment:{name}", None, True, now))
-        leaves.extend((contact_id, name) for name in had - segments_now)
         if had != segments_now:
+            for name in sorted(segments_now - had):
+                joins.append({"segment": name, "contact_id": contact_id, "since": now, "run_id": run_id})
+                if before is not None:
+                    log.append(_entry(contact_id, f"segment:{name}", None, True, now))
+            leaves.extend((contact_id, name) for name in had - segments_now)
             result.changed.add(contact_id)
     if gone:
         c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
