@@ -224,13 +224,16 @@ class LoadedConfig:
         return listed + [name for name in self.model.connectors if name not in listed]
 
     def fingerprint(self, name: str) -> str:
-        """Changes when what a connector reads or how it is mapped changes."""
+        """Changes when what a connector reads or how it is mapped changes.
+
+        Options left at their defaults do not count, so a release that adds an option
+        does not make every stored record look changed (and be read and matched again)."""
         entry = self.model.connectors[name]
         data = {
             "plugin": entry.plugin,
-            "options": self.options[name].model_dump(mode="json"),
+            "options": self.options[name].model_dump(mode="json", exclude_defaults=True),
             "mapping": self.mappings[name].fingerprint,
-            "normalize": self.model.normalize.model_dump(mode="json"),
+            "normalize": self.model.normalize.model_dump(mode="json", exclude_defaults=True),
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 

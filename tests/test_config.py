@@ -150,3 +150,27 @@ def test_mapping_with_unknown_column_is_a_clear_error(project):
     stderr = _error(project.hub("check"))
     assert "mappings/m.yaml: fields.email:" in stderr
     assert "Почта" in stderr
+
+
+def test_fingerprint_ignores_options_left_at_their_defaults(project):
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+
+    def fingerprint(options: str) -> str:
+        project.config(f"connectors:\n  c: {{plugin: csv, path: c.csv, id_column: id{options}}}\n")
+        return load_config(project.root / "hub.yaml", connector_classes()).fingerprint("c")
+
+    plain = fingerprint("")
+    assert fingerprint(", header_row: 1") == plain  # the default, written out
+    assert fingerprint(", header_row: 2") != plain
+    assert fingerprint(", delimiter: ';'") != plain
+    # a later release adds an option with a default: stored records stay unchanged
+    from hub_plugins.csv_file import CsvOptions
+
+    class LaterCsvOptions(CsvOptions):
+        events_column: str | None = None
+
+    config = load_config(project.root / "hub.yaml", connector_classes())
+    before = config.fingerprint("c")
+    config.options["c"] = LaterCsvOptions(**config.options["c"].model_dump(exclude_defaults=True))
+    assert config.fingerprint("c") == before
