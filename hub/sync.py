@@ -168,6 +168,9 @@ class _Work:
     #: ``values`` as stored (JSON), encoded where the record was prepared.
     encoded: str
     linked_contact: int | None
+    #: When the values last changed, if they are the stored record's values unchanged (a
+    #: row read again because its raw cells or the connector's settings changed).
+    kept_since: tuple[dt.datetime | None] | None = None
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -500,10 +503,13 @@ class Sync:
         now = utcnow()
         with self._tx() as c:
             # the contact a known record links to, read now: an earlier batch may have merged it
-            links = {
-                row.external_id: row.contact_id
-                for row in _records_of(c, name, screened.linked, source_records.c.contact_id)
+            stored = {
+                row.external_id: row
+                for row in _records_of(c, name, screened.linked, source_records.c.contact_id,
+                                       source_records.c.record_values, source_records.c.changed_at,
+                                       source_records.c.removed_at)
             }
+            links = {external_id: row.contact_id for external_id, row in stored.items()}
             for record, reason in screened.quarantine:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
@@ -521,7 +527,10 @@ class Sync:
                     self._quarantine(c, name, record, "; ".join(problems), "partial")
                 else:
                     clean.append(record.external_id)
-                work.append(_Work(record, digest, values, encoded, links.get(record.external_id)))
+                before = stored.get(record.external_id)
+                kept = ((before.changed_at,) if before is not None and before.removed_at is None
+                        and before.record_values == encoded else None)
+                work.append(_Work(record, digest, values, encoded, links.get(record.external_id), kept))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -669,7 +678,7 @@ class Sync:
                     "origin": "read",
                     "payload_hash": w.hash,
                     "record_values": w.encoded,
-                    "changed_at": w.record.updated_at or changed_at,
+                    "changed_at": w.record.updated_at or (w.kept_since[0] if w.kept_since else changed_at),
                     "first_run": self.report.run_id,
                     "changed_run": self.report.run_id,
                     "removed_at": None,

@@ -203,6 +203,27 @@ def test_rows_appended_to_a_file_give_the_store_a_whole_read_gives(demo, tmp_pat
     assert _appended_store(fresh) == appended
 
 
+def test_a_row_read_again_with_the_same_values_keeps_its_time_for_most_recent(store_project):
+    store_project.config("""\
+    connectors:
+      a: {plugin: csv, path: a.csv, id_column: id}
+      b: {plugin: csv, path: b.csv, id_column: id}
+    """)
+    store_project.write("a.csv", "id,full_name,phone,city\n1,Иванов Иван,8 916 123-45-67,Москва\n")
+    store_project.write("b.csv", "id,full_name,phone,city\n7,Иванов Иван,+79161234567,Казань\n")
+    store_project.hub("sync")
+    store_project.write("b.csv", "id,full_name,phone,city\n7,Иванов Иван,+79161234567,Тверь\n")  # a real change
+    store_project.hub("sync")
+    cities = {row["city"] for row in json.loads(store_project.hub("export", "contacts", "--format", "json").stdout)}
+    assert cities == {"Тверь"}
+    # the other row changes its cells, not its values: it is no more recent than before
+    store_project.write("a.csv", "id,full_name,phone,city\n1,Иванов Иван,+7 (916) 123-45-67,Москва\n")
+    report = json.loads(store_project.hub("sync", "--json").stdout)
+    assert report["counts"]["a"]["read"] == 1 and report["changes"] == 0
+    cities = {row["city"] for row in json.loads(store_project.hub("export", "contacts", "--format", "json").stdout)}
+    assert cities == {"Тверь"}
+
+
 def test_fixed_rows_leave_quarantine_on_retry(demo):
     demo.write("sheet.csv", SHEET + "4;;мусор;;\n")
     demo.hub("sync")
