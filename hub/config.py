@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.connector import Connector, ConnectorOptions
+from hub.connector import Connector, ConnectorOptions, check_timezone
 from hub.errors import ConfigError
 from hub.mapping import Mapping
 from hub.model import CANONICAL_FIELDS
@@ -172,13 +172,7 @@ class ScheduleConfig(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use a name like UTC or Europe/Moscow") from None
-        return value
+        return check_timezone(value)
 
 
 class HubConfig(StrictModel):

@@ -17,6 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 
+
+def check_timezone(value: str) -> str:
+    """An IANA time zone name as given; ``ValueError`` for one that is not known."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name like UTC or Europe/Moscow") from None
+    return value
+
 READ = "read"
 WRITE = "write"
 

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import requests
 from pydantic import Field, field_validator
 
 from hub.analytics import PENDING_DAYS, VISIT, YM_CLIENT_ID, client_id
-from hub.connector import READ, Connector, ConnectorContext, ConnectorOptions
+from hub.connector import READ, Connector, ConnectorContext, ConnectorOptions, check_timezone
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
 from hub.http import ApiClient, response_message
@@ -94,11 +94,7 @@ class MetricaOptions(ConnectorOptions):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Moscow)") from None
-        return value
+        return check_timezone(value)
 
 
 def _error_message(response: requests.Response) -> str:
