@@ -63,6 +63,18 @@ def read_tool(config: LoadedConfig, store: Store, name: str) -> tuple[list[RawRe
     return records, tool, unreadable
 
 
+def _links(c: Connection, name: str) -> dict[str, int]:
+    """External id -> contact id of the connector's live records."""
+    return {
+        row.external_id: row.contact_id
+        for row in c.execute(
+            select(source_records.c.external_id, source_records.c.contact_id).where(
+                and_(source_records.c.connector == name, source_records.c.removed_at.is_(None))
+            )
+        )
+    }
+
+
 def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = False) -> dict[str, Any]:
     """Compare the whole of tool ``name`` with the store; nothing is written. E-mails
     and phones in the report are masked unless ``unmask``."""
@@ -76,14 +88,7 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                               "consent_mismatches": [], "suppressed": 0}
     with store.connect() as c:
         suppressed = Suppressed(c)
-        links = {
-            row.external_id: row.contact_id
-            for row in c.execute(
-                select(source_records.c.external_id, source_records.c.contact_id).where(
-                    and_(source_records.c.connector == name, source_records.c.removed_at.is_(None))
-                )
-            )
-        }
+        links = _links(c, name)
         live = _live_contacts(c, sorted(set(links.values())))
         stored_consent = consent.current(c, [links[e] for e in reported if e in links])
         for external_id, values in sorted(tool.items()):
@@ -216,14 +221,7 @@ def reconcile_pair(config: LoadedConfig, store: Store, a: str, b: str, unmask: b
         _records, tool, _unreadable = read_tool(config, store, name)
         with store.connect() as c:
             suppressed = Suppressed(c)
-            links = {
-                row.external_id: row.contact_id
-                for row in c.execute(
-                    select(source_records.c.external_id, source_records.c.contact_id).where(
-                        and_(source_records.c.connector == name, source_records.c.removed_at.is_(None))
-                    )
-                )
-            }
+            links = _links(c, name)
             live = _live_contacts(c, sorted(set(links.values())))
         by_contact: dict[int, tuple[str, dict[str, Any]]] = {}
         for external_id, values in sorted(tool.items()):
