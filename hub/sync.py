@@ -168,9 +168,10 @@ class _Work:
     #: ``values`` as stored (JSON), encoded where the record was prepared.
     encoded: str
     linked_contact: int | None
-    #: When the values last changed, if they are the stored record's values unchanged (a
-    #: row read again because its raw cells or the connector's settings changed).
-    kept_since: tuple[dt.datetime | None] | None = None
+    #: The values are the stored record's, unchanged (a row read again because its raw
+    #: cells or the connector's settings changed): it keeps ``changed_at``.
+    same_values: bool = False
+    changed_at: dt.datetime | None = None
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -528,9 +529,9 @@ class Sync:
                 else:
                     clean.append(record.external_id)
                 before = stored.get(record.external_id)
-                kept = ((before.changed_at,) if before is not None and before.removed_at is None
-                        and before.record_values == encoded else None)
-                work.append(_Work(record, digest, values, encoded, links.get(record.external_id), kept))
+                same = before is not None and before.removed_at is None and before.record_values == encoded
+                work.append(_Work(record, digest, values, encoded, links.get(record.external_id), same,
+                                  before.changed_at if same else None))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -678,7 +679,7 @@ class Sync:
                     "origin": "read",
                     "payload_hash": w.hash,
                     "record_values": w.encoded,
-                    "changed_at": w.record.updated_at or (w.kept_since[0] if w.kept_since else changed_at),
+                    "changed_at": w.record.updated_at or (w.changed_at if w.same_values else changed_at),
                     "first_run": self.report.run_id,
                     "changed_run": self.report.run_id,
                     "removed_at": None,

@@ -191,14 +191,9 @@ class _LastRow:
         self.last = 0
 
     def track(self, rows: Iterator[tuple[int, list[Any]]]) -> Iterator[tuple[int, list[Any]]]:
-        try:
-            for row in rows:
-                self.last = row[0]
-                yield row
-        finally:
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()
+        for row in rows:  # the caller closes ``rows``
+            self.last = row[0]
+            yield row
 
 
 @dataclass
