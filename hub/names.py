@@ -40,6 +40,7 @@ __all__ = [
     "Gender",
     "canonical_email",
     "email_local_key",
+    "first_name_forms",
     "first_name_gender",
     "first_name_keys",
     "first_names_compatible",
@@ -305,6 +306,21 @@ def first_name_keys(name: str) -> frozenset[str]:
 def known_first_names() -> Mapping[str, frozenset[str]]:
     """Every first name the tables know, by its ``latin_key``: the full names it stands for."""
     return _first_names().by_key
+
+
+@functools.lru_cache(maxsize=1)
+def _forms_by_full() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for key, fulls in _first_names().by_key.items():
+        for full in fulls:
+            out.setdefault(full, set()).add(key)
+    return {full: frozenset(keys) for full, keys in out.items()}
+
+
+def first_name_forms(full: str) -> frozenset[str]:
+    """The ``latin_key`` of every written form of a canonical full name (one of the
+    values :func:`first_name_keys` gives): ``елена`` -> {elena, lena, lenochka, helen...}."""
+    return _forms_by_full().get(full, frozenset())
 
 
 def first_names_compatible(a: str, b: str) -> bool:

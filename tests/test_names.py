@@ -9,6 +9,7 @@ from hub.names import (
     NAMES_DIR,
     canonical_email,
     email_local_key,
+    first_name_forms,
     first_name_gender,
     first_name_keys,
     first_names_compatible,
@@ -92,6 +93,8 @@ SAME_LATIN_KEY = [
     ["Ксения", "Kseniya", "Ksenia", "Xenia"],
     ["Щукин", "Shchukin", "Schukin"],
     ["Хабибуллин", "Khabibullin", "Habibullin"],
+    ["Белоусова", "Belousova"],  # оу spelt ou, and the French ou for у below
+    ["Ульянов", "Oulianov", "Ulyanov"],
     ["Евгений", "Evgeniy", "Yevgeny", "Evgenii", "Evgenij"],
     ["Дарья", "Daria", "Darya", "Dariya"],
     ["Наталья", "Natalya", "Natalia", "Natalja"],
@@ -230,6 +233,13 @@ class TestFirstNameKeys:
     def test_spellings_of_one_name(self, group):
         for member in group:
             assert first_name_keys(member) >= {fold(group[0])}, member
+
+    @pytest.mark.parametrize("sex, full, forms", _diminutives(), ids=lambda v: v if isinstance(v, str) else "")
+    def test_the_forms_of_a_full_name_are_the_ones_that_resolve_to_it(self, sex, full, forms):
+        found = first_name_forms(fold(full))
+        assert latin_key(full) in found
+        for form in forms:
+            assert latin_key(form) in found, form
 
     def test_unknown_name_is_its_skeleton(self):
         assert first_name_keys("Айнагуль") == {"~ainagul"}

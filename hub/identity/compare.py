@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rapidfuzz import process
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from hub import names
 from hub.model import NOT_IDENTITY_ATTRIBUTES
@@ -213,6 +213,11 @@ def _profile(
             local_parts.add(local)
     phones = frozenset(phone_texts)
     mail_surnames = frozenset(s for email in emails for s in _mail_surnames(names.email_local_key(email)))
+    if not first_text.strip() and not last_text.strip():
+        # a nameless record: tatyana.belousova@... names its holder
+        found = sorted({n for text in email_texts if (n := _mail_name(text.strip().lower().rpartition("@")[0]))})
+        if len(found) == 1:
+            first_text, last_text = found[0]
     first, first_keys, first_gender = _first(first_text)
     last, last_gender = _last(last_text)
     middle, middle_gender = _middle(middle_text)
@@ -294,6 +299,23 @@ def _middle(text: str) -> tuple[str, str | None]:
 
 
 _LOCAL_WORDS = re.compile(r"[a-z]{4,}")
+_NAME_LOCAL = re.compile(r"([a-z]{3,})[._-]([a-z]{3,})")
+
+
+@functools.lru_cache(maxsize=65536)
+def _mail_name(local: str) -> tuple[str, str] | None:
+    """First name and surname of a local part made of exactly those two words, in either
+    order (``tatyana.belousova``, ``belousova_tatyana``); None for anything else."""
+    match = _NAME_LOCAL.fullmatch(local.lower())
+    if match is None:
+        return None
+    known = names.known_first_names()
+    x, y = match.groups()
+    x_first, y_first = names.latin_key(x) in known, names.latin_key(y) in known
+    if x_first == y_first:  # neither, or both (anna.maria): no telling which is the surname
+        return None
+    first, last = (x, y) if x_first else (y, x)
+    return (first, last) if names.surname_info(last)[0] else None
 
 
 @functools.lru_cache(maxsize=65536)
@@ -436,7 +458,12 @@ def _compare_names(
         elif a.first_keys & b.first_keys:
             result.add("first_name", "variant", W_FIRST_VARIANT, f"{a.first} ~ {b.first}")
             first_agrees = True
-        elif not (_known(a) and _known(b)) and _similar(a.first, b.first) >= CLOSE:
+        elif (a.last_raw and a.last_raw == b.first) or (b.last_raw and b.last_raw == a.first):
+            # «Kaya Lucia» and «Lucia»: which word is the first name was a guess
+            result.add("first_name", "same, name order unclear", W_FIRST_SAME, f"{a.first} / {b.first}")
+        elif not (_known(a) and _known(b)) and (
+            _similar(a.first, b.first) >= CLOSE or _typo_of(a, b) or _typo_of(b, a)
+        ):
             result.add("first_name", "typo", W_FIRST_CLOSE, f"{a.first} ~ {b.first}")
         else:
             result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
@@ -518,6 +545,17 @@ def _compare_attributes(a: Profile, b: Profile, result: Comparison, weight_of: A
     if agreeing >= STRONG_ATTRIBUTES:
         result.strong = True
     return contradicted
+
+
+def _typo_of(a: Profile, b: Profile) -> bool:
+    """Whether ``a``'s first name, missing from the name tables, is one letter away from
+    ``b``'s or from a form of the name ``b``'s stands for (Оьга ~ Оля, Епена ~ Лена)."""
+    if _known(a) or len(a.first) < 3:
+        return False
+    forms = {b.first}
+    for full in b.first_keys:
+        forms |= names.first_name_forms(full)
+    return any(OSA.distance(a.first, form, score_cutoff=1) <= 1 for form in forms)
 
 
 def _known(p: Profile) -> bool:
