@@ -38,7 +38,7 @@ from hub.errors import (
     StopRequested,
     UsageError,
 )
-from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of
+from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of, keys_version
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
@@ -68,6 +68,8 @@ BATCH_SIZE = 2000
 RECORDS_STREAM = "records"
 SAMPLE_SIZE = 20
 _CHUNK = 500  # bound on IN (...) lists
+#: ``store_settings``: the version of the identity keys the identifiers table holds.
+KEYS_SETTING = "identity_keys"
 #: ``store_settings``: the last change-log id whose category changes were queued for destinations.
 CATEGORIES_QUEUED_KEY = "segments:queued"
 #: Payload key of ``OutboundItem.segment_names`` (taken out before the item is written).
@@ -281,6 +283,8 @@ class Sync:
         self.started = started
         stop_error: BaseException | None = None
         try:
+            if sources:
+                self._rekey()
             for name in sources:
                 self._guarded(name, self._pull)
             self._check_stop()
@@ -308,6 +312,43 @@ class Sync:
         if stop_error is not None:
             raise stop_error
         return self.report
+
+    def _rekey(self) -> None:
+        """Rebuild every contact's identifiers when the stored ones were made by other key
+        rules or name tables (an upgrade): a record must find its contact by the keys this
+        release makes. One transaction: interrupted, it is done again on the next run."""
+        version = keys_version()
+        with self._tx() as c:
+            stored = c.execute(select(store_settings.c.value).where(store_settings.c.name == KEYS_SETTING)).scalar()
+            if stored == version:
+                return
+            live = [row.id for row in c.execute(
+                select(contacts.c.id).where(and_(contacts.c.merged_into.is_(None), contacts.c.deleted_at.is_(None)))
+                .order_by(contacts.c.id)
+            )]
+            for chunk in _chunks(live):
+                own: dict[int, list[SourceValues]] = defaultdict(list)
+                for row in c.execute(
+                    select(source_records.c.contact_id, source_records.c.record_values).where(
+                        and_(
+                            among(c, source_records.c.contact_id, chunk),
+                            source_records.c.removed_at.is_(None),
+                            source_records.c.origin == "read",
+                        )
+                    )
+                ):
+                    own[row.contact_id].append(SourceValues("", "", json.loads(row.record_values or "{}"), None))
+                c.execute(delete(identifiers).where(
+                    and_(among(c, identifiers.c.contact_id, chunk), identifiers.c.kind.notin_(analytics.CLIENT_ID_KINDS))
+                ))
+                bulk_insert(c, identifiers, [
+                    {"kind": kind, "value": value, "contact_id": contact_id}
+                    for contact_id, records in own.items() for kind, value in _identifiers_of(records)
+                ])
+            c.execute(delete(store_settings).where(store_settings.c.name == KEYS_SETTING))
+            c.execute(insert(store_settings).values(name=KEYS_SETTING, value=version))
+        if stored is not None or live:
+            log.info("identifiers rebuilt for %d contacts (identity keys %s -> %s)", len(live), stored, version)
 
     def _categorize(self) -> None:
         """Recompute the categories and segments of the contacts this run (or a killed one

@@ -9,9 +9,11 @@ import json
 import random
 
 import pytest
+from sqlalchemy import create_engine, delete, func, insert, select, update
 
-from hub.identity import compare, profile
+from hub.identity import compare, keys_version, profile
 from hub.normalize import Normalizer
+from hub.store.schema import changes, identifiers, store_settings
 
 COLUMNS = ["id", "full_name", "first_name", "last_name", "phone", "email", "city", "birthday"]
 
@@ -362,3 +364,36 @@ def test_manual_decisions_name_bad_references(namesakes):
     assert result.exit_code == 2 and "not a source record of contact 1" in result.output
     result = namesakes.hub("review", "accept", "999")
     assert result.exit_code == 2 and "no review pair 999" in result.output
+
+
+def test_identifiers_made_by_other_key_rules_are_rebuilt_before_a_sync(namesakes):
+    """An upgrade that changes how blocking keys are made (name tables, rules) re-keys the
+    store once; with the same rules the identifiers are trusted as they are."""
+    engine = create_engine(namesakes.store_url)
+
+    def state() -> tuple[list, int, str | None]:
+        with engine.connect() as c:
+            rows = sorted(tuple(r) for r in c.execute(select(identifiers.c.kind, identifiers.c.value,
+                                                             identifiers.c.contact_id)))
+            logged = c.execute(select(func.count()).select_from(changes)).scalar()
+            version = c.execute(select(store_settings.c.value).where(store_settings.c.name == "identity_keys")).scalar()
+        return rows, logged, version
+
+    try:
+        keyed, logged, version = state()
+        assert version == keys_version()
+        assert any(kind == "name" for kind, _, _ in keyed)
+        with engine.begin() as c:
+            c.execute(delete(identifiers).where(identifiers.c.kind == "name"))
+            c.execute(insert(identifiers).values(kind="name", value="stale|key", contact_id=keyed[0][2]))
+        tampered = state()[0]
+
+        assert namesakes.hub("sync").exit_code == 0
+        assert state()[0] == tampered  # same rules: nothing rebuilt
+
+        with engine.begin() as c:
+            c.execute(update(store_settings).where(store_settings.c.name == "identity_keys").values(value="older"))
+        assert namesakes.hub("sync").exit_code == 0
+        assert state() == (keyed, logged, keys_version())  # rebuilt, and no contact changed
+    finally:
+        engine.dispose()

@@ -12,6 +12,7 @@ from hub.identity.compare import (
     blocking_keys,
     compare,
     keys_of,
+    keys_version,
     profile,
 )
 from hub.identity.resolver import (
@@ -34,5 +35,6 @@ __all__ = [
     "blocking_keys",
     "compare",
     "keys_of",
+    "keys_version",
     "profile",
 ]

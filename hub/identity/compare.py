@@ -19,6 +19,7 @@ last three weigh heavily against instead: records have errors.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from hub import names
 from hub.model import NOT_IDENTITY_ATTRIBUTES
+from hub.normalize import DATA_DIR
 
 #: Log2 odds that two records sharing a blocking key are one person, before any
 #: field is compared. Fields then have to earn a merge: an equal phone or mailbox
@@ -322,6 +324,24 @@ def _mail_name(local: str) -> tuple[str, str] | None:
 def _mail_surnames(local: str) -> tuple[str, ...]:
     """Surname bases the words of an e-mail local part could be (``d.romanova`` -> romanov)."""
     return tuple(sorted({names.surname_info(word)[0] for word in _LOCAL_WORDS.findall(local.lower())} - {""}))
+
+
+#: Raise when :func:`blocking_keys` or :func:`keys_of` change what they make of the same
+#: values: stores then rebuild their identifiers (:func:`keys_version`).
+KEYS_REVISION = 1
+#: The data the keys are made with: name tables, transliteration, e-mail providers and typos.
+_KEY_DATA = ("names/*.yaml", "email_domain_typos.yaml", "email_providers.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def keys_version() -> str:
+    """What the identifiers of a store were made with: a store holding keys of another
+    version is re-keyed before a sync (a release with more short forms finds more)."""
+    digest = hashlib.sha256(f"keys {KEYS_REVISION}".encode())
+    for pattern in _KEY_DATA:
+        for path in sorted(DATA_DIR.glob(pattern)):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def blocking_keys(p: Profile) -> set[tuple[str, str]]:
@@ -626,6 +646,7 @@ __all__ = [
     "blocking_keys",
     "compare",
     "keys_of",
+    "keys_version",
     "probability",
     "profile",
     "vetoed",
