@@ -95,13 +95,20 @@ _MIN_LOCAL = 5
 _SEPARATORS = re.compile(r"[._-]+")
 
 
+#: Profiles kept by their values: a record is profiled as a candidate, then for its
+#: identifiers, then as a stored record of its contact in the next batches.
+PROFILE_CACHE = 32_768
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     """What one record says about a person, prepared for comparison."""
 
-    emails: frozenset[str] = frozenset()
-    locals: frozenset[str] = frozenset()
-    phones: frozenset[str] = frozenset()
+    # sorted tuples, not sets: a record holds one or two of each, and a base keeps many
+    # profiles in memory (a one-element frozenset is four times a one-element tuple)
+    emails: tuple[str, ...] = ()
+    locals: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
     first: str = ""  # transliteration-proof key of the written first name
     first_keys: frozenset[str] = frozenset()
     last: str = ""  # surname base (male form), transliteration-proof
@@ -113,9 +120,9 @@ class Profile:
     birthday: str = ""
     city: str = ""
     #: surnames the e-mail local parts are made of (``lyubnikova61`` -> liubnikov)
-    mail_surnames: frozenset[str] = frozenset()
+    mail_surnames: tuple[str, ...] = ()
     #: custom attributes: (name, folded value)
-    attributes: frozenset[tuple[str, str]] = frozenset()
+    attributes: tuple[tuple[str, str], ...] = ()
 
     @property
     def has_name(self) -> bool:
@@ -201,7 +208,7 @@ def profile(values: Mapping[str, Any]) -> Profile:
     )
 
 
-@functools.lru_cache(maxsize=262_144)
+@functools.lru_cache(maxsize=PROFILE_CACHE)
 def _profile(
     email_texts: tuple[str, ...], phone_texts: tuple[str, ...], first_text: str, last_text: str, middle_text: str,
     birthday: str, city: str, attributes: tuple[tuple[str, str], ...],
@@ -213,8 +220,7 @@ def _profile(
         local = _SEPARATORS.sub("", names.email_local_key(email))
         if len(local) >= _MIN_LOCAL and local not in _GENERIC_LOCALS:
             local_parts.add(local)
-    phones = frozenset(phone_texts)
-    mail_surnames = frozenset(s for email in emails for s in _mail_surnames(names.email_local_key(email)))
+    mail_surnames = {s for email in emails for s in _mail_surnames(names.email_local_key(email))}
     if not first_text.strip() and not last_text.strip():
         # a nameless record: tatyana.belousova@... names its holder
         found = sorted({n for text in email_texts if (n := _mail_name(text.strip().lower().rpartition("@")[0]))})
@@ -226,9 +232,9 @@ def _profile(
     genders = {g for g in (first_gender, last_gender, middle_gender) if g}
     gender = genders.pop() if len(genders) == 1 else None
     return Profile(
-        emails=frozenset(emails),
-        locals=frozenset(local_parts),
-        phones=phones,
+        emails=tuple(sorted(emails)),
+        locals=tuple(sorted(local_parts)),
+        phones=tuple(sorted(set(phone_texts))),
         first=first,
         first_keys=first_keys,
         last=last,
@@ -237,15 +243,20 @@ def _profile(
         middle=middle,
         middle_gender=middle_gender,
         gender=gender,
-        mail_surnames=mail_surnames,
+        mail_surnames=tuple(sorted(mail_surnames)),
         birthday=birthday,
         city=names.fold(city),
-        attributes=frozenset(
+        attributes=tuple(sorted({
             (key, " ".join(value.casefold().split()))
             for key, value in attributes
             if value.strip() and len(value) <= _MAX_ATTRIBUTE_CHARS
-        ),
+        })),
     )
+
+
+def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    """The values two sorted tuples share, sorted."""
+    return tuple(x for x in a if x in b) if a and b else ()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -412,7 +423,7 @@ def compare(
     contradicted = _compare_contacts(a, b, result, frequencies)
     # a phone or mailbox in common is how relatives meet: there, a different first name,
     # birthday or gender proves two people; elsewhere it only weighs (data has errors)
-    shared = bool(a.phones & b.phones or a.emails & b.emails)
+    shared = bool(_common(a.phones, b.phones) or _common(a.emails, b.emails))
     if a.attributes and b.attributes:
         contradicted = _compare_attributes(a, b, result, attribute_weight) or contradicted
     _compare_names(a, b, result, frequencies, contradicted, shared)
@@ -435,12 +446,12 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: F
     provider counts only when no one else uses it (``semen1977`` is common)."""
     contradicted = False
     if a.emails and b.emails:
-        same = a.emails & b.emails
+        same = _common(a.emails, b.emails)
         if same:
-            result.add("email", "same", W_EMAIL_SAME, min(same))
+            result.add("email", "same", W_EMAIL_SAME, same[0])
             result.strong = True
-        elif a.locals & b.locals:
-            local = min(a.locals & b.locals)
+        elif local_parts := _common(a.locals, b.locals):
+            local = local_parts[0]
             holders = frequencies.holders(local) if frequencies else None
             if holders is None or holders <= UNIQUE_NAME:
                 # like a full name (d.sedov@mail.ru and d.sedov@yandex.ru can be two people):
@@ -452,9 +463,9 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: F
             result.add("email", "different", W_EMAIL_DIFF)
             contradicted = True
     if a.phones and b.phones:
-        same = a.phones & b.phones
+        same = _common(a.phones, b.phones)
         if same:
-            result.add("phone", "same", W_PHONE_SAME, min(same))
+            result.add("phone", "same", W_PHONE_SAME, same[0])
             result.strong = True
         else:
             result.add("phone", "different", W_PHONE_DIFF)
@@ -621,20 +632,25 @@ def best(
     return top or Comparison()
 
 
-def vetoed(a: Iterable[Profile], b: Iterable[Profile]) -> str | None:
-    """Why two groups of records cannot be one person: the first veto between any two."""
+def vetoed(
+    a: Iterable[Profile], b: Iterable[Profile], seen: dict[tuple[int, int], str | None] | None = None
+) -> str | None:
+    """Why two groups of records cannot be one person: the first veto between any two.
+    ``seen`` keeps the verdicts of pairs already compared, by the profiles' identity:
+    a caller checking the same records again (a batch's clustering) passes one dict."""
     others = list(b)
     for x in a:
         for y in others:
-            reason = _veto(x, y)
+            key = (id(x), id(y))
+            if seen is None or key not in seen:
+                reason = compare(x, y).veto
+                if seen is not None:
+                    seen[key] = reason
+            else:
+                reason = seen[key]
             if reason:
                 return reason
     return None
-
-
-@functools.lru_cache(maxsize=262144)
-def _veto(a: Profile, b: Profile) -> str | None:
-    return compare(a, b).veto
 
 
 __all__ = [

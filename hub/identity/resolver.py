@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +52,8 @@ _WEAK = frozenset({"surname", "birthday"})
 _CAPS = {"name": 12, "surname": 8, "birthday": 8, "local": 8, "attribute": 8}
 _COUNTED = frozenset({"name", "surname", "birthday", "local", "attribute"})
 _CHUNK = 500
+#: Stored records' profiles kept between batches (about 1.2 KB each with their keys).
+STORED_PROFILES = 131_072
 
 Node = tuple[str, int]  # ("r", record key) or ("c", contact id)
 
@@ -263,13 +265,15 @@ class ProbabilisticResolver:
             group[ra].extend(group.pop(rb))
             contacts_in[ra] |= contacts_in.pop(rb)
 
+        veto_seen: dict[tuple[int, int], str | None] = {}
+
         def blocked(a: Node, b: Node) -> bool:
             ra, rb = find(a), find(b)
             for x in contacts_in[ra]:
                 for y in contacts_in[rb]:
                     if (min(x, y), max(x, y)) in rejected:
                         return True
-            return vetoed(group[ra], group[rb]) is not None
+            return vetoed(group[ra], group[rb], veto_seen) is not None
 
         for cand in candidates:
             find(("r", cand.key))
@@ -332,7 +336,7 @@ def _people(records: list[Profile]) -> int:
     owner: dict[str, int] = {}
     anonymous = 0
     for i, p in enumerate(records):
-        ids = p.phones | p.emails
+        ids = p.phones + p.emails
         if not ids:
             anonymous += 1
         for ident in ids:
@@ -374,7 +378,13 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
         rows = c.execute(
-            select(source_records.c.contact_id, source_records.c.record_values).where(
+            select(
+                source_records.c.contact_id,
+                source_records.c.connector,
+                source_records.c.external_id,
+                source_records.c.payload_hash,
+                source_records.c.record_values,
+            ).where(
                 and_(
                     among(c, source_records.c.contact_id, chunk),
                     source_records.c.removed_at.is_(None),
@@ -382,22 +392,39 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
                 )
             )
         )
-        for contact_id, encoded in rows:
+        for contact_id, connector, external_id, payload_hash, encoded in rows:
             if encoded:
-                out[contact_id].append(_cached_profile(encoded))
+                key = (connector, external_id, payload_hash) if payload_hash else encoded
+                found = _stored.get(key)
+                if found is None:
+                    found = _stored.put(key, profile(json.loads(encoded)))
+                out[contact_id].append(found)
     return out
 
 
-_profile_cache: dict[str, Profile] = {}
+class _Recent:
+    """The profiles of the stored records compared most recently, by the record and the hash
+    of what it held (its values are then the same); at most ``size``: a base of millions
+    of records keeps its memory."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict[Any, Profile] = OrderedDict()
+
+    def get(self, key: Any) -> Profile | None:
+        found = self.items.get(key)
+        if found is not None:
+            self.items.move_to_end(key)
+        return found
+
+    def put(self, key: Any, value: Profile) -> Profile:
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
 
 
-def _cached_profile(encoded: str) -> Profile:
-    found = _profile_cache.get(encoded)
-    if found is None:
-        if len(_profile_cache) > 200_000:
-            _profile_cache.clear()
-        found = _profile_cache[encoded] = profile(json.loads(encoded))
-    return found
+_stored = _Recent(STORED_PROFILES)
 
 
 __all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "record_profiles"]
