@@ -39,6 +39,7 @@ from hub.errors import (
     UsageError,
 )
 from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of, keys_version
+from hub.identity.resolver import forget as forget_profiles
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
@@ -288,6 +289,7 @@ class Sync:
             for name in sources:
                 self._guarded(name, self._pull)
             self._check_stop()
+            forget_profiles()  # the pulls are done: their memory is the categories pass's
             self._categorize()
             for name in destinations:
                 if self.dry_run:

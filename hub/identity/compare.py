@@ -254,6 +254,11 @@ def _profile(
     )
 
 
+def clear_profiles() -> None:
+    """Forget the profiles kept by their values."""
+    _profile.cache_clear()
+
+
 def _common(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     """The values two sorted tuples share, sorted."""
     return tuple(x for x in a if x in b) if a and b else ()
@@ -660,6 +665,7 @@ __all__ = [
     "Profile",
     "best",
     "blocking_keys",
+    "clear_profiles",
     "compare",
     "keys_of",
     "keys_version",

@@ -20,6 +20,7 @@ records' content, not on the order the records arrived in.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter, OrderedDict, defaultdict
@@ -37,6 +38,7 @@ from hub.identity.compare import (
     Profile,
     best,
     blocking_keys,
+    clear_profiles,
     id_like,
     profile,
     vetoed,
@@ -52,8 +54,8 @@ _WEAK = frozenset({"surname", "birthday"})
 _CAPS = {"name": 12, "surname": 8, "birthday": 8, "local": 8, "attribute": 8}
 _COUNTED = frozenset({"name", "surname", "birthday", "local", "attribute"})
 _CHUNK = 500
-#: Stored records' profiles kept between batches (about 1.2 KB each with their keys).
-STORED_PROFILES = 131_072
+#: Stored records' profiles kept between batches (about 1 KB each with their keys).
+STORED_PROFILES = 65_536
 
 Node = tuple[str, int]  # ("r", record key) or ("c", contact id)
 
@@ -378,13 +380,7 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
         rows = c.execute(
-            select(
-                source_records.c.contact_id,
-                source_records.c.connector,
-                source_records.c.external_id,
-                source_records.c.payload_hash,
-                source_records.c.record_values,
-            ).where(
+            select(source_records.c.contact_id, source_records.c.record_values).where(
                 and_(
                     among(c, source_records.c.contact_id, chunk),
                     source_records.c.removed_at.is_(None),
@@ -392,9 +388,9 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
                 )
             )
         )
-        for contact_id, connector, external_id, payload_hash, encoded in rows:
+        for contact_id, encoded in rows:
             if encoded:
-                key = (connector, external_id, payload_hash) if payload_hash else encoded
+                key = hashlib.blake2b(encoded.encode(), digest_size=16).digest()
                 found = _stored.get(key)
                 if found is None:
                     found = _stored.put(key, profile(json.loads(encoded)))
@@ -403,9 +399,8 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
 
 
 class _Recent:
-    """The profiles of the stored records compared most recently, by the record and the hash
-    of what it held (its values are then the same); at most ``size``: a base of millions
-    of records keeps its memory."""
+    """The profiles of the stored records compared most recently, by a digest of their
+    encoded values; at most ``size``: a base of millions of records keeps its memory."""
 
     def __init__(self, size: int):
         self.size = size
@@ -427,4 +422,11 @@ class _Recent:
 _stored = _Recent(STORED_PROFILES)
 
 
-__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "record_profiles"]
+def forget() -> None:
+    """Drop the profiles kept between batches (after a sync's pulls: the memory is the
+    categories pass's then)."""
+    _stored.items.clear()
+    clear_profiles()
+
+
+__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "forget", "record_profiles"]
