@@ -342,8 +342,8 @@ def _mail_surnames(local: str) -> tuple[str, ...]:
     return tuple(sorted({names.surname_info(word)[0] for word in _LOCAL_WORDS.findall(local.lower())} - {""}))
 
 
-#: Raise when :func:`blocking_keys` or :func:`keys_of` change what they make of the same
-#: values: stores then rebuild their identifiers (:func:`keys_version`).
+#: Raise when :func:`blocking_keys`, :func:`keys_of` or the profile they read change what
+#: they make of the same values: stores then rebuild their identifiers (:func:`keys_version`).
 KEYS_REVISION = 1
 #: The data the keys are made with: name tables, transliteration, e-mail providers and typos.
 _KEY_DATA = ("names/*.yaml", "email_domain_typos.yaml", "email_providers.yaml")
