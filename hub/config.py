@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.connector import Connector, ConnectorOptions, check_timezone
 from hub.errors import ConfigError
@@ -126,12 +126,21 @@ class GuardsConfig(StrictModel):
 
 
 class ScheduleJob(StrictModel):
-    """One scheduled sync."""
+    """One scheduled job: a sync, or the clean-up."""
 
     cron: str = Field(description="Five-field cron expression (minute hour day month weekday), e.g. '*/15 * * * *'.")
+    run: Literal["sync", "clean"] = Field(
+        "sync", description="sync: a sync of `connectors`; clean: `hub clean` with the clean: settings."
+    )
     connectors: list[str] = Field(
         default_factory=list, description="Connectors this job syncs; empty: every enabled connector."
     )
+
+    @model_validator(mode="after")
+    def _clean_takes_no_connectors(self) -> "ScheduleJob":
+        if self.run == "clean" and self.connectors:
+            raise ValueError("a clean job takes no connectors (it cleans the whole store): remove connectors:")
+        return self
 
     @field_validator("cron")
     @classmethod

@@ -1,4 +1,5 @@
-"""``hub schedule``: a foreground scheduler running the jobs of ``schedule:`` in hub.yaml.
+"""``hub schedule``: a foreground scheduler running the jobs of ``schedule:`` in hub.yaml
+(syncs, and ``hub clean`` for a job with ``run: clean``).
 
 * Runs never overlap: the scheduler holds the store's ``schedule`` lock for its
   lifetime (a second scheduler exits with code 3), and each run takes the ``sync``
@@ -101,10 +102,8 @@ class Scheduler:
     # --- one job --------------------------------------------------------------
     def _run_job(self, job: _Job, now: dt.datetime) -> None:
         slot = self._latest_slot(job.spec.cron, now)
-        sync = Sync(self.config, self.store)
-        sync.stop = self.stop
         try:
-            report = sync.run(job.spec.connectors)
+            report, done = self._clean(job) if job.spec.run == "clean" else self._sync(job)
         except LockedError as error:
             if self.policy == "run_once":
                 job.due = now + RETRY_LOCKED
@@ -115,15 +114,42 @@ class Scheduler:
                             self._local(self._next(job.spec.cron, slot)))
                 self._done(job, slot)
             return
+        self.runs.append(report)
+        if done:
+            self._done(job, slot)
+
+    def _sync(self, job: _Job) -> tuple[dict[str, Any], bool]:
+        """A sync's report, and whether the job's time is done (not when stopped midway)."""
+        sync = Sync(self.config, self.store)
+        sync.stop = self.stop
+        try:
+            return sync.run(job.spec.connectors).as_dict(), True
+        except LockedError:
+            raise
         except StopRequested:
             log.warning("job %s: stopped on request; the next run goes on from the last committed batch", job.name)
-            self.runs.append(sync.report.as_dict())
-            return
+            return sync.report.as_dict(), False
         except Exception as error:  # noqa: BLE001 - a failed run is in `hub runs`; the schedule goes on
             log.warning("job %s: the run failed: %s", job.name, str(error).splitlines()[0])
-            report = sync.report
-        self.runs.append(report.as_dict())
-        self._done(job, slot)
+            return sync.report.as_dict(), True
+
+    def _clean(self, job: _Job) -> tuple[dict[str, Any], bool]:
+        """``hub clean`` as a job: what it did, in short (``kind: clean``)."""
+        from hub.clean import Cleaner
+
+        try:
+            result = Cleaner(self.config, self.store, "schedule").clean()
+        except LockedError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the mass-delete guard, a failure: logged; the schedule goes on
+            message = str(error).splitlines()[0]
+            log.warning("job %s: the clean-up failed: %s", job.name, message)
+            return {"kind": "clean", "status": "failed", "error": message}, True
+        summary = {key: len(result[key]) for key in ("flagged", "unflagged", "deleted", "invalid_identifiers")}
+        log.info("job %s: clean-up done (run %s): %s", job.name, result["run_id"],
+                 ", ".join(f"{n} {key.replace('_', ' ')}" for key, n in summary.items()))
+        return {"kind": "clean", "status": "ok", "run_id": result["run_id"], "changes": result["changes"],
+                **summary}, True
 
     def _done(self, job: _Job, slot: dt.datetime) -> None:
         job.last = slot

@@ -392,6 +392,8 @@ def _remember(project, job: str, when: str) -> None:
     ("    a: {cron: 'every hour'}\n", "schedule.jobs.a.cron"),
     ("    a: {cron: '* * * * *', connectors: [shet]}\n", "schedule.jobs.a.connectors[0]: no connector named 'shet'"),
     ("    a: {cron: '* * * * *', every: 5}\n", "schedule.jobs.a.every: unknown key"),
+    ("    a: {cron: '* * * * *', run: clean, connectors: [sheet]}\n", "a clean job takes no connectors"),
+    ("    a: {cron: '* * * * *', run: vacuum}\n", "schedule.jobs.a.run"),
 ])
 def test_schedule_config_errors_name_the_key(project, jobs, message):
     _scheduled(project, jobs)
@@ -425,6 +427,24 @@ def test_missed_runs_follow_the_policy(store_project, missed, runs):
         assert "missed" in result.stderr and "running it once now" in result.stderr
         assert "INFO hub.runs: run 1 ok: sheet: read 3 created 3" in result.stderr  # the built-in hook
     assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []  # caught up
+
+
+def test_a_clean_job_runs_hub_clean_and_a_sync_job_beside_it_still_syncs(store_project):
+    _scheduled(store_project, "    nightly: {cron: '0 3 * * *'}\n    weekly: {cron: '0 4 * * 1', run: clean}\n")
+    assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []
+    _remember(store_project, "nightly", "2020-01-01T00:00:00+00:00")
+    _remember(store_project, "weekly", "2020-01-01T00:00:00+00:00")
+    result = store_project.hub("schedule", "--once", "--json")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    assert [entry.get("kind", "sync") for entry in made] == ["sync", "clean"]  # the earlier-due job first
+    sync, clean = made
+    assert sync["status"] == "ok" and sync["counts"]["sheet"]["created"] == 3
+    assert clean["status"] == "ok" and clean["flagged"] == 0 and clean["deleted"] == 0  # everyone active today
+    runs = json.loads(store_project.hub("runs", "--json").stdout)
+    assert [(r["id"], r["kind"]) for r in runs if r["id"] == clean["run_id"]] == [(clean["run_id"], "clean")]
+    assert "job weekly: clean-up done" in result.stderr
+    assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []  # both caught up
 
 
 def _scheduler_process(project):
