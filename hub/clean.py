@@ -37,6 +37,7 @@ from hub.errors import GuardError
 from hub.merge import SourceValues
 from hub.overrides import DELETED, dump
 from hub.quality import invalid_identifiers
+from hub.store import live_records
 from hub.store.schema import changes, contacts, events, overrides, runs, source_records
 from hub.sync import utcnow
 
@@ -176,13 +177,10 @@ class Cleaner(Curator):
     def _derived(self, c: Connection, contact_ids: list[int]) -> dict[int, dict[str, Any]]:
         """What the contacts' live records derive, overrides aside (as ``_recompute`` derives it)."""
         own: dict[int, list[SourceValues]] = defaultdict(list)
-        for start in range(0, len(contact_ids), _CHUNK):
-            for r in c.execute(select(source_records).where(and_(
-                source_records.c.contact_id.in_(contact_ids[start : start + _CHUNK]),
-                source_records.c.removed_at.is_(None), source_records.c.origin == "read",
-            ))):
-                own[r.contact_id].append(
-                    SourceValues(r.connector, r.external_id, json.loads(r.record_values or "{}"), r.changed_at))
+        for r in live_records(c, contact_ids, source_records.c.connector, source_records.c.external_id,
+                              source_records.c.record_values, source_records.c.changed_at, chunk=_CHUNK):
+            own[r.contact_id].append(
+                SourceValues(r.connector, r.external_id, json.loads(r.record_values or "{}"), r.changed_at))
         return {cid: {f: s.value for f, s in self.survivorship.merge(records).items()} for cid, records in own.items()}
 
 

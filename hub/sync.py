@@ -47,7 +47,7 @@ from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer
 from hub.redact import redact
-from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update
+from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records
 from hub.store.schema import (
     changes,
     contacts,
@@ -330,15 +330,7 @@ class Sync:
             )]
             for chunk in _chunks(live):
                 own: dict[int, list[SourceValues]] = defaultdict(list)
-                for row in c.execute(
-                    select(source_records.c.contact_id, source_records.c.record_values).where(
-                        and_(
-                            among(c, source_records.c.contact_id, chunk),
-                            source_records.c.removed_at.is_(None),
-                            source_records.c.origin == "read",
-                        )
-                    )
-                ):
+                for row in live_records(c, chunk, source_records.c.record_values):
                     own[row.contact_id].append(SourceValues("", "", json.loads(row.record_values or "{}"), None))
                 c.execute(delete(identifiers).where(
                     and_(among(c, identifiers.c.contact_id, chunk), identifiers.c.kind.notin_(analytics.CLIENT_ID_KINDS))
@@ -848,21 +840,8 @@ class Sync:
         current: dict[int, Any] = {}
         idents: dict[int, set[tuple[str, str]]] = defaultdict(set)
         for chunk in _chunks(contact_ids):
-            for row in c.execute(
-                select(
-                    source_records.c.contact_id,
-                    source_records.c.connector,
-                    source_records.c.external_id,
-                    source_records.c.record_values,
-                    source_records.c.changed_at,
-                ).where(
-                    and_(
-                        among(c, source_records.c.contact_id, chunk),
-                        source_records.c.removed_at.is_(None),
-                        source_records.c.origin == "read",
-                    )
-                )
-            ):
+            for row in live_records(c, chunk, source_records.c.connector, source_records.c.external_id,
+                                    source_records.c.record_values, source_records.c.changed_at):
                 records[row.contact_id].append(
                     SourceValues(row.connector, row.external_id, json.loads(row.record_values), row.changed_at)
                 )

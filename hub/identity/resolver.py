@@ -43,7 +43,7 @@ from hub.identity.compare import (
     profile,
     vetoed,
 )
-from hub.store import among
+from hub.store import among, live_records
 from hub.store.schema import identifiers, match_reviews, source_records
 
 #: A key shared by more contacts than this is too common to block on: a shared office
@@ -376,25 +376,13 @@ def _pair(a: Node, b: Node, sort_key: dict[Node, str]) -> tuple[Node, Node]:
 def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list[Profile]]:
     """The profiles of the records each contact is derived from (read, not removed)."""
     out: dict[int, list[Profile]] = defaultdict(list)
-    ordered = sorted(contact_ids)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        rows = c.execute(
-            select(source_records.c.contact_id, source_records.c.record_values).where(
-                and_(
-                    among(c, source_records.c.contact_id, chunk),
-                    source_records.c.removed_at.is_(None),
-                    source_records.c.origin == "read",
-                )
-            )
-        )
-        for contact_id, encoded in rows:
-            if encoded:
-                key = hashlib.blake2b(encoded.encode(), digest_size=16).digest()
-                found = _stored.get(key)
-                if found is None:
-                    found = _stored.put(key, profile(json.loads(encoded)))
-                out[contact_id].append(found)
+    for contact_id, encoded in live_records(c, sorted(contact_ids), source_records.c.record_values, chunk=_CHUNK):
+        if encoded:
+            key = hashlib.blake2b(encoded.encode(), digest_size=16).digest()
+            found = _stored.get(key)
+            if found is None:
+                found = _stored.put(key, profile(json.loads(encoded)))
+            out[contact_id].append(found)
     return out
 
 

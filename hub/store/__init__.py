@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     Table,
     Text,
+    and_,
     any_,
     bindparam,
     create_engine,
@@ -344,6 +345,24 @@ def among(c: Connection, column: ColumnElement[Any], values: Sequence[Any]) -> C
         return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
     listed = select(literal_column("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values)))))
     return column.in_(listed.scalar_subquery())
+
+
+def live_records(c: Connection, contact_ids: Sequence[int], *columns: Any, chunk: int = 500) -> Iterator[Any]:
+    """The records of these contacts that came from a tool and are still there (what a
+    contact is derived from): rows of ``contact_id`` and ``columns``, ``chunk`` contacts a query."""
+    from hub.store.schema import source_records
+
+    ids = list(contact_ids)
+    for start in range(0, len(ids), chunk):
+        yield from c.execute(
+            select(source_records.c.contact_id, *columns).where(
+                and_(
+                    among(c, source_records.c.contact_id, ids[start : start + chunk]),
+                    source_records.c.removed_at.is_(None),
+                    source_records.c.origin == "read",
+                )
+            )
+        )
 
 
 def allocate_ids(c: Connection, table: Table, count: int) -> list[int]:
