@@ -210,8 +210,7 @@ def _value_test(condition: Condition, label: str, get: Callable[[Facts, Context]
             number = _number(v)
             return number is not None and (low is None or number >= low) and (high is None or number <= high)
 
-        label += "".join(part for part in (f" >= {low:g}" if low is not None else "",
-                                           f" <= {high:g}" if high is not None else ""))
+        label += _bounds(low, high)
 
     def test(f: Facts, x: Context) -> bool:
         value = get(f, x)
@@ -223,12 +222,16 @@ def _value_test(condition: Condition, label: str, get: Callable[[Facts, Context]
     return test
 
 
+def _bounds(low: float | None, high: float | None) -> str:
+    """`` >= low <= high`` for a trace label, each part only when set."""
+    return (f" >= {low:g}" if low is not None else "") + (f" <= {high:g}" if high is not None else "")
+
+
 def _number_test(condition: Condition, name: str) -> Test:
     """``orders``/``revenue`` between ``min`` and ``max`` (the facts are numbers)."""
     low = float("-inf") if condition.min is None else condition.min
     high = float("inf") if condition.max is None else condition.max
-    label = f"fact {name}" + "".join(part for part in (f" >= {condition.min:g}" if condition.min is not None else "",
-                                                     f" <= {condition.max:g}" if condition.max is not None else ""))
+    label = f"fact {name}" + _bounds(condition.min, condition.max)
     get = operator.attrgetter(name)
 
     def test(f: Facts, x: Context) -> bool:
