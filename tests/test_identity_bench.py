@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 from collections import Counter
@@ -100,3 +101,27 @@ def test_pairwise_scores_edge_cases():
 def test_union_find_clusters_closes_links_transitively():
     clusters = run.union_find_clusters(["a", "b", "c", "d"], [("a", "b"), ("b", "c")])
     assert clusters["a"] == clusters["b"] == clusters["c"] != clusters["d"]
+
+
+def test_reachable_recall_links_only_through_shared_phone_address_or_full_name(tmp_path):
+    """Four records of one person: the sheet row and an SMS row share a phone, a form
+    row has the full name (short form, other order) and no phone, a second SMS row has
+    only «Даша» and another number: 3 of the 6 true pairs are reachable. Another person's
+    form on the same phone links nothing across people."""
+    sources = [
+        {"name": "sheet", "path": "sheet.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "№"},
+        {"name": "sms", "path": "sms.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "Телефон"},
+        {"name": "forms", "path": "forms.csv", "encoding": "utf-8", "delimiter": ",", "id_column": "tranid"},
+    ]
+    (tmp_path / "dataset.json").write_text(json.dumps({"sources": sources}), encoding="utf-8")
+    (tmp_path / "sheet.csv").write_text("№;ФИО;Телефон;E-mail\n1;Романова Дарья Михайловна;8 (968) 610-24-89;\n",
+                                        encoding="utf-8")
+    (tmp_path / "sms.csv").write_text("Телефон;Имя\n79686102489;Даша\n79161234567;Даша\n", encoding="utf-8")
+    (tmp_path / "forms.csv").write_text("tranid,Имя,Телефон,Email\nf1,Даша Романова,,\nf2,Пётр,89686102489,\n",
+                                        encoding="utf-8")
+    truth = {("sheet", "1"): "p1", ("sms", "79686102489"): "p1", ("sms", "79161234567"): "p1",
+             ("forms", "f1"): "p1", ("forms", "f2"): "p2"}
+    reachable = run.ru_reachable(tmp_path, truth)
+    assert (reachable["reachable_pairs"], reachable["true_pairs"]) == (3, 6)
+    assert reachable["recall"] == pytest.approx(0.5)
+    assert reachable["f1"] == pytest.approx(2 * 0.5 / 1.5)
