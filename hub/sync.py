@@ -45,7 +45,7 @@ from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
-from hub.prepare import Prepared, Preparer
+from hub.prepare import Prepared, Preparer, sync_collections
 from hub.redact import redact
 from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records
 from hub.store.schema import (
@@ -250,7 +250,7 @@ class Sync:
         selected = [name for name in enabled if not only or name in only]
         sources = [name for name in selected if enabled[name].reads]
         destinations = [name for name in selected if enabled[name].writes]
-        with self.store.lock("sync"):
+        with self.store.lock("sync"), sync_collections():
             if self.dry_run:
                 with self.store.connect() as connection:
                     outer = connection.begin()
