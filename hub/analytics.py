@@ -211,16 +211,25 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
     return {contact_id for contact_id, _, _ in matched}
 
 
-def move_client_ids(c: Connection, survivor: int, losers: Sequence[int]) -> None:
-    """A merge: the losers' client ids go to the survivor (their visits go with the events)."""
-    rows = c.execute(select(identifiers.c.kind, identifiers.c.value).where(and_(
+def move_client_ids(c: Connection, survivor: int, losers: Sequence[int]) -> list[tuple[int, str, str, bool]]:
+    """A merge: the losers' client ids go to the survivor (their visits go with the events).
+
+    Returns each loser's client ids as (loser, kind, value, added): added when the
+    survivor did not hold the id already."""
+    rows = c.execute(select(identifiers.c.contact_id, identifiers.c.kind, identifiers.c.value).where(and_(
         identifiers.c.contact_id.in_(list(losers)), identifiers.c.kind.in_(CLIENT_ID_KINDS)))).all()
     if not rows:
-        return
+        return []
     held = {(row.kind, row.value) for row in c.execute(select(identifiers.c.kind, identifiers.c.value).where(and_(
         identifiers.c.contact_id == survivor, identifiers.c.kind.in_(CLIENT_ID_KINDS))))}
-    bulk_insert(c, identifiers, [{"kind": kind, "value": value, "contact_id": survivor}
-                                 for kind, value in sorted({(r.kind, r.value) for r in rows}) if (kind, value) not in held])
+    new = sorted({(r.kind, r.value) for r in rows} - held)
+    bulk_insert(c, identifiers, [{"kind": kind, "value": value, "contact_id": survivor} for kind, value in new])
+    added = set(new)
+    moved: list[tuple[int, str, str, bool]] = []
+    for r in sorted(rows, key=lambda r: (r.contact_id, r.kind, r.value)):
+        moved.append((r.contact_id, r.kind, r.value, (r.kind, r.value) in added))
+        added.discard((r.kind, r.value))  # two losers with one id: the survivor gives it up once
+    return moved
 
 
 def attribution(c: Connection, contact_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

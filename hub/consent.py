@@ -166,6 +166,35 @@ def merge(c: Connection, survivor: int, losers: Sequence[int], connector: str | 
     return log_rows
 
 
+def as_item(row: Any) -> dict[str, Any]:
+    """A consent row as kept in ``merge_moves`` (JSON) for :func:`give_back`."""
+    at = _aware(row.at)
+    return {"channel": row.channel, "status": row.status, "source": row.source,
+            "at": at.isoformat() if at is not None else None, "proof": row.proof}
+
+
+def give_back(c: Connection, contact_id: int, items: Sequence[dict[str, Any]], connector: str | None,
+              now: dt.datetime) -> list[dict[str, Any]]:
+    """A split: the consents a merge took from ``contact_id`` (:func:`as_item`) are its
+    own again, where it has none of its own for the channel since. The contact it was
+    merged into keeps its status: the strictest of both, the safe side.
+
+    Returns change-log rows for the channels given back."""
+    have = current(c, [contact_id])
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        if (contact_id, item["channel"]) in have:
+            continue
+        at = item.get("at")
+        rows.append({"contact_id": contact_id, "channel": item["channel"], "status": item["status"],
+                     "source": item.get("source"), "at": dt.datetime.fromisoformat(at) if at else None,
+                     "proof": item.get("proof")})
+    bulk_insert(c, consents, rows)
+    return [{"contact_id": contact_id, "field": field_name(row["channel"]), "old_value": None,
+             "new_value": row["status"], "connector": connector, "external_id": None, "reason": "split", "at": now}
+            for row in rows]
+
+
 def present_in(c: Connection, destination: str, contact_ids: Sequence[int]) -> set[int]:
     """Contacts the destination already holds: read from it, or sent to it by hub."""
     found: set[int] = set()

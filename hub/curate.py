@@ -20,9 +20,10 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import and_, desc, func, insert, select, update
+from sqlalchemy import and_, delete, desc, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from hub import analytics, consent
 from hub.config import LoadedConfig
 from hub.contacts import resolve_contact
 from hub.errors import UsageError
@@ -33,8 +34,10 @@ from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
     changes,
     contacts,
+    events,
     identifiers,
     match_reviews,
+    merge_moves,
     runs,
     source_records,
 )
@@ -191,8 +194,37 @@ class Curator(Sync):
                 log_rows.append(
                     _change(loser, "record", str(contact_id), str(loser), row.connector, row.external_id, "split", now)
                 )
+        log_rows += self._give_back(c, merged.run_id, contact_id, loser, now)
         self._log(c, log_rows)
         return loser
+
+    def _give_back(self, c: Connection, run_id: int, survivor: int, loser: int, now: dt.datetime) -> list[dict[str, Any]]:
+        """What the merge moved besides records (``merge_moves``) goes back to the
+        merged-away contact: its events still on the survivor, its client ids, its
+        consents. Returns change-log rows; merges made before hub kept them move nothing."""
+        where = and_(merge_moves.c.run_id == run_id, merge_moves.c.survivor == survivor, merge_moves.c.loser == loser)
+        moves = c.execute(select(merge_moves.c.kind, merge_moves.c.item).where(where).order_by(merge_moves.c.id)).all()
+        event_ids = [int(m.item) for m in moves if m.kind == "event"]
+        for start in range(0, len(event_ids), 500):
+            c.execute(
+                update(events)
+                .where(and_(events.c.id.in_(event_ids[start : start + 500]), events.c.contact_id == survivor))
+                .values(contact_id=loser)
+            )
+        client_ids = [json.loads(m.item) for m in moves if m.kind == "client_id"]
+        held = {(r.kind, r.value) for r in c.execute(select(identifiers.c.kind, identifiers.c.value).where(and_(
+            identifiers.c.contact_id == loser, identifiers.c.kind.in_(analytics.CLIENT_ID_KINDS))))}
+        bulk_insert(c, identifiers, [{"kind": kind, "value": value, "contact_id": loser}
+                                     for kind, value, _added in client_ids if (kind, value) not in held])
+        for kind, value, added in client_ids:
+            if added:  # the survivor had it only from the merge
+                c.execute(delete(identifiers).where(and_(
+                    identifiers.c.contact_id == survivor, identifiers.c.kind == kind, identifiers.c.value == value)))
+        log_rows = consent.give_back(c, loser, [json.loads(m.item) for m in moves if m.kind == "consent"], MANUAL, now)
+        c.execute(delete(merge_moves).where(where))
+        if event_ids:
+            self._refresh_web(c, [survivor, loser], MANUAL, now)
+        return log_rows
 
     # ----------------------------------------------------------------- review
     def decide_review(self, review_id: int, accept: bool) -> dict[str, Any]:

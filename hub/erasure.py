@@ -41,6 +41,7 @@ from hub.store.schema import (
     identifiers,
     inbox,
     match_reviews,
+    merge_moves,
     outbox,
     overrides,
     quarantine,
@@ -181,6 +182,7 @@ class Eraser(Curator):
         c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(ids)))
         c.execute(delete(match_reviews).where(
             or_(match_reviews.c.contact_a.in_(ids), match_reviews.c.contact_b.in_(ids))))
+        c.execute(delete(merge_moves).where(or_(merge_moves.c.survivor.in_(ids), merge_moves.c.loser.in_(ids))))
         for column in (changes.c.old_value, changes.c.new_value, changes.c.external_id):
             c.execute(
                 update(changes)

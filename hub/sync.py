@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import Text, and_, cast, delete, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hub import analytics, consent, segments
@@ -55,6 +55,7 @@ from hub.store.schema import (
     events,
     identifiers,
     match_reviews,
+    merge_moves,
     outbox,
     quarantine,
     runs,
@@ -747,8 +748,22 @@ class Sync:
             .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
             .values(contact_id=survivor)
         )
+        run_id = self.report.run_id
+        c.execute(insert(merge_moves).from_select(  # for hub split: what moves besides the records
+            ["run_id", "survivor", "loser", "kind", "item"],
+            select(literal(run_id), literal(survivor), events.c.contact_id, literal("event"), cast(events.c.id, Text))
+            .where(events.c.contact_id.in_(losers)),
+        ))
         c.execute(update(events).where(events.c.contact_id.in_(losers)).values(contact_id=survivor))
-        analytics.move_client_ids(c, survivor, losers)
+        bulk_insert(c, merge_moves, [
+            {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "client_id",
+             "item": json.dumps([kind, value, added])}
+            for loser, kind, value, added in analytics.move_client_ids(c, survivor, losers)
+        ] + [
+            {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "consent",
+             "item": json.dumps(consent.as_item(row), ensure_ascii=False)}
+            for (loser, _channel), row in sorted(consent.current(c, losers).items())
+        ])
         c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(losers)))
         c.execute(
             update(contacts)

@@ -19,10 +19,10 @@ import pytest
 import requests
 from click.testing import CliRunner
 from hub_plugins.yandex_metrica import FIELDS, MetricaConnector, MetricaOptions
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from hub.connector import ConnectorContext
-from hub.store.schema import changes, contacts, events, identifiers, pending_visits
+from hub.store.schema import changes, consents, contacts, events, identifiers, merge_moves, pending_visits
 from tests.conformance import ConnectorConformance
 from tests.fakes.yandex_metrica import FakeMetrica
 
@@ -418,3 +418,58 @@ def test_web_fields_are_logged_as_analytics_and_left_by_undo(site: Site, metrica
     assert {entry["field"] for entry in logged} >= {"first_touch_channel", "visits", "device"}
     site.hub("undo", str(run))
     assert site.card("ivan@example.ru")["fields"]["visits"] == 3  # the visits are still the contact's
+
+
+def test_a_split_gives_the_merged_away_contact_its_visits_client_id_and_consent_back(
+    site: Site, metrica: FakeMetrica
+) -> None:
+    site.post_form({**tilda_form("t8:1", "Иван Петров", "ivan@example.ru", "", YM_UID), "Phone": ""})
+    site.post_form({**tilda_form("t8:2", "", "", "+7 916 123-45-67", OTHER_UID), "Email": "", "Name": ""})
+    add_visits(metrica)
+    site.sync()
+    ivan, phone = site.card("ivan@example.ru")["id"], site.card("+79161234567")["id"]
+    with site.store.begin() as c:  # the number's owner said no to SMS somewhere
+        c.execute(insert(consents).values(contact_id=phone, channel="sms", status="unsubscribed", source="smsru",
+                                          at=dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc), proof='{"k": "v"}'))
+
+    def visits() -> dict[str, int]:
+        with site.store.connect() as c:
+            return dict(c.execute(select(events.c.external_id, events.c.contact_id).where(events.c.type == "visit")).all())
+
+    before = visits()
+    assert set(before.values()) == {ivan, phone}
+    merged = json.loads(site.hub("merge", str(ivan), str(phone), "--json"))
+    survivor, loser = merged["contact"], merged["merged"]
+    assert set(visits().values()) == {survivor}
+    assert site.card(f"ym_client_id:{OTHER_UID}")["id"] == survivor
+    assert site.card(str(survivor))["fields"]["visits"] == 4
+
+    site.hub("split", str(survivor))
+    assert visits() == before
+    assert site.card(f"ym_client_id:{OTHER_UID}")["id"] == phone
+    assert site.card(f"ym_client_id:{YM_UID}")["id"] == ivan
+    assert site.card(str(ivan))["fields"]["visits"] == 3 and site.card(str(phone))["fields"]["visits"] == 1
+    with site.store.connect() as c:
+        kept = {(r.contact_id, r.channel): (r.status, r.source, r.proof) for r in c.execute(select(consents))}
+        assert kept[(phone, "sms")] == ("unsubscribed", "smsru", '{"k": "v"}')
+        assert kept[(ivan, "sms")][0] == "unsubscribed"  # the survivor keeps the strictest: the safe side
+        assert c.execute(select(func.count()).select_from(merge_moves)).scalar() == 0
+    log = json.loads(site.hub("log", "--contact", str(loser), "--json"))
+    assert ("consent_sms", "split") in {(r["field"], r["reason"]) for r in log}
+
+
+def test_forgetting_a_merged_person_forgets_what_the_merge_moved(site: Site, metrica: FakeMetrica) -> None:
+    site.post_form({**tilda_form("t9:1", "Иван Петров", "ivan@example.ru", "", YM_UID), "Phone": ""})
+    site.post_form({**tilda_form("t9:2", "", "", "+7 916 123-45-67", OTHER_UID), "Email": "", "Name": ""})
+    add_visits(metrica)
+    site.sync()
+    site.hub("merge", str(site.card("ivan@example.ru")["id"]), str(site.card("+79161234567")["id"]))
+    with site.store.connect() as c:
+        moved = sorted((r.kind, r.item) for r in c.execute(select(merge_moves)))
+    # the phone's form and its visit; its Metrica id (new to Ivan) and the GA id both had
+    assert [kind for kind, _ in moved] == ["client_id", "client_id", "event", "event"]
+    assert [item for kind, item in moved if kind == "client_id"] == [
+        '["ga_client_id", "987654321.1712345678", false]', f'["ym_client_id", "{OTHER_UID}", true]']
+    site.hub("forget", "--email", "ivan@example.ru")
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(merge_moves)).scalar() == 0

@@ -215,6 +215,24 @@ match_reviews = Table(
     Index(None, "status"),
 )
 
+#: What a merge moved from a merged-away contact besides its records (those are in the
+#: change log): its events, web client ids and consents, so ``hub split`` can give them
+#: back. One row per item: ``event`` (item: the event id), ``client_id`` (item: JSON
+#: ``[kind, value, added]``, added: the survivor did not hold it before), ``consent``
+#: (item: JSON of the merged-away contact's consent row).
+merge_moves = Table(
+    "merge_moves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("survivor", Integer, nullable=False),
+    Column("loser", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("item", Text, nullable=False),
+    Index(None, "survivor", "loser"),
+    Index(None, "loser"),
+)
+
 #: Values an undo put back over what the contact's records derive (``hub undo``).
 #: An override holds while the records still derive ``masked``; once a source brings a
 #: new value for the field, the source wins again and the override is dropped.
