@@ -90,6 +90,9 @@ MUST_MERGE = [
     ("a nameless mailbox named first.last, the same rare name elsewhere",
      {"email": "tatyana.belousova@gmail.com"},
      {"full_name": "Белоусова Татьяна", "phone": "+7 962 450-07-74"}),
+    ("a first name that is also a surname read in the other order: no gender from it",
+     {"full_name": "Яна Ким", "email": "yana.kim23599@mail.ru", "birthday": "10.09.2003"},
+     {"last_name": "Ким", "first_name": "Яна", "middle_name": "Дмитриевна", "email": "yana.kim23599@mail.ru"}),
     ("same birthday typo tolerated with the same phone and name",
      {"full_name": "Лебедева Наталья", "phone": "8 (918) 333-44-55", "birthday": "17.01.1975"},
      {"full_name": "Лебедева Наталия", "phone": "8 (918) 333-44-55", "birthday": "17.01.1976"}),
@@ -97,6 +100,9 @@ MUST_MERGE = [
 
 # (case, record a, record b): must stay two contacts
 MUST_NOT_MERGE = [
+    ("one word in common read in other roles, the other words differ, on one phone",
+     {"full_name": "Яна Ким", "phone": "+7 495 123-45-67"},
+     {"full_name": "Ким Иван", "phone": "+7 495 123-45-67"}),
     ("family on one home phone: different first names",
      {"full_name": "Иванов Пётр", "phone": "+7 495 123-45-67"},
      {"full_name": "Иванова Мария", "phone": "+7 495 123-45-67"}),

@@ -431,19 +431,34 @@ def compare(
     shared = bool(_common(a.phones, b.phones) or _common(a.emails, b.emails))
     if a.attributes and b.attributes:
         contradicted = _compare_attributes(a, b, result, attribute_weight) or contradicted
-    _compare_names(a, b, result, frequencies, contradicted, shared)
+    order_unclear = _compare_names(a, b, result, frequencies, contradicted, shared)
     _compare_birthday(a, b, result, shared)
     if a.city and b.city:
         if a.city == b.city:
             result.add("city", "same", W_CITY_SAME, a.city)
         else:
             result.add("city", "different", W_CITY_DIFF, f"{a.city} / {b.city}")
-    if a.gender and b.gender and a.gender != b.gender:
+    # which word is the first name was a guess: it tells no gender («Яна Ким» read as Ким)
+    gender_a, gender_b = (_gender_beyond_first(a), _gender_beyond_first(b)) if order_unclear else (a.gender, b.gender)
+    if gender_a and gender_b and gender_a != gender_b:
         if shared:
             result.veto = result.veto or "one is a man, the other a woman"
         else:
-            result.add("gender", "different", W_GENDER_DIFF, f"{a.gender} / {b.gender}")
+            result.add("gender", "different", W_GENDER_DIFF, f"{gender_a} / {gender_b}")
     return result
+
+
+def _one_name_within(a: Profile, b: Profile) -> bool:
+    """Whether the words of one record's name are all in the other's (whatever their
+    roles): «Lucia» in «Kaya Lucia»; not «Яна Ким» and «Ким Иван», one word in common."""
+    words_a, words_b = {w for w in (a.first, a.last_raw) if w}, {w for w in (b.first, b.last_raw) if w}
+    return words_a <= words_b or words_b <= words_a
+
+
+def _gender_beyond_first(p: Profile) -> str | None:
+    """The gender the surname and patronymic tell, when they agree."""
+    genders = {g for g in (p.last_gender, p.middle_gender) if g}
+    return genders.pop() if len(genders) == 1 else None
 
 
 def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: Frequencies | None = None) -> bool:
@@ -480,12 +495,14 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: F
 
 def _compare_names(
     a: Profile, b: Profile, result: Comparison, frequencies: Frequencies | None, contradicted: bool, shared: bool
-) -> None:
+) -> bool:
+    """Names; whether the two records read the words of the name in different roles."""
     if a.first and b.first and a.last_raw and b.last_raw and a.first != b.first \
             and a.first == b.last_raw and a.last_raw == b.first:
         # one wrote "David Miller", the other "Miller David" and the split guessed differently
         result.add("full_name", "same, parts swapped", W_FIRST_SAME + W_LAST_SAME, f"{a.first} {a.last_raw}")
-        return
+        return True
+    order_unclear = False
     first_agrees = False
     if a.first and b.first:
         if a.first == b.first:
@@ -494,9 +511,11 @@ def _compare_names(
         elif a.first_keys & b.first_keys:
             result.add("first_name", "variant", W_FIRST_VARIANT, f"{a.first} ~ {b.first}")
             first_agrees = True
-        elif (a.last_raw and a.last_raw == b.first) or (b.last_raw and b.last_raw == a.first):
+        elif ((a.last_raw and a.last_raw == b.first) or (b.last_raw and b.last_raw == a.first)) \
+                and _one_name_within(a, b):
             # «Kaya Lucia» and «Lucia»: which word is the first name was a guess
             result.add("first_name", "same, name order unclear", W_FIRST_SAME, f"{a.first} / {b.first}")
+            order_unclear = True
         elif not (_known(a) and _known(b)) and (
             _similar(a.first, b.first) >= CLOSE or _typo_of(a, b) or _typo_of(b, a)
         ):
@@ -535,6 +554,7 @@ def _compare_names(
         else:
             result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
             result.veto = result.veto or f"different patronymics ({a.middle} / {b.middle})"
+    return order_unclear
 
 
 def _name_agreement(
