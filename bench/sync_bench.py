@@ -27,7 +27,6 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shutil
 import sqlite3
@@ -39,103 +38,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+from harness import ToolFailed, child_env, hub_command, machine, measure, source_state  # bench/harness.py
 
 TARGET_RECORDS_PER_S = 5_000  # first sync, at 100k rows
 TARGET_NOOP_SHARE = 0.10  # no-op rerun / first sync
 TARGET_PEAK_RSS_MB = 500  # at 1M rows
-
-# ------------------------------------------------------------------- the wrapper
-
-#: Runs argv[2:], then writes wall time, CPU time and the child's peak RSS to argv[1].
-WRAPPER = r"""
-import json, resource, subprocess, sys, time
-started = time.perf_counter()
-done = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-wall = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(sys.argv[1], "w") as fh:
-    json.dump({"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
-               "max_rss_kb": usage.ru_maxrss, "exit": done.returncode}, fh)
-sys.stdout.buffer.write(done.stdout)
-sys.stderr.buffer.write(done.stderr)
-sys.exit(done.returncode)
-"""
-
-
-def child_env(work: Path) -> dict[str, str]:
-    """The environment of every child: bytecode cached in the work folder (never in the
-    source tree), as an installed package has it, whatever PYTHONDONTWRITEBYTECODE says."""
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(work / ".pycache")
-    env.pop("HUB_CONFIG", None)
-    return env
-
-
-def source_state() -> dict:
-    """The revision of hub measured: HEAD and the uncommitted changes under hub/ and plugins/."""
-    import hashlib
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True)
-        return done.stdout if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    if not commit:
-        return {}
-    diff = git("diff", "HEAD", "--", "hub", "plugins")
-    dirty = sorted(line[3:] for line in git("status", "--porcelain", "--", "hub", "plugins").splitlines())
-    state: dict = {"commit": commit, "dirty": dirty}
-    if diff:
-        state["diff_sha1"] = hashlib.sha1(diff.encode()).hexdigest()[:12]
-    return state
-
-
-def cpu_pressure_us() -> int | None:
-    """Total time (µs) some runnable task waited for a CPU, system-wide (Linux PSI)."""
-    try:
-        with open("/proc/pressure/cpu") as fh:
-            return int(fh.readline().rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def measure(argv: list[str], cwd: Path, label: str) -> dict:
-    """Run ``argv`` under the wrapper; wall time, CPU time, peak RSS and its output.
-
-    ``cpu_wait_pct`` is the share of the wall time during which some task on the
-    machine waited for a CPU: near 0 on a quiet machine; high values mean the wall
-    time was stretched by other work."""
-    stats = cwd / f".measure-{label}.json"
-    pressure = cpu_pressure_us()
-    done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True, text=True,
-        env=child_env(cwd),
-    )
-    result = json.loads(stats.read_text())
-    stats.unlink()
-    if result["exit"] != 0:
-        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise SystemExit(f"{label}: {' '.join(argv)} exited with {result['exit']}")
-    result["max_rss_mb"] = round(result.pop("max_rss_kb") / 1024, 1)  # Linux: KiB
-    after = cpu_pressure_us()
-    if pressure is not None and after is not None and result["wall_s"] > 0:
-        result["cpu_wait_pct"] = round(100 * (after - pressure) / 1e6 / result["wall_s"], 1)
-    for key in ("wall_s", "user_s", "sys_s"):
-        result[key] = round(result[key], 3)
-    result["stdout"] = done.stdout
-    return result
-
-
-def hub_command() -> list[str]:
-    """The ``hub`` console script next to this interpreter (there is no ``python -m hub``)."""
-    script = Path(sys.executable).parent / "hub"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from hub.cli import main; main()"]
-
-
-# ------------------------------------------------------------------ synthetic data
 
 SURNAMES = (
     "Иванов Смирнов Кузнецов Попов Васильев Петров Соколов Михайлов Новиков Фёдоров Морозов Волков "
@@ -561,34 +470,6 @@ def sync_run(work: Path, label: str) -> dict:
     return result
 
 
-def machine() -> dict:
-    info = {
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "sqlite": sqlite3.sqlite_version,
-    }
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as fh:
-            info["memory_mb"] = int(fh.readline().split()[1]) // 1024
-    except OSError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        info["hub"] = version("hub-contacts")
-    except Exception:
-        pass
-    return info
-
-
 def targets(rows: int, first: dict, noop: dict, peak_rss_mb: float) -> list[dict]:
     records_per_s = rows / first["wall_s"]
     noop_share = noop["wall_s"] / first["wall_s"]
@@ -841,4 +722,7 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--floor":
         floor(Path(sys.argv[2]), Path(sys.argv[2]) / sys.argv[3])
     else:
-        main()
+        try:
+            main()
+        except ToolFailed as error:  # a measured sync failed: its output, no traceback
+            raise SystemExit(str(error)) from None

@@ -26,9 +26,7 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +38,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 RESULTS = HERE.parent / "results"
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 import generate  # bench/identity/generate.py
+from harness import ToolFailed, hub_command, machine, measure, source_state  # bench/harness.py
 
 DATASETS = ("ru", "febrl1", "febrl2", "febrl3", "febrl4")
 TOOLS = ("hub", "splink", "recordlinkage")
@@ -53,112 +53,6 @@ SPLINK_U_MAX_PAIRS = 5e6
 RECORDS_PER_PERSON = 3.0
 FEBRL_COLUMNS = ("given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode",
                  "state", "date_of_birth", "soc_sec_id")
-
-# ------------------------------------------------------------------- the wrapper
-
-#: Runs argv[2:], then writes wall time, CPU time and the child's peak RSS to argv[1].
-WRAPPER = r"""
-import json, resource, subprocess, sys, time
-started = time.perf_counter()
-done = subprocess.run(sys.argv[2:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-wall = time.perf_counter() - started
-usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(sys.argv[1], "w") as fh:
-    json.dump({"wall_s": wall, "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
-               "max_rss_kb": usage.ru_maxrss, "exit": done.returncode}, fh)
-sys.stdout.buffer.write(done.stdout)
-sys.stderr.buffer.write(done.stderr)
-sys.exit(done.returncode)
-"""
-
-
-class ToolFailed(Exception):
-    pass
-
-
-def child_env(work: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(work / ".pycache")
-    env.pop("HUB_CONFIG", None)
-    return env
-
-
-def cpu_pressure_us() -> int | None:
-    """Total time (µs) some runnable task waited for a CPU, system-wide (Linux PSI)."""
-    try:
-        with open("/proc/pressure/cpu") as fh:
-            return int(fh.readline().rsplit("total=", 1)[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def measure(argv: list[str], cwd: Path, label: str) -> dict:
-    """Run ``argv`` under the wrapper: wall time, CPU time, peak RSS and its output.
-
-    ``cpu_wait_us`` is how long some task on the machine waited for a CPU meanwhile:
-    near 0 on a quiet machine; wall times of a busy machine are longer than CPU times."""
-    stats = cwd / f".measure-{label}.json"
-    pressure = cpu_pressure_us()
-    done = subprocess.run([sys.executable, "-c", WRAPPER, str(stats), *argv], cwd=cwd, capture_output=True,
-                          text=True, env=child_env(cwd), check=False)
-    result = json.loads(stats.read_text())
-    stats.unlink()
-    if result["exit"] != 0:
-        raise ToolFailed(f"{label}: {' '.join(argv)} exited with {result['exit']}\n"
-                         f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    result["max_rss_mb"] = round(result.pop("max_rss_kb") / 1024, 1)  # Linux: KiB
-    after = cpu_pressure_us()
-    if pressure is not None and after is not None:
-        result["cpu_wait_us"] = after - pressure
-    for key in ("wall_s", "user_s", "sys_s"):
-        result[key] = round(result[key], 3)
-    result["stdout"] = done.stdout
-    return result
-
-
-def hub_command(explicit: str | None) -> list[str]:
-    if explicit:
-        return explicit.split()
-    script = Path(sys.executable).parent / "hub"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from hub.cli import main; main()"]
-
-
-def source_state() -> dict:
-    """The revision of hub measured: HEAD and the uncommitted changes under hub/ and plugins/."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout if done.returncode == 0 else ""
-
-    commit = git("rev-parse", "--short", "HEAD").strip()
-    dirty = sorted(line[3:] for line in git("status", "--porcelain", "--", "hub", "plugins").splitlines())
-    return {"commit": commit, "dirty": dirty} if commit else {}
-
-
-def machine() -> dict:
-    info: dict = {"cpu_count": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    info["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        with open("/proc/meminfo") as fh:
-            info["memory_mb"] = int(fh.readline().split()[1]) // 1024
-    except OSError:
-        pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    for package in ("hub-contacts", "splink", "duckdb", "recordlinkage", "pandas"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            pass
-    return info
-
 
 # ------------------------------------------------------------------- metrics
 
@@ -816,7 +710,8 @@ def main() -> None:
         "benchmark": "identity",
         "mode": mode,
         "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "machine": {**machine(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {**machine("splink", "duckdb", "recordlinkage", "pandas"),
+                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "hub_source": {"commit": args.hub_commit, "dirty": [], "command": args.hub} if args.hub else source_state(),
         "method": {
             "hub": "hub --config hub.yaml sync --json, then hub --config hub.yaml export links --format json; "
