@@ -611,7 +611,7 @@ def write_markdown(path: Path, result: dict) -> None:
     source = result["hub_source"]
     dirty = f" (uncommitted: {', '.join(source['dirty'])})" if source.get("dirty") else ""
     machine_line = (f"Machine: {m.get('cpu_count')} CPUs ({m.get('cpu', '?')}), {m.get('memory_mb', 0) // 1024} GB, "
-                    f"Python {m['python']}; hub {m.get('hub-contacts', '?')} at {source.get('commit', '?')}{dirty}, "
+                    f"Python {m['python']}; hub {m.get('hub', '?')} at {source.get('commit', '?')}{dirty}, "
                     f"Splink {m.get('splink', '-')} (DuckDB {m.get('duckdb', '-')}), "
                     f"recordlinkage {m.get('recordlinkage', '-')}.")
     method_line = ("Pairwise precision / recall / F1 of the clusters each tool produced against the true ones; "
