@@ -41,7 +41,7 @@ from hub.store.schema import (
     runs,
     source_records,
 )
-from hub.sync import Sync, _change, _contact_row, utcnow
+from hub.sync import Sync, _change, _chunks, _contact_row, utcnow
 
 MANUAL = "manual"
 
@@ -198,17 +198,19 @@ class Curator(Sync):
         self._log(c, log_rows)
         return loser
 
-    def _give_back(self, c: Connection, run_id: int, survivor: int, loser: int, now: dt.datetime) -> list[dict[str, Any]]:
+    def _give_back(
+        self, c: Connection, run_id: int, survivor: int, loser: int, now: dt.datetime
+    ) -> list[dict[str, Any]]:
         """What the merge moved besides records (``merge_moves``) goes back to the
         merged-away contact: its events still on the survivor, its client ids, its
         consents. Returns change-log rows; merges made before hub kept them move nothing."""
         where = and_(merge_moves.c.run_id == run_id, merge_moves.c.survivor == survivor, merge_moves.c.loser == loser)
         moves = c.execute(select(merge_moves.c.kind, merge_moves.c.item).where(where).order_by(merge_moves.c.id)).all()
         event_ids = [int(m.item) for m in moves if m.kind == "event"]
-        for start in range(0, len(event_ids), 500):
+        for chunk in _chunks(event_ids):
             c.execute(
                 update(events)
-                .where(and_(events.c.id.in_(event_ids[start : start + 500]), events.c.contact_id == survivor))
+                .where(and_(events.c.id.in_(chunk), events.c.contact_id == survivor))
                 .values(contact_id=loser)
             )
         client_ids = [json.loads(m.item) for m in moves if m.kind == "client_id"]
