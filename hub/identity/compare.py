@@ -232,8 +232,7 @@ def _profile(
     first, first_keys, first_gender = _first(first_text)
     last, last_gender = _last(last_text)
     middle, middle_gender = _middle(middle_text)
-    genders = {g for g in (first_gender, last_gender, middle_gender) if g}
-    gender = genders.pop() if len(genders) == 1 else None
+    gender = _agreed_gender(first_gender, last_gender, middle_gender)
     return Profile(
         emails=tuple(sorted(emails)),
         locals=tuple(sorted(local_parts)),
@@ -460,7 +459,12 @@ def _one_name_within(a: Profile, b: Profile) -> bool:
 
 def _gender_beyond_first(p: Profile) -> str | None:
     """The gender the surname and patronymic tell, when they agree."""
-    genders = {g for g in (p.last_gender, p.middle_gender) if g}
+    return _agreed_gender(p.last_gender, p.middle_gender)
+
+
+def _agreed_gender(*hints: str | None) -> str | None:
+    """The one gender the parts of a name tell; None when they tell none or disagree."""
+    genders = {g for g in hints if g}
     return genders.pop() if len(genders) == 1 else None
 
 
