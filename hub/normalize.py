@@ -44,6 +44,7 @@ __all__ = [
     "normalize_emails",
     "normalize_phones",
     "parse_date",
+    "phone_kind",
     "split_full_name",
 ]
 
@@ -463,6 +464,26 @@ class _PhoneParser:
 @functools.lru_cache(maxsize=64)
 def _phone_parser(region: str) -> _PhoneParser:
     return _PhoneParser(region)
+
+
+_MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE})
+_FIXED_TYPES = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.VOIP,
+                          phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.SHARED_COST})
+
+
+@functools.lru_cache(maxsize=65_536)
+def phone_kind(e164: str) -> str | None:
+    """``"mobile"`` or ``"fixed"`` (a landline, an office's line) for a number in E.164;
+    None where the numbering plan does not tell (the US mixes both in one range)."""
+    if e164.startswith("+79") and len(e164) == 12:  # Russia's mobile range, most numbers here
+        return "mobile"
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
+    except NumberParseException:
+        return None
+    if kind in _MOBILE_TYPES:
+        return "mobile"
+    return "fixed" if kind in _FIXED_TYPES else None
 
 
 def check_region(region: str) -> str:

@@ -93,6 +93,9 @@ MUST_MERGE = [
     ("a first name that is also a surname read in the other order: no gender from it",
      {"full_name": "Яна Ким", "email": "yana.kim23599@mail.ru", "birthday": "10.09.2003"},
      {"last_name": "Ким", "first_name": "Яна", "middle_name": "Дмитриевна", "email": "yana.kim23599@mail.ru"}),
+    ("a rare full name, one record with the mobile, the other with the home landline",
+     {"full_name": "Нечайевская Ольга Игоревна", "phone": "+7 928 910-08-08"},
+     {"full_name": "Ольга Нечайевская", "phone": "8 (812) 962-77-80"}),
     ("same birthday typo tolerated with the same phone and name",
      {"full_name": "Лебедева Наталья", "phone": "8 (918) 333-44-55", "birthday": "17.01.1975"},
      {"full_name": "Лебедева Наталия", "phone": "8 (918) 333-44-55", "birthday": "17.01.1976"}),
@@ -147,6 +150,27 @@ def test_must_merge(project, case, a, b):
 @pytest.mark.parametrize("case,a,b", MUST_NOT_MERGE, ids=[c[0] for c in MUST_NOT_MERGE])
 def test_must_not_merge(project, case, a, b):
     assert not _same(project, a, b), case
+
+
+def test_a_rare_name_does_not_join_two_people_whose_other_records_disagree(project):
+    """«Саша Лобников» with only a mailbox and «Шура Лобников» with only a phone agree on
+    a rare name, but each is one of two namesakes whose other records hold another phone
+    and another mailbox: the sides as a whole contradict the name."""
+    links = _sync(project, {
+        "sheet": [
+            {"id": "1", "full_name": "Лобников Александр", "phone": "+7 951 718-59-70",
+             "email": "lobnikov.a861@gmail.com", "city": "Новосибирск"},
+            {"id": "2", "full_name": "Александр Денисович Лобников", "phone": "+7 977 751-86-00",
+             "email": "lobnikov.a954@list.ru", "city": "Санкт-Петербург"},
+        ],
+        "forms": [
+            {"id": "f1", "full_name": "Лобников Саша", "email": "lobnikov.a861@gmail.com"},
+            {"id": "f2", "full_name": "Шура Лобников", "phone": "8 977 751 86 00"},
+        ],
+    })
+    assert links["forms:f1"] == links["sheet:1"]
+    assert links["forms:f2"] == links["sheet:2"]
+    assert links["sheet:1"] != links["sheet:2"]
 
 
 def test_a_bridging_record_joins_only_the_compatible_relative(project):

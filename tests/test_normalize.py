@@ -114,6 +114,27 @@ def test_phone_formats(raw):
     assert normalize_phones(raw) == (["+79161234567"], [])
 
 
+@pytest.mark.parametrize(
+    "number,kind",
+    [
+        ("+79161234567", "mobile"),
+        ("+74951234567", "fixed"),  # Moscow landline
+        ("+78129627780", "fixed"),
+        ("+78005553535", "fixed"),  # toll free: not a person's mobile
+        ("+77012345678", "mobile"),  # Kazakhstan shares +7
+        ("+77172123456", "fixed"),
+        ("+4915112345678", "mobile"),
+        ("+493012345678", "fixed"),
+        ("+12025550123", None),  # the US plan does not tell
+        ("+7916", None),
+    ],
+)
+def test_phone_kind(number, kind):
+    from hub.normalize import phone_kind
+
+    assert phone_kind(number) == kind
+
+
 def test_phone_extension_is_dropped_without_problem():
     numbers, problems = normalize_phones("+7(916)1234567 доб. 12")
     assert numbers == ["+79161234567"]

@@ -30,7 +30,7 @@ from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from hub import names
 from hub.model import NOT_IDENTITY_ATTRIBUTES
-from hub.normalize import DATA_DIR
+from hub.normalize import DATA_DIR, phone_kind
 
 #: Log2 odds that two records sharing a blocking key are one person, before any
 #: field is compared. Fields then have to earn a merge: an equal phone or mailbox
@@ -44,6 +44,9 @@ W_EMAIL_LOCAL_COMMON = 2.0  # one that several people use
 W_EMAIL_DIFF = -1.5  # people keep several addresses
 W_PHONE_SAME = 13.0
 W_PHONE_DIFF = -2.0
+#: a mobile and a landline: a person has both (the home phone in one record, the mobile in
+#: another), so they do not contradict each other
+W_PHONE_OTHER_KIND = -0.5
 W_FIRST_SAME = 4.0  # one full name (also through transliteration)
 W_FIRST_VARIANT = 3.0  # a diminutive or variant of it: Даша ~ Дарья
 W_FIRST_CLOSE = 1.0  # a typo away
@@ -152,6 +155,9 @@ class Comparison:
     #: an identifier or the birthday agrees: without that, names alone never merge
     #: automatically (namesakes are common); they go to review at most
     strong: bool = False
+    #: ... or a full name no one else holds does, with nothing to contradict it: an
+    #: identifier that disagrees elsewhere on the two sides (:func:`across`) takes it back
+    by_name: bool = False
 
     def add(self, field_: str, level: str, weight: float, detail: str = "") -> None:
         self.weight += weight
@@ -494,10 +500,21 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: F
         if same:
             result.add("phone", "same", W_PHONE_SAME, same[0])
             result.strong = True
+        elif _other_kinds(a.phones, b.phones):
+            result.add("phone", "different, a mobile and a landline", W_PHONE_OTHER_KIND)
         else:
             result.add("phone", "different", W_PHONE_DIFF)
             contradicted = True
     return contradicted
+
+
+def _other_kinds(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Whether every phone of one side is a mobile and every one of the other a landline
+    (or the reverse): no two numbers of the same kind disagree."""
+    kinds_a = {phone_kind(x) for x in a}
+    kinds_b = {phone_kind(x) for x in b}
+    return None not in kinds_a and None not in kinds_b and len(kinds_a) == 1 and len(kinds_b) == 1 \
+        and kinds_a != kinds_b
 
 
 def _compare_names(
@@ -579,8 +596,8 @@ def _name_agreement(
     elif count <= UNIQUE_NAME:
         result.add("last_name", f"{how}, unique with this first name", W_LAST_UNIQUE, last)
         expected = [e for k in shared_keys if frequencies and (e := frequencies.namesakes(last, k)) is not None]
-        if not contradicted and (not expected or min(expected) <= NAMESAKES_EXPECTED):
-            result.strong = True
+        if not contradicted and (not expected or min(expected) <= NAMESAKES_EXPECTED) and not result.strong:
+            result.strong = result.by_name = True
     elif count <= RARE_NAME:
         result.add("last_name", f"{how}, {count} people with this full name", W_LAST_RARE, last)
     else:
@@ -631,7 +648,7 @@ def _compare_birthday(a: Profile, b: Profile, result: Comparison, shared: bool) 
         return
     if a.birthday == b.birthday:
         result.add("birthday", "same", W_BIRTHDAY_SAME, a.birthday)
-        result.strong = True
+        result.strong, result.by_name = True, False
     elif _birthday_typo(a.birthday, b.birthday):
         result.add("birthday", "typo", W_BIRTHDAY_TYPO, f"{a.birthday} / {b.birthday}")
     else:
@@ -653,15 +670,79 @@ def best(
     a: Iterable[Profile], b: Iterable[Profile], frequencies: Frequencies | None = None,
     attribute_weight: AttributeWeight | None = None,
 ) -> Comparison:
-    """The strongest comparison between any record of one group and any of the other."""
+    """The strongest comparison between any record of one group and any of the other,
+    with what the other records of the two groups say against it (:func:`across`)."""
     top: Comparison | None = None
-    others = list(b)
-    for x in a:
+    mine, others = list(a), list(b)
+    for x in mine:
         for y in others:
             found = compare(x, y, frequencies, attribute_weight)
             if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
                 top = found
-    return top or Comparison()
+    if top is None:
+        return Comparison()
+    if len(mine) > 1 or len(others) > 1:
+        top = across(Side.of(mine), Side.of(others), top)
+    return top
+
+
+@dataclass(slots=True)
+class Side:
+    """The identifiers and birthdays of all the records of one side of a comparison."""
+
+    phones: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    birthdays: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, profiles: Iterable[Profile]) -> Side:
+        side = cls()
+        for p in profiles:
+            side.add(p)
+        return side
+
+    def add(self, p: Profile) -> None:
+        self.phones.update(p.phones)
+        self.emails.update(p.emails)
+        if p.birthday:
+            self.birthdays.add(p.birthday)
+
+    def absorb(self, other: Side) -> None:
+        self.phones |= other.phones
+        self.emails |= other.emails
+        self.birthdays |= other.birthdays
+
+
+def across(a: Side, b: Side, comparison: Comparison) -> Comparison:
+    """``comparison`` (of the closest two records of two groups) with the fields those two
+    records did not both have, compared over all the records of each side: «Лобников Саша»
+    with only a mailbox and «Шура Лобников» with only a phone agree on a rare full name,
+    but if the first one's other records hold another phone, that phone disagrees. A
+    field disagrees only when the two sides have values and none in common; its weight
+    is the same as between two records, and it takes back a merge resting on the name
+    alone. Returns ``comparison`` itself when nothing is added, else a copy."""
+    seen = {e.field for e in comparison.evidence}
+    added: list[Evidence] = []
+    if "phone" not in seen and a.phones and b.phones and a.phones.isdisjoint(b.phones):
+        if _other_kinds(a.phones, b.phones):
+            added.append(Evidence("phone", "different on other records, a mobile and a landline", W_PHONE_OTHER_KIND))
+        else:
+            added.append(Evidence("phone", "different on other records", W_PHONE_DIFF))
+    if "email" not in seen and a.emails and b.emails and a.emails.isdisjoint(b.emails):
+        added.append(Evidence("email", "different on other records", W_EMAIL_DIFF))
+    if "birthday" not in seen and a.birthdays and b.birthdays and a.birthdays.isdisjoint(b.birthdays):
+        typo = any(_birthday_typo(x, y) for x in a.birthdays for y in b.birthdays)
+        detail = f"{min(a.birthdays)} / {min(b.birthdays)}"
+        added.append(Evidence("birthday", "typo on other records" if typo else "different on other records",
+                              W_BIRTHDAY_TYPO if typo else W_BIRTHDAY_DIFF, detail))
+    if not added:
+        return comparison
+    out = Comparison(comparison.weight, [*comparison.evidence, *added], comparison.veto, comparison.strong,
+                     comparison.by_name)
+    out.weight += sum(e.weight for e in added)
+    if out.by_name and any(e.field in ("phone", "email") and e.weight <= W_EMAIL_DIFF for e in added):
+        out.strong = out.by_name = False
+    return out
 
 
 def vetoed(
@@ -690,6 +771,8 @@ __all__ = [
     "Comparison",
     "Evidence",
     "Profile",
+    "Side",
+    "across",
     "best",
     "blocking_keys",
     "clear_profiles",

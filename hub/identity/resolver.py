@@ -36,6 +36,8 @@ from hub.identity.compare import (
     W_ATTRIBUTE_MAX,
     Comparison,
     Profile,
+    Side,
+    across,
     best,
     blocking_keys,
     clear_profiles,
@@ -243,12 +245,14 @@ class ProbabilisticResolver:
         # clustering
         parent: dict[Node, Node] = {}
         group: dict[Node, list[Profile]] = {}
+        sides: dict[Node, Side] = {}
         contacts_in: dict[Node, set[int]] = {}
 
         def find(node: Node) -> Node:
             if node not in parent:
                 parent[node] = node
                 group[node] = list(members.get(node, []))
+                sides[node] = Side.of(group[node])
                 contacts_in[node] = {node[1]} if node[0] == "c" else set()
             root = node
             while parent[root] != root:
@@ -265,6 +269,7 @@ class ProbabilisticResolver:
                 ra, rb = rb, ra
             parent[rb] = ra
             group[ra].extend(group.pop(rb))
+            sides[ra].absorb(sides.pop(rb))
             contacts_in[ra] |= contacts_in.pop(rb)
 
         veto_seen: dict[tuple[int, int], str | None] = {}
@@ -283,12 +288,15 @@ class ProbabilisticResolver:
                 union(("r", cand.key), ("c", cand.linked_contact))
         reviews: list[ReviewPair] = []
         for _neg_p, _ka, _kb, a, b, comparison in edges:
-            if find(a) == find(b):
+            ra, rb = find(a), find(b)
+            if ra == rb:
                 continue
+            # the records joined so far may hold identifiers that disagree
+            comparison = across(sides[ra], sides[rb], comparison)
             if comparison.verdict(self.merge_at, self.review_at) == "merge":
                 if not blocked(a, b):
                     union(a, b)
-            else:
+            elif comparison.probability >= self.review_at:
                 reviews.append(ReviewPair(a, b, comparison))
         reviews = [r for r in reviews if find(r.a) != find(r.b) and not blocked(r.a, r.b)]
 
