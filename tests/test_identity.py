@@ -173,6 +173,19 @@ def test_a_rare_name_does_not_join_two_people_whose_other_records_disagree(proje
     assert links["sheet:1"] != links["sheet:2"]
 
 
+def test_a_new_record_of_a_stored_person_does_not_count_as_a_namesake(project):
+    """A form with the stored person's mailbox is that person, not a second holder of the
+    name: the rare name stays unique and joins the form that brings a phone."""
+    links = _sync(project, {
+        "sheet": [{"id": "1", "full_name": "Якушина Виктория Ильинична", "email": "yakushina.v387@mail.ru"}],
+        "forms": [
+            {"id": "f1", "first_name": "Виктория", "email": "yakushina.v387@mail.ru"},
+            {"id": "f2", "full_name": "Якушина Виктория", "phone": "+7 988 650 96 64"},
+        ],
+    })
+    assert links["forms:f1"] == links["sheet:1"] == links["forms:f2"]
+
+
 def test_a_bridging_record_joins_only_the_compatible_relative(project):
     """A form "Даша, phone" on the family phone joins the daughter, not the mother."""
     links = _sync(project, {

@@ -199,7 +199,8 @@ class ProbabilisticResolver:
             members[("c", cid)] = stored.get(cid, [])
 
         # how many people hold each name key: contacts in the store, and the records of
-        # the batch counted once per person (records sharing a phone or mailbox are one)
+        # the batch counted once per person (records sharing a phone or mailbox are one;
+        # a record whose phone or mailbox is a stored holder's is that holder)
         name_counts: dict[str, int] = defaultdict(
             int, {value: n for (kind, value), n in stored_counts.items() if kind in ("name", "local")}
         )
@@ -207,9 +208,16 @@ class ProbabilisticResolver:
         for cand in candidates:
             for key in keys[cand.key]:
                 batch_by_key[key].append(cand.key)
+        known_as: dict[int, set[int]] = {
+            cand.key: {cid for key in keys[cand.key] if key[0] in ("phone", "email") for cid in in_store.get(key, ())}
+            | ({cand.linked_contact} if cand.linked_contact is not None else set())
+            for cand in candidates
+        }
         for key, ks in batch_by_key.items():
             if key[0] in ("name", "local"):
-                name_counts[key[1]] += _people([profiles[k] for k in ks])
+                holders = in_store.get(key)
+                fresh = [k for k in ks if not holders or known_as[k].isdisjoint(holders)]
+                name_counts[key[1]] += _people([profiles[k] for k in fresh])
         frequencies = self._frequencies(c, profiles, name_counts)
 
         # candidate pairs
