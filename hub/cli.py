@@ -164,6 +164,7 @@ def init(folder: Path, force: bool) -> None:
 @click.pass_obj
 def check(app: App, as_json: bool) -> None:
     """Validate hub.yaml and the mappings, open the store, check the sources' columns."""
+    from hub.mapping import recognise_columns
     from hub.sync import Sync
 
     config = app.config
@@ -172,10 +173,12 @@ def check(app: App, as_json: bool) -> None:
     for name, entry in config.connectors.items():
         connector = sync.connector(name)
         columns = connector.columns() if entry.reads else None
+        mapping = config.mappings[name]
         if columns is not None:
-            config.mappings[name].check_columns(columns, where=f"the data of connector {name!r}")
+            mapping.check_columns(columns, where=f"the data of connector {name!r}")
+        recognised = recognise_columns(columns) if columns is not None and mapping.is_default else {}
         report.append({"connector": name, "plugin": entry.plugin, "role": entry.role,
-                       "mapping": config.mappings[name].source, "columns": columns})
+                       "mapping": mapping.source, "columns": columns, "recognised": recognised})
     if as_json:
         _emit({"config": str(config.path), "store": redact(config.store_url), "connectors": report})
         return
@@ -183,6 +186,9 @@ def check(app: App, as_json: bool) -> None:
     click.echo(f"store: {redact(config.store_url)}")
     for item in report:
         click.echo(f"  {item['connector']}: {item['plugin']} ({item['role']}), mapping {item['mapping']}")
+        if item["recognised"]:
+            read = ", ".join(f"{column} -> {field_}" for field_, column in item["recognised"].items())
+            click.echo(f"    columns read as: {read}")
 
 
 @main.command()

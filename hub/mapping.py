@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.errors import ConfigError, SkippableRecord
 from hub.model import CANONICAL_FIELDS, DEFAULT_COLUMNS, OUTBOUND_FIELDS
 from hub.normalize import (
+    DATA_DIR,
     DATE_FORMATS,
     _CONTENT_RE,
     _FAST_DATE_RES,
@@ -92,7 +93,7 @@ except ImportError:  # pragma: no cover
             return yaml.safe_load(fh)
 
 
-__all__ = ["Mapping", "TRANSFORMS", "load_yaml"]
+__all__ = ["Mapping", "TRANSFORMS", "load_yaml", "recognise_columns"]
 
 #: Transforms written as a plain name.
 SIMPLE_TRANSFORMS = ("strip", "lower", "upper", "title", "phone", "email", "split_name")
@@ -532,6 +533,46 @@ def _compile_rule(rule: _Rule, region: str) -> tuple[_Step, Any, int, str, str]:
     return run, default, action, single, plural
 
 
+# ------------------------------------------------------- headers of unmapped sources
+
+_HEADER_PUNCTUATION = str.maketrans("", "", " \t_-.,:;*№#()/\\\"'")
+
+
+def _header_key(name: str) -> str:
+    return str(name).casefold().replace("ё", "е").translate(_HEADER_PUNCTUATION)
+
+
+@functools.cache
+def _known_headers() -> dict[str, dict[str, int]]:
+    """Field (or ``name``, a lone name column) -> header key -> its rank in the list."""
+    data = load_yaml(DATA_DIR / "columns.yaml")
+    assert isinstance(data, dict)
+    return {field: {_header_key(h): rank for rank, h in enumerate(headers)} for field, headers in data.items()}
+
+
+def recognise_columns(columns: Iterable[str]) -> dict[str, str]:
+    """Canonical field -> the column of ``columns`` it is read from when a source has no
+    mapping (``hub/data/columns.yaml``): «ФИО», «Телефон», «E-mail», «First Name»... A
+    column named like the field itself is not listed (it is read anyway); a lone «Имя»
+    is the first name beside a surname column, else the full name."""
+    names = [str(c) for c in columns if c is not None]
+    present = set(names)
+    known = _known_headers()
+    found: dict[str, str] = {}
+    for field_, spellings in known.items():
+        if field_ in present:
+            continue
+        ranked = [(spellings[key], i, name) for i, name in enumerate(names) if (key := _header_key(name)) in spellings]
+        if ranked:
+            found[field_] = min(ranked)[2]
+    lone = found.pop("name", None)
+    if lone is not None and lone not in found.values():
+        target = "first_name" if ("last_name" in found or "last_name" in present) else "full_name"
+        if target not in found and target not in present:
+            found[target] = lone
+    return {f: c for f, c in found.items() if f in DEFAULT_COLUMNS}
+
+
 # ---------------------------------------------------------------- the mapping
 
 
@@ -559,6 +600,8 @@ class Mapping:
         self.default_region = default_region
         self._plan: tuple[tuple[str, tuple[Any, ...]], ...] = ()
         self._plan_region: object = _UNBUILT  # the region ``_plan`` was built for
+        #: the identity mapping's plans by (region, the record's columns)
+        self._header_plans: dict[tuple[str, tuple[str, ...]], tuple[tuple[str, tuple[Any, ...]], ...]] = {}
         canonical = {
             "id": id_column,
             "fields": {target: [rule.dump() for rule in rules] for target, rules in fields.items()},
@@ -601,7 +644,9 @@ class Mapping:
 
     @classmethod
     def identity(cls) -> Mapping:
-        """Columns named like the canonical fields (``DEFAULT_COLUMNS``) map to themselves."""
+        """Columns named like the canonical fields (``DEFAULT_COLUMNS``) map to themselves;
+        where a source has no such column, a common header for the field is read instead
+        (:func:`recognise_columns`)."""
         fields = {c: (_Rule(target=c, columns=(c,)),) for c in DEFAULT_COLUMNS if c != "id"}
         return cls(_DEFAULT_SOURCE, "id", fields, identity=True)
 
@@ -613,6 +658,11 @@ class Mapping:
             return self
         return Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
                        default_region=self.default_region)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether this is the mapping of a source without one (:meth:`identity`)."""
+        return self._identity
 
     @property
     def outbound(self) -> tuple[str, ...]:
@@ -805,11 +855,12 @@ class Mapping:
         columns_hint = f"columns there: {shown}" if available_list else "there are no columns there"
 
         if self._identity:
-            if not any(c in present for c in DEFAULT_COLUMNS):
+            if not any(c in present for c in DEFAULT_COLUMNS) and not recognise_columns(available_list):
                 raise ConfigError(
                     self.source,
                     "",
-                    f"none of the columns {', '.join(DEFAULT_COLUMNS)} found in {where}",
+                    f"none of the columns {', '.join(DEFAULT_COLUMNS)} (or a common header for them such as "
+                    f"ФИО, Телефон, E-mail) found in {where}",
                     hint=f"{columns_hint}; write a mapping for these columns",
                 )
             return
@@ -847,7 +898,10 @@ class Mapping:
         transform rejects a value (a bad date, a value missing from a strict map)
         the field is left out and the reason appended to ``problems``; without a
         ``problems`` list, ``SkippableRecord`` is raised instead."""
-        plan = self._plan if self._plan_region == self.default_region else self._compile()
+        if self._identity:
+            plan = self._header_plans.get((self.default_region, tuple(raw))) or self._compile_for(tuple(raw))
+        else:
+            plan = self._plan if self._plan_region == self.default_region else self._compile()
         out: dict[str, object] = {}
         implied: dict[str, object] | None = None
         for target, rules in plan:
@@ -909,9 +963,25 @@ class Mapping:
         self._plan, self._plan_region = plan, region
         return plan
 
+    def _compile_for(self, columns: tuple[str, ...]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        """The identity mapping's plan for a record with these columns."""
+        found = recognise_columns(columns)
+        fields = {target: (_Rule(target=target, columns=(found[target],)),) if target in found else rules
+                  for target, rules in self._fields.items()}
+        region = self.default_region
+        plan = tuple(
+            (target, tuple(_compile_rule(rule, region) for rule in rules)) for target, rules in fields.items()
+            if target not in OUTBOUND_FIELDS
+        )
+        if len(self._header_plans) >= 64:  # a source whose records have ever other columns
+            self._header_plans.clear()
+        self._header_plans[(region, columns)] = plan
+        return plan
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_plan"], state["_plan_region"] = (), _UNBUILT  # functions: built again when used
+        state["_header_plans"] = {}
         return state
 
     def reverse(self, values: MappingABC[str, object]) -> dict[str, object]:

@@ -87,6 +87,39 @@ def test_identity():
     assert identity.apply(raw) == {"full_name": "Иван Петров", "phone": "89161234567"}
 
 
+@pytest.mark.parametrize(
+    "columns,expected",
+    [
+        (["№", "ФИО", "Телефон", "E-mail", "Город", "Дата рождения"],
+         {"full_name": "ФИО", "phone": "Телефон", "email": "E-mail", "city": "Город", "birthday": "Дата рождения"}),
+        (["Email", "First Name", "Last Name", "Status"],
+         {"email": "Email", "first_name": "First Name", "last_name": "Last Name"}),
+        # a form's lone «Имя» holds a whole name as often as a first name; «Дата» is no birthday
+        (["tranid", "Имя", "Телефон", "Email", "Город", "Дата"],
+         {"full_name": "Имя", "phone": "Телефон", "email": "Email", "city": "Город"}),
+        (["Фамилия", "Имя", "Отчество", "Моб. телефон"],
+         {"last_name": "Фамилия", "first_name": "Имя", "middle_name": "Отчество", "phone": "Моб. телефон"}),
+        # case, ё, spaces and punctuation do not matter; a canonical column wins over a header
+        (["ф.и.о.", "E_MAIL", "phone", "Телефон"], {"full_name": "ф.и.о.", "email": "E_MAIL"}),
+        (["Комментарий", "Сумма"], {}),
+    ],
+)
+def test_common_headers_of_an_unmapped_source(columns, expected):
+    from hub.mapping import recognise_columns
+
+    assert recognise_columns(columns) == expected
+
+
+def test_the_default_mapping_reads_common_headers():
+    identity = Mapping.identity()
+    raw = {"№": "1", "ФИО": "Романова Дарья Михайловна", "Телефон": "8 (968) 610-24-89", "E-mail": "",
+           "Дата рождения": "01.02.1990"}
+    assert identity.apply(raw) == {"full_name": "Романова Дарья Михайловна", "phone": "8 (968) 610-24-89",
+                                   "birthday": "01.02.1990"}
+    # records of another source with canonical columns are read as before
+    assert identity.apply({"id": "7", "full_name": "Иван Петров"}) == {"full_name": "Иван Петров"}
+
+
 def test_column_names_that_yaml_reads_as_numbers(tmp_path):
     mapping = load(tmp_path, """\
         fields:
@@ -583,11 +616,12 @@ def test_check_columns_default_only_field_needs_nothing():
 def test_check_columns_identity():
     identity = Mapping.identity()
     identity.check_columns(["email", "something else"], "file a.csv")
+    identity.check_columns(["Имя", "Телефон"], "file a.csv")  # common headers are read too
     with pytest.raises(ConfigError) as info:
-        identity.check_columns(["Имя", "Телефон"], "file a.csv")
+        identity.check_columns(["Комментарий", "Сумма"], "file a.csv")
     assert info.value.file == "<default>"
     assert "found in file a.csv" in info.value.message
-    assert "columns there: Имя, Телефон" in info.value.hint
+    assert "columns there: Комментарий, Сумма" in info.value.hint
 
 
 def test_check_columns_hint_is_capped():

@@ -522,3 +522,34 @@ def test_an_item_the_destination_rejects_is_counted_and_not_resent(project):
     assert "Петров" in out.read_bytes().decode("cp1251")
     again = json.loads(project.hub("sync", "--json").stdout)
     assert (again["counts"]["out"]["sent"], again["counts"]["out"]["rejected"]) == (0, 0)
+
+
+def test_sources_with_common_headers_sync_without_a_mapping(project):
+    """A manager's sheet (cp1251, «;», ФИО / Телефон / E-mail / Дата рождения) and a
+    mailing export (Email / First Name / Last Name) need no mapping file."""
+    project.write("sheet.csv", "№;ФИО;Телефон;E-mail;Город;Дата рождения\r\n"
+                               "1;Романова Дарья Михайловна;8 (968) 610-24-89;;Мск;05.03.1990\r\n",
+                  encoding="cp1251")
+    project.write("mailing.csv", "Email,First Name,Last Name,Status\n"
+                                 "d.romanova@mail.ru,Dasha,Romanova,subscribed\n")
+    project.write("forms.csv", "tranid,Имя,Телефон,Email\n"
+                               "t1,Даша Романова,+7 968 610 24 89,d.romanova@mail.ru\n")
+    project.config("""\
+        connectors:
+          sheet: {plugin: csv, path: sheet.csv, id_column: №}
+          mailing: {plugin: csv, path: mailing.csv, id_column: Email}
+          forms: {plugin: csv, path: forms.csv, id_column: tranid}
+    """)
+    check = project.hub("check")
+    assert check.exit_code == 0, check.output
+    assert "ФИО -> full_name" in check.output and "Имя -> full_name" in check.output
+    result = project.hub("sync")
+    assert result.exit_code == 0, result.output
+    links = json.loads(project.hub("export", "links", "--format", "json").stdout)
+    assert len({row["contact_id"] for row in links}) == 1
+    card = json.loads(project.hub("show", "d.romanova@mail.ru", "--json").stdout)
+    fields = card["fields"]
+    assert (fields["last_name"], fields["first_name"], fields["middle_name"]) == ("Романова", "Дарья", "Михайловна")
+    assert fields["phone"] == "+79686102489"
+    assert fields["birthday"] == "1990-03-05"
+    assert fields["city"] == "Москва"
