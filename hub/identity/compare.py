@@ -117,6 +117,7 @@ class Profile:
     phones: tuple[str, ...] = ()
     first: str = ""  # transliteration-proof key of the written first name
     first_keys: frozenset[str] = frozenset()
+    initial: str = ""  # ... of the first name's initial when only that is written («Иванов Ю. С.»)
     last: str = ""  # surname base (male form), transliteration-proof
     last_raw: str = ""  # the surname as written, transliteration-proof
     last_gender: str | None = None
@@ -236,6 +237,7 @@ def _profile(
         if len(found) == 1:
             first_text, last_text = found[0]
     first, first_keys, first_gender = _first(first_text)
+    initial = _initial(first_text) if not first else ""
     last, last_gender = _last(last_text)
     middle, middle_gender = _middle(middle_text)
     gender = _agreed_gender(first_gender, last_gender, middle_gender)
@@ -245,6 +247,7 @@ def _profile(
         phones=tuple(sorted(set(phone_texts))),
         first=first,
         first_keys=first_keys,
+        initial=initial,
         last=last,
         last_raw=names.latin_key(last_text) if last_text.strip() else "",
         last_gender=last_gender,
@@ -278,7 +281,7 @@ def _first(text: str) -> tuple[str, frozenset[str], str | None]:
         return "", frozenset(), None
     word = text.split()[0]
     key = names.latin_key(word)
-    if not key or len(key) < 2:  # an initial says too little
+    if not key or len(key) < 2 or _initial(word):  # an initial: compared as one (Ю. is "iu")
         return "", frozenset(), None
     keys = names.first_name_keys(word)
     gender = names.first_name_gender(word)
@@ -287,6 +290,14 @@ def _first(text: str) -> tuple[str, frozenset[str], str | None]:
         if meant:
             keys = meant
     return key, keys, gender
+
+
+def _initial(text: str) -> str:
+    """The transliteration-proof key of a first name written as an initial («Ю.», «A»):
+    ``iu``, ``a``; empty when the name is written out."""
+    words = text.split()
+    letter = words[0].rstrip(".") if words else ""
+    return names.latin_key(letter) if len(letter) == 1 and letter.isalpha() else ""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -352,7 +363,7 @@ def _mail_surnames(local: str) -> tuple[str, ...]:
 
 #: Raise when :func:`blocking_keys`, :func:`keys_of` or the profile they read change what
 #: they make of the same values: stores then rebuild their identifiers (:func:`keys_version`).
-KEYS_REVISION = 1
+KEYS_REVISION = 2  # 2: a first-name initial spelt in two Latin letters (Ю. = iu) is no name key
 #: The data the keys are made with: name tables, transliteration, e-mail providers and typos.
 _KEY_DATA = ("names/*.yaml", "email_domain_typos.yaml", "email_providers.yaml")
 
@@ -548,6 +559,15 @@ def _compare_names(
             result.add("first_name", "different", W_FIRST_DIFF, f"{a.first} / {b.first}")
             if shared and (_known(a) and _known(b) or _similar(a.first, b.first) < FAR):
                 result.veto = result.veto or f"different first names ({a.first} / {b.first})"
+    elif (a.initial or b.initial) and (a.initial or a.first) and (b.initial or b.first):
+        # «Иванов Ю. С.»: the initial of the other's first name, or not
+        x, y = a.initial or a.first, b.initial or b.first
+        if x.startswith(y) or y.startswith(x):
+            result.add("first_name", "initial agrees", W_MIDDLE_INITIAL, f"{x} ~ {y}")
+        else:
+            result.add("first_name", "initial differs", W_MIDDLE_INITIAL_DIFF, f"{x} / {y}")
+            if shared:
+                result.veto = result.veto or f"different first names ({x} / {y})"
     if first_agrees and (bool(a.last) != bool(b.last)):
         named, other = (a, b) if a.last else (b, a)
         if named.last in other.mail_surnames:  # "Поля" <polina.kryukyh@...> and Крюкых Полина
