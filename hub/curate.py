@@ -89,7 +89,7 @@ class Curator(Sync):
                 _require_live(c, contact_id)
             survivor, loser = min(a, b), max(a, b)
             now = utcnow()
-            self._merge_contacts(c, survivor, [loser], MANUAL, now)
+            self._merge_contacts(c, [(survivor, [loser])], MANUAL, now)
             self._recompute(c, [survivor], MANUAL, now, reason="merge")
         return {"contact": survivor, "merged": loser, "run_id": self.report.run_id}
 

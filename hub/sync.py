@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hub import analytics, consent, segments
@@ -693,16 +693,18 @@ class Sync:
             counts.created += len(new_clusters)
         affected: set[int] = set()
         merged_into: dict[int, int] = {}
+        merges: list[tuple[int, list[int]]] = []
         for cluster in clusters:
             survivor, losers = cluster.contacts[0], cluster.contacts[1:]
             for key in cluster.record_keys:
                 target[key] = survivor
             if losers:
-                self._merge_contacts(c, survivor, losers, name, now)
+                merges.append((survivor, losers))
                 counts.merged += len(losers)
                 merged_into.update((loser, survivor) for loser in losers)
             if survivor not in created:
                 affected.add(survivor)
+        self._merge_contacts(c, merges, name, now)
         if resolution.reviews:
             self._ask_review(c, resolution.reviews, target, merged_into, now)
         rows = []
@@ -732,60 +734,102 @@ class Sync:
         bulk_update(c, source_records, ("connector", "external_id"), known)
         return affected
 
-    def _merge_contacts(self, c: Connection, survivor: int, losers: list[int], name: str, now: dt.datetime) -> None:
-        """Fold ``losers`` into ``survivor``: move their records and history, log the merge.
+    def _merge_contacts(
+        self, c: Connection, merges: Sequence[tuple[int, list[int]]], name: str, now: dt.datetime
+    ) -> None:
+        """Fold each ``(survivor, losers)`` of ``merges``: move the losers' records and history
+        to the survivor, log the merge. A batch's merges are done together, a few statements
+        for all of them (a contact is in one of them at most).
 
         Links hub created in destinations stay with the losers until the queued delete
         has removed the loser from that tool. Each moved record is logged (field
         ``record``, old contact to new) so ``hub split`` can move it back."""
-        moved = c.execute(
-            select(source_records.c.contact_id, source_records.c.connector, source_records.c.external_id)
-            .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
-            .order_by(source_records.c.connector, source_records.c.external_id)
-        ).all()
-        c.execute(
-            update(source_records)
-            .where(and_(source_records.c.contact_id.in_(losers), source_records.c.origin == "read"))
-            .values(contact_id=survivor)
-        )
+        owner = {loser: survivor for survivor, losers in merges for loser in losers}
+        if not owner:
+            return
         run_id = self.report.run_id
-        c.execute(insert(merge_moves).from_select(  # for hub split: what moves besides the records
-            ["run_id", "survivor", "loser", "kind", "item"],
-            select(literal(run_id), literal(survivor), events.c.contact_id, literal("event"), cast(events.c.id, Text))
-            .where(events.c.contact_id.in_(losers)),
-        ))
-        c.execute(update(events).where(events.c.contact_id.in_(losers)).values(contact_id=survivor))
-        bulk_insert(c, merge_moves, [
-            {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "client_id",
-             "item": json.dumps([kind, value, added])}
-            for loser, kind, value, added in analytics.move_client_ids(c, survivor, losers)
-        ] + [
-            {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "consent",
+        everyone = sorted(owner)
+        moved: list[Any] = []
+        moves: list[dict[str, Any]] = []  # for hub split: what moves besides the records
+        with_events: set[int] = set()
+        with_client_ids: set[int] = set()
+        for chunk in _chunks(everyone):
+            moved.extend(c.execute(
+                select(source_records.c.contact_id, source_records.c.connector, source_records.c.external_id)
+                .where(and_(among(c, source_records.c.contact_id, chunk), source_records.c.origin == "read"))
+            ))
+            c.execute(
+                update(source_records)
+                .where(and_(among(c, source_records.c.contact_id, chunk), source_records.c.origin == "read"))
+                .values(contact_id=case({k: owner[k] for k in chunk}, value=source_records.c.contact_id))
+            )
+            event_rows = c.execute(
+                select(events.c.contact_id, events.c.id).where(among(c, events.c.contact_id, chunk))
+                .order_by(events.c.id)
+            ).all()
+            if event_rows:
+                moves.extend({"run_id": run_id, "survivor": owner[row.contact_id], "loser": row.contact_id,
+                              "kind": "event", "item": str(row.id)} for row in event_rows)
+                with_events.update(row.contact_id for row in event_rows)
+                c.execute(
+                    update(events).where(among(c, events.c.contact_id, chunk))
+                    .values(contact_id=case({k: owner[k] for k in chunk}, value=events.c.contact_id))
+                )
+            with_client_ids.update(c.execute(
+                select(identifiers.c.contact_id).where(and_(
+                    among(c, identifiers.c.contact_id, chunk), identifiers.c.kind.in_(analytics.CLIENT_ID_KINDS)))
+            ).scalars())
+        held_consents = consent.current(c, everyone)
+        with_consents = {loser for loser, _channel in held_consents}
+        for survivor, losers in merges:
+            if with_client_ids.intersection(losers):
+                moves.extend(
+                    {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "client_id",
+                     "item": json.dumps([kind, value, added])}
+                    for loser, kind, value, added in analytics.move_client_ids(c, survivor, losers)
+                )
+        moves.extend(
+            {"run_id": run_id, "survivor": owner[loser], "loser": loser, "kind": "consent",
              "item": json.dumps(consent.as_item(row), ensure_ascii=False)}
-            for (loser, _channel), row in sorted(consent.current(c, losers).items())
-        ])
-        c.execute(delete(identifiers).where(identifiers.c.contact_id.in_(losers)))
-        c.execute(
-            update(contacts)
-            .where(contacts.c.id.in_(losers))
-            .values(merged_into=survivor, deleted_at=now, updated_run=self.report.run_id, updated_at=now)
+            for (loser, _channel), row in sorted(held_consents.items())
         )
+        bulk_insert(c, merge_moves, moves)
+        for chunk in _chunks(everyone):
+            c.execute(delete(identifiers).where(among(c, identifiers.c.contact_id, chunk)))
+            c.execute(
+                update(contacts)
+                .where(among(c, contacts.c.id, chunk))
+                .values(merged_into=case({k: owner[k] for k in chunk}, value=contacts.c.id), deleted_at=now,
+                        updated_run=run_id, updated_at=now)
+            )
+            c.execute(
+                update(outbox)
+                .where(among(c, outbox.c.contact_id, chunk))
+                .values(op="delete", status="pending", payload=None, payload_hash=None, updated_at=now)
+            )
+        moved.sort(key=lambda row: (owner[row.contact_id], row.connector, row.external_id))
         self._log(
             c,
-            [_change(loser, "merged_into", None, str(survivor), name, None, "merge", now) for loser in losers]
+            [_change(loser, "merged_into", None, str(survivor), name, None, "merge", now)
+             for survivor, losers in merges for loser in losers]
             + [
-                _change(survivor, "record", str(row.contact_id), str(survivor), row.connector, row.external_id, "merge", now)
+                _change(owner[row.contact_id], "record", str(row.contact_id), str(owner[row.contact_id]),
+                        row.connector, row.external_id, "merge", now)
                 for row in moved
             ],
         )
-        remap_reviews(c, survivor, losers)
-        self._log(c, consent.merge(c, survivor, losers, name, now))
-        c.execute(
-            update(outbox)
-            .where(outbox.c.contact_id.in_(losers))
-            .values(op="delete", status="pending", payload=None, payload_hash=None, updated_at=now)
-        )
-        self._refresh_web(c, [survivor], name, now)  # the losers' visits are the survivor's now
+        reviewed = set()
+        for chunk in _chunks(everyone):
+            for row in c.execute(select(match_reviews.c.contact_a, match_reviews.c.contact_b).where(
+                    or_(among(c, match_reviews.c.contact_a, chunk), among(c, match_reviews.c.contact_b, chunk)))):
+                reviewed.update((row.contact_a, row.contact_b))
+        for survivor, losers in merges:
+            if reviewed.intersection(losers):
+                remap_reviews(c, survivor, losers)
+            if with_consents.intersection(losers):
+                self._log(c, consent.merge(c, survivor, losers, name, now))
+        # the losers' visits are the survivors' now
+        self._refresh_web(c, sorted({owner[loser] for loser in with_events}), name, now)
 
     def _ask_review(
         self, c: Connection, reviews: list[ReviewPair], target: dict[int, int], merged_into: dict[int, int],
