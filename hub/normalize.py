@@ -471,12 +471,16 @@ _FIXED_TYPES = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.
                           phonenumbers.PhoneNumberType.TOLL_FREE, phonenumbers.PhoneNumberType.SHARED_COST})
 
 
-@functools.lru_cache(maxsize=65_536)
 def phone_kind(e164: str) -> str | None:
     """``"mobile"`` or ``"fixed"`` (a landline, an office's line) for a number in E.164;
     None where the numbering plan does not tell (the US mixes both in one range)."""
     if e164.startswith("+79") and len(e164) == 12:  # Russia's mobile range, most numbers here
         return "mobile"
+    return _phone_kind(e164)
+
+
+@functools.lru_cache(maxsize=4096)
+def _phone_kind(e164: str) -> str | None:
     try:
         kind = phonenumbers.number_type(phonenumbers.parse(e164, None))
     except NumberParseException:
