@@ -474,9 +474,16 @@ _FIXED_TYPES = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.
 def phone_kind(e164: str) -> str | None:
     """``"mobile"`` or ``"fixed"`` (a landline, an office's line) for a number in E.164;
     None where the numbering plan does not tell (the US mixes both in one range)."""
-    if e164.startswith("+79") and len(e164) == 12:  # Russia's mobile range, most numbers here
-        return "mobile"
+    if e164.startswith("+7") and len(e164) == 12:  # Russia, most numbers here: by the first digit
+        kind = _RUSSIAN_KINDS.get(e164[2])
+        if kind:
+            return kind
     return _phone_kind(e164)
+
+
+#: Russia's numbering plan: 9xx mobile, 3xx 4xx 8xx geographic (and 800 toll free); +76 and
+#: +77 are Kazakhstan's, left to phonenumbers.
+_RUSSIAN_KINDS = {"9": "mobile", "3": "fixed", "4": "fixed", "8": "fixed"}
 
 
 @functools.lru_cache(maxsize=4096)
