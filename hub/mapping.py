@@ -973,7 +973,7 @@ class Mapping:
             (target, tuple(_compile_rule(rule, region) for rule in rules)) for target, rules in fields.items()
             if target not in OUTBOUND_FIELDS
         )
-        if len(self._header_plans) >= 64:  # a source whose records have ever other columns
+        if len(self._header_plans) >= 64:  # records whose columns keep changing: start again
             self._header_plans.clear()
         self._header_plans[(region, columns)] = plan
         return plan
