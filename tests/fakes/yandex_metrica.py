@@ -7,6 +7,8 @@ logrequest/{id}/clean`` (processed requests only) and ``POST logrequest/{id}/can
 (requests not processed yet). Auth: ``Authorization: OAuth <token>``. A request is
 ``created`` for ``polls`` status checks, then ``processed`` with its visits cut into
 parts of ``part_rows`` rows; ``max_days`` bounds the days ``evaluate`` allows at once.
+"Today" is the counter's, in its time zone (``timezone``, Moscow by default), as in
+Metrica: from 21:00 UTC Moscow is a day ahead of the host.
 More than 3 requests in flight get the quota answer (``quota_status``: 420 or 429),
 as Metrica does; faults are injected per endpoint like every fake here.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.fakes.http import ApiError, FakeApi, Request, Route
 
@@ -24,8 +27,9 @@ PREFIX = r"/management/v1/counter/(\d+)"
 
 class FakeMetrica(FakeApi):
     def __init__(self, token: str, counter_id: int, *, part_rows: int = 1000, polls: int = 1, max_days: int = 365,
-                 quota_status: int = 420):
+                 quota_status: int = 420, timezone: str = "Europe/Moscow"):
         super().__init__(max_concurrent=3)
+        self.timezone = ZoneInfo(timezone)
         self.token = token
         self.counter_id = counter_id
         self.part_rows = part_rows
@@ -81,7 +85,7 @@ class FakeMetrica(FakeApi):
             date2 = dt.date.fromisoformat(request.arg("date2") or "")
         except ValueError:
             raise ApiError(400, self.error_body(400, "date1 and date2 must be YYYY-MM-DD")) from None
-        if date2 >= dt.date.today() or date1 > date2:
+        if date2 >= dt.datetime.now(self.timezone).date() or date1 > date2:
             raise ApiError(400, self.error_body(400, "date2 must be before today and not before date1"))
         if request.arg("source") != "visits":
             raise ApiError(400, self.error_body(400, "source must be visits or hits"))
