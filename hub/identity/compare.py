@@ -511,21 +511,23 @@ def _compare_contacts(a: Profile, b: Profile, result: Comparison, frequencies: F
         if same:
             result.add("phone", "same", W_PHONE_SAME, same[0])
             result.strong = True
-        elif _other_kinds(a.phones, b.phones):
-            result.add("phone", "different, a mobile and a landline", W_PHONE_OTHER_KIND)
         else:
-            result.add("phone", "different", W_PHONE_DIFF)
-            contradicted = True
+            weight, note = _phone_difference(a.phones, b.phones)
+            result.add("phone", f"different{note}", weight)
+            contradicted = contradicted or weight == W_PHONE_DIFF
     return contradicted
 
 
-def _other_kinds(a: Iterable[str], b: Iterable[str]) -> bool:
-    """Whether every phone of one side is a mobile and every one of the other a landline
-    (or the reverse): no two numbers of the same kind disagree."""
+def _phone_difference(a: Iterable[str], b: Iterable[str]) -> tuple[float, str]:
+    """Weight and note of two sets of phones with none in common. When every phone of one
+    side is a mobile and every one of the other a landline (or the reverse), no two numbers
+    of the same kind disagree: a person has both, so they hardly weigh and contradict nothing."""
     kinds_a = {phone_kind(x) for x in a}
     kinds_b = {phone_kind(x) for x in b}
-    return None not in kinds_a and None not in kinds_b and len(kinds_a) == 1 and len(kinds_b) == 1 \
-        and kinds_a != kinds_b
+    if None not in kinds_a and None not in kinds_b and len(kinds_a) == 1 and len(kinds_b) == 1 \
+            and kinds_a != kinds_b:
+        return W_PHONE_OTHER_KIND, ", a mobile and a landline"
+    return W_PHONE_DIFF, ""
 
 
 def _compare_names(
@@ -744,10 +746,8 @@ def across(a: Side, b: Side, comparison: Comparison) -> Comparison:
     seen = {e.field for e in comparison.evidence}
     added: list[Evidence] = []
     if "phone" not in seen and a.phones and b.phones and a.phones.isdisjoint(b.phones):
-        if _other_kinds(a.phones, b.phones):
-            added.append(Evidence("phone", "different on other records, a mobile and a landline", W_PHONE_OTHER_KIND))
-        else:
-            added.append(Evidence("phone", "different on other records", W_PHONE_DIFF))
+        weight, note = _phone_difference(a.phones, b.phones)
+        added.append(Evidence("phone", f"different on other records{note}", weight))
     if "email" not in seen and a.emails and b.emails and a.emails.isdisjoint(b.emails):
         added.append(Evidence("email", "different on other records", W_EMAIL_DIFF))
     if "birthday" not in seen and a.birthdays and b.birthdays and a.birthdays.isdisjoint(b.birthdays):
