@@ -27,8 +27,8 @@ from hub import analytics, consent
 from hub.config import LoadedConfig
 from hub.contacts import resolve_contact
 from hub.errors import UsageError
-from hub.identity import Comparison, Profile, compare, profile
-from hub.identity.compare import best
+from hub.identity import Comparison, Profile, profile
+from hub.identity.compare import best, vetoed
 from hub.identity.resolver import record_profiles
 from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
@@ -336,7 +336,7 @@ def explain(c: Connection, first: str, second: str, merge_at: float, review_at: 
             return None
 
     comparison: Comparison = best(a, b, StoreFrequencies())
-    veto = comparison.veto or next((compare(x, y).veto for x in a for y in b if compare(x, y).veto), None)
+    veto = comparison.veto or vetoed(a, b)
     p = 0.0 if veto else comparison.probability
     verdict = "different people" if veto else comparison.verdict(merge_at, review_at)
     return {
