@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -694,18 +694,29 @@ def best(
 ) -> Comparison:
     """The strongest comparison between any record of one group and any of the other,
     with what the other records of the two groups say against it (:func:`across`)."""
-    top: Comparison | None = None
     mine, others = list(a), list(b)
-    for x in mine:
-        for y in others:
-            found = compare(x, y, frequencies, attribute_weight)
-            if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
-                top = found
-    if top is None:
-        return Comparison()
+    top = closest(mine, others, frequencies, attribute_weight)
     if len(mine) > 1 or len(others) > 1:
         top = across(Side.of(mine), Side.of(others), top)
     return top
+
+
+def closest(
+    a: Sequence[Profile], b: Sequence[Profile], frequencies: Frequencies | None = None,
+    attribute_weight: AttributeWeight | None = None, seen: dict[tuple[int, int], str | None] | None = None,
+) -> Comparison:
+    """The strongest comparison between any record of one group and any of the other,
+    that alone (:func:`best` adds what the other records say). ``seen`` collects each
+    pair's veto for :func:`vetoed`."""
+    top: Comparison | None = None
+    for x in a:
+        for y in b:
+            found = compare(x, y, frequencies, attribute_weight)
+            if seen is not None:
+                seen[_pair_key(x, y)] = found.veto
+            if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
+                top = found
+    return top if top is not None else Comparison()
 
 
 @dataclass(slots=True)
@@ -770,11 +781,12 @@ def vetoed(
 ) -> str | None:
     """Why two groups of records cannot be one person: the first veto between any two.
     ``seen`` keeps the verdicts of pairs already compared, by the profiles' identity:
-    a caller checking the same records again (a batch's clustering) passes one dict."""
+    a caller checking the same records again (a batch's clustering) passes one dict.
+    A veto does not depend on how common names are, so :func:`closest` fills it too."""
     others = list(b)
     for x in a:
         for y in others:
-            key = (id(x), id(y))
+            key = _pair_key(x, y)
             if seen is None or key not in seen:
                 reason = compare(x, y).veto
                 if seen is not None:
@@ -784,6 +796,12 @@ def vetoed(
             if reason:
                 return reason
     return None
+
+
+def _pair_key(x: Profile, y: Profile) -> tuple[int, int]:
+    """Two profiles' identities in either order (a veto holds both ways)."""
+    i, j = id(x), id(y)
+    return (i, j) if i <= j else (j, i)
 
 
 __all__ = [
@@ -796,6 +814,7 @@ __all__ = [
     "best",
     "blocking_keys",
     "clear_profiles",
+    "closest",
     "compare",
     "keys_of",
     "keys_version",

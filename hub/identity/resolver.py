@@ -38,9 +38,9 @@ from hub.identity.compare import (
     Profile,
     Side,
     across,
-    best,
     blocking_keys,
     clear_profiles,
+    closest,
     id_like,
     profile,
     vetoed,
@@ -240,11 +240,24 @@ class ProbabilisticResolver:
                     pairs.add(_pair(("r", x), ("c", cid), sort_key))
 
         attribute_weight = _attribute_weights(profiles.values())
+        # the identifiers of each side's records (contacts have several), built once
+        member_sides: dict[Node, Side] = {}
+
+        def side_of(node: Node) -> Side:
+            if node not in member_sides:
+                member_sides[node] = Side.of(members[node])
+            return member_sides[node]
+
+        veto_seen: dict[tuple[int, int], str | None] = {}
         edges: list[tuple[float, str, str, Node, Node, Comparison]] = []
         for a, b in pairs:
             if not members[a] or not members[b]:
                 continue
-            comparison = best(members[a], members[b], frequencies, attribute_weight)
+            comparison = closest(members[a], members[b], frequencies, attribute_weight, veto_seen)
+            if comparison.probability < self.review_at:
+                continue  # what the other records say only ever weighs against
+            if len(members[a]) > 1 or len(members[b]) > 1:
+                comparison = across(side_of(a), side_of(b), comparison)
             p = comparison.probability
             if p >= self.review_at:
                 edges.append((-p, sort_key[a], sort_key[b], a, b, comparison))
@@ -260,7 +273,6 @@ class ProbabilisticResolver:
             if node not in parent:
                 parent[node] = node
                 group[node] = list(members.get(node, []))
-                sides[node] = Side.of(group[node])
                 contacts_in[node] = {node[1]} if node[0] == "c" else set()
             root = node
             while parent[root] != root:
@@ -269,18 +281,23 @@ class ProbabilisticResolver:
                 parent[node], node = root, parent[node]
             return root
 
+        def side(root: Node) -> Side:
+            """The identifiers of all the records joined under ``root`` so far."""
+            if root not in sides:  # not joined yet: its own records' (grows from here on)
+                sides[root] = member_sides.pop(root, None) or Side.of(group[root])
+            return sides[root]
+
         def union(a: Node, b: Node) -> None:
             ra, rb = find(a), find(b)
             if ra == rb:
                 return
             if sort_key[ra] > sort_key[rb]:
                 ra, rb = rb, ra
+            side(ra).absorb(side(rb))
             parent[rb] = ra
             group[ra].extend(group.pop(rb))
-            sides[ra].absorb(sides.pop(rb))
+            sides.pop(rb)
             contacts_in[ra] |= contacts_in.pop(rb)
-
-        veto_seen: dict[tuple[int, int], str | None] = {}
 
         def blocked(a: Node, b: Node) -> bool:
             ra, rb = find(a), find(b)
@@ -300,7 +317,7 @@ class ProbabilisticResolver:
             if ra == rb:
                 continue
             # the records joined so far may hold identifiers that disagree
-            comparison = across(sides[ra], sides[rb], comparison)
+            comparison = across(side(ra), side(rb), comparison)
             if comparison.verdict(self.merge_at, self.review_at) == "merge":
                 if not blocked(a, b):
                     union(a, b)
