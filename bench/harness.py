@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +117,20 @@ def source_state() -> dict:
     return state
 
 
+def python_loop_seconds() -> float:
+    """Seconds this interpreter takes to add up ten million integers in a loop (best of
+    three): how fast the machine runs Python today. Runs of one revision on one host
+    vary with it (shared hosts), so figures of different days are compared through it."""
+    best = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return round(best, 3)
+
+
 def machine(*packages: str) -> dict:
     """The machine, Python, SQLite, and the versions of hub and of ``packages``."""
     info: dict = {
@@ -124,6 +140,7 @@ def machine(*packages: str) -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "sqlite": sqlite3.sqlite_version,
+        "python_loop_s": python_loop_seconds(),
     }
     try:
         with open("/proc/cpuinfo") as fh:
