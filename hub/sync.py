@@ -178,6 +178,16 @@ class _Work:
     changed_at: dt.datetime | None = None
 
 
+@dataclass
+class _Placed:
+    """What placing a batch's records changed among the existing contacts."""
+
+    #: contacts to derive again from their records
+    affected: set[int]
+    #: those of them whose only change is new records (these records' values)
+    grown: dict[int, list[dict[str, Any]]]
+
+
 ProgressCallback = Callable[[str, int], None]
 
 
@@ -582,12 +592,17 @@ class Sync:
                         .values(status="resolved")
                     )
             affected: set[int] = set()
+            grown: dict[int, list[dict[str, Any]]] = {}
             if work:
-                affected |= self._place(c, state, work, now)
+                placed = self._place(c, state, work, now)
+                affected |= placed.affected
+                grown = placed.grown
             if screened.removed:
-                affected |= self._mark_removed(c, name, screened.removed, now)
+                removed_from = self._mark_removed(c, name, screened.removed, now)
+                affected |= removed_from
+                grown = {k: v for k, v in grown.items() if k not in removed_from}
             if affected:
-                self._recompute(c, sorted(affected), name, now)
+                self._recompute(c, sorted(affected), name, now, grown=grown)
             if any(w.record.consents or w.record.events for w in work):
                 self._record_consents(c, name, work, now)
             if screened.history:
@@ -662,11 +677,11 @@ class Sync:
         return {external_id: next(iter(holders[key])) for external_id, key in wanted.items()
                 if len(holders.get(key, ())) == 1}
 
-    def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> set[int]:
+    def _place(self, c: Connection, state: "_PullState", work: list[_Work], now: dt.datetime) -> "_Placed":
         """Resolve identity for changed records, create or merge contacts, upsert the records.
 
-        Returns the existing contacts whose records changed (to derive again); contacts
-        created here are complete already."""
+        Returns the existing contacts whose records changed (to derive again), and among
+        them those that only gained new records; contacts created here are complete already."""
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [
@@ -732,7 +747,15 @@ class Sync:
         for row in known:
             del row["first_run"]  # an update keeps when the record was first seen
         bulk_update(c, source_records, ("connector", "external_id"), known)
-        return affected
+        # contacts whose only change is records new to hub: their stored identifiers stand
+        grown: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        rebuilt = {survivor for survivor, _losers in merges}
+        for i, w in enumerate(work):
+            if w.linked_contact is None:
+                grown[target[i]].append(w.values)
+            else:  # a known record changed or moved: what it was found by may be gone
+                rebuilt.update((w.linked_contact, target[i]))
+        return _Placed(affected, {k: v for k, v in grown.items() if k in affected and k not in rebuilt})
 
     def _merge_contacts(
         self, c: Connection, merges: Sequence[tuple[int, list[int]]], name: str, now: dt.datetime
@@ -891,9 +914,14 @@ class Sync:
         self._enqueue(c, queued, now)
 
     def _recompute(
-        self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime, reason: str = "sync"
+        self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime, reason: str = "sync",
+        grown: dict[int, list[dict[str, Any]]] | None = None,
     ) -> None:
-        """Derive each contact from its records, log what changed, refresh identifiers and outbox."""
+        """Derive each contact from its records, log what changed, refresh identifiers and outbox.
+
+        ``grown``: contacts whose only change is these new records' values; their
+        identifiers are the stored ones and the new records' (the stored ones are those
+        of all their other records), not derived from every record again."""
         counts = self.report.counts_for(name)
         records: dict[int, list[SourceValues]] = defaultdict(list)
         current: dict[int, Any] = {}
@@ -948,10 +976,15 @@ class Sync:
                         source.external_id if source else None, reason, now,
                     )
                 )
+            added = grown.get(contact_id) if grown else None
             if row.deleted_at is not None:
                 diff = True
                 change_rows.append(_change(contact_id, "deleted", "true", None, name, None, reason, now))
-            wanted = _identifiers_of(own)
+                added = None  # its identifiers went when it was deleted
+            if added is not None:
+                wanted = idents[contact_id].union(*(keys_of(values) for values in added))
+            else:
+                wanted = _identifiers_of(own)
             ident_add.extend(
                 {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in wanted - idents[contact_id]
             )

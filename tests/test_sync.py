@@ -11,7 +11,7 @@ import random
 import pytest
 from sqlalchemy import create_engine, func, select, text, update
 
-from hub.store.schema import changes, contacts, cursors, outbox, runs, source_records
+from hub.store.schema import changes, contacts, cursors, identifiers, outbox, runs, source_records, store_settings
 
 SHEET = """\
 id;ФИО;Телефон;Email;Город
@@ -298,6 +298,59 @@ def test_a_bridging_record_merges_two_contacts(demo):
     assert str(old_id) not in {r["id"] for r in rows}
     assert demo.hub("sync", "--json").exit_code == 0
     assert json.loads(demo.hub("sync", "--json").stdout)["changes"] == 0
+
+
+def test_identifiers_kept_batch_by_batch_are_those_of_all_records(store_project, monkeypatch):
+    """A contact that only gains records gets their identifiers added; one whose record
+    changed, went away or that absorbed another is derived from all its records. Either
+    way the identifiers are what a rebuild from every record gives."""
+    monkeypatch.setattr("hub.sync.BATCH_SIZE", 3)
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    p = store_project
+    p.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    engine = _engine(p)
+
+    def identifiers_now() -> set[tuple]:
+        with engine.connect() as c:
+            return {tuple(row) for row in c.execute(
+                select(identifiers.c.kind, identifiers.c.value, identifiers.c.contact_id))}
+
+    def sync_and_rebuild(rows: list[str], *options: str) -> set[tuple[str, str]]:
+        p.write("c.csv", "id,full_name,phone,email\n" + "\n".join(rows) + "\n")
+        assert p.hub("sync", *options).exit_code == 0
+        kept = identifiers_now()
+        with engine.begin() as c:  # other key rules: every contact's identifiers are rebuilt
+            c.execute(update(store_settings).where(store_settings.c.name == "identity_keys").values(value="older"))
+        assert p.hub("sync").exit_code == 0
+        assert identifiers_now() == kept
+        return {(kind, value) for kind, value, _ in kept}
+
+    try:
+        first = [
+            "1,Анна Белова,+79990000001,",
+            "2,Борис Орлов,+79990000002,boris@example.ru",
+            "3,Вера Котова,,vera@example.ru",
+            "4,Анна,+79990000001,anna.b@example.ru",  # the next batches: known contacts grow
+            "5,Белова Анна Сергеевна,,anna.b@example.ru",
+            "6,Боря,+79990000002,borya@example.ru",
+            "7,Вера К,+79990000003,vera@example.ru",
+            "10,Дмитрий,+79990000005,",
+            "11,Дима Лесков,,dima@example.ru",
+            "14,Галина Петрова,+79990000006,",
+        ]
+        kept = sync_and_rebuild(first)
+        assert {("email", "anna.b@example.ru"), ("phone", "+79990000003"), ("email", "borya@example.ru")} <= kept
+        second = [row for row in first if not row.startswith("6,")]  # Боря's record is gone
+        second[3] = "4,Анна,+79990000001,anna.new@example.ru"  # known records changed
+        second[5] = "7,Вера К,+79990000004,vera@example.ru"
+        second += ["12,Дмитрий,+79990000005,dima@example.ru",  # joins 10 and 11: a merge
+                   "13,Галя,+79990000006,galya@example.ru"]  # Галина's only change: a new record
+        kept = sync_and_rebuild(second, "--allow-mass-delete")
+        assert {("email", "anna.new@example.ru"), ("email", "anna.b@example.ru"), ("email", "galya@example.ru"),
+                ("email", "dima@example.ru"), ("phone", "+79990000005"), ("surname", "leskov")} <= kept
+        assert not {("phone", "+79990000003"), ("email", "borya@example.ru")} & kept
+    finally:
+        engine.dispose()
 
 
 def test_clusters_do_not_depend_on_record_order(project):
