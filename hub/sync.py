@@ -57,6 +57,7 @@ from hub.store.schema import (
     match_reviews,
     merge_moves,
     outbox,
+    pending_names,
     quarantine,
     runs,
     source_records,
@@ -300,6 +301,7 @@ class Sync:
             for name in sources:
                 self._guarded(name, self._pull)
             self._check_stop()
+            self._settle_names()
             forget_profiles()  # the pulls are done: their memory is the categories pass's
             self._categorize()
             for name in destinations:
@@ -325,6 +327,28 @@ class Sync:
         if stop_error is not None:
             raise stop_error
         return self.report
+
+    def _settle_names(self) -> None:
+        """Make the joins that rest on a full name alone, found while the sources were read
+        (this run's and an interrupted one's): now every holder of each name is in the
+        store, whatever order the records came in. One transaction."""
+        with self._tx() as c:
+            pending = {row.value: row.connector for row in c.execute(select(pending_names))}
+            if not pending:
+                return
+            now = utcnow()
+            settled = self.resolver.settle(c, list(pending))
+            by_connector: dict[str, list[tuple[int, list[int]]]] = defaultdict(list)
+            for key, ids in settled.groups:
+                by_connector[pending[key]].append((ids[0], ids[1:]))
+            for name, merges in sorted(by_connector.items()):
+                self.report.counts_for(name).merged += sum(len(losers) for _survivor, losers in merges)
+                self._merge_contacts(c, merges, name, now)
+                self._recompute(c, sorted(survivor for survivor, _losers in merges), name, now)
+            if settled.reviews:
+                record_reviews(c, settled.reviews, self.report.run_id, now)
+            for chunk in _chunks(sorted(pending)):
+                c.execute(delete(pending_names).where(pending_names.c.value.in_(chunk)))
 
     def _rekey(self) -> None:
         """Rebuild every contact's identifiers when the stored ones were made by other key
@@ -722,6 +746,10 @@ class Sync:
         self._merge_contacts(c, merges, name, now)
         if resolution.reviews:
             self._ask_review(c, resolution.reviews, target, merged_into, now)
+        if resolution.names:  # decided once all sources are read (_settle_names)
+            for chunk in _chunks(sorted(resolution.names)):
+                known = set(c.execute(select(pending_names.c.value).where(pending_names.c.value.in_(chunk))).scalars())
+                bulk_insert(c, pending_names, [{"value": v, "connector": name} for v in chunk if v not in known])
         rows = []
         for i, w in enumerate(work):
             rows.append(

@@ -257,6 +257,54 @@ def test_the_result_does_not_depend_on_which_source_comes_first(tmp_path):
     assert one == two
 
 
+NAMED = {
+    "sheet": [
+        {"id": "1", "full_name": "Соколов Сергей Петрович", "phone": "+7 912 100-00-01"},
+        {"id": "2", "full_name": "Соколов Сергей", "phone": "+7 912 100-00-02"},  # a namesake
+        {"id": "3", "full_name": "Лесков Дмитрий Ильич", "phone": "+7 912 100-00-03"},
+    ],
+    "mailing": [
+        {"id": "m1", "first_name": "Sergey", "last_name": "Sokolov", "email": "sokol@example.ru"},
+        {"id": "m2", "first_name": "Dmitry", "last_name": "Leskov", "email": "leskov.d@example.ru"},
+        {"id": "m3", "first_name": "Анна", "last_name": "Фомина", "email": "fomina@example.ru"},
+    ],
+    "forms": [
+        {"id": "f1", "full_name": "Дима Лесков", "city": "Москва"},
+        {"id": "f2", "full_name": "Фомина Анна", "phone": "+7 912 100-00-04"},
+        {"id": "f3", "full_name": "Петров Иван", "phone": "+7 912 100-00-05"},
+    ],
+}
+
+
+def test_joins_on_a_name_alone_do_not_depend_on_batches_or_source_order(tmp_path, monkeypatch):
+    """A name alone joins its holders when all of them can be one person, whichever
+    batch or source each came in: Лесков in three spellings, with a phone, a mailbox
+    and neither, is one contact. Two holders with different phones are two people, so a
+    third record with only that name joins neither (it waits in review), also when it
+    comes before the second namesake does."""
+    from tests.conftest import Project
+
+    monkeypatch.setattr("hub.sync.BATCH_SIZE", 2)
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    partitions = []
+    for seed in range(6):
+        rng = random.Random(seed)
+        names = list(NAMED)
+        rng.shuffle(names)
+        sources = {name: rng.sample(NAMED[name], len(NAMED[name])) for name in names}
+        project = Project(tmp_path / f"run{seed}")
+        project.root.mkdir()
+        links = _sync(project, sources)
+        partitions.append(_partition(links))
+        reviews = json.loads(project.hub("review", "--json").stdout)
+        assert reviews, "the mailbox-only Sokolov could be either namesake: asked in review"
+    assert all(p == partitions[0] for p in partitions)
+    groups = {ref: group for group in partitions[0] for ref in group}
+    assert groups["3"] == {"3", "m2", "f1"}  # Лесков: three spellings, nothing disagrees
+    assert groups["m3"] == {"m3", "f2"}  # Анна Фомина: a mailbox and a phone
+    assert groups["m1"] == {"m1"} and groups["1"] == {"1"} and groups["2"] == {"2"}
+
+
 # --- scoring is explainable -------------------------------------------------------------
 
 

@@ -12,7 +12,11 @@ For a batch of changed records the resolver
    decided in ``hub review`` / ``hub split`` that the two contacts are different
    people. Joining a record to two existing contacts merges them.
 4. returns, besides the clusters, the pairs between ``review_at`` and ``merge_at``
-   that ended up apart: candidates for ``hub review``.
+   that ended up apart: candidates for ``hub review``; and the full names of the
+   pairs that would join on the name alone. Those are not joined here: whether a name
+   is one person's depends on who else holds it, which a batch cannot know (a namesake
+   may come in a later batch or source). :meth:`ProbabilisticResolver.settle` decides
+   them once a sync has read all its sources.
 
 The order in which pairs are joined depends only on their scores and on the
 records' content, not on the order the records arrived in.
@@ -32,12 +36,14 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hub.identity.compare import (
+    UNIQUE_NAME,
     W_ATTRIBUTE_ID_MAX,
     W_ATTRIBUTE_MAX,
     Comparison,
     Profile,
     Side,
     across,
+    best,
     blocking_keys,
     clear_profiles,
     closest,
@@ -94,6 +100,18 @@ class ReviewPair:
 class Resolution:
     clusters: list[Cluster]
     reviews: list[ReviewPair] = field(default_factory=list)
+    #: full-name keys of pairs that would join on the name alone (for :meth:`settle`)
+    names: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Settlement:
+    """What :meth:`ProbabilisticResolver.settle` decided."""
+
+    #: contacts that are one person: (the name key that joined them, contact ids, oldest first)
+    groups: list[tuple[str, list[int]]]
+    #: pairs of contacts (smaller id first) a name alone cannot decide: for ``hub review``
+    reviews: dict[tuple[int, int], Comparison]
 
 
 class ProbabilisticResolver:
@@ -312,6 +330,7 @@ class ProbabilisticResolver:
             if cand.linked_contact is not None:
                 union(("r", cand.key), ("c", cand.linked_contact))
         reviews: list[ReviewPair] = []
+        names: set[str] = set()
         for _neg_p, _ka, _kb, a, b, comparison in edges:
             ra, rb = find(a), find(b)
             if ra == rb:
@@ -319,7 +338,9 @@ class ProbabilisticResolver:
             # the records joined so far may hold identifiers that disagree
             comparison = across(side(ra), side(rb), comparison)
             if comparison.verdict(self.merge_at, self.review_at) == "merge":
-                if not blocked(a, b):
+                if comparison.by_name:  # decided when every holder of the name is in
+                    names |= _name_keys(group[ra]) & _name_keys(group[rb])
+                elif not blocked(a, b):
                     union(a, b)
             elif comparison.probability >= self.review_at:
                 reviews.append(ReviewPair(a, b, comparison))
@@ -329,7 +350,86 @@ class ProbabilisticResolver:
         for cand in candidates:
             root = find(("r", cand.key))
             clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
-        return Resolution(list(clusters.values()), reviews)
+        return Resolution(list(clusters.values()), reviews, names)
+
+    # ------------------------------------------------------------------ settle
+    def settle(self, c: Connection, keys: Iterable[str]) -> Settlement:
+        """Decide the joins on a full name alone, with every holder of each name in the
+        store: the holders of a name are one person when any two of them could be
+        (nothing disagrees between them, no veto, no decision against; the name alone
+        would join them if no one else held it), and then they are joined. When two of
+        them differ (two phones: two people), the name alone cannot tell to which one
+        a third record belongs: the pairs that could be one person go to review. Keys
+        are taken in order, so the result depends on what is stored, not on the order
+        it came in."""
+        parent: dict[int, int] = {}
+        members: dict[int, list[int]] = {}
+
+        def find(x: int) -> int:
+            if x not in parent:
+                parent[x] = x
+                members[x] = [x]
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        joined: dict[int, str] = {}  # root -> the first key that joined it
+        maybe: list[tuple[int, int, Comparison]] = []
+        ordered = sorted(set(keys))
+        for start in range(0, len(ordered), _CHUNK):
+            holders: dict[str, set[int]] = defaultdict(set)
+            for value, contact_id in c.execute(
+                select(identifiers.c.value, identifiers.c.contact_id).where(
+                    and_(identifiers.c.kind == "name", identifiers.c.value.in_(ordered[start : start + _CHUNK])))
+            ):
+                holders[value].add(contact_id)
+            holders = {key: ids for key, ids in holders.items() if 2 <= len(ids) <= _SETTLE_CAP}
+            wanted = {m for ids in holders.values() for x in ids for m in members.get(find(x), [x])}
+            stored = record_profiles(c, sorted(wanted)) if wanted else {}
+            rejected = self._rejected(c, sorted(wanted)) if wanted else set()
+            counts = _Holders({key: len({find(x) for x in ids}) for key, ids in holders.items()})
+
+            def records(root: int) -> list[Profile]:
+                return [p for m in members[root] for p in stored.get(m, [])]
+
+            def possible(x: int, y: int) -> bool:
+                """Whether the name alone would join them were it theirs only."""
+                mine, others = records(x), records(y)
+                if not mine or not others:
+                    return False
+                if any((min(i, j), max(i, j)) in rejected for i in members[x] for j in members[y]):
+                    return False
+                if best(mine, others, _UNIQUE).verdict(self.merge_at, self.review_at) != "merge":
+                    return False
+                return vetoed(mine, others) is None
+
+            for key in sorted(holders):
+                roots = sorted({find(x) for x in holders[key]})
+                if len(roots) < 2:
+                    continue
+                pairs = [(x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]]
+                fits = [(x, y) for x, y in pairs if possible(x, y)]
+                if len(fits) == len(pairs):
+                    keep = roots[0]
+                    joined[keep] = min([key] + [joined.pop(r) for r in roots if r in joined])
+                    for other in roots[1:]:
+                        parent[other] = keep
+                        members[keep].extend(members.pop(other))
+                    continue
+                for x, y in fits:
+                    comparison = best(records(x), records(y), counts)
+                    if comparison.probability >= self.review_at:
+                        maybe.append((x, y, comparison))
+        groups = [(joined[root], sorted(ids)) for root, ids in members.items() if len(ids) > 1]
+        reviews: dict[tuple[int, int], Comparison] = {}
+        for x, y, comparison in maybe:
+            a, b = find(x), find(y)
+            if a != b:
+                pair = (min(a, b), max(a, b))
+                if pair not in reviews or comparison.weight > reviews[pair].weight:
+                    reviews[pair] = comparison
+        return Settlement(sorted(groups, key=lambda g: g[1]), reviews)
 
 
 #: Shares of first names are taken from the batch; a small batch counts as this many.
@@ -351,6 +451,34 @@ class _Frequencies:
         if not holders:
             return None
         return holders * self.firsts.get(first_key, 1) / self.sample
+
+
+#: A full name held by more contacts than this is not one person's: not settled.
+_SETTLE_CAP = 6
+
+
+def _name_keys(profiles: Iterable[Profile]) -> set[str]:
+    """The full-name keys (surname|first-name key) of these records."""
+    return {value for p in profiles for kind, value in blocking_keys(p) if kind == "name"}
+
+
+class _Holders:
+    """Name frequencies as :meth:`ProbabilisticResolver.settle` counts them: people
+    (joined contacts) holding each of its keys."""
+
+    def __init__(self, people: dict[str, int], default: int | None = None):
+        self.people = people
+        self.default = default
+
+    def holders(self, key: str) -> int | None:
+        return self.people.get(key, self.default)
+
+    def namesakes(self, last: str, first_key: str) -> float | None:
+        return None
+
+
+#: ... and as if every name were held by the two sides compared only.
+_UNIQUE = _Holders({}, default=UNIQUE_NAME)
 
 
 def _cap(kind: str) -> int:
@@ -450,4 +578,7 @@ def forget() -> None:
     clear_profiles()
 
 
-__all__ = ["Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "forget", "record_profiles"]
+__all__ = [
+    "Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "Settlement", "forget",
+    "record_profiles",
+]

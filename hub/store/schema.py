@@ -233,6 +233,19 @@ merge_moves = Table(
     Index(None, "loser"),
 )
 
+#: Full names that joined two sides on the name alone while a sync read its sources:
+#: those joins are made after all the sources are read (``Sync._settle_names``), when
+#: every holder of the name is in, so they do not depend on the order records came in.
+#: A row is written with the batch that found the join and removed when it is decided.
+pending_names = Table(
+    "pending_names",
+    metadata,
+    #: the ``name`` identifier (surname|first-name key)
+    Column("value", String(320), primary_key=True),
+    #: the connector whose record found it (the merge is logged under it)
+    Column("connector", String(100), nullable=False),
+)
+
 #: Values an undo put back over what the contact's records derive (``hub undo``).
 #: An override holds while the records still derive ``masked``; once a source brings a
 #: new value for the field, the source wins again and the override is dropped.
