@@ -159,6 +159,9 @@ class Comparison:
     #: ... or a full name no one else holds does, with nothing to contradict it: an
     #: identifier that disagrees elsewhere on the two sides (:func:`across`) takes it back
     by_name: bool = False
+    #: the full name agrees and nothing contradicts it, however many hold the name: were
+    #: it theirs only, the name would join them (``by_name`` when it is)
+    name_only: bool = False
 
     def add(self, field_: str, level: str, weight: float, detail: str = "") -> None:
         self.weight += weight
@@ -611,6 +614,8 @@ def _name_agreement(
     is as strong as a phone only if no one else holds it, no identifier contradicts it and
     the surname is rare enough that another holder of the first name is unlikely."""
     shared_keys = sorted(a.first_keys & b.first_keys)
+    if not contradicted and not result.strong:
+        result.name_only = True
     counts = [n for k in shared_keys if frequencies and (n := frequencies.holders(f"{last}|{k}"))]
     count = min(counts) if counts else None
     if count is None:
@@ -670,7 +675,7 @@ def _compare_birthday(a: Profile, b: Profile, result: Comparison, shared: bool) 
         return
     if a.birthday == b.birthday:
         result.add("birthday", "same", W_BIRTHDAY_SAME, a.birthday)
-        result.strong, result.by_name = True, False
+        result.strong, result.by_name, result.name_only = True, False, False
     elif _birthday_typo(a.birthday, b.birthday):
         result.add("birthday", "typo", W_BIRTHDAY_TYPO, f"{a.birthday} / {b.birthday}")
     else:
@@ -769,10 +774,12 @@ def across(a: Side, b: Side, comparison: Comparison) -> Comparison:
     if not added:
         return comparison
     out = Comparison(comparison.weight, [*comparison.evidence, *added], comparison.veto, comparison.strong,
-                     comparison.by_name)
+                     comparison.by_name, comparison.name_only)
     out.weight += sum(e.weight for e in added)
-    if out.by_name and any(e.field in ("phone", "email") and e.weight <= W_EMAIL_DIFF for e in added):
-        out.strong = out.by_name = False
+    if out.name_only and any(e.field in ("phone", "email") and e.weight <= W_EMAIL_DIFF for e in added):
+        if out.by_name:
+            out.strong = out.by_name = False
+        out.name_only = False
     return out
 
 

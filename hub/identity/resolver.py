@@ -337,10 +337,11 @@ class ProbabilisticResolver:
                 continue
             # the records joined so far may hold identifiers that disagree
             comparison = across(side(ra), side(rb), comparison)
-            if comparison.verdict(self.merge_at, self.review_at) == "merge":
-                if comparison.by_name:  # decided when every holder of the name is in
-                    names |= _name_keys(group[ra]) & _name_keys(group[rb])
-                elif not blocked(a, b):
+            verdict = comparison.verdict(self.merge_at, self.review_at)
+            if comparison.name_only:  # decided when every holder of the name is in
+                names |= _name_keys(group[ra]) & _name_keys(group[rb])
+            if verdict == "merge":
+                if not comparison.by_name and not blocked(a, b):
                     union(a, b)
             elif comparison.probability >= self.review_at:
                 reviews.append(ReviewPair(a, b, comparison))
