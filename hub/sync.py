@@ -301,8 +301,8 @@ class Sync:
             for name in sources:
                 self._guarded(name, self._pull)
             self._check_stop()
+            forget_profiles()  # the pulls are done: their memory is the next passes'
             self._settle_names()
-            forget_profiles()  # the pulls are done: their memory is the categories pass's
             self._categorize()
             for name in destinations:
                 if self.dry_run:
