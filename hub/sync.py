@@ -348,7 +348,7 @@ class Sync:
             if settled.reviews:
                 record_reviews(c, settled.reviews, self.report.run_id, now)
             for chunk in _chunks(sorted(pending)):
-                c.execute(delete(pending_names).where(pending_names.c.value.in_(chunk)))
+                c.execute(delete(pending_names).where(among(c, pending_names.c.value, chunk)))
 
     def _rekey(self) -> None:
         """Rebuild every contact's identifiers when the stored ones were made by other key
@@ -748,7 +748,7 @@ class Sync:
             self._ask_review(c, resolution.reviews, target, merged_into, now)
         if resolution.names:  # decided once all sources are read (_settle_names)
             for chunk in _chunks(sorted(resolution.names)):
-                known = set(c.execute(select(pending_names.c.value).where(pending_names.c.value.in_(chunk))).scalars())
+                known = set(c.execute(select(pending_names.c.value).where(among(c, pending_names.c.value, chunk))).scalars())
                 bulk_insert(c, pending_names, [{"value": v, "connector": name} for v in chunk if v not in known])
         rows = []
         for i, w in enumerate(work):

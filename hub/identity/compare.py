@@ -695,12 +695,13 @@ def _birthday_typo(a: str, b: str) -> bool:
 
 def best(
     a: Iterable[Profile], b: Iterable[Profile], frequencies: Frequencies | None = None,
-    attribute_weight: AttributeWeight | None = None,
+    attribute_weight: AttributeWeight | None = None, seen: dict[tuple[int, int], str | None] | None = None,
 ) -> Comparison:
     """The strongest comparison between any record of one group and any of the other,
-    with what the other records of the two groups say against it (:func:`across`)."""
+    with what the other records of the two groups say against it (:func:`across`).
+    ``seen`` collects each pair's veto for :func:`vetoed`."""
     mine, others = list(a), list(b)
-    top = closest(mine, others, frequencies, attribute_weight)
+    top = closest(mine, others, frequencies, attribute_weight, seen)
     if len(mine) > 1 or len(others) > 1:
         top = across(Side.of(mine), Side.of(others), top)
     return top

@@ -379,17 +379,13 @@ class ProbabilisticResolver:
         maybe: list[tuple[int, int, Comparison]] = []
         ordered = sorted(set(keys))
         for start in range(0, len(ordered), _CHUNK):
-            holders: dict[str, set[int]] = defaultdict(set)
-            for value, contact_id in c.execute(
-                select(identifiers.c.value, identifiers.c.contact_id).where(
-                    and_(identifiers.c.kind == "name", identifiers.c.value.in_(ordered[start : start + _CHUNK])))
-            ):
-                holders[value].add(contact_id)
-            holders = {key: ids for key, ids in holders.items() if 2 <= len(ids) <= _SETTLE_CAP}
+            found, _counts = self._lookup(c, {("name", key) for key in ordered[start : start + _CHUNK]})
+            holders = {key: set(ids) for (_kind, key), ids in found.items() if 2 <= len(ids) <= _SETTLE_CAP}
             wanted = {m for ids in holders.values() for x in ids for m in members.get(find(x), [x])}
             stored = record_profiles(c, sorted(wanted)) if wanted else {}
             rejected = self._rejected(c, sorted(wanted)) if wanted else set()
             counts = _Holders({key: len({find(x) for x in ids}) for key, ids in holders.items()})
+            seen: dict[tuple[int, int], str | None] = {}  # vetoes, by the profiles of this chunk
 
             def records(root: int) -> list[Profile]:
                 return [p for m in members[root] for p in stored.get(m, [])]
@@ -401,9 +397,9 @@ class ProbabilisticResolver:
                     return False
                 if any((min(i, j), max(i, j)) in rejected for i in members[x] for j in members[y]):
                     return False
-                if best(mine, others, _UNIQUE).verdict(self.merge_at, self.review_at) != "merge":
+                if best(mine, others, _UNIQUE, seen=seen).verdict(self.merge_at, self.review_at) != "merge":
                     return False
-                return vetoed(mine, others) is None
+                return vetoed(mine, others, seen) is None
 
             for key in sorted(holders):
                 roots = sorted({find(x) for x in holders[key]})
