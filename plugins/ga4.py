@@ -14,8 +14,10 @@ one device, and becomes one ``visit`` event (its id is a hash of the row's dimen
 ``sessions`` counts toward the card's visit count). Rows go to the contact holding the
 client id (``ga_client_id``, from a form's ``_ga`` cookie) or user id (``ga_user_id``),
 or wait for one (``hub.analytics``); they never create contacts. The cursor is the last
-day read; ``lookback_days`` before it are read again (GA4 keeps processing for days), a
-row already stored is not stored twice.
+day read, a day of the property's time zone (asked of the API each run: a one-row
+report's ``metadata.timeZone``), never its unfinished current day; ``lookback_days``
+before it are read again (GA4 keeps processing for days), a row already stored is not
+stored twice.
 """
 
 from __future__ import annotations
@@ -194,8 +196,17 @@ class Ga4Connector(Connector):
                 raise RetriableError(f"GA4: runReport: {type(error).__name__}: {redact(str(error))}") from None
 
     # --- reading ------------------------------------------------------------------------
+    def _property_zone(self) -> dt.tzinfo:
+        """The property's reporting time zone, from a one-row report (its ``metadata``):
+        GA4 counts days in it, and the Data API has no other way to tell it."""
+        answer = self._run_report({"dateRanges": [{"startDate": "yesterday", "endDate": "yesterday"}],
+                                   "metrics": [{"name": "sessions"}], "limit": "1"})
+        return _zone((answer.get("metadata") or {}).get("timeZone"))
+
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
-        end = dt.date.today() - dt.timedelta(days=1)
+        # the last finished day is the property's yesterday: the host's may be the property's today
+        # (a property west of the host), whose unfinished data a cursor must not pass
+        end = dt.datetime.now(self._property_zone()).date() - dt.timedelta(days=1)
         start: dt.date | None = None
         if cursor:
             try:

@@ -9,13 +9,14 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from hub_plugins.ga4 import Ga4Connector, Ga4Options
 from sqlalchemy import func, select
 
 from hub.connector import ConnectorContext
-from hub.store.schema import events, pending_visits
+from hub.store.schema import cursors, events, pending_visits
 from tests.conformance import ConnectorConformance, read_all
 from tests.fakes.ga4 import FakeGa4
 from tests.test_yandex_metrica import Site, tilda_form
@@ -27,8 +28,13 @@ YM_UID = "1712345678901234567"
 DOCUMENT = Path(__file__).parent / "fakes" / "analyticsdata.v1beta.json"
 
 
-def hour(days_ago: int, at: int) -> str:
-    return (dt.date.today() - dt.timedelta(days=days_ago)).strftime("%Y%m%d") + f"{at:02d}"
+def property_today(zone: str = "Europe/Moscow") -> dt.date:
+    """The fake property's current day (GA4 counts days in the property's time zone)."""
+    return dt.datetime.now(ZoneInfo(zone)).date()
+
+
+def hour(days_ago: int, at: int, zone: str = "Europe/Moscow") -> str:
+    return (property_today(zone) - dt.timedelta(days=days_ago)).strftime("%Y%m%d") + f"{at:02d}"
 
 
 def ga4_yaml(fake: FakeGa4, extra: str = "") -> str:
@@ -81,9 +87,9 @@ def test_a_tilda_form_and_the_ga4_sessions_of_its_client_id_make_one_client_card
     assert fields["last_touch_channel"] == "Direct" and "last_touch_source" not in fields  # (direct) is no source
     assert (fields["device"], fields["visit_region"], fields["visit_city"]) == ("mobile", "Moscow", "Moscow")
     assert fields["visits"] == 3  # 1 + 2 sessions
-    # 4 rows in pages of 2; the request the library sent is the API's
-    assert ga.calls["runReport"] == 2
-    body = ga.bodies("runReport")[1]
+    # one row asking the property's time zone, then 4 rows in pages of 2; the request the library sent is the API's
+    assert ga.calls["runReport"] == 3
+    body = ga.bodies("runReport")[2]
     assert body["offset"] == "2" and body["limit"] == "2" and len(body["dimensions"]) == 9
     assert body["dimensions"][0] == {"name": "customEvent:client_id"}
     with site.store.connect() as c:  # the other visitor (its raw _ga cookie value) waits; (not set) is no one
@@ -100,7 +106,7 @@ def test_quota_exhausted_is_retried_then_left_for_the_next_sync(site: Site, ga: 
     ga.fail("runReport", 429, times=2)
     ga.fail("runReport", 503)
     assert site.sync()["status"] == "ok"
-    assert ga.calls["runReport"] == 5
+    assert ga.calls["runReport"] == 6  # 3 failed tries, the time zone, 2 pages
     assert site.card("ivan@example.ru")["fields"]["visits"] == 3
     ga.fail("runReport", 429, times=100)
     report = site.sync("ga")
@@ -116,8 +122,8 @@ def test_token_budget_running_out(site: Site, ga: FakeGa4) -> None:
     ga.tokens = None
     assert site.sync("ga")["status"] == "ok"
     # the failed run saved no cursor: the whole initial range is asked again
-    assert {b["dateRanges"][0]["startDate"] for b in ga.bodies("runReport")} == {
-        (dt.date.today() - dt.timedelta(days=5)).isoformat()}
+    assert {b["dateRanges"][0]["startDate"] for b in ga.bodies("runReport") if "dimensions" in b} == {
+        (property_today() - dt.timedelta(days=5)).isoformat()}
 
 
 def test_an_unregistered_dimension_and_a_bad_token_are_clear_errors(tmp_path: Path, ga: FakeGa4,
@@ -149,6 +155,35 @@ def test_a_user_id_dimension_links_by_the_forms_user_id(tmp_path: Path, monkeypa
             assert served.sync()["status"] == "ok"
             fields = served.card("ga_user_id:u-42")["fields"]
             assert fields["first_touch_channel"] == "Email" and fields["device"] == "tablet"
+        finally:
+            served.close()
+
+
+def test_days_are_the_propertys_and_its_unfinished_day_is_not_read(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """GA4 counts days in the property's time zone. A property whose day is not the
+    host's (here UTC-12 or UTC+14, whichever differs now) is read up to its own
+    yesterday: not into its unfinished today (lost for good with lookback_days 0 once
+    the cursor passed it), not a day short."""
+    host_today = dt.date.today()
+    zone = next(z for z in ("Etc/GMT+12", "Etc/GMT-14") if property_today(z) != host_today)
+    with FakeGa4(GA_TOKEN, PROPERTY, time_zone=zone) as fake:
+        fake.session(GA_CID, hour(1, 10, zone), sessionSource="google", deviceCategory="desktop")
+        fake.session(GA_CID, hour(0, 0, zone), 2, sessionSource="yandex", deviceCategory="mobile")
+        served = make_site(tmp_path, fake, monkeypatch, extra="    lookback_days: 0\n")
+        try:
+            served.post_form(tilda_form("g6:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+            assert served.sync()["status"] == "ok"
+            assert served.card(f"ga_client_id:{GA_CID}")["fields"]["visits"] == 1  # yesterday's, not today's
+            yesterday = (property_today(zone) - dt.timedelta(days=1)).isoformat()
+            with served.store.connect() as c:
+                assert c.execute(select(cursors.c.value).where(cursors.c.connector == "ga")).scalar() == yesterday
+            reads = [b for b in fake.bodies("runReport") if "dimensions" in b]
+            assert [b["dateRanges"][0]["endDate"] for b in reads] == [yesterday]
+            # the same day again: nothing new is finished, nothing is asked but the time zone
+            assert served.sync("ga")["status"] == "ok"
+            assert len([b for b in fake.bodies("runReport") if "dimensions" in b]) == 1
+            assert served.card(f"ga_client_id:{GA_CID}")["fields"]["visits"] == 1
         finally:
             served.close()
 
@@ -215,7 +250,7 @@ def test_a_service_account_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             report = served.sync()
             assert report["status"] == "ok", report["errors"]
             assert served.card(f"ga_client_id:{GA_CID}")["fields"]["visits"] == 3
-            assert fake.calls["token"] == 1 and fake.calls["runReport"] == 2
+            assert fake.calls["token"] == 1 and fake.calls["runReport"] == 3  # the time zone, 2 pages
             fake.public_keys.clear()  # the key was deleted in Google Cloud
             fake.issued.clear()
             report = served.sync("ga")

@@ -3,7 +3,9 @@
 ``POST /v1beta/properties/{id}:runReport`` with a Bearer token, the request body as the
 API takes it (dateRanges, dimensions, metrics, orderBys, limit and offset as int64
 strings); answers in the API's shape (dimensionHeaders, metricHeaders, rows of string
-values, rowCount, metadata.timeZone, propertyQuota). At most 9 dimensions; a dimension
+values, rowCount, metadata.timeZone, propertyQuota). Dates of a date range are
+``YYYY-MM-DD`` or ``today``/``yesterday``/``NdaysAgo`` of the property's time zone
+(``time_zone``); a range that starts after it ends is 400. At most 9 dimensions; a dimension
 must be a standard one or a registered custom dimension, else 400 INVALID_ARGUMENT.
 Quota errors are Google's 429 RESOURCE_EXHAUSTED body (``fail("runReport", 429)``, or
 ``tokens`` running out); every call counted. ``POST /token`` is the OAuth token
@@ -13,9 +15,12 @@ endpoint of a service account key (JWT bearer grant, RS256 checked against the k
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import re
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.fakes.http import ApiError, FakeApi, Request, Route
 
@@ -95,6 +100,26 @@ class FakeGa4(FakeApi):
         row.update(dimensions)
         self.sessions.append(row)
 
+    def today(self) -> dt.date:
+        """The property's current day: GA4 counts days in the property's time zone."""
+        return dt.datetime.now(ZoneInfo(self.time_zone)).date()
+
+    def _day(self, text: Any) -> str:
+        """A date of a date range as ``YYYYMMDD``: ``YYYY-MM-DD``, ``today``, ``yesterday`` or
+        ``NdaysAgo``, the relative ones in the property's time zone (as the API resolves them)."""
+        text = str(text or "")
+        relative = re.fullmatch(r"(\d+)daysAgo", text)
+        if text in ("today", "yesterday") or relative:
+            ago = int(relative.group(1)) if relative else (text == "yesterday")
+            return (self.today() - dt.timedelta(days=ago)).strftime("%Y%m%d")
+        if re.fullmatch(r"\d{4}-\d\d-\d\d", text):
+            try:
+                return dt.date.fromisoformat(text).strftime("%Y%m%d")
+            except ValueError:
+                pass
+        raise ApiError(400, self.error_body(400, f"Invalid date {text!r}: expected YYYY-MM-DD, today, "
+                                                 "yesterday or NdaysAgo."))
+
     def _run_report(self, request: Request, property_id: str) -> Any:
         if property_id != self.property_id:
             raise ApiError(403, self.error_body(403, "User does not have sufficient permissions for this property."))
@@ -112,7 +137,10 @@ class FakeGa4(FakeApi):
         ranges = body.get("dateRanges") or []
         if len(ranges) != 1:
             raise ApiError(400, self.error_body(400, "One date range expected by this fake."))
-        start, end = ranges[0]["startDate"].replace("-", ""), ranges[0]["endDate"].replace("-", "")
+        start, end = (self._day(ranges[0].get(side)) for side in ("startDate", "endDate"))
+        if start > end:
+            raise ApiError(400, self.error_body(400, f"Invalid date range: startDate {ranges[0]['startDate']} "
+                                                     f"is after endDate {ranges[0]['endDate']}."))
         try:
             limit, offset = int(body.get("limit", 10000)), int(body.get("offset", 0))
         except ValueError:
