@@ -333,6 +333,40 @@ def test_a_veto_says_why():
     assert result.veto and "first names" in result.veto
 
 
+def test_a_sure_veto_is_one_the_full_comparison_finds():
+    """The resolver skips weighing a pair with a sure veto (two patronymics that differ):
+    the veto must be one compare() finds too, on every pair, and none where it finds none
+    (a typo in a patronymic, an initial, names written in swapped order)."""
+    from hub.identity.compare import sure_veto
+
+    names = ["Иванов Пётр Сергеевич", "Иванов Пётр Сергееевич", "Иванов Пётр Андреевич", "Иванов Пётр С.",
+             "Иванов Пётр", "Пётр Иванов Андреевич", "Иванова Мария Петровна", "Иванова Мария Павловна",
+             "Miller David Johnovich", "David Miller Petrovich", "Иванов Петр Сергеевич"]
+    profiles = [_profile(full_name=name, phone=phone) for name in names
+                for phone in ("+7 495 123-45-67", "+7 916 000-00-00")]
+    # the split guessed the roles differently: compare() reads them as one name, no veto
+    swapped = [_profile(first_name="Ярослав", last_name="Виктор", middle_name="Петрович"),
+               _profile(first_name="Виктор", last_name="Ярослав", middle_name="Андреевич")]
+    assert sure_veto(*swapped) is None and compare(*swapped).veto is None
+    profiles += swapped
+    vetoed = 0
+    for a in profiles:
+        for b in profiles:
+            reason = sure_veto(a, b)
+            if reason:
+                vetoed += 1
+                assert compare(a, b).veto, (a, b)
+                assert "patronymics" in reason
+    one = {name: profiles[2 * i] for i, name in enumerate(names)}
+    sergeevich = one["Иванов Пётр Сергеевич"]
+    assert sure_veto(sergeevich, one["Иванов Пётр Андреевич"]) is not None
+    assert sure_veto(sergeevich, one["Иванов Пётр Сергееевич"]) is None  # a typo
+    assert sure_veto(sergeevich, one["Иванов Пётр С."]) is None  # an initial
+    assert sure_veto(sergeevich, one["Иванов Пётр"]) is None  # none known
+    assert sure_veto(sergeevich, one["Иванов Петр Сергеевич"]) is None  # ё and е
+    assert vetoed > 0
+
+
 # --- review, explain, merge, split through the CLI ---------------------------------------
 
 

@@ -537,9 +537,7 @@ def _compare_names(
     a: Profile, b: Profile, result: Comparison, frequencies: Frequencies | None, contradicted: bool, shared: bool
 ) -> bool:
     """Names; whether the two records read the words of the name in different roles."""
-    if a.first and b.first and a.last_raw and b.last_raw and a.first != b.first \
-            and a.first == b.last_raw and a.last_raw == b.first:
-        # one wrote "David Miller", the other "Miller David" and the split guessed differently
+    if _swapped(a, b):
         result.add("full_name", "same, parts swapped", W_FIRST_SAME + W_LAST_SAME, f"{a.first} {a.last_raw}")
         return True
     order_unclear = False
@@ -602,8 +600,28 @@ def _compare_names(
             result.add("middle_name", "typo", W_MIDDLE_CLOSE, f"{a.middle} ~ {b.middle}")
         else:
             result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
-            result.veto = result.veto or f"different patronymics ({a.middle} / {b.middle})"
+            result.veto = result.veto or _patronymics_veto(a, b)
     return order_unclear
+
+
+def _swapped(a: Profile, b: Profile) -> bool:
+    """One wrote "David Miller", the other "Miller David" and the split guessed differently."""
+    return bool(a.first and b.first and a.last_raw and b.last_raw and a.first != b.first
+                and a.first == b.last_raw and a.last_raw == b.first)
+
+
+def _patronymics_veto(a: Profile, b: Profile) -> str:
+    return f"different patronymics ({a.middle} / {b.middle})"
+
+
+def sure_veto(a: Profile, b: Profile) -> str | None:
+    """A veto :func:`compare` is sure to find, told without weighing the rest: two full
+    patronymics that are neither the same nor a typo of one another (namesakes: the most
+    common pair a batch meets). ``None`` says nothing: compare to know."""
+    if (a.middle and b.middle and min(len(a.middle), len(b.middle)) > 1 and a.middle != b.middle
+            and _similar(a.middle, b.middle) < CLOSE and not _swapped(a, b)):
+        return _patronymics_veto(a, b)
+    return None
 
 
 def _name_agreement(
@@ -710,14 +728,17 @@ def best(
 def closest(
     a: Sequence[Profile], b: Sequence[Profile], frequencies: Frequencies | None = None,
     attribute_weight: AttributeWeight | None = None, seen: dict[tuple[int, int], str | None] | None = None,
+    *, quick: bool = False,
 ) -> Comparison:
     """The strongest comparison between any record of one group and any of the other,
     that alone (:func:`best` adds what the other records say). ``seen`` collects each
-    pair's veto for :func:`vetoed`."""
+    pair's veto for :func:`vetoed`. ``quick``: a pair with a :func:`sure_veto` is not
+    weighed (its comparison holds the veto alone), for callers that drop vetoed pairs."""
     top: Comparison | None = None
     for x in a:
         for y in b:
-            found = compare(x, y, frequencies, attribute_weight)
+            reason = sure_veto(x, y) if quick else None
+            found = Comparison(veto=reason) if reason else compare(x, y, frequencies, attribute_weight)
             if seen is not None:
                 seen[_pair_key(x, y)] = found.veto
             if top is None or (found.veto is None, found.weight) > (top.veto is None, top.weight):
@@ -796,7 +817,7 @@ def vetoed(
         for y in others:
             key = _pair_key(x, y)
             if seen is None or key not in seen:
-                reason = compare(x, y).veto
+                reason = sure_veto(x, y) or compare(x, y).veto
                 if seen is not None:
                     seen[key] = reason
             else:

@@ -271,7 +271,7 @@ class ProbabilisticResolver:
         for a, b in pairs:
             if not members[a] or not members[b]:
                 continue
-            comparison = closest(members[a], members[b], frequencies, attribute_weight, veto_seen)
+            comparison = closest(members[a], members[b], frequencies, attribute_weight, veto_seen, quick=True)
             if comparison.probability < self.review_at:
                 continue  # what the other records say only ever weighs against
             if len(members[a]) > 1 or len(members[b]) > 1:
