@@ -150,6 +150,17 @@ class RunReport:
     def counts_for(self, name: str) -> ConnectorCounts:
         return self.counts.setdefault(name, ConnectorCounts())
 
+    def snapshot(self) -> tuple[dict[str, dict[str, int]], int, int]:
+        """The counters as they are, for :meth:`restore` when a transaction fails."""
+        return {name: counts.as_dict() for name, counts in self.counts.items()}, self.changes, len(self.sample)
+
+    def restore(self, saved: tuple[dict[str, dict[str, int]], int, int]) -> None:
+        """Counters back to a :meth:`snapshot`, in place (callers hold the count objects)."""
+        counts, self.changes, sampled = saved
+        for name, current in self.counts.items():
+            current.__dict__.update(counts.get(name) or ConnectorCounts().as_dict())
+        del self.sample[sampled:]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -242,13 +253,19 @@ class Sync:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Connection]:
-        """A transaction: its own per batch, or the one rolled-back transaction of a dry run."""
-        if self._tx_connection is not None:
-            with self._tx_connection.begin_nested():
-                yield self._tx_connection
-        else:
-            with self.store.begin() as connection:
-                yield connection
+        """A transaction: its own per batch, or the one rolled-back transaction of a dry run.
+        The run's counters count what it commits: a transaction that fails takes back its own."""
+        saved = self.report.snapshot()
+        try:
+            if self._tx_connection is not None:
+                with self._tx_connection.begin_nested():
+                    yield self._tx_connection
+            else:
+                with self.store.begin() as connection:
+                    yield connection
+        except BaseException:
+            self.report.restore(saved)
+            raise
 
     # --- the run ------------------------------------------------------------------
     def run(self, only: Sequence[str] = ()) -> RunReport:
@@ -298,11 +315,15 @@ class Sync:
         try:
             if sources:
                 self._rekey()
+            read_all = True
             for name in sources:
-                self._guarded(name, self._pull)
+                read_all = self._guarded(name, self._pull) and read_all
             self._check_stop()
             forget_profiles()  # the pulls are done: their memory is the next passes'
-            self._settle_names()
+            if read_all:
+                self._settle_names()
+            else:  # a source read in part may hold what tells namesakes apart
+                log.info("joins on a name alone wait for a run that reads every source")
             self._categorize()
             for name in destinations:
                 if self.dry_run:
@@ -330,8 +351,9 @@ class Sync:
 
     def _settle_names(self) -> None:
         """Make the joins that rest on a full name alone, found while the sources were read
-        (this run's and an interrupted one's): now every holder of each name is in the
-        store, whatever order the records came in. One transaction."""
+        (this run's and an interrupted or failed one's): now every holder of each name is in
+        the store, whatever order the records came in. Only after every pull of the run ended
+        without an error. One transaction."""
         with self._tx() as c:
             pending = {row.value: row.connector for row in c.execute(select(pending_names))}
             if not pending:
@@ -419,8 +441,9 @@ class Sync:
             c.execute(delete(store_settings).where(store_settings.c.name == CATEGORIES_QUEUED_KEY))
             c.execute(insert(store_settings).values(name=CATEGORIES_QUEUED_KEY, value=str(top)))
 
-    def _guarded(self, name: str, step: Callable[[str], None]) -> None:
-        """Run one connector's step; a failure of one tool does not stop the others."""
+    def _guarded(self, name: str, step: Callable[[str], None]) -> bool:
+        """Run one connector's step; a failure of one tool does not stop the others.
+        Whether the step ended without an error."""
         self._check_stop()
         try:
             step(name)
@@ -428,6 +451,8 @@ class Sync:
             message = redact(f"{name}: {error}")
             log.debug(message)
             self.report.errors.append(message)
+            return False
+        return True
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():

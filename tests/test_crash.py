@@ -420,7 +420,9 @@ def _first_difference(a: Any, b: Any, label: str, limit: int = 5) -> str:
     return f"{label}: A={a!r:.500} B={b!r:.500}"
 
 
-def compare(a_folder: Path, a: dict[str, Any], b_folder: Path, b: dict[str, Any]) -> None:
+def compare(a_folder: Path, a: dict[str, Any], b_folder: Path, b: dict[str, Any],
+            ended: frozenset[str] = frozenset({"ok", "interrupted"})) -> None:
+    """B's store is A's, contact ids aside; ``ended``: how B's runs may have ended."""
     name = b_folder.name
     assert not a["problems"], a["problems"][:5]
     assert not b["problems"], f"{name}: {b['problems'][:5]}"
@@ -446,7 +448,7 @@ def compare(a_folder: Path, a: dict[str, Any], b_folder: Path, b: dict[str, Any]
     assert rows_a == rows_b, _first_difference(dict(rows_a), dict(rows_b), f"{name} {DEST_FILE}")
     # run history: every killed run is marked interrupted by the next one, none left running
     statuses = Counter(status for _, status in b["runs"])
-    assert set(statuses) <= {"ok", "interrupted"}, f"{name}: run statuses {dict(statuses)}"
+    assert set(statuses) <= ended, f"{name}: run statuses {dict(statuses)}"
     assert b["runs"][-1][1] == "ok"
 
 
@@ -623,3 +625,47 @@ def test_sync_killed_at_random_points_converges_to_the_uninterrupted_store(tmp_p
     with_contacts = [k for k in kills if k[2] not in ("startup", "exit") and k[4] > 0]
     assert len(with_contacts) >= 3, "too few kills landed after the store had contacts and before the run ended"
     assert len({"startup", "pull", "push"} & set(phases)) >= 2, f"kills landed in one phase only: {dict(phases)}"
+
+
+def test_a_full_disk_fails_the_run_clearly_and_a_rerun_converges(tmp_path: Path) -> None:
+    """The store's disk fills up in the middle of a run. Here the limit is the process's
+    file size limit: SQLite then meets a short write, as on a full disk. The run fails
+    with the store's error and a hint. Its report counts only what it committed. Once
+    there is room, a rerun ends in the same store as an uninterrupted run."""
+    import resource
+
+    seed_folder = tmp_path / "data"
+    generate(seed_folder)
+    a = tmp_path / "A"
+    shutil.copytree(seed_folder, a)
+    _sync_to_the_end(a)
+    snap_a = snapshot(a)
+    full_size = (a / "hub.db").stat().st_size
+
+    b = tmp_path / "B"
+    shutil.copytree(seed_folder, b)
+    limit = full_size * 3 // 4  # room for the first source's batch, not for the whole run
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    failed = subprocess.run([*HUB, "-c", str(b / "hub.yaml"), "sync", "--json"], capture_output=True, text=True,
+                            env=_env(), timeout=300, preexec_fn=small_disk)
+    assert failed.returncode == 1, failed.stderr
+    report = json.loads(failed.stdout)
+    assert report["status"] == "failed" and "store error" in report["errors"][0]
+    assert "hint: check the store's disk" in report["errors"][0]
+    engine = _engine(b)
+    with engine.connect() as c:
+        stored = c.execute(select(contacts.c.id)).all()
+        run = c.execute(select(runs.c.status, runs.c.counts)).one()
+    engine.dispose()
+    assert 0 < len(stored) < len(snap_a["fields"]), "the disk should fill up in the middle of the run"
+    created = sum(counts["created"] for counts in report["counts"].values())
+    assert created == len(stored), "the report counts contacts whose batch was rolled back"
+    assert run.status == "failed" and json.loads(run.counts) == report["counts"]
+
+    _sync_to_the_end(b)
+    _assert_nothing_left_to_do(b)
+    compare(a, snap_a, b, snapshot(b), ended=frozenset({"ok", "failed"}))

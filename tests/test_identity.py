@@ -305,6 +305,29 @@ def test_joins_on_a_name_alone_do_not_depend_on_batches_or_source_order(tmp_path
     assert groups["m1"] == {"m1"} and groups["1"] == {"1"} and groups["2"] == {"2"}
 
 
+def test_name_joins_wait_for_a_run_that_reads_every_source(project):
+    """A source that fails to read may hold what tells namesakes apart: the joins on a
+    name alone wait until a run reads every source, and then come out as if nothing had
+    failed. Here the SMS list gives the second Вера a birthday that is not the first's."""
+    sheet = [
+        {"id": "1", "full_name": "Клененко Вера", "birthday": "25.08.1960", "city": "Калининград"},
+        {"id": "2", "full_name": "Клененко Вера Романовна", "phone": "+7 921 727-98-86", "city": "Калининград"},
+    ]
+    sms = [{"id": "s1", "full_name": "Вера Клененко", "phone": "89217279886", "birthday": "01.02.2000"}]
+    _write(project, "sheet", sheet)
+    project.config("connectors:\n  sheet: {plugin: csv, path: sheet.csv, id_column: id}\n"
+                   "  sms: {plugin: csv, path: sms.csv, id_column: id}\n")
+    failed = project.hub("sync", "--json")
+    assert failed.exit_code != 0 and "sms" in failed.output  # sms.csv is not there yet
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["sheet:1"] != links["sheet:2"], "joined on the name before the SMS list was read"
+    _write(project, "sms", sms)
+    links = _sync(project, {"sheet": sheet, "sms": sms})
+    assert links["sms:s1"] == links["sheet:2"] != links["sheet:1"]
+    assert _sync(project, {"sheet": sheet, "sms": sms}) == links
+
+
 # --- scoring is explainable -------------------------------------------------------------
 
 

@@ -118,7 +118,9 @@ class Store:
             with self.engine.begin() as connection:
                 yield connection
         except OperationalError as error:
-            raise FatalError(f"store error: {redact(str(error.orig))}") from None
+            raise FatalError(f"store error: {redact(str(error.orig))}",
+                             hint="check the store's disk (free space, permissions) or server; what was "
+                             "committed stays, the next run goes on from there") from None
 
     # --- the run lock ---------------------------------------------------------------
     @contextlib.contextmanager
