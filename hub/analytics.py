@@ -150,7 +150,8 @@ def claim(c: Connection, keys: set[tuple[str, str]], run_id: int, now: dt.dateti
         return set()
     owners = _owners(c, {(row.kind, row.value) for row in waiting})
     taken = [row for row in waiting if (row.kind, row.value) in owners]
-    history.record(c, [(owners[(row.kind, row.value)], row.connector, _pending_event(row)) for row in taken], run_id)
+    history.record(c, [(owners[(row.kind, row.value)], row.connector, _pending_event(row), None) for row in taken],
+                   run_id)
     by_connector: dict[str, list[str]] = defaultdict(list)
     for row in taken:
         by_connector[row.connector].append(row.external_id)
@@ -179,11 +180,12 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
     if not visits:
         return set()
     owners = _owners(c, {key for key, _ in visits})
-    matched = [(owners[key], connector, event) for key, event in visits if key in owners]
+    matched = [(owners[key], connector, event, None) for key, event in visits if key in owners]
     history.record(c, matched, run_id)
     for start in range(0, len(matched), _CHUNK):  # seen before its client id was known
-        c.execute(delete(pending_visits).where(and_(pending_visits.c.connector == connector, among(
-            c, pending_visits.c.external_id, [event.external_id for _, _, event in matched[start : start + _CHUNK]]))))
+        seen = [event.external_id for _, _, event, _ in matched[start : start + _CHUNK]]
+        c.execute(delete(pending_visits).where(and_(pending_visits.c.connector == connector,
+                                                    among(c, pending_visits.c.external_id, seen))))
     unmatched: dict[str, tuple[tuple[str, str], EventReport]] = {}
     for key, event in visits:
         if key not in owners:
@@ -208,7 +210,7 @@ def attach_visits(c: Connection, connector: str, visits: Sequence[tuple[tuple[st
              "payload": json.dumps(dict(event.payload), ensure_ascii=False, sort_keys=True), "run_id": run_id}
             for external_id, (key, event) in unmatched.items() if external_id not in known
         ])
-    return {contact_id for contact_id, _, _ in matched}
+    return {contact_id for contact_id, _, _, _ in matched}
 
 
 def move_client_ids(c: Connection, survivor: int, losers: Sequence[int]) -> list[tuple[int, str, str, bool]]:

@@ -32,6 +32,7 @@ from hub.identity.compare import best, vetoed
 from hub.identity.resolver import record_profiles
 from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
+    categories,
     changes,
     contacts,
     events,
@@ -142,6 +143,15 @@ class Curator(Sync):
             .values(contact_id=new_id)
         )
         self._log(c, [_change(new_id, "record", str(contact_id), str(new_id), source, external_id, "split", now)])
+        # the events the record reported (a form sent, a purchase) are the new contact's history
+        taken = c.execute(
+            update(events)
+            .where(and_(events.c.connector == source, events.c.record == external_id,
+                        events.c.contact_id == contact_id))
+            .values(contact_id=new_id)
+        ).rowcount
+        if taken:  # the categories read from events (RFM, ABC, stage) are due again, on the next pass
+            c.execute(update(categories).where(categories.c.contact_id == contact_id).values(next_at=now))
         self.report.counts_for(MANUAL).created += 1
         return new_id
 

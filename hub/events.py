@@ -24,11 +24,12 @@ WINDOW = dt.timedelta(days=30)
 _CHUNK = 500
 
 
-def record(c: Connection, reports: Sequence[tuple[int, str, EventReport]], run_id: int) -> int:
-    """Store events ``(contact_id, connector, event)`` not stored before; return how many were new."""
-    keys: dict[tuple[str, str, str], tuple[int, EventReport]] = {}
-    for contact_id, connector, event in reports:
-        keys.setdefault((connector, event.type, event.external_id), (contact_id, event))
+def record(c: Connection, reports: Sequence[tuple[int, str, EventReport, str | None]], run_id: int) -> int:
+    """Store events ``(contact_id, connector, event, record)`` not stored before (``record``:
+    the id of the source record that reported the event, or None); return how many were new."""
+    keys: dict[tuple[str, str, str], tuple[int, EventReport, str | None]] = {}
+    for contact_id, connector, event, record_id in reports:
+        keys.setdefault((connector, event.type, event.external_id), (contact_id, event, record_id))
     known: set[tuple[str, str, str]] = set()
     items = list(keys)
     for start in range(0, len(items), _CHUNK):
@@ -43,10 +44,10 @@ def record(c: Connection, reports: Sequence[tuple[int, str, EventReport]], run_i
     rows = [
         {"contact_id": contact_id, "type": event.type, "connector": key[0], "external_id": event.external_id,
          "at": event.at, "run_id": run_id, "amount": event.amount,
-         "currency": event.currency.upper() if event.currency else None,
+         "currency": event.currency.upper() if event.currency else None, "record": record_id,
          "payload": redact(json.dumps(dict(event.payload), ensure_ascii=False, sort_keys=True)) if event.payload
          else None}
-        for key, (contact_id, event) in keys.items() if key not in known
+        for key, (contact_id, event, record_id) in keys.items() if key not in known
     ]
     bulk_insert(c, events, rows)
     return len(rows)

@@ -665,8 +665,8 @@ class Sync:
         reported = [w.record for w in work if w.record.consents or w.record.events]
         linked = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in reported], source_records.c.contact_id)}
-        history.record(c, [(linked[r.external_id], name, event) for r in reported if r.external_id in linked
-                           for event in r.events], self.report.run_id)
+        history.record(c, [(linked[r.external_id], name, event, r.external_id) for r in reported
+                           if r.external_id in linked for event in r.events], self.report.run_id)
         self._refresh_web(c, analytics.link_client_ids(c, [(linked[r.external_id], event) for r in reported
                                                            if r.external_id in linked for event in r.events],
                                                        self.report.run_id, now), name, now)
@@ -698,7 +698,7 @@ class Sync:
         owners = {row.external_id: row.contact_id for row in _records_of(
             c, name, [r.external_id for r in records], source_records.c.contact_id)}
         owners.update(self._holders(c, [r for r in records if r.external_id not in owners]))
-        history.record(c, [(owners[r.external_id], name, event) for r in records if r.external_id in owners
+        history.record(c, [(owners[r.external_id], name, event, None) for r in records if r.external_id in owners
                            for event in r.events], self.report.run_id)
         self._store_consents(c, name, [(owners[r.external_id], name, r.external_id, report)
                                        for r in records if r.external_id in owners for report in r.consents], now)

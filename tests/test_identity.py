@@ -509,6 +509,40 @@ def test_split_one_record_out_and_keep_it_out(namesakes):
     assert _links(namesakes)["4"] == links["3"]
 
 
+def test_a_record_split_out_takes_its_events_along(store_project):
+    """Two orders on one mailbox, «Анна Белова» and «А. Белова», make one contact with two
+    purchases. The second order was her daughter's: split out, it takes its purchase
+    along to the new contact; the first stays where it was."""
+    store_project.write("orders.csv", "order_id,date,email,customer,amount,currency\n"
+                        "o1,2026-01-10,anna@example.ru,Анна Белова,1000,RUB\n"
+                        "o2,2026-02-10,anna@example.ru,А. Белова,5000,RUB\n")
+    store_project.config("connectors:\n  orders:\n    plugin: csv\n    path: orders.csv\n    id_column: order_id\n"
+                         "    events: {type: purchase, at: date, amount: amount, currency: currency}\n")
+    assert store_project.hub("sync").exit_code == 0, "sync failed"
+
+    def purchases(contact: int) -> list[float]:
+        card = json.loads(store_project.hub("show", str(contact), "--json").stdout)
+        return sorted(e["amount"] for e in card["events"] if e["type"] == "purchase")
+
+    links = {r["external_id"]: r["contact_id"]
+             for r in json.loads(store_project.hub("export", "links", "--format", "json").stdout)}
+    assert links["o1"] == links["o2"]
+    contact = links["o1"]
+    assert purchases(contact) == [1000.0, 5000.0]
+    result = store_project.hub("split", str(contact), "--record", "orders:o2", "--json")
+    assert result.exit_code == 0, result.output
+    other = json.loads(result.stdout)["split_off"]
+    assert purchases(contact) == [1000.0] and purchases(other) == [5000.0]
+    assert store_project.hub("sync").exit_code == 0  # and stays so
+
+    def categories(contact: int) -> dict:
+        return json.loads(store_project.hub("show", str(contact), "--json").stdout)["categories"]
+
+    assert purchases(contact) == [1000.0] and purchases(other) == [5000.0]
+    # the next sync derived the categories of both from the orders each holds now: one each
+    assert categories(contact)["rfm_f"] == categories(other)["rfm_f"] == 1
+
+
 def test_manual_decisions_name_bad_references(namesakes):
     result = namesakes.hub("merge", "1", "1")
     assert result.exit_code == 2 and "one contact already" in result.output

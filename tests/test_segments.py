@@ -282,7 +282,7 @@ def test_only_touched_contacts_are_recomputed_and_a_killed_pass_is_caught_up(sho
         with store.begin() as c:
             e_id = resolve_contact(c, "e@example.ru")
             segments_events = [(e_id, "orders", EventReport("purchase", "late", day("2026-06-01T15:00"),
-                                                            amount=50000.0))]
+                                                            amount=50000.0), None)]
             from hub import events as history
 
             history.record(c, segments_events, second.run_id)

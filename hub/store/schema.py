@@ -176,6 +176,9 @@ events = Table(
     #: A purchase's amount and ISO currency (``EventReport.amount``/``currency``).
     Column("amount", Float),
     Column("currency", String(3)),
+    #: the source record (its id at ``connector``) that reported the event, if a record did:
+    #: ``hub split --record`` takes its events along (history-only events have none)
+    Column("record", String(512)),
     UniqueConstraint("connector", "type", "external_id"),
     Index(None, "contact_id"),
     #: covering: the categories pass reads purchases from the index alone
