@@ -655,7 +655,7 @@ def test_a_full_disk_fails_the_run_clearly_and_a_rerun_converges(tmp_path: Path)
     assert failed.returncode == 1, failed.stderr
     report = json.loads(failed.stdout)
     assert report["status"] == "failed" and "store error" in report["errors"][0]
-    assert "hint: check the store's disk" in report["errors"][0]
+    assert "hint: check the store's disk (free space" in report["errors"][0]
     engine = _engine(b)
     with engine.connect() as c:
         stored = c.execute(select(contacts.c.id)).all()

@@ -119,8 +119,8 @@ class Store:
                 yield connection
         except OperationalError as error:
             raise FatalError(f"store error: {redact(str(error.orig))}",
-                             hint="check the store's disk (free space, permissions) or server; what was "
-                             "committed stays, the next run goes on from there") from None
+                             hint="check the store's disk (free space, permissions), server or lock; what "
+                             "was committed stays, the next run goes on from there") from None
 
     # --- the run lock ---------------------------------------------------------------
     @contextlib.contextmanager
