@@ -198,10 +198,19 @@ class Ga4Connector(Connector):
     # --- reading ------------------------------------------------------------------------
     def _property_zone(self) -> dt.tzinfo:
         """The property's reporting time zone, from a one-row report (its ``metadata``):
-        GA4 counts days in it, and the Data API has no other way to tell it."""
+        GA4 counts days in it, and the Data API has no other way to tell it. Unknown (not
+        in the answer, or not in this host's time zone database): UTC-12, where a day ends
+        last on earth, so that the day read up to is finished everywhere (one day late at
+        worst)."""
         answer = self._run_report({"dateRanges": [{"startDate": "yesterday", "endDate": "yesterday"}],
                                    "metrics": [{"name": "sessions"}], "limit": "1"})
-        return _zone((answer.get("metadata") or {}).get("timeZone"))
+        name = (answer.get("metadata") or {}).get("timeZone")
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, TypeError):
+            self.context.logger.warning("GA4: the property's time zone %r is unknown here: reading up to "
+                                        "yesterday in UTC-12", name)
+            return LAST_ZONE
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
         # the last finished day is the property's yesterday: the host's may be the property's today
@@ -277,6 +286,10 @@ def _visitor_id(kind: str, value: str) -> str | None:
         if len(parts) >= 4 and parts[0].upper().startswith("GA"):  # the raw _ga cookie
             value = ".".join(parts[-2:])
     return client_id(kind, value)
+
+
+#: where a day ends last (UTC-12): a day finished there is finished everywhere
+LAST_ZONE = dt.timezone(dt.timedelta(hours=-12))
 
 
 def _zone(name: str | None) -> dt.tzinfo:

@@ -188,6 +188,24 @@ def test_days_are_the_propertys_and_its_unfinished_day_is_not_read(tmp_path: Pat
             served.close()
 
 
+def test_a_time_zone_it_cannot_tell_reads_up_to_yesterday_where_days_end_last(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """No time zone in the answers (or one this host does not know): the days are read up
+    to yesterday in UTC-12, finished in every time zone, never into an unfinished one."""
+    with FakeGa4(GA_TOKEN, PROPERTY, time_zone="Pacific/Kiritimati") as fake:  # UTC+14
+        fake.tells_time_zone = False
+        served = make_site(tmp_path, fake, monkeypatch)
+        try:
+            with caplog.at_level(logging.WARNING):
+                assert served.sync("ga")["status"] == "ok"
+            last = dt.datetime.now(dt.timezone(dt.timedelta(hours=-12))).date() - dt.timedelta(days=1)
+            reads = [b for b in fake.bodies("runReport") if "dimensions" in b]
+            assert [b["dateRanges"][0]["endDate"] for b in reads] == [last.isoformat()]
+            assert "time zone None is unknown" in caplog.text
+        finally:
+            served.close()
+
+
 def test_options_need_one_credential(project) -> None:  # type: ignore[no-untyped-def]
     project.config("connectors:\n  ga:\n    plugin: ga4\n    property_id: '1'\n")
     result = project.hub("check")

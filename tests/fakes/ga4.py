@@ -40,6 +40,8 @@ class FakeGa4(FakeApi):
         self.property_id = property_id
         self.custom = set(custom)
         self.time_zone = time_zone
+        #: False: answers leave metadata.timeZone out
+        self.tells_time_zone = True
         #: property tokens left this hour (None: unlimited); each report costs one per 100 rows, at least 1
         self.tokens = tokens
         #: session rows: dimension name -> value, plus "sessions"
@@ -166,7 +168,7 @@ class FakeGa4(FakeApi):
             "dimensionHeaders": [{"name": name} for name in dimensions],
             "metricHeaders": [{"name": name, "type": "TYPE_INTEGER"} for name in metrics],
             "rowCount": len(keys),
-            "metadata": {"currencyCode": "RUB", "timeZone": self.time_zone},
+            "metadata": {"currencyCode": "RUB", **({"timeZone": self.time_zone} if self.tells_time_zone else {})},
             "kind": "analyticsData#runReport",
         }
         if page:
