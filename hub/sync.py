@@ -47,7 +47,7 @@ from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer, sync_collections
 from hub.redact import redact
-from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records
+from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records, set_setting, setting
 from hub.store.schema import (
     changes,
     contacts,
@@ -61,7 +61,6 @@ from hub.store.schema import (
     quarantine,
     runs,
     source_records,
-    store_settings,
 )
 from hub.suppression import Suppressed
 
@@ -75,6 +74,8 @@ _CHUNK = 500  # bound on IN (...) lists
 KEYS_SETTING = "identity_keys"
 #: ``store_settings``: the last change-log id whose category changes were queued for destinations.
 CATEGORIES_QUEUED_KEY = "segments:queued"
+#: ``store_settings``: the sources whose last pull ended with an error (a JSON list).
+UNREAD_KEY = "sync:unread_sources"
 #: Payload key of ``OutboundItem.segment_names`` (taken out before the item is written).
 SEGMENT_NAMES_KEY = "__segment_names__"
 
@@ -315,15 +316,11 @@ class Sync:
         try:
             if sources:
                 self._rekey()
-            read_all = True
             for name in sources:
-                read_all = self._guarded(name, self._pull) and read_all
+                self._note_read(name, self._guarded(name, self._pull))
             self._check_stop()
             forget_profiles()  # the pulls are done: their memory is the next passes'
-            if read_all:
-                self._settle_names()
-            else:  # a source read in part may hold what tells namesakes apart
-                log.info("joins on a name alone wait for a run that reads every source")
+            self._settle_names()
             self._categorize()
             for name in destinations:
                 if self.dry_run:
@@ -349,14 +346,41 @@ class Sync:
             raise stop_error
         return self.report
 
+    def _note_read(self, name: str, read: bool) -> None:
+        """Remember whether the last pull of source ``name`` ended without an error."""
+        with self._tx() as c:
+            unread = set(json.loads(setting(c, UNREAD_KEY) or "[]"))
+            if (name in unread) != (not read):
+                unread ^= {name}
+                set_setting(c, UNREAD_KEY, json.dumps(sorted(unread)) if unread else None)
+
+    def _unread(self, c: Connection) -> list[str]:
+        """The sources whose last pull failed and whose records can tell namesakes apart:
+        those with records in the store, or never read to the end (a tool of history only,
+        such as web analytics, brings none)."""
+        sources = {name for name, entry in self.config.connectors.items() if entry.reads}
+        waiting = []
+        for name in sorted(set(json.loads(setting(c, UNREAD_KEY) or "[]")) & sources):
+            read_before = c.execute(select(cursors.c.connector).where(cursors.c.connector == name).limit(1)).first()
+            holds = c.execute(select(source_records.c.connector).where(source_records.c.connector == name)
+                              .limit(1)).first()
+            if holds is not None or read_before is None:
+                waiting.append(name)
+        return waiting
+
     def _settle_names(self) -> None:
         """Make the joins that rest on a full name alone, found while the sources were read
         (this run's and an interrupted or failed one's): now every holder of each name is in
-        the store, whatever order the records came in. Only after every pull of the run ended
-        without an error. One transaction."""
+        the store, whatever order the records came in. Not while a source whose last pull
+        failed may hold what tells namesakes apart. One transaction."""
         with self._tx() as c:
             pending = {row.value: row.connector for row in c.execute(select(pending_names))}
             if not pending:
+                return
+            waiting = self._unread(c)
+            if waiting:
+                log.warning("%d joins on a name alone wait until %s is read without an error",
+                            len(pending), ", ".join(waiting))
                 return
             now = utcnow()
             settled = self.resolver.settle(c, list(pending))
@@ -378,7 +402,7 @@ class Sync:
         release makes. One transaction: interrupted, it is done again on the next run."""
         version = keys_version()
         with self._tx() as c:
-            stored = c.execute(select(store_settings.c.value).where(store_settings.c.name == KEYS_SETTING)).scalar()
+            stored = setting(c, KEYS_SETTING)
             if stored == version:
                 return
             live = [row.id for row in c.execute(
@@ -396,8 +420,7 @@ class Sync:
                     {"kind": kind, "value": value, "contact_id": contact_id}
                     for contact_id, records in own.items() for kind, value in _identifiers_of(records)
                 ])
-            c.execute(delete(store_settings).where(store_settings.c.name == KEYS_SETTING))
-            c.execute(insert(store_settings).values(name=KEYS_SETTING, value=version))
+            set_setting(c, KEYS_SETTING, version)
         if stored is not None or live:
             log.info("identifiers rebuilt for %d contacts (identity keys %s -> %s)", len(live), stored, version)
 
@@ -422,8 +445,8 @@ class Sync:
         pass's ``changed`` and those of passes made outside a sync (``hub segments
         recompute``), found by their change-log entries after a watermark."""
         top = c.execute(select(func.max(changes.c.id))).scalar() or 0
-        row = c.execute(select(store_settings.c.value).where(store_settings.c.name == CATEGORIES_QUEUED_KEY)).first()
-        mark = int(row.value) if row is not None and str(row.value).isdigit() else 0
+        value = setting(c, CATEGORIES_QUEUED_KEY)
+        mark = int(value) if value is not None and str(value).isdigit() else 0
         wanted = [name for name, entry in self.config.connectors.items()
                   if entry.writes and self.config.mappings[name].outbound]
         if wanted:
@@ -438,8 +461,7 @@ class Sync:
                 if values:
                     self._enqueue(c, values, now, only=wanted)
         if top != mark:
-            c.execute(delete(store_settings).where(store_settings.c.name == CATEGORIES_QUEUED_KEY))
-            c.execute(insert(store_settings).values(name=CATEGORIES_QUEUED_KEY, value=str(top)))
+            set_setting(c, CATEGORIES_QUEUED_KEY, str(top))
 
     def _guarded(self, name: str, step: Callable[[str], None]) -> bool:
         """Run one connector's step; a failure of one tool does not stop the others.

@@ -126,6 +126,18 @@ def test_token_budget_running_out(site: Site, ga: FakeGa4) -> None:
         (property_today() - dt.timedelta(days=5)).isoformat()}
 
 
+def test_a_failing_analytics_source_does_not_hold_the_name_joins_back(site: Site, ga: FakeGa4) -> None:
+    """Joins on a name alone wait while a source that failed may hold what tells namesakes
+    apart; GA4 brings visits, never records: its quota running out holds nothing back."""
+    assert site.sync()["status"] == "ok"  # GA4 read once: it holds no records
+    site.post_form({**tilda_form("g7:1", "Евдокия Прохорова", "", "+7 916 555-01-02", "1"), "COOKIES": ""})
+    site.post_form({**tilda_form("g7:2", "Прохорова Евдокия", "dusya.p@example.ru", "", "2"), "COOKIES": ""})
+    ga.fail("runReport", 429, times=100)
+    report = site.sync()
+    assert report["status"] == "failed" and "RESOURCE_EXHAUSTED" in report["errors"][0]
+    assert site.card("dusya.p@example.ru")["id"] == site.card("+79165550102")["id"]
+
+
 def test_an_unregistered_dimension_and_a_bad_token_are_clear_errors(tmp_path: Path, ga: FakeGa4,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     served = make_site(tmp_path, ga, monkeypatch, extra="    client_id_dimension: customUser:visitor\n")

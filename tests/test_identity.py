@@ -322,6 +322,11 @@ def test_name_joins_wait_for_a_run_that_reads_every_source(project):
     links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
              for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
     assert links["sheet:1"] != links["sheet:2"], "joined on the name before the SMS list was read"
+    only_sheet = project.hub("sync", "sheet")  # a run of the other source alone: sms is still unread
+    assert only_sheet.exit_code == 0 and "wait until sms is read" in only_sheet.output
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["sheet:1"] != links["sheet:2"], "joined on the name in a run that did not read the SMS list"
     _write(project, "sms", sms)
     links = _sync(project, {"sheet": sheet, "sms": sms})
     assert links["sms:s1"] == links["sheet:2"] != links["sheet:1"]

@@ -288,6 +288,22 @@ def open_store(url: str) -> Store:
     return store
 
 
+def setting(c: Connection, name: str) -> str | None:
+    """A value of ``store_settings`` (the store's own state: versions, watermarks)."""
+    from hub.store.schema import store_settings
+
+    return c.execute(select(store_settings.c.value).where(store_settings.c.name == name)).scalar()
+
+
+def set_setting(c: Connection, name: str, value: str | None) -> None:
+    """Set (``None``: remove) a value of ``store_settings``."""
+    from hub.store.schema import store_settings
+
+    c.execute(delete(store_settings).where(store_settings.c.name == name))
+    if value is not None:
+        c.execute(insert(store_settings).values(name=name, value=value))
+
+
 def bulk_insert(c: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """``INSERT`` many rows with one ``executemany``, converting values once per column
     type instead of through SQLAlchemy's per-row parameter processing (a sync's hot path).
