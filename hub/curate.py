@@ -29,7 +29,7 @@ from hub.contacts import resolve_contact
 from hub.errors import UsageError
 from hub.identity import Comparison, Profile, profile
 from hub.identity.compare import best, vetoed
-from hub.identity.resolver import record_profiles
+from hub.identity.resolver import record_profiles, store_attribute_weights
 from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
     categories,
@@ -345,7 +345,8 @@ def explain(c: Connection, first: str, second: str, merge_at: float, review_at: 
         def namesakes(self, last: str, first_key: str) -> float | None:
             return None
 
-    comparison: Comparison = best(a, b, StoreFrequencies())
+    weights = store_attribute_weights(c) if any(p.attributes for p in a) and any(p.attributes for p in b) else None
+    comparison: Comparison = best(a, b, StoreFrequencies(), weights)
     veto = comparison.veto or vetoed(a, b)
     p = 0.0 if veto else comparison.probability
     verdict = "different people" if veto else comparison.verdict(merge_at, review_at)

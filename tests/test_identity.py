@@ -469,6 +469,24 @@ def test_explain_breaks_the_score_down(namesakes):
     assert "phone" in text and "different" in text and "review" in text
 
 
+def test_explain_weighs_a_custom_value_by_how_common_it_is(project):
+    """A value most records share (a mailing list's status) says little about who is who:
+    explain weighs it as a sync does, not as a rare value."""
+    rows = ["id,name,email,status,card"] + [f"{i},Человек {i},p{i}@example.ru,subscribed,{100000 + i}"
+                                            for i in range(40)]
+    rows += ["a,Кузнецов Сергей,s.kuznetsov@mail.ru,subscribed,555001",
+             "b,Кузнецов Сергей,kuznetsov.s@yandex.ru,subscribed,555001"]
+    project.write("list.csv", "\n".join(rows) + "\n")
+    project.write("mappings/list.yaml", "fields:\n  full_name: {from: name, transforms: [split_name]}\n"
+                  "  email: {from: email, transforms: [email]}\n  x_status: status\n  x_card: card\n")
+    project.config("connectors:\n  list: {plugin: csv, path: list.csv, id_column: id, mapping: list}\n")
+    assert project.hub("sync").exit_code == 0
+    data = json.loads(project.hub("explain", "list:a", "list:b", "--json").stdout)
+    weights = {e["field"]: e["weight"] for e in data["evidence"]}
+    assert weights["x_status"] < 1.0  # 42 of 42 records are subscribed
+    assert weights["x_card"] >= 3.0  # a card number only these two hold
+
+
 def test_merge_then_split_restores_both_contacts(namesakes):
     links = _links(namesakes)
     before = {cid: json.loads(namesakes.hub("show", str(cid), "--json").stdout)["fields"]

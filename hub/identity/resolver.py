@@ -385,6 +385,8 @@ class ProbabilisticResolver:
             stored = record_profiles(c, sorted(wanted)) if wanted else {}
             rejected = self._rejected(c, sorted(wanted)) if wanted else set()
             counts = _Holders({key: len({find(x) for x in ids}) for key, ids in holders.items()})
+            # how common each custom value is among these records, as a batch weighs it
+            attribute_weight = _attribute_weights(p for profiles in stored.values() for p in profiles)
             seen: dict[tuple[int, int], str | None] = {}  # vetoes, by the profiles of this chunk
 
             def records(root: int) -> list[Profile]:
@@ -397,7 +399,7 @@ class ProbabilisticResolver:
                     return False
                 if any((min(i, j), max(i, j)) in rejected for i in members[x] for j in members[y]):
                     return False
-                if best(mine, others, _UNIQUE, seen=seen).verdict(self.merge_at, self.review_at) != "merge":
+                if best(mine, others, _UNIQUE, attribute_weight, seen).verdict(self.merge_at, self.review_at) != "merge":
                     return False
                 return vetoed(mine, others, seen) is None
 
@@ -415,7 +417,7 @@ class ProbabilisticResolver:
                         members[keep].extend(members.pop(other))
                     continue
                 for x, y in fits:
-                    comparison = best(records(x), records(y), counts)
+                    comparison = best(records(x), records(y), counts, attribute_weight)
                     if comparison.probability >= self.review_at:
                         maybe.append((x, y, comparison))
         groups = [(joined[root], sorted(ids)) for root, ids in members.items() if len(ids) > 1]
@@ -527,6 +529,20 @@ def _attribute_weights(batch: Iterable[Profile]) -> Callable[[str, str], float]:
     return weight
 
 
+def store_attribute_weights(c: Connection, sample: int = 5000) -> Callable[[str, str], float]:
+    """The weights of custom values as a batch gives them (:func:`_attribute_weights`), from
+    the first ``sample`` stored records that hold custom values: for comparisons made
+    outside a batch (``hub explain``), so that a value most records share (a mailing
+    status) weighs as little there as in a sync."""
+    rows = c.execute(
+        select(source_records.c.record_values)
+        .where(and_(source_records.c.origin == "read", source_records.c.record_values.like('%"x\\_%', escape="\\")))
+        .order_by(source_records.c.connector, source_records.c.external_id)
+        .limit(sample)
+    ).scalars()
+    return _attribute_weights(profile(json.loads(encoded)) for encoded in rows if encoded)
+
+
 def _pair(a: Node, b: Node, sort_key: dict[Node, str]) -> tuple[Node, Node]:
     return (a, b) if sort_key[a] <= sort_key[b] else (b, a)
 
@@ -577,5 +593,5 @@ def forget() -> None:
 
 __all__ = [
     "Candidate", "Cluster", "ProbabilisticResolver", "Resolution", "ReviewPair", "Settlement", "forget",
-    "record_profiles",
+    "record_profiles", "store_attribute_weights",
 ]
