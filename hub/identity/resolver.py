@@ -358,9 +358,10 @@ class ProbabilisticResolver:
         """Decide the joins on a full name alone, with every holder of each name in the
         store: the holders of a name are one person when any two of them could be
         (nothing disagrees between them, no veto, no decision against; the name alone
-        would join them if no one else held it), and then they are joined. When two of
-        them differ (two phones: two people), the name alone cannot tell to which one
-        a third record belongs: the pairs that could be one person go to review. Keys
+        would join them if no one else held it) and none lives in another city than the
+        others, and then they are joined. When two of them differ (two phones: two
+        people), the name alone cannot tell to which one a third record belongs, and two
+        cities may be two people: the pairs that could be one person go to review. Keys
         are taken in order, so the result depends on what is stored, not on the order
         it came in."""
         parent: dict[int, int] = {}
@@ -403,13 +404,20 @@ class ProbabilisticResolver:
                     return False
                 return vetoed(mine, others, seen) is None
 
+            def far_apart(x: int, y: int) -> bool:
+                """Whether they live in different cities: a name alone does not join those;
+                a person asks (people move, and write the city of a delivery)."""
+                cities_x = {p.city for p in records(x) if p.city}
+                cities_y = {p.city for p in records(y) if p.city}
+                return bool(cities_x and cities_y and cities_x.isdisjoint(cities_y))
+
             for key in sorted(holders):
                 roots = sorted({find(x) for x in holders[key]})
                 if len(roots) < 2:
                     continue
                 pairs = [(x, y) for i, x in enumerate(roots) for y in roots[i + 1 :]]
                 fits = [(x, y) for x, y in pairs if possible(x, y)]
-                if len(fits) == len(pairs):
+                if len(fits) == len(pairs) and not any(far_apart(x, y) for x, y in fits):
                     keep = roots[0]
                     joined[keep] = min([key] + [joined.pop(r) for r in roots if r in joined])
                     for other in roots[1:]:
