@@ -51,6 +51,7 @@ from hub.identity.compare import (
     profile,
     vetoed,
 )
+from hub.names import latin_key
 from hub.store import among, live_records
 from hub.store.schema import identifiers, match_reviews, source_records
 
@@ -405,10 +406,11 @@ class ProbabilisticResolver:
                 return vetoed(mine, others, seen) is None
 
             def far_apart(x: int, y: int) -> bool:
-                """Whether they live in different cities: a name alone does not join those;
-                a person asks (people move, and write the city of a delivery)."""
-                cities_x = {p.city for p in records(x) if p.city}
-                cities_y = {p.city for p in records(y) if p.city}
+                """Whether they live in different cities (Tver and Тверь are one): a name
+                alone does not join those; a person asks (people move, and write the city of
+                a delivery)."""
+                cities_x = {latin_key(p.city) for p in records(x) if p.city}
+                cities_y = {latin_key(p.city) for p in records(y) if p.city}
                 return bool(cities_x and cities_y and cities_x.isdisjoint(cities_y))
 
             for key in sorted(holders):
