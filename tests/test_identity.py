@@ -362,6 +362,16 @@ def test_evidence_names_each_field_and_sums_to_the_weight():
     assert result.veto is None and result.probability > 0.99
 
 
+def test_a_city_in_latin_letters_is_the_same_city():
+    """The aliases know the big cities' spellings; any other city written in Latin
+    letters is still the one written in Cyrillic."""
+    a = _profile(full_name="Евдокимова Таисия", phone="+7 921 000-00-05", city="Тверь")
+    b = _profile(full_name="Евдокимова Таисия", phone="+7 921 000-00-05", city="Tver")
+    assert {e.field: e.level for e in compare(a, b).evidence}["city"] == "same"
+    c = _profile(full_name="Евдокимова Таисия", phone="+7 921 000-00-05", city="Тула")
+    assert {e.field: e.level for e in compare(a, c).evidence}["city"] == "different"
+
+
 def test_a_veto_says_why():
     a = _profile(full_name="Иванов Пётр", phone="+7 495 123-45-67")
     b = _profile(full_name="Иванова Мария", phone="+7 495 123-45-67")

@@ -456,7 +456,7 @@ def compare(
     order_unclear = _compare_names(a, b, result, frequencies, contradicted, shared)
     _compare_birthday(a, b, result, shared)
     if a.city and b.city:
-        if a.city == b.city:
+        if a.city == b.city or names.latin_key(a.city) == names.latin_key(b.city):  # Tver is Тверь
             result.add("city", "same", W_CITY_SAME, a.city)
         else:
             result.add("city", "different", W_CITY_DIFF, f"{a.city} / {b.city}")
