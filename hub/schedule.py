@@ -28,11 +28,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
 
 from hub.config import LoadedConfig, ScheduleJob
 from hub.errors import LockedError, StopRequested, UsageError
-from hub.store import Store
+from hub.store import Store, set_setting
 from hub.store.schema import store_settings
 from hub.sync import Sync, utcnow
 
@@ -155,8 +155,7 @@ class Scheduler:
         job.last = slot
         job.due = self._next(job.spec.cron, slot)
         with self.store.begin() as c:
-            c.execute(delete(store_settings).where(store_settings.c.name == _key(job.name)))
-            c.execute(insert(store_settings).values(name=_key(job.name), value=slot.isoformat()))
+            set_setting(c, _key(job.name), slot.isoformat())
 
     # --- times ------------------------------------------------------------------
     def _load(self, jobs_config: dict[str, ScheduleJob]) -> list[_Job]:

@@ -17,16 +17,17 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from hub.store.schema import store_settings, suppression
+from hub.store import set_setting, setting
+from hub.store.schema import suppression
 
 SALT = "suppression_salt"
 
 
 def salt(c: Connection, create: bool = False) -> str | None:
-    value = c.execute(select(store_settings.c.value).where(store_settings.c.name == SALT)).scalar()
+    value = setting(c, SALT)
     if value is None and create:
         value = secrets.token_hex(16)
-        c.execute(insert(store_settings).values(name=SALT, value=value))
+        set_setting(c, SALT, value)
     return value
 
 

@@ -51,7 +51,7 @@ from hub.segments.rules import (
     span_days,
     to_days,
 )
-from hub.store import among, bulk_insert, bulk_update
+from hub.store import among, bulk_insert, bulk_update, set_setting, setting
 from hub.store.schema import (
     categories,
     changes,
@@ -59,7 +59,6 @@ from hub.store.schema import (
     contacts,
     events,
     segment_members,
-    store_settings,
 )
 
 #: Keys ``outbound_values`` gives destinations: ``hub.model.OUTBOUND_FIELDS``, mapping targets.
@@ -98,7 +97,7 @@ def _days(c: Connection, column: Any) -> Any:
 
 
 def _load_state(c: Connection) -> dict[str, Any]:
-    value = c.execute(select(store_settings.c.value).where(store_settings.c.name == STATE_KEY)).scalar()
+    value = setting(c, STATE_KEY)
     try:
         return json.loads(value) if value else {}
     except ValueError:
@@ -106,8 +105,7 @@ def _load_state(c: Connection) -> dict[str, Any]:
 
 
 def _save_state(c: Connection, state: dict[str, Any]) -> None:
-    c.execute(delete(store_settings).where(store_settings.c.name == STATE_KEY))
-    c.execute(insert(store_settings).values(name=STATE_KEY, value=json.dumps(state, sort_keys=True)))
+    set_setting(c, STATE_KEY, json.dumps(state, sort_keys=True))
 
 
 def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: bool = False) -> Refreshed:

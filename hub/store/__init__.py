@@ -186,23 +186,16 @@ class Store:
                     pass
 
     def _pg_holder(self, connection: Connection, name: str) -> dict[str, Any]:
-        from hub.store.schema import store_settings
-
         with contextlib.suppress(SQLAlchemyError, ValueError):
-            value = connection.execute(
-                select(store_settings.c.value).where(store_settings.c.name == f"lock:{name}")
-            ).scalar()
+            value = setting(connection, f"lock:{name}")
             connection.commit()
             return json.loads(value) if value else {}
         connection.rollback()
         return {}
 
     def _pg_record_holder(self, name: str, me: dict[str, Any]) -> None:
-        from hub.store.schema import store_settings
-
         with contextlib.suppress(SQLAlchemyError), self.engine.begin() as c:
-            c.execute(delete(store_settings).where(store_settings.c.name == f"lock:{name}"))
-            c.execute(insert(store_settings).values(name=f"lock:{name}", value=json.dumps(me)))
+            set_setting(c, f"lock:{name}", json.dumps(me))
 
     def _end_stale_holder(self, connection: Connection, name: str, key: int) -> bool:
         """End the session holding the lock if the hub process that took it is gone."""
