@@ -204,13 +204,12 @@ class Ga4Connector(Connector):
         worst)."""
         answer = self._run_report({"dateRanges": [{"startDate": "yesterday", "endDate": "yesterday"}],
                                    "metrics": [{"name": "sessions"}], "limit": "1"})
-        name = (answer.get("metadata") or {}).get("timeZone")
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, TypeError):
+        zone = _zone(answer, None)
+        if zone is None:
             self.context.logger.warning("GA4: the property's time zone %r is unknown here: reading up to "
-                                        "yesterday in UTC-12", name)
+                                        "yesterday in UTC-12", (answer.get("metadata") or {}).get("timeZone"))
             return LAST_ZONE
+        return zone
 
     def read(self, cursor: str | None) -> Iterator[RawRecord | Checkpoint]:
         # the last finished day is the property's yesterday: the host's may be the property's today
@@ -244,7 +243,7 @@ class Ga4Connector(Connector):
             answer = self._run_report(body)
             rows = answer.get("rows") or []
             headers = [h.get("name") for h in answer.get("dimensionHeaders") or []]
-            zone = _zone((answer.get("metadata") or {}).get("timeZone"))
+            zone = _zone(answer, dt.timezone.utc)
             for row in rows:
                 record = self._visit(headers, row, zone)
                 if record is not None:  # a session without the visitor's id is no one's
@@ -292,11 +291,14 @@ def _visitor_id(kind: str, value: str) -> str | None:
 LAST_ZONE = dt.timezone(dt.timedelta(hours=-12))
 
 
-def _zone(name: str | None) -> dt.tzinfo:
+def _zone(answer: dict[str, Any], default: dt.tzinfo | None) -> dt.tzinfo | None:
+    """The time zone a report's ``metadata`` names; ``default`` when it names none this
+    host knows."""
+    name = (answer.get("metadata") or {}).get("timeZone")
     try:
-        return ZoneInfo(name) if name else dt.timezone.utc
+        return ZoneInfo(name) if isinstance(name, str) and name else default
     except (ZoneInfoNotFoundError, ValueError):
-        return dt.timezone.utc
+        return default
 
 
 def _reason(error: Any) -> str:
