@@ -303,6 +303,22 @@ def _initial(text: str) -> str:
     return names.latin_key(letter) if len(letter) == 1 and letter.isalpha() else ""
 
 
+def _initial_fits(a: Profile, b: Profile) -> bool:
+    """``a`` is written as an initial and ``b``'s first name starts with it, or so does
+    a full form of it: «Клочин А. И.» and «Тёма» (Артём), «Иванов А.» and «Шура»."""
+    if not a.initial:
+        return False
+    if b.initial:
+        return a.initial.startswith(b.initial) or b.initial.startswith(a.initial)
+    return b.first.startswith(a.initial) or any(
+        _full_form_key(k).startswith(a.initial) for k in b.first_keys if not k.startswith("~"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _full_form_key(key: str) -> str:
+    return names.latin_key(key)
+
+
 @functools.lru_cache(maxsize=65536)
 def _misspelt_name(key: str) -> frozenset[str]:
     """The full names an unknown first name is one typo away from (Аликсандр -> александр):
@@ -538,7 +554,11 @@ def _compare_names(
 ) -> bool:
     """Names; whether the two records read the words of the name in different roles."""
     if _swapped(a, b):
-        result.add("full_name", "same, parts swapped", W_FIRST_SAME + W_LAST_SAME, f"{a.first} {a.last_raw}")
+        if a.first == b.last_raw and a.last_raw == b.first:
+            result.add("full_name", "same, parts swapped", W_FIRST_SAME + W_LAST_SAME, f"{a.first} {a.last_raw}")
+        else:
+            result.add("full_name", "parts swapped, a typo", W_FIRST_SAME + W_LAST_CLOSE,
+                       f"{a.first} {a.last_raw} ~ {b.last_raw} {b.first}")
         return True
     order_unclear = False
     first_agrees = False
@@ -565,7 +585,7 @@ def _compare_names(
     elif (a.initial or b.initial) and (a.initial or a.first) and (b.initial or b.first):
         # «Иванов Ю. С.»: the initial of the other's first name, or not
         x, y = a.initial or a.first, b.initial or b.first
-        if x.startswith(y) or y.startswith(x):
+        if _initial_fits(a, b) or _initial_fits(b, a):
             result.add("first_name", "initial agrees", W_MIDDLE_INITIAL, f"{x} ~ {y}")
         else:
             result.add("first_name", "initial differs", W_MIDDLE_INITIAL_DIFF, f"{x} / {y}")
@@ -605,9 +625,18 @@ def _compare_names(
 
 
 def _swapped(a: Profile, b: Profile) -> bool:
-    """One wrote "David Miller", the other "Miller David" and the split guessed differently."""
-    return bool(a.first and b.first and a.last_raw and b.last_raw and a.first != b.first
-                and a.first == b.last_raw and a.last_raw == b.first)
+    """One wrote "David Miller", the other "Miller David" and the split guessed differently;
+    one of the two words may be a typo away ("Garia Nora", "Nora Garcia")."""
+    if not (a.first and b.first and a.last_raw and b.last_raw and a.first != b.first):
+        return False
+    first_as_last, last_as_first = a.first == b.last_raw, a.last_raw == b.first
+    if first_as_last and last_as_first:
+        return True
+    if first_as_last:
+        return _similar(a.last_raw, b.first) >= CLOSE
+    if last_as_first:
+        return _similar(a.first, b.last_raw) >= CLOSE
+    return False
 
 
 def _patronymics_veto(a: Profile, b: Profile) -> str:
