@@ -222,6 +222,30 @@ def test_a_bridging_record_joins_only_the_compatible_relative(project):
     assert links["forms:f1"] == links["sheet:1"] != links["sheet:2"]
 
 
+def test_a_nameless_row_on_a_shared_mailbox_joins_whom_the_address_names(project):
+    """A couple shares «a.bulycheva@»; a mailing row with that address and no name joins
+    Алена, whose initial the address starts with, not Виталий; a first name written out
+    («shamil_omar38@») points the same way. Neither address vetoes anyone."""
+    links = _sync(project, {
+        "sheet": [
+            {"id": "1", "full_name": "Булычев Виталий Львович", "email": "a.bulycheva@outlook.com"},
+            {"id": "2", "full_name": "Алена Булычева", "email": "a.bulycheva@outlook.com"},
+            {"id": "3", "full_name": "Омарова Нино", "email": "shamil_omar38@bk.ru"},
+            {"id": "4", "full_name": "Омаров Шамиль", "email": "shamil_omar38@bk.ru"},
+            {"id": "5", "full_name": "Тихонова Ольга", "email": "m.tikhonova@mail.ru"},
+        ],
+        "mailing": [
+            {"id": "a.bulycheva@outlook.com", "email": "a.bulycheva@outlook.com"},
+            {"id": "shamil_omar38@bk.ru", "email": "shamil_omar38@bk.ru"},
+            {"id": "m.tikhonova@mail.ru", "email": "m.tikhonova@mail.ru"},
+        ],
+    })
+    assert links["sheet:1"] != links["sheet:2"] and links["sheet:3"] != links["sheet:4"]
+    assert links["mailing:a.bulycheva@outlook.com"] == links["sheet:2"]
+    assert links["mailing:shamil_omar38@bk.ru"] == links["sheet:4"]
+    assert links["mailing:m.tikhonova@mail.ru"] == links["sheet:5"]  # the only holder, whatever the initial
+
+
 PEOPLE = [
     {"full_name": "Романова Дарья Михайловна", "phone": "8 (968) 610-24-89", "email": "d.romanova@mail.ru"},
     {"first_name": "Dasha", "last_name": "Romanova", "email": "d.romanova@mail.ru"},

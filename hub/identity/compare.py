@@ -67,6 +67,7 @@ W_LAST_DIFF = -4.0  # women change surnames at marriage: not a veto
 W_MIDDLE_SAME = 3.0
 W_MIDDLE_CLOSE = 0.0
 W_MIDDLE_INITIAL = 1.0
+W_MAIL_FIRST = 1.0  # a nameless record's address starts with the other's first name or initial
 W_MIDDLE_INITIAL_DIFF = -3.0
 W_BIRTHDAY_SAME = 8.0
 W_BIRTHDAY_TYPO = -3.0  # one digit off or day and month swapped
@@ -128,6 +129,9 @@ class Profile:
     city: str = ""
     #: surnames the e-mail local parts are made of (``lyubnikova61`` -> liubnikov)
     mail_surnames: tuple[str, ...] = ()
+    #: a nameless record's first name or initial as its address starts with it
+    #: (``a.bulycheva``: ``a``; ``shamil_omar38``: ``shamil``), a hint only
+    mail_first: str = ""
     #: custom attributes: (name, folded value)
     attributes: tuple[tuple[str, str], ...] = ()
 
@@ -234,11 +238,15 @@ def _profile(
         if len(local) >= _MIN_LOCAL and local not in _GENERIC_LOCALS:
             local_parts.add(local)
     mail_surnames = {s for email in emails for s in _mail_surnames(names.email_local_key(email))}
+    mail_first = ""
     if not first_text.strip() and not last_text.strip():
         # a nameless record: tatyana.belousova@... names its holder
         found = sorted({n for text in email_texts if (n := _mail_name(text.strip().lower().rpartition("@")[0]))})
         if len(found) == 1:
             first_text, last_text = found[0]
+        else:
+            hints = {h for text in email_texts if (h := _mail_first(text.strip().lower().rpartition("@")[0]))}
+            mail_first = hints.pop() if len(hints) == 1 else ""
     first, first_keys, first_gender = _first(first_text)
     initial = _initial(first_text) if not first else ""
     last, last_gender = _last(last_text)
@@ -258,6 +266,7 @@ def _profile(
         middle_gender=middle_gender,
         gender=gender,
         mail_surnames=tuple(sorted(mail_surnames)),
+        mail_first=mail_first,
         birthday=birthday,
         city=names.fold(city),
         attributes=tuple(sorted({
@@ -303,15 +312,15 @@ def _initial(text: str) -> str:
     return names.latin_key(letter) if len(letter) == 1 and letter.isalpha() else ""
 
 
-def _initial_fits(a: Profile, b: Profile) -> bool:
-    """``a`` is written as an initial and ``b``'s first name starts with it, or so does
-    a full form of it: «Клочин А. И.» and «Тёма» (Артём), «Иванов А.» and «Шура»."""
-    if not a.initial:
+def _initial_fits(initial: str, b: Profile) -> bool:
+    """``b``'s first name, or its initial, starts with ``initial``, or so does a full form
+    of it: «Клочин А. И.» and «Тёма» (Артём), «Иванов А.» and «Шура»."""
+    if not initial:
         return False
     if b.initial:
-        return a.initial.startswith(b.initial) or b.initial.startswith(a.initial)
-    return b.first.startswith(a.initial) or any(
-        _full_form_key(k).startswith(a.initial) for k in b.first_keys if not k.startswith("~"))
+        return initial.startswith(b.initial) or b.initial.startswith(initial)
+    return b.first.startswith(initial) or any(
+        _full_form_key(k).startswith(initial) for k in b.first_keys if not k.startswith("~"))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -356,6 +365,7 @@ def _middle(text: str) -> tuple[str, str | None]:
 
 _LOCAL_WORDS = re.compile(r"[a-z]{4,}")
 _NAME_LOCAL = re.compile(r"([a-z]{3,})[._-]([a-z]{3,})")
+_MAIL_WORDS = re.compile(r"[a-z]+")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -372,6 +382,19 @@ def _mail_name(local: str) -> tuple[str, str] | None:
         return None
     first, last = (x, y) if x_first else (y, x)
     return (first, last) if names.surname_info(last)[0] else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _mail_first(local: str) -> str:
+    """The first name or initial a local part of two or more words starts with
+    (``a.bulycheva``, ``shamil_omar38``); empty for anything else."""
+    words = _MAIL_WORDS.findall(local)
+    if len(words) < 2:
+        return ""
+    word = words[0]
+    if len(word) == 1:
+        return word
+    return word if names.latin_key(word) in names.known_first_names() else ""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -585,7 +608,7 @@ def _compare_names(
     elif (a.initial or b.initial) and (a.initial or a.first) and (b.initial or b.first):
         # «Иванов Ю. С.»: the initial of the other's first name, or not
         x, y = a.initial or a.first, b.initial or b.first
-        if _initial_fits(a, b) or _initial_fits(b, a):
+        if _initial_fits(a.initial, b) or _initial_fits(b.initial, a):
             result.add("first_name", "initial agrees", W_MIDDLE_INITIAL, f"{x} ~ {y}")
         else:
             result.add("first_name", "initial differs", W_MIDDLE_INITIAL_DIFF, f"{x} / {y}")
@@ -621,7 +644,27 @@ def _compare_names(
         else:
             result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
             result.veto = result.veto or _patronymics_veto(a, b)
+    if a.mail_first or b.mail_first:
+        _compare_mail_first(a, b, result)
     return order_unclear
+
+
+def _compare_mail_first(a: Profile, b: Profile, result: Comparison) -> None:
+    """A nameless record whose address starts with a first name or an initial
+    («a.bulycheva@») against a named one: whose mailbox it more likely is, when a couple
+    shares it. A hint that weighs a little, never a veto (an address may be anyone's)."""
+    hinted, other = (a, b) if a.mail_first else (b, a)
+    if other.mail_first or not (other.first or other.initial):
+        return
+    word = hinted.mail_first
+    if len(word) == 1:
+        fits = _initial_fits(word, other)
+    else:
+        key, keys, _gender = _first(word)
+        fits = bool(key) and (key == other.first or bool(keys & other.first_keys) or (bool(other.initial) and any(
+            k.startswith(other.initial) for k in (key, *(_full_form_key(k) for k in keys if not k.startswith("~"))))))
+    result.add("first_name", "agrees with the e-mail address" if fits else "differs from the e-mail address",
+               W_MAIL_FIRST if fits else -W_MAIL_FIRST, f"{word} / {other.first or other.initial}")
 
 
 def _swapped(a: Profile, b: Profile) -> bool:
