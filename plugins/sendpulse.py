@@ -111,7 +111,8 @@ class SendPulseConnector(Connector):
         if cursor != digest:
             for row in rows:
                 yield self._record(row)
-        yield Checkpoint(digest, complete=True)
+        # unchanged: nothing read, so nothing can be told gone
+        yield Checkpoint(digest, complete=cursor != digest)
 
     def _pages(self) -> Iterator[dict[str, Any]]:
         offset = 0

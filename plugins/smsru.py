@@ -123,14 +123,16 @@ class SmsRuConnector(Connector):
         state = _State.load(cursor)
         stoplist = self._call("stoplist/get", {}, "reading the stop list").get("stoplist") or {}
         digest = hashlib.sha256(json.dumps(stoplist, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
-        if state.stoplist != digest:
+        listed = state.stoplist != digest
+        if listed:
             for phone, note in sorted(stoplist.items()):
                 proof = (("smsru_stoplist", str(note or "")),)
                 yield RawRecord(digits(phone), {"phone": "+" + digits(phone), "note": note or ""},
                                 consents=(ConsentReport("sms", "unsubscribed", None, proof),))
             state.stoplist = digest
         yield from self._messages(state)
-        yield Checkpoint(state.dump(), complete=True)
+        # an unchanged stop list was not read again, so nothing can be told gone from it
+        yield Checkpoint(state.dump(), complete=listed)
 
     # -- message history -----------------------------------------------------
 

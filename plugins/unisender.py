@@ -114,7 +114,8 @@ class UnisenderConnector(Connector):
         if cursor != digest:
             for row in rows:
                 yield self._record(dict(zip(names, row, strict=False)))
-        yield Checkpoint(digest, complete=True)
+        # unchanged: nothing read, so nothing can be told gone
+        yield Checkpoint(digest, complete=cursor != digest)
 
     def _record(self, row: dict[str, Any]) -> RawRecord:
         email = str(row.get("email") or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -131,3 +132,28 @@ def test_an_address_named_in_the_refusal_is_rejected_and_the_rest_sent_at_once(f
     assert [r.contact_id for r in results if r.status == "rejected"] == [3, 7]
     assert "u3@example.com" in results[2].error
     assert fake.calls["emails.add"] == 3 and len(fake.emails) == 8
+
+
+def test_an_unchanged_book_removes_nothing_and_a_deleted_address_is_removed(fake, project):
+    """The book is read again only when it changed: an unchanged one must not read as emptied
+    (the mass-delete guard stopped every later sync, and --allow-mass-delete removed all)."""
+    for i in range(40):
+        fake.add(f"p{i}@example.com", Name=f"Клиент {i}")
+    project.config(
+        "connectors:\n  sendpulse: {plugin: sendpulse, role: source, "
+        f"client_id: {fake.client_id}, client_secret: {fake.client_secret}, address_book_id: {fake.book_id}, "
+        f"endpoint: \"{fake.url}\", backoff_seconds: 0}}\n"
+    )
+
+    def live() -> int:
+        return len(json.loads(project.hub("export", "links", "--format", "json").stdout))
+
+    for _ in range(3):
+        result = project.hub("sync", "--json")
+        assert result.exit_code == 0, result.output
+        assert live() == 40
+    with fake.lock:
+        del fake.emails["p7@example.com"]
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    assert live() == 39
