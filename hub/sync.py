@@ -33,6 +33,7 @@ from hub.connector import Connector, ConnectorContext
 from hub.errors import (
     FatalError,
     GuardError,
+    HubError,
     RetriableError,
     SkippableRecord,
     StopRequested,
@@ -330,6 +331,12 @@ class Sync:
         except GuardError as error:
             self.report.errors.append(str(error))
             stop_error = error
+        except HubError as error:
+            if isinstance(error, StopRequested):
+                self._finish("interrupted", f"{type(error).__name__}: {error}")
+            else:  # the store failed (a full disk, a lock held too long): the run failed
+                self._finish("failed", "\n".join([*self.report.errors, str(error)]))
+            raise
         except BaseException as error:  # KeyboardInterrupt, SIGTERM: record and re-raise
             self._finish("interrupted", f"{type(error).__name__}: {error}")
             raise

@@ -416,6 +416,37 @@ def test_second_run_exits_3_while_the_lock_is_held(demo):
     assert demo.hub("sync").exit_code == 0
 
 
+def test_a_write_transaction_waits_for_another_writer_instead_of_failing(tmp_path):
+    """SQLite: a transaction that reads, then writes after another process (hub serve
+    storing a form) committed, failed at once with "database is locked" (its snapshot
+    was stale); one that takes the write lock at its start waits for the other instead."""
+    import threading
+
+    from hub.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    failures: list[BaseException] = []
+
+    def another_writer() -> None:
+        try:
+            with store.begin() as other:
+                other.execute(store_settings.insert().values(name="form", value="stored"))
+        except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+            failures.append(error)
+
+    with store.begin() as c:
+        c.execute(select(func.count()).select_from(contacts)).scalar()
+        writer = threading.Thread(target=another_writer)
+        writer.start()
+        writer.join(timeout=0.5)  # it commits now, or waits for this transaction to end
+        c.execute(store_settings.insert().values(name="batch", value="stored"))
+    writer.join()
+    with store.connect() as c:
+        stored = dict(c.execute(select(store_settings.c.name, store_settings.c.value)).all())
+    store.dispose()
+    assert not failures and {stored.get("form"), stored.get("batch")} == {"stored"}
+
+
 def test_export_links_and_contacts(demo):
     demo.hub("sync")
     result = demo.hub("export", "links")

@@ -77,7 +77,7 @@ class Store:
             # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL;
             # take it over as SQLAlchemy's documentation recommends.
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
+            event.listen(self.engine, "begin", _sqlite_begin)
 
     # --- schema -----------------------------------------------------------------
     def _alembic(self, connection: Connection) -> AlembicConfig:
@@ -114,9 +114,15 @@ class Store:
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
+        """A transaction that writes. On SQLite it takes the write lock at its start
+        (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout`` for another writer (``hub
+        serve`` storing a form): a transaction that read first and wrote later would
+        fail at once with "database is locked" if another writer committed in between."""
         try:
-            with self.engine.begin() as connection:
-                yield connection
+            with self.engine.connect() as connection:
+                connection.execution_options(**{_IMMEDIATE: True})
+                with connection.begin():
+                    yield connection
         except OperationalError as error:
             raise FatalError(f"store error: {redact(str(error.orig))}",
                              hint="check the store's disk (free space, permissions), server or lock; what "
@@ -260,6 +266,14 @@ def _describe(holder: dict[str, Any]) -> str:
         return ""
     stale = ", no longer running" if _is_stale(holder) else ""
     return f" (pid {holder['pid']} on {holder.get('host', '?')} since {holder.get('since', '?')}{stale})"
+
+
+_IMMEDIATE = "hub_write_transaction"
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    immediate = connection.get_execution_options().get(_IMMEDIATE)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
