@@ -362,16 +362,19 @@ class Sync:
                 set_setting(c, UNREAD_KEY, json.dumps(sorted(unread)) if unread else None)
 
     def _unread(self, c: Connection) -> list[str]:
-        """The sources whose last pull failed and whose records can tell namesakes apart:
-        those with records in the store, or never read to the end (a tool of history only,
-        such as web analytics, brings none)."""
-        sources = {name for name, entry in self.config.connectors.items() if entry.reads}
+        """The sources that may hold what tells namesakes apart and were not read: never
+        read to the end (also when only other sources were synced so far), or whose last
+        pull failed and whose records are in the store (a tool of history only, such as
+        web analytics, brings none)."""
+        sources = sorted(name for name, entry in self.config.connectors.items() if entry.reads)
+        failed = set(json.loads(setting(c, UNREAD_KEY) or "[]"))
         waiting = []
-        for name in sorted(set(json.loads(setting(c, UNREAD_KEY) or "[]")) & sources):
+        for name in sources:
             read_before = c.execute(select(cursors.c.connector).where(cursors.c.connector == name).limit(1)).first()
-            holds = c.execute(select(source_records.c.connector).where(source_records.c.connector == name)
-                              .limit(1)).first()
-            if holds is not None or read_before is None:
+            if read_before is None:
+                waiting.append(name)
+            elif name in failed and c.execute(select(source_records.c.connector)
+                                              .where(source_records.c.connector == name).limit(1)).first():
                 waiting.append(name)
         return waiting
 

@@ -375,6 +375,34 @@ def test_name_joins_wait_for_a_run_that_reads_every_source(project):
     assert _sync(project, {"sheet": sheet, "sms": sms}) == links
 
 
+def test_name_joins_wait_for_a_source_never_read(project):
+    """`hub sync forms` before the sheet was ever read: the sheet may hold two namesakes
+    with different phones, so the forms' two «Петров Иван» are not joined on the name
+    yet; once every source is read they come out as a full sync makes them."""
+    sheet = [
+        {"id": "1", "full_name": "Петров Иван", "phone": "+7 916 111-00-01"},
+        {"id": "2", "full_name": "Петров Иван", "phone": "+7 916 111-00-02"},
+    ]
+    forms = [
+        {"id": "f1", "full_name": "Петров Иван", "email": "ivan.petrov@mail.ru"},
+        {"id": "f2", "full_name": "Петров Иван", "city": "Казань"},
+    ]
+    from tests.conftest import Project
+
+    (project.root / "all").mkdir()
+    reference = _sync(Project(project.root / "all"), {"sheet": sheet, "forms": forms})
+    _write(project, "sheet", sheet)
+    _write(project, "forms", forms)
+    project.config("connectors:\n  sheet: {plugin: csv, path: sheet.csv, id_column: id}\n"
+                   "  forms: {plugin: csv, path: forms.csv, id_column: id}\n")
+    only_forms = project.hub("sync", "forms")
+    assert only_forms.exit_code == 0 and "wait until sheet is read" in only_forms.output
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["forms:f1"] != links["forms:f2"], "joined on the name before the sheet was ever read"
+    assert _partition(_sync(project, {"sheet": sheet, "forms": forms})) == _partition(reference)
+
+
 # --- scoring is explainable -------------------------------------------------------------
 
 
