@@ -239,7 +239,12 @@ def sync(app: App, connectors: tuple[str, ...], dry_run: bool, allow_mass_delete
     signal.signal(signal.SIGTERM, _terminate)
     with _progress(enabled=not as_json) as progress:
         runner = Sync(config, app.store, dry_run=dry_run, allow_mass_delete=allow_mass_delete, progress=progress)
-        report = runner.run(list(connectors))
+        try:
+            report = runner.run(list(connectors))
+        except HubError:
+            if as_json and runner.report.run_id:  # a run that started and stopped: its report
+                _emit(runner.report.as_dict())
+            raise
     data = report.as_dict()
     if as_json:
         _emit(data)

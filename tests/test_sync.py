@@ -242,8 +242,11 @@ def test_mass_delete_guard_stops_the_run(demo):
     assert result.exit_code == 1
     assert "mass-delete guard" in result.stderr and "--allow-mass-delete" in result.stderr
     assert _count(demo, source_records, source_records.c.removed_at.is_not(None)) == 0
-    # the guard trips again on the next run: the cursor was not advanced
-    assert demo.hub("sync").exit_code == 1
+    # the guard trips again on the next run: the cursor was not advanced; --json reports it too
+    result = demo.hub("sync", "--json")
+    assert result.exit_code == 1 and "mass-delete guard" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "failed" and "mass-delete guard" in report["errors"][0]
     result = demo.hub("sync", "--allow-mass-delete", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["sheet"]["removed"] == 3
