@@ -7,8 +7,10 @@ One run of kind ``forget`` under the store lock:
   categories, segment memberships, review pairs, quarantined rows of those records and
   the site-form submissions they came from (the inbox) are deleted;
 * salted hashes of every e-mail and phone the person had go to the suppression list,
-  so a sync skips any record that carries one (``hub.suppression``); so do their
-  analytics client ids, whose visits are then dropped (``hub.analytics``);
+  so a sync skips any record that carries one (``hub.suppression``); one that someone
+  hub keeps also holds (a family's home phone) goes there with the person's first name
+  only, so the relative's records still come in; so do the ids of the person's records
+  and their analytics client ids, whose visits are then dropped (``hub.analytics``);
 * each destination hub wrote the person to gets a queued delete (sent by the next
   sync); tools hub only reads from cannot be told to delete, and are reported with
   the record ids to delete there by hand;
@@ -49,7 +51,7 @@ from hub.store.schema import (
     segment_members,
     source_records,
 )
-from hub.suppression import identifiers_of, suppress
+from hub.suppression import first_name_keys, identifiers_of, record_entry, shared_entries, suppress
 from hub.sync import _change, _contact_values, utcnow
 
 ERASED = "[erased]"
@@ -77,7 +79,7 @@ class Eraser(Curator):
             people = self._contacts_of(c, given, ref)
             ids = _with_merged(c, people)
             idents = set(given) | self._identifiers(c, ids)
-            added = suppress(c, idents, self.report.run_id, now)
+            added = suppress(c, self._entries(c, ids, idents), self.report.run_id, now)
             queued, by_hand = self._request_deletion(c, ids, now)
             self._erase(c, ids, now)
             counts = {"actor": self.actor, "contacts": len(people), "suppressed": len(idents)}
@@ -116,6 +118,34 @@ class Eraser(Curator):
             if row.record_values:
                 found |= identifiers_of(json.loads(row.record_values))
         return found
+
+    def _entries(self, c: Connection, ids: list[int], idents: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The suppression entries of the person: their identifiers; with their first name
+        those someone hub keeps holds too; the ids of their records."""
+        shared: set[tuple[str, str]] = set()
+        for kind in ("email", "phone"):
+            values = sorted(value for k, value in idents if k == kind)
+            for start in range(0, len(values), 500):
+                shared.update((kind, row.value) for row in c.execute(
+                    select(identifiers.c.value)
+                    .join(contacts, contacts.c.id == identifiers.c.contact_id)
+                    .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(values[start:start + 500]),
+                                identifiers.c.contact_id.not_in(ids or [0]), contacts.c.deleted_at.is_(None),
+                                contacts.c.merged_into.is_(None)))
+                ))
+        keys: set[str] = set()
+        entries = idents - shared
+        for row in c.execute(select(source_records.c.connector, source_records.c.external_id,
+                                    source_records.c.record_values).where(source_records.c.contact_id.in_(ids or [0]))):
+            if row.record_values:
+                keys |= first_name_keys(json.loads(row.record_values))
+            if (entry := record_entry(row.connector, row.external_id)) is not None:
+                entries.add(entry)
+        for row in c.execute(select(contacts).where(contacts.c.id.in_(ids or [0]))):
+            keys |= first_name_keys(_contact_values(row))
+        for kind, value in shared:
+            entries |= shared_entries(kind, value, keys)
+        return entries
 
     def _request_deletion(self, c: Connection, ids: list[int], now: Any) -> tuple[list[str], list[dict[str, Any]]]:
         """Queue a delete wherever hub wrote the person; list the tools that cannot delete."""

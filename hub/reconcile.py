@@ -92,7 +92,7 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
         live = _live_contacts(c, sorted(set(links.values())))
         stored_consent = consent.current(c, [links[e] for e in reported if e in links])
         for external_id, values in sorted(tool.items()):
-            if suppressed and suppressed.match(values):
+            if suppressed and suppressed.match(values, (name, external_id)):
                 report["suppressed"] += 1
                 continue
             contact_id = links.get(external_id)
@@ -226,7 +226,7 @@ def reconcile_pair(config: LoadedConfig, store: Store, a: str, b: str, unmask: b
         by_contact: dict[int, tuple[str, dict[str, Any]]] = {}
         for external_id, values in sorted(tool.items()):
             contact_id = links.get(external_id)
-            if contact_id in live and not (suppressed and suppressed.match(values)):
+            if contact_id in live and not (suppressed and suppressed.match(values, (name, external_id))):
                 by_contact.setdefault(contact_id, (external_id, values))
         sides[name] = by_contact
     fields = [f for f in _compared_fields(config, a) if f in _compared_fields(config, b)]

@@ -1,10 +1,18 @@
-"""The suppression list: salted hashes of the e-mails and phones of erased people.
+"""The suppression list: salted hashes of the e-mails, phones and record ids of erased
+people.
 
 ``hub forget`` adds them; every sync checks each record before placing it, and a
 record carrying a suppressed identifier is skipped (counted as ``suppressed``), so no
 connector imports the person again. The salt is made once per store and kept in it:
 the list alone does not tell whose identifiers these are, yet a known address can be
 checked against it.
+
+An e-mail or phone the erased person shared with someone hub keeps (a family's home
+phone) is suppressed only together with the erased person's first name: a record with
+it and that name, or with no name, is skipped; a relative's record is not. The ids of
+the person's records are suppressed too, so a record that holds neither (a name and a
+city) does not come back either; ids made of row numbers (``row:N``) are not, another
+person takes the row when the rows move.
 """
 
 from __future__ import annotations
@@ -46,6 +54,30 @@ def identifiers_of(values: dict[str, Any]) -> set[tuple[str, str]]:
     return found
 
 
+SHARED = "shared-"  # an identifier someone else holds too: see NAMED
+NAMED = "named-"  # that identifier with a first-name key of the erased person
+RECORD = "record"
+
+
+def record_entry(connector: str, external_id: str) -> tuple[str, str] | None:
+    """The list entry of a source record's id; None for an id that is a row number."""
+    return None if external_id.startswith("row:") else (RECORD, f"{connector}\0{external_id}")
+
+
+def shared_entries(kind: str, value: str, first_keys: Iterable[str]) -> set[tuple[str, str]]:
+    """The entries of an identifier the erased person shared with someone hub keeps."""
+    return {(SHARED + kind, value)} | {(NAMED + kind, f"{value}|{key}") for key in first_keys}
+
+
+def first_name_keys(values: dict[str, Any]) -> set[str]:
+    """The first-name keys of normalized values (every spelling and short form of the
+    name gives the same ones); empty when the values hold no first name."""
+    from hub.identity import profile
+
+    found = profile(values)
+    return set(found.first_keys) | ({found.first} if found.first else set())
+
+
 class Suppressed:
     """The list as read at the start of a batch; empty (and free) when nobody was erased."""
 
@@ -62,10 +94,24 @@ class Suppressed:
         """One identifier (an analytics client id, say) is on the list."""
         return self.salt is not None and identifier_hash(self.salt, kind, value) in self.hashes
 
-    def match(self, values: dict[str, Any]) -> bool:
+    def match(self, values: dict[str, Any], record: tuple[str, str] | None = None) -> bool:
+        """Whether a record (normalized values; ``(connector, external id)``) is an erased
+        person's."""
         if not self.hashes or self.salt is None:
             return False
-        return any(identifier_hash(self.salt, kind, value) in self.hashes for kind, value in identifiers_of(values))
+        entry = record_entry(*record) if record is not None else None
+        if entry is not None and self.holds(*entry):
+            return True
+        held = identifiers_of(values)
+        if any(self.holds(kind, value) for kind, value in held):
+            return True
+        shared = [(kind, value) for kind, value in held if self.holds(SHARED + kind, value)]
+        if not shared:
+            return False
+        keys = first_name_keys(values)
+        if not keys:  # no name to tell the erased person from whoever shares the number
+            return True
+        return any(self.holds(NAMED + kind, f"{value}|{key}") for kind, value in shared for key in keys)
 
 
 def suppress(c: Connection, pairs: Iterable[tuple[str, str]], run_id: int, now: Any) -> int:

@@ -644,7 +644,7 @@ class Sync:
             clean: list[str] = []
             suppressed = Suppressed(c)
             for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
-                if suppressed and suppressed.match(values):
+                if suppressed and suppressed.match(values, (name, record.external_id)):
                     self.report.counts_for(name).suppressed += 1  # an erased person: never imported again
                     continue
                 if not _has_substance(values):

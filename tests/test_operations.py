@@ -259,6 +259,33 @@ def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_
     assert len(_out(project)) == 2
 
 
+def test_forget_keeps_out_records_without_identifiers_and_lets_relatives_on_a_shared_phone_in(project):
+    """Пётр's third record (a name, a city, a birthday: no phone, no e-mail) is his by the
+    name alone; his family's home phone is also his wife's. After `hub forget`, the third
+    record stays out (its id is suppressed) and so do records with the home phone and his
+    name (Петя) or no name; his wife's and a new relative's records still come in."""
+    rows = [
+        "id,full_name,phone,email,city,birthday",
+        "1,Лесовиков Пётр,+7 495 123-45-67,petr.l@example.ru,Тверь,",
+        "2,Лесовикова Мария,+7 495 123-45-67,,Тверь,",
+        "3,Лесовиков Пётр,,,Тверь,01.02.1970",
+    ]
+    project.write("sheet.csv", "\n".join(rows) + "\n")
+    project.config("connectors:\n  sheet: {plugin: csv, path: sheet.csv, id_column: id}\n")
+    assert _sync(project)["status"] == "ok"
+    links = {r["external_id"]: r["contact_id"] for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["1"] == links["3"] != links["2"]
+    assert project.hub("forget", str(links["1"])).exit_code == 0
+    rows[2] = "2,Лесовикова Мария,+7 495 123-45-67,,Москва,"  # an edit: the file is read whole again
+    rows += ["4,Лесовикова Анна,+7 495 123-45-67,,Тверь,", "5,Петя,8 495 123 45 67,,,", "6,,+7 495 123-45-67,,,"]
+    project.write("sheet.csv", "\n".join(rows) + "\n")
+    report = _sync(project)
+    assert report["counts"]["sheet"]["suppressed"] == 4  # rows 1, 3, 5 and 6
+    people = _contacts(project)
+    assert set(people) == {"Лесовикова Мария", "Лесовикова Анна"}
+    assert people["Лесовикова Мария"]["city"] == "Москва"
+
+
 def test_forget_by_contact_or_phone_and_bad_arguments(ops):
     result = ops.hub("forget", "--phone", "8 903 765-43-21")
     assert result.exit_code == 0, result.output
