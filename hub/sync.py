@@ -40,6 +40,8 @@ from hub.errors import (
     UsageError,
 )
 from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of, keys_version
+from hub.identity import compare as identity_compare
+from hub.identity import profile as identity_profile
 from hub.identity.resolver import forget as forget_profiles
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
@@ -190,6 +192,23 @@ class _Work:
     #: cells or the connector's settings changed): it keeps ``changed_at``.
     same_values: bool = False
     changed_at: dt.datetime | None = None
+    #: The record now describes another person than before (a sheet row overwritten,
+    #: rows numbered by position that moved): it is placed as a new record would be.
+    another_person: bool = False
+
+
+def _another_person(before: str | None, after: dict[str, Any]) -> bool:
+    """Whether a record's new values describe another person than its stored ones: no
+    e-mail or phone in common, and a first name or surname that differs outright (not a
+    short form, a spelling or a typo)."""
+    if not before:
+        return False
+    old, new = identity_profile(json.loads(before)), identity_profile(after)
+    if set(old.emails) & set(new.emails) or set(old.phones) & set(new.phones):
+        return False
+    result = identity_compare(old, new)
+    return result.veto is not None or any(
+        e.field in ("first_name", "last_name") and e.level == "different" for e in result.evidence)
 
 
 @dataclass
@@ -657,8 +676,9 @@ class Sync:
                     clean.append(record.external_id)
                 before = stored.get(record.external_id)
                 same = before is not None and before.removed_at is None and before.record_values == encoded
+                another = before is not None and not same and _another_person(before.record_values, values)
                 work.append(_Work(record, digest, values, encoded, links.get(record.external_id), same,
-                                  before.changed_at if same else None))
+                                  before.changed_at if same else None, another))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(
@@ -766,7 +786,8 @@ class Sync:
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [
-            Candidate(i, w.linked_contact, w.values, f"{name}\0{w.record.external_id}") for i, w in enumerate(work)
+            Candidate(i, None if w.another_person else w.linked_contact, w.values, f"{name}\0{w.record.external_id}")
+            for i, w in enumerate(work)
         ]
         resolution = self.resolver.resolve(c, candidates)
         clusters = resolution.clusters
@@ -808,6 +829,7 @@ class Sync:
                 known = set(c.execute(select(pending_names.c.value).where(among(c, pending_names.c.value, chunk))).scalars())
                 bulk_insert(c, pending_names, [{"value": v, "connector": name} for v in chunk if v not in known])
         rows = []
+        moved_log: list[dict[str, Any]] = []
         for i, w in enumerate(work):
             rows.append(
                 {
@@ -825,6 +847,9 @@ class Sync:
             )
             if w.linked_contact is not None and w.linked_contact != target[i]:
                 affected.add(w.linked_contact)
+                if w.another_person:  # explained in the log: the record now describes someone else
+                    moved_log.append(_change(target[i], "record", str(w.linked_contact), str(target[i]), name,
+                                             w.record.external_id, "sync", now))
         existing = {w.record.external_id for w in work if w.linked_contact is not None}
         fresh = [r for r in rows if r["external_id"] not in existing]
         known = [r for r in rows if r["external_id"] in existing]
@@ -832,6 +857,7 @@ class Sync:
         for row in known:
             del row["first_run"]  # an update keeps when the record was first seen
         bulk_update(c, source_records, ("connector", "external_id"), known)
+        self._log(c, moved_log)
         # contacts whose only change is records new to hub: their stored identifiers stand
         grown: dict[int, list[dict[str, Any]]] = defaultdict(list)
         rebuilt = {survivor for survivor, _losers in merges}

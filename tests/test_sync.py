@@ -406,6 +406,43 @@ def test_survivorship_strategies(project, strategy, expected):
     assert set(card["fields"]["phones"]) == {"+79160000001", "+79160000002"}
 
 
+def test_a_record_that_now_describes_another_person_is_placed_anew(store_project):
+    """Rows numbered by position (no id column) that were sorted, and a row overwritten
+    with someone else, kept their contacts: the two people's contacts were then merged
+    into one. A record whose new values share no e-mail or phone with its old ones and
+    whose name differs outright is placed as a new record; a record of the same person
+    that changed (a new address, a typo put right) keeps its contact."""
+    project = store_project
+
+    def links() -> dict[str, int]:
+        return {r["external_id"]: r["contact_id"]
+                for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+
+    def people() -> dict[str, str]:
+        rows = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
+        return {row["full_name"]: row["email"] for row in rows}
+
+    project.config("connectors:\n  clients: {plugin: csv, path: clients.csv}\n"
+                   "  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+    project.write("clients.csv", "ФИО,Email\nИванов Иван,a@x.ru\nПетров Пётр,b@x.ru\n")
+    project.write("crm.csv", "id,full_name,email\n7,Сидорова Анна,anna@x.ru\n8,Орлов Олег,oleg@x.ru\n")
+    assert project.hub("sync").exit_code == 0
+    before = links()
+    project.write("clients.csv", "ФИО,Email\nПетров Пётр,b@x.ru\nИванов Иван,a@x.ru\n")  # sorted
+    project.write("crm.csv", "id,full_name,email\n7,Сидорова Анна Петровна,anna.s@x.ru\n"  # the same person
+                  "8,Кузнецова Вера,vera@x.ru\n")  # row 8 overwritten with someone else
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["clients"]["merged"] == 0
+    assert people() == {"Иванов Иван": "a@x.ru", "Петров Пётр": "b@x.ru", "Сидорова Анна Петровна": "anna.s@x.ru",
+                        "Кузнецова Вера": "vera@x.ru"}
+    after = links()
+    assert after["row:2"] == before["row:3"] and after["row:3"] == before["row:2"]  # each person's contact
+    assert after["7"] == before["7"] and after["8"] != before["8"]
+    moved = [e for e in json.loads(project.hub("log", "--json", "--field", "record").stdout) if e["reason"] == "sync"]
+    assert len(moved) == 3
+
+
 def test_second_run_exits_3_while_the_lock_is_held(demo):
     from hub.store import Store
 
