@@ -41,10 +41,16 @@ def contact_values(row: Any) -> dict[str, Any]:
     return values
 
 
+#: The largest id a store can hold (SQLite INTEGER); a longer number is no contact id.
+_MAX_ID = 2**63 - 1
+
+
 def resolve_contact(c: Connection, ref: str) -> int:
-    """A contact by id, e-mail, phone or SOURCE:EXTERNAL_ID; merged ids lead to the survivor."""
+    """A contact by id, e-mail, phone or SOURCE:EXTERNAL_ID; merged ids lead to the survivor.
+
+    Digits are a contact id when a contact has that id, else a phone (89161234567)."""
     contact_id: int | None = None
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit() and int(ref) <= _MAX_ID and _exists(c, int(ref)):
         contact_id = int(ref)
     elif ref.split(":", 1)[0] in CLIENT_ID_KINDS:  # an analytics client id: ym_client_id:1712345678901234567
         kind, value = ref.split(":", 1)
@@ -75,6 +81,10 @@ def resolve_contact(c: Connection, ref: str) -> int:
             return row.id
         contact_id = row.merged_into
     return contact_id
+
+
+def _exists(c: Connection, contact_id: int) -> bool:
+    return c.execute(select(contacts.c.id).where(contacts.c.id == contact_id)).first() is not None
 
 
 def _by_identifier(c: Connection, kind: str, value: str) -> int | None:

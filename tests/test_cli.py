@@ -55,6 +55,25 @@ def test_show_finds_contacts_by_phone_email_and_link(project):
     assert "no contact matches" in missing.stderr
 
 
+def test_digits_are_a_contact_id_when_one_has_it_else_a_phone(project):
+    project.write("c.csv", "id,full_name,phone\n7,Анна Белова,89160000001\n8,Олег Смирнов,89160000002\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    assert json.loads(project.hub("show", "2", "--json").stdout)["fields"]["last_name"] == "Смирнов"
+    for ref in ("89160000001", "79160000001"):
+        result = project.hub("show", ref, "--json")
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["fields"]["last_name"] == "Белова"
+    logged = json.loads(project.hub("log", "--contact", "79160000002", "--json").stdout)
+    assert logged and {row["contact_id"] for row in logged} == {2}
+    explained = json.loads(project.hub("explain", "89160000001", "2", "--json").stdout)
+    assert (explained["a"], explained["b"]) == ("contact 1", "contact 2")
+    for ref in ("99999999999999999999", "\u00b2", "5"):  # too long for an id; a superscript two; no such id
+        result = project.hub("show", ref)
+        assert result.exit_code == 2, (ref, result.output)
+        assert f"no contact matches {ref!r}" in result.stderr and "bug" not in result.stderr
+
+
 def test_unknown_connector_on_the_command_line(project):
     project.write("c.csv", "id,full_name\n1,Анна\n")
     project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
