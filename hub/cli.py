@@ -1015,33 +1015,43 @@ def quarantine_list(app: App, connector: str | None, status: str | None, limit: 
            [[r["id"], r["connector"], r["external_id"], r["status"], r["reason"]] for r in rows])
 
 
+def _no_connector(config: Any, name: str, hint: str = "") -> UsageError:
+    """The error for a connector name hub.yaml does not have (as `hub sync NAME` gives)."""
+    return UsageError(f"no connector named {name!r} in {config.path.name}",
+                      hint=f"connectors: {', '.join(config.model.connectors) or 'none'}" + hint)
+
+
 @quarantine.command("retry")
 @click.argument("connectors", nargs=-1)
 @json_option
 @click.pass_obj
 def quarantine_retry(app: App, connectors: tuple[str, ...], as_json: bool) -> None:
     """Read the connectors with quarantined records again (after fixing the data or the mapping)."""
-    from hub.contacts import forget_cursors_with_quarantine
+    from hub.contacts import forget_cursors_with_quarantine, list_quarantine
     from hub.sync import Sync
 
+    config = app.config
+    for name in connectors:
+        if name not in config.model.connectors:
+            raise _no_connector(config, name)
     with app.store.begin() as c:
         names = forget_cursors_with_quarantine(c, list(connectors))
-    if not names:
-        click.echo("nothing in quarantine")
-        return
-    report = Sync(app.config, app.store).run(names)
-    from hub.contacts import list_quarantine
-
-    with app.store.connect() as c:
-        left = [r for r in list_quarantine(c, None, None, 100000) if r["connector"] in names]
-    data = {"run": report.as_dict(), "still_quarantined": len([r for r in left if r["status"] == "open"]),
-            "partial": len([r for r in left if r["status"] == "partial"])}
+    data: dict[str, Any] = {"connectors": names, "run": None, "still_quarantined": 0, "partial": 0}
+    report = None
+    if names:
+        report = Sync(config, app.store).run(names)
+        with app.store.connect() as c:
+            left = [r for r in list_quarantine(c, None, None, 100000) if r["connector"] in names]
+        data.update(run=report.as_dict(), still_quarantined=len([r for r in left if r["status"] == "open"]),
+                    partial=len([r for r in left if r["status"] == "partial"]))
     if as_json:
         _emit(data)
-    else:
+    elif names:
         click.echo(f"re-read {', '.join(names)}: {data['still_quarantined']} records still quarantined, "
                    f"{data['partial']} imported without some values")
-    if report.errors:
+    else:
+        click.echo("nothing in quarantine")
+    if report is not None and report.errors:
         sys.exit(EXIT_RUN_FAILED)
 
 

@@ -235,6 +235,18 @@ def test_fixed_rows_leave_quarantine_on_retry(demo):
     assert json.loads(demo.hub("quarantine", "list", "--json").stdout) == []
 
 
+def test_quarantine_retry_speaks_json_and_refuses_an_unknown_connector(demo):
+    demo.hub("sync")
+    result = demo.hub("quarantine", "retry", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"connectors": [], "run": None, "still_quarantined": 0, "partial": 0}
+    for args in (["nope"], ["sheet", "nope"]):
+        result = demo.hub("quarantine", "retry", *args)
+        assert result.exit_code == 2, result.output
+        assert "no connector named 'nope' in hub.yaml" in result.stderr
+        assert "connectors: sheet, mailing, merged" in result.stderr
+
+
 def test_mass_delete_guard_stops_the_run(demo):
     demo.hub("sync")
     demo.write("sheet.csv", "id;ФИО;Телефон;Email;Город\n")
