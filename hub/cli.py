@@ -1026,19 +1026,32 @@ def _no_connector(config: Any, name: str, hint: str = "") -> UsageError:
 @json_option
 @click.pass_obj
 def quarantine_retry(app: App, connectors: tuple[str, ...], as_json: bool) -> None:
-    """Read the connectors with quarantined records again (after fixing the data or the mapping)."""
-    from hub.contacts import forget_cursors_with_quarantine, list_quarantine
+    """Read the connectors with quarantined records again (after fixing the data or the mapping).
+
+    Records of connectors no longer in hub.yaml (or disabled) are skipped; `hub quarantine
+    drop CONNECTOR` removes those of a connector renamed or removed."""
+    from hub.contacts import forget_cursors, list_quarantine, quarantined_connectors
     from hub.sync import Sync
 
     config = app.config
+    with app.store.connect() as c:
+        waiting = quarantined_connectors(c)
     for name in connectors:
         if name not in config.model.connectors:
-            raise _no_connector(config, name)
-    with app.store.begin() as c:
-        names = forget_cursors_with_quarantine(c, list(connectors))
-    data: dict[str, Any] = {"connectors": names, "run": None, "still_quarantined": 0, "partial": 0}
+            raise _no_connector(config, name, f"; drop its quarantined records with: hub quarantine drop {name}"
+                                if name in waiting else "")
+    if connectors:
+        waiting = {name: n for name, n in waiting.items() if name in connectors}
+    names = [name for name in waiting if name in config.connectors]
+    skipped = [{"connector": name, "records": n,
+                "reason": "disabled" if name in config.model.connectors else f"not in {config.path.name}"}
+               for name, n in waiting.items() if name not in config.connectors]
+    data: dict[str, Any] = {"connectors": names, "skipped": skipped, "run": None, "still_quarantined": 0,
+                            "partial": 0}
     report = None
     if names:
+        with app.store.begin() as c:
+            forget_cursors(c, names)
         report = Sync(config, app.store).run(names)
         with app.store.connect() as c:
             left = [r for r in list_quarantine(c, None, None, 100000) if r["connector"] in names]
@@ -1046,13 +1059,52 @@ def quarantine_retry(app: App, connectors: tuple[str, ...], as_json: bool) -> No
                     partial=len([r for r in left if r["status"] == "partial"]))
     if as_json:
         _emit(data)
-    elif names:
-        click.echo(f"re-read {', '.join(names)}: {data['still_quarantined']} records still quarantined, "
-                   f"{data['partial']} imported without some values")
     else:
-        click.echo("nothing in quarantine")
+        for skip in skipped:
+            later = ("enable it to retry them" if skip["reason"] == "disabled"
+                     else f"hub quarantine drop {skip['connector']} removes them")
+            click.echo(f"skipped {skip['connector']} ({skip['reason']}): {skip['records']} quarantined records; "
+                       + later)
+        if names:
+            click.echo(f"re-read {', '.join(names)}: {data['still_quarantined']} records still quarantined, "
+                       f"{data['partial']} imported without some values")
+        elif not skipped:
+            click.echo("nothing in quarantine")
     if report is not None and report.errors:
         sys.exit(EXIT_RUN_FAILED)
+
+
+@quarantine.command("drop")
+@click.argument("connectors", nargs=-1, required=True)
+@json_option
+@click.pass_obj
+def quarantine_drop(app: App, connectors: tuple[str, ...], as_json: bool) -> None:
+    """Remove the quarantined records of connectors renamed or removed from hub.yaml.
+
+    A connector still in hub.yaml keeps them: fix the data or the mapping and retry."""
+    from hub.contacts import drop_quarantine, quarantined_connectors
+
+    config = app.config
+    with app.store.connect() as c:
+        held = quarantined_connectors(c, resolved=True)
+    for name in connectors:
+        if name in config.model.connectors:
+            raise UsageError(f"{name} is in {config.path.name}: its quarantined records are retried, not dropped",
+                             hint=f"fix the data or the mapping, then: hub quarantine retry {name}"
+                             if name in config.connectors else
+                             f"it is disabled: enable it to retry them, or remove it from {config.path.name}")
+        if name not in held:
+            gone = [other for other in held if other not in config.model.connectors]
+            raise UsageError(f"no quarantined records of a connector named {name!r}",
+                             hint=f"connectors not in {config.path.name} with quarantined records: {', '.join(gone)}"
+                             if gone else "hub quarantine list --status all shows them")
+    with app.store.begin() as c:
+        dropped = {name: drop_quarantine(c, name) for name in dict.fromkeys(connectors)}
+    if as_json:
+        _emit({"dropped": dropped})
+        return
+    for name, n in dropped.items():
+        click.echo(f"dropped {n} quarantine entries of {name}")
 
 
 def run() -> None:  # pragma: no cover - console entry point alias

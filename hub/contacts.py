@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from hub.analytics import CLIENT_ID_KINDS
@@ -217,11 +217,21 @@ def list_quarantine(
     ]
 
 
-def forget_cursors_with_quarantine(c: Connection, only: list[str]) -> list[str]:
-    """Connectors with unresolved quarantine entries lose their cursor, so the next
-    read is complete and every quarantined record is tried again."""
-    query = select(quarantine.c.connector).where(quarantine.c.status != "resolved").distinct()
-    names = sorted(row.connector for row in c.execute(query) if not only or row.connector in only)
+def quarantined_connectors(c: Connection, resolved: bool = False) -> dict[str, int]:
+    """Connectors with quarantine entries not resolved (or with any, ``resolved``), and how many each."""
+    query = select(quarantine.c.connector, func.count().label("n")).group_by(quarantine.c.connector)
+    if not resolved:
+        query = query.where(quarantine.c.status != "resolved")
+    return {row.connector: row.n for row in c.execute(query.order_by(quarantine.c.connector))}
+
+
+def forget_cursors(c: Connection, names: list[str]) -> None:
+    """These connectors lose their cursor, so their next read is complete and every
+    quarantined record is tried again."""
     if names:
         c.execute(update(cursors).where(cursors.c.connector.in_(names)).values(value=None))
-    return names
+
+
+def drop_quarantine(c: Connection, connector: str) -> int:
+    """Remove every quarantine entry of a connector; return how many there were."""
+    return c.execute(delete(quarantine).where(quarantine.c.connector == connector)).rowcount

@@ -239,12 +239,51 @@ def test_quarantine_retry_speaks_json_and_refuses_an_unknown_connector(demo):
     demo.hub("sync")
     result = demo.hub("quarantine", "retry", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"connectors": [], "run": None, "still_quarantined": 0, "partial": 0}
+    assert json.loads(result.stdout) == {"connectors": [], "skipped": [], "run": None, "still_quarantined": 0,
+                                         "partial": 0}
     for args in (["nope"], ["sheet", "nope"]):
         result = demo.hub("quarantine", "retry", *args)
         assert result.exit_code == 2, result.output
         assert "no connector named 'nope' in hub.yaml" in result.stderr
         assert "connectors: sheet, mailing, merged" in result.stderr
+
+
+def _cursor(project, name):
+    engine = _engine(project)
+    with engine.connect() as c:
+        value = c.execute(select(cursors.c.value).where(cursors.c.connector == name)).scalar()
+    engine.dispose()
+    return value
+
+
+def test_quarantine_of_a_renamed_connector_is_skipped_by_retry_and_dropped_by_name(demo):
+    demo.write("sheet.csv", SHEET + "4;;мусор;;\n")
+    demo.hub("sync")
+    demo.config(CONFIG.replace("  sheet:", "  clients:").replace("[sheet,", "[clients,"))
+    demo.hub("sync")
+    assert {e["connector"] for e in json.loads(demo.hub("quarantine", "list", "--json").stdout)} == {"sheet", "clients"}
+    result = demo.hub("quarantine", "retry")
+    assert result.exit_code == 0, result.output
+    assert "skipped sheet (not in hub.yaml): 1 quarantined records; hub quarantine drop sheet" in result.stdout
+    assert "re-read clients: 1 records still quarantined" in result.stdout
+    data = json.loads(demo.hub("quarantine", "retry", "--json").stdout)
+    assert data["connectors"] == ["clients"]
+    assert data["skipped"] == [{"connector": "sheet", "records": 1, "reason": "not in hub.yaml"}]
+    # naming the old connector is refused before any cursor is reset, with the way out
+    assert _cursor(demo, "clients") is not None
+    named = demo.hub("quarantine", "retry", "clients", "sheet")
+    assert named.exit_code == 2 and "hub quarantine drop sheet" in named.stderr
+    assert _cursor(demo, "clients") is not None
+    # drop takes only connectors hub.yaml no longer has, and only names with entries
+    kept = demo.hub("quarantine", "drop", "clients")
+    assert kept.exit_code == 2 and "hub quarantine retry clients" in kept.stderr
+    unknown = demo.hub("quarantine", "drop", "sheets")
+    assert unknown.exit_code == 2 and "not in hub.yaml with quarantined records: sheet" in unknown.stderr
+    dropped = demo.hub("quarantine", "drop", "sheet")
+    assert dropped.exit_code == 0, dropped.output
+    assert "dropped 1 quarantine entries of sheet" in dropped.stdout
+    assert [e["connector"] for e in json.loads(demo.hub("quarantine", "list", "--json").stdout)] == ["clients"]
+    assert json.loads(demo.hub("quarantine", "retry", "--json").stdout)["skipped"] == []
 
 
 def test_mass_delete_guard_stops_the_run(demo):
