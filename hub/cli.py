@@ -148,14 +148,18 @@ def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 
 @main.command()
 @click.argument("folder", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Overwrite an existing hub.yaml.")
+@click.option("--force", is_flag=True, help="Overwrite an existing hub.yaml (existing data and mapping files are kept).")
 def init(folder: Path, force: bool) -> None:
-    """Create a working hub.yaml, a mapping and a sample contacts file in FOLDER."""
+    """Create a working hub.yaml, a mapping and a sample contacts file in FOLDER.
+
+    A mapping or data file that exists already is kept as it is."""
     from hub.scaffold import scaffold
 
-    written = scaffold(folder, force=force)
+    written, kept = scaffold(folder, force=force)
     for path in written:
         click.echo(f"created {path}")
+    for path in kept:
+        click.echo(f"kept {path}: it exists already and was not overwritten")
     click.echo(f"next: cd {folder} && hub check && hub sync")
 
 

@@ -59,20 +59,28 @@ id,ФИО,Телефон,Email,Город,Дата рождения
 """
 
 
-def scaffold(folder: Path, force: bool = False) -> list[Path]:
+def scaffold(folder: Path, force: bool = False) -> tuple[list[Path], list[Path]]:
+    """Write hub.yaml, the sample mapping and data: (written, kept).
+
+    An existing hub.yaml is overwritten only with ``force``; an existing mapping or data
+    file is the user's and is always kept."""
     folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "hub.yaml"
+    if config.exists() and not force:
+        raise UsageError(f"{config} already exists", hint="pass --force to overwrite it (an existing mapping "
+                         "or data file is kept), or choose another folder")
     files = {
-        folder / "hub.yaml": HUB_YAML,
+        config: HUB_YAML,
         folder / "mappings" / "clients.yaml": MAPPING,
         folder / "contacts.csv": CONTACTS,
     }
-    existing = [path for path in files if path.exists()]
-    if existing and not force:
-        raise UsageError(f"{existing[0]} already exists", hint="pass --force to overwrite, or choose another folder")
-    written = []
+    written, kept = [], []
     for path, text in files.items():
+        if path != config and path.exists():
+            kept.append(path)
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     (folder / "out").mkdir(exist_ok=True)
-    return written
+    return written, kept

@@ -33,6 +33,28 @@ def test_init_scaffolds_a_config_that_syncs(tmp_path):
     assert again.exit_code == 2 and "already exists" in again.stderr
 
 
+def test_init_force_overwrites_hub_yaml_and_keeps_the_users_data_and_mapping(tmp_path):
+    runner = CliRunner()
+    data = "id,ФИО,Телефон\n1,Мой клиент,+79990001122\n"
+    mapping = "id: id\nfields:\n  full_name: ФИО\n  phone: Телефон\n"
+    (tmp_path / "contacts.csv").write_text(data, encoding="utf-8")
+    (tmp_path / "mappings").mkdir()
+    (tmp_path / "mappings/clients.yaml").write_text(mapping, encoding="utf-8")
+    (tmp_path / "hub.yaml").write_text("old: true\n", encoding="utf-8")
+    refused = runner.invoke(main, ["init", str(tmp_path)])
+    assert refused.exit_code == 2 and "hub.yaml already exists" in refused.stderr
+    result = runner.invoke(main, ["init", str(tmp_path), "--force"])
+    assert result.exit_code == 0, result.output
+    assert "connectors:" in (tmp_path / "hub.yaml").read_text(encoding="utf-8")
+    assert (tmp_path / "contacts.csv").read_text(encoding="utf-8") == data
+    assert (tmp_path / "mappings/clients.yaml").read_text(encoding="utf-8") == mapping
+    assert f"kept {tmp_path / 'contacts.csv'}: it exists already" in result.stdout
+    assert f"kept {tmp_path / 'mappings' / 'clients.yaml'}: it exists already" in result.stdout
+    synced = runner.invoke(main, ["-c", str(tmp_path / "hub.yaml"), "sync", "--json"])
+    assert synced.exit_code == 0, synced.output
+    assert json.loads(synced.stdout)["counts"]["clients"]["created"] == 1  # the user's one row
+
+
 def test_listing_commands_speak_json(project):
     project.write("c.csv", "id,full_name,phone\n1,Анна Белова,89160000001\n")
     project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
