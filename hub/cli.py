@@ -98,7 +98,13 @@ def _emit(data: Any) -> None:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    class HubConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with code 1 here; let HubGroup treat it as `hub export | head` (exit 0)
+            self.quiet = True
+            raise BrokenPipeError
+
+    return HubConsole()
 
 
 def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

@@ -120,6 +120,24 @@ def test_a_broken_source_fails_the_run_with_exit_1_and_other_sources_go_on(proje
     assert json.loads(project.hub("runs", "--json").stdout)[0]["status"] == "failed"
 
 
+def test_a_reader_that_stops_early_is_not_a_failure(project):
+    """`hub show 1 | head -1`: rich's output to a closed pipe ends like `hub export | head`, with 0."""
+    import os
+
+    project.write("c.csv", "id,full_name,email\n1,Анна Белова,anna@example.ru\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    for args in (["show", "1"], ["runs"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before hub writes a line
+        try:
+            result = subprocess.run([sys.executable, "-m", "hub", "-c", str(project.root / "hub.yaml"), *args],
+                                    stdout=write, stderr=subprocess.PIPE, text=True, cwd=project.root)
+        finally:
+            os.close(write)
+        assert (result.returncode, result.stderr) == (0, ""), args
+
+
 def test_python_dash_m_hub_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "hub", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0
