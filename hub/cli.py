@@ -6,13 +6,15 @@ config error; 3 another run holds the lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -118,6 +120,31 @@ def _table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None
     for row in rows:
         table.add_row(*["" if v is None else str(v) for v in row])
     _console().print(table)
+
+
+@contextlib.contextmanager
+def _output_file(path: Path) -> Iterator[IO[str]]:
+    """PATH written whole or not at all (through PATH.tmp); a path that cannot be written
+    is a usage error that names it."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        out = open(tmp, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        folder = path.parent.resolve()
+        if not folder.exists():
+            hint = f"the folder {folder} does not exist: create it or give another path"
+        elif not folder.is_dir():
+            hint = f"{folder} is a file, not a folder: give another path"
+        else:
+            hint = f"check that you may write in {folder}, or give another path"
+        raise UsageError(f"cannot write {path}: {error.strerror or error}", hint=hint) from None
+    try:
+        with out:
+            yield out
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
@@ -490,10 +517,8 @@ def export(app: App, what: str, output: Path | None, fmt: str, unmask: bool, act
         if output is None:
             count = write_rows(rows, columns, sys.stdout, fmt)
         else:
-            tmp = output.with_name(output.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8", newline="") as out:
+            with _output_file(output) as out:
                 count = write_rows(rows, columns, out, fmt)
-            os.replace(tmp, output)
             click.echo(f"wrote {count} {what} to {output}", err=True)
     with app.store.begin() as c:
         record_read(c, who, "export", what, count, unmask or what == "links", utcnow())
@@ -519,9 +544,8 @@ def report_command(app: App, output: Path, actor: str | None, as_json: bool) -> 
     if as_json:
         _emit(data)
     else:
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(render(data), encoding="utf-8")
-        os.replace(tmp, output)
+        with _output_file(output) as out:
+            out.write(render(data))
         click.echo(f"wrote the report on {data['contacts']} contacts to {output}", err=True)
     with app.store.begin() as c:
         record_read(c, actor_name(actor), "report", "-" if as_json else str(output), data["contacts"], False, now)

@@ -138,6 +138,23 @@ def test_a_reader_that_stops_early_is_not_a_failure(project):
         assert (result.returncode, result.stderr) == (0, ""), args
 
 
+def test_an_output_file_that_cannot_be_written_is_a_usage_error_naming_it(project):
+    project.write("c.csv", "id,full_name,email\n1,Анна Белова,anna@example.ru\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.hub("sync")
+    missing = project.root / "no" / "such"
+    for args in (["export", "contacts"], ["export", "links"], ["report"]):
+        target = missing / "out.csv"
+        result = project.hub(*args, "-o", str(target))
+        assert result.exit_code == 2, (args, result.output)
+        assert f"error: cannot write {target}: No such file or directory\n" in result.stderr
+        assert f"hint: the folder {missing} does not exist" in result.stderr
+    in_a_file = project.hub("export", "links", "-o", str(project.root / "c.csv" / "links.csv"))
+    assert in_a_file.exit_code == 2 and "is a file, not a folder" in in_a_file.stderr
+    assert project.hub("export", "links", "-o", str(project.root / "links.csv")).exit_code == 0
+    assert sorted(p.name for p in project.root.iterdir() if p.suffix in (".csv", ".tmp")) == ["c.csv", "links.csv"]
+
+
 def test_python_dash_m_hub_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "hub", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0
