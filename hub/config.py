@@ -368,6 +368,24 @@ def find_config(explicit: str | None) -> Path:
     return path
 
 
+#: A connector name: it is typed in SOURCE:ID references, URLs (/hooks/NAME) and file names.
+_CONNECTOR_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _bad_connector_name(file: str, where: str, name: str) -> None:
+    wrong = list(dict.fromkeys(ch for ch in name if not _CONNECTOR_NAME.fullmatch(ch)))
+    simple = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")
+    raise ConfigError(
+        file,
+        where,
+        "a connector name holds only Latin letters, digits, '_' and '-'"
+        + (f"; not {', '.join(repr(ch) for ch in wrong[:3])}{', ...' if len(wrong) > 3 else ''}" if wrong
+           else "; it is empty"),
+        hint=f"rename it{f', e.g. {simple}' if simple else ''}: the name is typed in SOURCE:ID references "
+        f"(hub show {simple or 'NAME'}:1), in URLs and in file names",
+    )
+
+
 def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig:
     file = str(path)
     raw = load_yaml(path)
@@ -383,6 +401,8 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
     loaded = LoadedConfig(path.resolve(), model, classes)
     for name, entry in model.connectors.items():
         where = f"connectors.{name}"
+        if not _CONNECTOR_NAME.fullmatch(name):
+            _bad_connector_name(file, where, name)
         cls = classes.get(entry.plugin)
         if cls is None:
             raise ConfigError(

@@ -51,6 +51,11 @@ def test_valid_config_checks_ok(project):
          "merge.fields: unknown field 'emial'; did you mean 'email'?"),
         ("connectors:\n  clients: {plugin: csv, path: contacts.csv}\nnormalize: {default_region: XX}\n",
          "normalize.default_region: unknown phone region 'XX'"),
+        ("connectors:\n  \"crm:main\": {plugin: csv, path: contacts.csv}\n",
+         "hub.yaml: connectors.crm:main: a connector name holds only Latin letters, digits, '_' and '-'; not ':'\n"
+         "  hint: rename it, e.g. crm_main: the name is typed in SOURCE:ID references (hub show crm_main:1)"),
+        ("connectors:\n  my crm.v2: {plugin: csv, path: contacts.csv}\n",
+         "connectors.my crm.v2: a connector name holds only Latin letters, digits, '_' and '-'; not ' ', '.'"),
         ("connectors:\n  clients: {plugin: csv, path: contacts.csv, mapping: nothere}\n",
          "connectors.clients.mapping: mapping file"),
         ("- just\n- a list\n", "the top level must be a mapping"),
