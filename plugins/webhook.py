@@ -266,12 +266,20 @@ def _cookies(header: str) -> dict[str, str]:
 
 
 def _parse_form(body: bytes) -> dict[str, str]:
+    """The fields of a form post, read as browsers and the WHATWG URL standard read
+    ``application/x-www-form-urlencoded``: an empty pair (a trailing ``&``, ``&&``) is
+    skipped, a bare key (``agree``) is the key with an empty value. A body with no
+    ``name=value`` pair at all is not a form (JSON, XML or text sent as one): refused."""
     try:
         decoded = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("the form body is not UTF-8") from None
+    if not decoded.strip():
+        return {}
+    if "=" not in decoded:
+        raise ValueError("no name=value pair: not a form body")
     try:
-        pairs = parse_qsl(decoded, keep_blank_values=True, strict_parsing=bool(decoded.strip()), max_num_fields=1000)
+        pairs = parse_qsl(decoded, keep_blank_values=True, max_num_fields=1000)
     except ValueError as error:
         raise ValueError(str(error)) from None
     fields: dict[str, str] = {}

@@ -246,6 +246,29 @@ def test_unparseable_and_wrong_content_type(served: Served) -> None:
     assert served.inbox() == []
 
 
+def test_form_posts_with_empty_pairs_and_bare_keys_are_accepted(served: Served) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    # as browsers read a form body: an empty pair is skipped, a bare key has an empty value
+    tilda = served.post("/hooks/tilda", headers=form,
+                        data=f"Name=Anna&Phone=%2B79161234567&tranid=t-1&api_key={TILDA_KEY}&".encode())
+    assert tilda.status_code == 200, tilda.text
+    for body in (b"name=Oleg&phone=%2B79031112233&", b"name=Ivan&&phone=%2B79035556677",
+                 b"name=Olga&agree&phone=%2B79034445566"):
+        answer = served.post(f"/hooks/callback?token={FORM_TOKEN}", data=body, headers=form)
+        assert answer.status_code == 200 and answer.json()["duplicate"] is False, (body, answer.text)
+    assert [json.loads(row.fields) for row in served.inbox()] == [
+        {"Name": "Anna", "Phone": "+79161234567", "tranid": "t-1"},
+        {"name": "Oleg", "phone": "+79031112233"},
+        {"name": "Ivan", "phone": "+79035556677"},
+        {"name": "Olga", "agree": "", "phone": "+79034445566"},
+    ]
+    # a body with no name=value pair at all is no form: still refused
+    for body in (b'{"name": "Petr", "phone": "+79030000000"}', b"just some text", b" \r\n"):
+        refused = served.post(f"/hooks/callback?token={FORM_TOKEN}", data=body, headers=form)
+        assert refused.status_code == 400, (body, refused.text)
+    assert len(served.inbox()) == 4
+
+
 # ------------------------------------------------------------------------ tokens and limits
 
 
