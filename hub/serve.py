@@ -3,7 +3,9 @@
 A small WSGI application served by waitress. ``POST /hooks/<connector>`` goes to the
 webhook connector of that name in hub.yaml, which checks the sender and parses the
 body; an accepted delivery is committed to the ``inbox`` table before the sender gets
-its 200, and a delivery seen before is answered 200 without a second row. A
+its 200, and a delivery seen before is answered 200 without a second row (a signed
+request is also remembered by its signature while a replay of it could pass the
+signature check, so a replay under a new delivery header is a duplicate too). A
 background worker then runs a sync of the webhook connectors, so inbox rows become
 contacts and ``form`` events through the normal pipeline (``hub sync`` run by cron
 picks them up as well). ``GET /healthz`` answers 200 while the store is reachable.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import insert, text
+from sqlalchemy import and_, delete, insert, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from hub.errors import HubError, LockedError
@@ -110,15 +112,22 @@ class WebhookApp:
         return _answer(start_response, 200, {"ok": True, "duplicate": not stored})
 
     def _store(self, name: str, answer: Accepted, request: WebhookRequest) -> bool:
-        """Commit the delivery; ``False`` when this connector already has it."""
-        row = {
+        """Commit the delivery; ``False`` when this connector already has it (its delivery id,
+        or for a signed request, the same signed request under another id)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [{
             "connector": name,
             "delivery_id": answer.delivery_id,
-            "received_at": dt.datetime.now(dt.timezone.utc),
+            "received_at": now,
             "content_type": request.media_type[:100] or None,
             "fields": json.dumps(answer.fields, ensure_ascii=False),
             "remote_addr": (request.remote_addr or "")[:64] or None,
-        }
+        }]
+        replays = replay_keys(name)
+        if answer.replay_key is not None:
+            # kept by the same unique key, in the same transaction as the delivery
+            rows.append({"connector": replays, "delivery_id": answer.replay_key, "received_at": now,
+                         "content_type": None, "fields": "{}", "remote_addr": None})
         try:
             with self.store.engine.connect() as c:
                 raw = c.connection.driver_connection if c.dialect.name == "sqlite" else None
@@ -127,7 +136,11 @@ class WebhookApp:
                     raw.execute("PRAGMA synchronous=FULL")
                 try:
                     with c.begin():
-                        c.execute(insert(inbox).values(**row))
+                        c.execute(insert(inbox), rows)
+                        if answer.replay_key is not None:  # keys no replay can pass the signature check with
+                            expired = now - dt.timedelta(seconds=answer.replay_ttl)
+                            c.execute(delete(inbox).where(
+                                and_(inbox.c.connector == replays, inbox.c.received_at < expired)))
                 finally:
                     if raw is not None:
                         raw.execute("PRAGMA synchronous=NORMAL")
@@ -148,6 +161,13 @@ class WebhookApp:
     def _refuse(name: str, environ: dict[str, Any], status: int, reason: str) -> None:
         # the path only: the query string may carry a token
         log.warning("webhook %s: %d %s (from %s)", name, status, redact(reason), environ.get("REMOTE_ADDR", "?"))
+
+
+def replay_keys(connector: str) -> str:
+    """The ``inbox.connector`` of a webhook connector's signed-request keys (``Accepted.replay_key``):
+    not the connector's own name, so its sync, ``hub leads`` and reports never see them. Each
+    is kept for ``Accepted.replay_ttl`` seconds (deleted by a later signed request)."""
+    return f"{connector}#signed"[:100]
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:

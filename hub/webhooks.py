@@ -35,6 +35,12 @@ class Accepted:
     #: The body of the 200 answer when the sender expects its own word back (SMS.ru: ``100``),
     #: sent as text/plain; ``None``: hub's JSON answer.
     reply: str | None = None
+    #: A signed request: a key of what its signature covers (timestamp and body), and for how
+    #: many seconds a replay of it could pass the signature check. ``delivery_id`` may come
+    #: from a header the signature does not cover: within that time the same signed request
+    #: under another delivery id is a duplicate too.
+    replay_key: str | None = None
+    replay_ttl: int = 0
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ class WebhookConnector(Connector):
                     fields.setdefault(name, value)
         if not fields:
             return Rejected(400, "the body has no fields")
-        return Accepted(self._delivery_id(request, fields), fields)
+        replay_key = self._replay_key(request)
+        return Accepted(self._delivery_id(request, fields), fields, replay_key=replay_key,
+                        replay_ttl=2 * options.replay_window if replay_key else 0)
 
     def _check_sender(self, request: WebhookRequest, fields: dict[str, str]) -> Rejected | None:
         options = self.options
@@ -167,6 +169,15 @@ class WebhookConnector(Connector):
         if not hmac.compare_digest(signature.strip().encode(), expected.encode()):
             return Rejected(401, "bad signature")
         return None
+
+    def _replay_key(self, request: WebhookRequest) -> str | None:
+        """A signed request's key: a digest of its signature, which covers timestamp and body
+        (the ``X-Hub-Delivery`` header is not signed: a replay may carry any). ``None`` when
+        the sender was not checked by a signature."""
+        if not self.options.secret or request.headers.get(SIGNATURE_HEADER) is None:
+            return None
+        signature = sign(self.options.secret, request.headers.get(TIMESTAMP_HEADER, ""), request.body)
+        return "signed:" + hashlib.sha256(signature.encode()).hexdigest()
 
     def _delivery_id(self, request: WebhookRequest, fields: dict[str, str]) -> str:
         given = request.headers.get(DELIVERY_HEADER) or fields.get("tranid")

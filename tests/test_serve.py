@@ -7,6 +7,7 @@ and becomes a contact and a ``form`` event through the sync.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -221,7 +222,7 @@ def test_signed_json_good_bad_replayed_and_duplicated(served: Served) -> None:
     delivered = served.signed(other, headers={"X-Hub-Delivery": "order-77"})
     assert delivered.status_code == 200
     assert served.signed({**other, "note": "resent"}, headers={"X-Hub-Delivery": "order-77"}).json()["duplicate"]
-    assert [row.connector for row in served.inbox()] == ["site", "site"]
+    assert [row.connector for row in served.inbox("site")] == ["site", "site"]
     served.synced()
     with served.store.connect() as c:
         emails = set(c.execute(select(contacts.c.email)).scalars())
@@ -229,6 +230,32 @@ def test_signed_json_good_bad_replayed_and_duplicated(served: Served) -> None:
     assert emails == {"anna@example.com", "other@example.com"}
     assert json.loads(page)["page"] == "https://shop.example/contacts"
     assert json.loads(page)["ga_client_id"] == "111.222"
+
+
+def test_a_signed_request_replayed_under_another_delivery_id_is_a_duplicate(served: Served) -> None:
+    body = json.dumps({"name": "Anna Smirnova", "email": "anna@example.com", "form": "order"}).encode()
+    stamp = str(int(time.time()))
+    signed = {"Content-Type": "application/json", "X-Hub-Timestamp": stamp,
+              "X-Hub-Signature": sign(SITE_SECRET, stamp, body)}
+    first = served.post("/hooks/site", data=body, headers={**signed, "X-Hub-Delivery": "evt-1"})
+    assert first.json() == {"ok": True, "duplicate": False}
+    # the delivery header is not signed: whoever replays the request can change it
+    for delivery in ("evt-2", "evt-3", ""):
+        replay = served.post("/hooks/site", data=body, headers={**signed, "X-Hub-Delivery": delivery})
+        assert replay.status_code == 200 and replay.json()["duplicate"] is True, delivery
+    # what the sender signs anew is a delivery of its own, under its own id
+    assert served.signed(body, stamp=int(stamp) - 1, headers={"X-Hub-Delivery": "evt-4"}).json()["duplicate"] is False
+    assert served.signed(body, stamp=int(stamp) - 2, headers={"X-Hub-Delivery": "evt-4"}).json()["duplicate"] is True
+    assert [row.delivery_id for row in served.inbox("site")] == ["evt-1", "evt-4"]
+    served.synced()
+    with served.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(events).where(events.c.type == "form")).scalar() == 2
+    # a signed request is remembered while a replay of it could pass the signature check only
+    with served.store.begin() as c:
+        c.execute(inbox.update().where(inbox.c.connector != "site").values(
+            received_at=inbox.c.received_at - dt.timedelta(hours=1)))
+    assert served.signed({"name": "Oleg", "email": "oleg@example.com"}).json()["duplicate"] is False
+    assert len(served.inbox()) == len(served.inbox("site")) + 1 == 4
 
 
 def test_unparseable_and_wrong_content_type(served: Served) -> None:
