@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import re
 
+#: What ``redact`` puts in place of a secret.
+MASK = "***"
+
 _secrets: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
@@ -26,10 +29,10 @@ def register_secret(value: str) -> None:
 
 def redact(text: str) -> str:
     if _pattern is not None:
-        text = _pattern.sub("***", text)
+        text = _pattern.sub(MASK, text)
     if "=" not in text:  # the common case, and a hot path: values of the change log
         return text
-    return _KEY_PARAMS.sub(lambda m: f"{m.group(1)}=***", text)
+    return _KEY_PARAMS.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
 class RedactingFilter(logging.Filter):

@@ -11,7 +11,10 @@ outbox queues the restored contacts for every destination (sent by the next sync
 * a contact the run deleted because its records were gone: its records come back;
 * merges are undone with ``hub split``; they are listed, not reverted;
 * consent changes stay (an opt-out is the person's word); they are listed;
-* an erasure (``hub forget``) cannot be undone.
+* an erasure (``hub forget``) cannot be undone;
+* a field whose old value the change log holds masked (a secret in it, masked as
+  ``***`` like everywhere, ``hub.redact``) keeps its current value: the masked text is
+  not the value, and writing it would send it to every destination. It is listed.
 
 When a later run changed one of the same fields (or the same contact, for a creation
 or a deletion), the undo refuses and lists those changes; ``--force`` reverts anyway.
@@ -20,6 +23,7 @@ or a deletion), the undo refuses and lists those changes; ``--force`` reverts an
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -31,8 +35,11 @@ from hub.errors import UsageError
 from hub.merge import SourceValues
 from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
+from hub.redact import MASK
 from hub.store.schema import changes, contacts, overrides, runs, source_records
-from hub.sync import _contact_values, utcnow
+from hub.sync import _contact_values, encode_value, utcnow
+
+log = logging.getLogger("hub.undo")
 
 #: Change-log fields that are not contact values.
 STRUCTURAL = {"created", "deleted", "merged_into", "record", "erased"}
@@ -148,8 +155,17 @@ class Undoer(Curator):
                         .values(removed_at=None)
                     )
                 touched.add(contact_id)
+            masked = steps.get("masked", {})
             for field_, old in steps.get("fields", {}).items():
                 if dump(old) == dump(current.get(field_)):
+                    continue
+                if field_ in masked:
+                    if encode_value(current.get(field_)) == masked[field_]:
+                        continue  # the current value is the one the change log shows masked
+                    skipped.append(f"contact {contact_id} {field_}: the change log holds the old value masked "
+                                   f"({masked[field_]}); the current value stays")
+                    log.warning("undo of run %d: contact %d %s keeps its current value: the change log holds "
+                                "the old value masked", run_id, contact_id, field_)
                     continue
                 _put(c, contact_id, field_, old, dump(derived.get(field_)), self.report.run_id, now)
                 touched.add(contact_id)
@@ -194,7 +210,12 @@ def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
                 steps.setdefault("notes", []).append(
                     f"run split contact {row.contact_id} off {row.old_value}: hub merge {row.old_value} {row.contact_id}")
         elif row.field in CONTACT_FIELDS or row.field in LIST_FIELDS or row.field.startswith("x_"):
-            steps.setdefault("fields", {}).setdefault(row.field, decode(row.field, row.old_value))
+            fields = steps.setdefault("fields", {})
+            if row.field not in fields:
+                fields[row.field] = decode(row.field, row.old_value)
+                if row.old_value is not None and MASK in row.old_value:
+                    # a secret in the value was masked when it was logged: the text is not the value
+                    steps.setdefault("masked", {})[row.field] = row.old_value
         elif row.field.startswith("consent_"):
             # a consent is the person's word in a tool: hub does not put an opt-out back to a yes
             steps.setdefault("notes", []).append(

@@ -153,6 +153,37 @@ def test_undo_never_puts_back_values_of_an_erased_person(ops):
     assert "+7916" not in dump
 
 
+def test_undo_never_writes_back_a_value_the_change_log_holds_masked(store_project, monkeypatch, caplog):
+    monkeypatch.setenv("HUB_TEST_UNDO_SECRET", "undo-secret-4e7a1c")
+    store_project.write("mappings/sheet.yaml", "fields:\n  full_name: full_name\n  email: email\n  city: city\n"
+                        "  company: company\n  x_site: site\n")
+    store_project.write("mappings/out.yaml", "fields:\n  full_name: {from: full_name}\n  city: {from: city}\n"
+                        "  company: {from: company}\n  x_site: {from: site}\n")
+    store_project.config(CONFIG + "normalize: {city_aliases: {x: $HUB_TEST_UNDO_SECRET}}\n")
+    header = "id,full_name,email,city,company,site\n"
+    store_project.write("sheet.csv", header + "1,Иванов Иван,ivan@example.ru,Москва,undo-secret-4e7a1c Ltd,"
+                        "https://shop.example/?key=promo2024\n")
+    _sync(store_project)
+    store_project.write("sheet.csv", header + "1,Иванов Иван,ivan@example.ru,Казань,Acme,https://shop.example/new\n")
+    bad = _sync(store_project)["run_id"]
+    # the change log holds the registered secret masked: "*** Ltd" is not the old value
+    assert {(e["field"], e["old"]) for e in _log(store_project, "--run", str(bad))} >= {("company", "*** Ltd")}
+    result = store_project.hub("undo", str(bad), "--json")
+    assert result.exit_code == 0, result.output
+    undo = json.loads(result.stdout)
+    assert [note for note in undo["not_undone"] if "company" in note] == [
+        "contact 1 company: the change log holds the old value masked (*** Ltd); the current value stays"]
+    assert "contact 1 company keeps its current value" in caplog.text
+    fields = json.loads(store_project.hub("show", "1", "--json").stdout)["fields"]
+    assert fields["city"] == "Москва"  # the rest of the run is undone
+    assert fields["company"] == "Acme"
+    assert fields["x_site"] in ("https://shop.example/?key=promo2024", "https://shop.example/new")
+    assert "***" not in json.dumps(_log(store_project, "--run", str(undo["run_id"])))
+    _sync(store_project)
+    sent = (store_project.root / "out.csv").read_text(encoding="utf-8")
+    assert "Москва" in sent and "Acme" in sent and "***" not in sent
+
+
 def test_undo_of_an_unknown_run_is_a_usage_error(ops):
     result = ops.hub("undo", "99")
     assert result.exit_code == 2 and "no run 99" in result.stderr
