@@ -35,6 +35,12 @@ def redact(text: str) -> str:
     return _KEY_PARAMS.sub(lambda m: f"{m.group(1)}={MASK}", text)
 
 
+def redact_secrets(text: str) -> str:
+    """``text`` with the registered secrets masked, and nothing else: for data (the change
+    log), where ``key=`` or ``token=`` in a value is the customer's, not a key of hub's."""
+    return _pattern.sub(MASK, text) if _pattern is not None else text
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

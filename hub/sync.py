@@ -49,7 +49,7 @@ from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, Raw
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer, sync_collections
-from hub.redact import redact
+from hub.redact import redact, redact_secrets
 from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records, set_setting, setting
 from hub.store.schema import (
     changes,
@@ -112,12 +112,13 @@ def payload_hash(values: dict[str, Any]) -> str:
 
 
 def encode_value(value: Any) -> str | None:
-    """How a field value is written to the change log."""
+    """How a field value is written to the change log: the registered secrets masked (data
+    holding ``key=`` or ``token=`` is the customer's, and ``hub undo`` puts it back)."""
     if value is None:
         return None
     if isinstance(value, str):
-        return redact(value)
-    return redact(json.dumps(value, ensure_ascii=False, default=str))
+        return redact_secrets(value)
+    return redact_secrets(json.dumps(value, ensure_ascii=False, default=str))
 
 
 @dataclass

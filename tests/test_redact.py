@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from hub.redact import RedactingFilter, redact, register_secret
+from hub.redact import RedactingFilter, redact, redact_secrets, register_secret
 
 
 def test_registered_secrets_and_url_keys_are_masked():
@@ -41,3 +41,23 @@ def test_a_secret_inside_data_never_reaches_the_change_log(project, monkeypatch)
     log = json.loads(project.hub("log", "--field", "company", "--json").stdout)
     assert [entry["new"] for entry in log] == ["***"]
     assert "tok-9f8e7d6c5b" not in project.hub("log").output
+
+
+def test_data_keeps_its_own_url_keys_but_not_registered_secrets():
+    register_secret("sk-live-data-778899")
+    assert redact_secrets("https://shop.example/?key=promo2024&token=abc") == "https://shop.example/?key=promo2024&token=abc"
+    assert redact_secrets("ref sk-live-data-778899") == "ref ***"
+
+
+def test_the_change_log_keeps_a_url_key_of_the_data_and_undo_puts_it_back(project):
+    project.write("mappings/c.yaml", "fields:\n  email: email\n  x_site: site\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    project.write("c.csv", "id,email,site\n1,a@example.ru,https://shop.example/?key=promo2024\n")
+    assert project.hub("sync").exit_code == 0
+    project.write("c.csv", "id,email,site\n1,a@example.ru,https://shop.example/new\n")
+    assert project.hub("sync").exit_code == 0
+    log = json.loads(project.hub("log", "--field", "x_site", "--json").stdout)
+    assert [entry["old"] for entry in log if entry["run_id"] == 2] == ["https://shop.example/?key=promo2024"]
+    assert project.hub("undo", "2").exit_code == 0
+    shown = json.loads(project.hub("show", "1", "--json").stdout)
+    assert shown["fields"]["x_site"] == "https://shop.example/?key=promo2024"
