@@ -306,7 +306,10 @@ audit = Table(
 )
 
 #: Requests ``hub serve`` accepted, stored before the sender got its 200; the webhook
-#: connector reads them into the sync by ``id``. One row per (connector, delivery).
+#: connector reads them into the sync by ``id``. One row per (connector, delivery). Rows
+#: of connector ``NAME#signed`` (a name hub.yaml cannot have) hold no fields: each keeps
+#: the digest of a signed request's signature for twice the replay window, so the same
+#: signed request under another delivery header is a duplicate (``hub.serve``).
 inbox = Table(
     "inbox",
     metadata,
