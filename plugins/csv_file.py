@@ -3,7 +3,9 @@
 The file is read as a table: one header row, one record per row after it. The
 cursor is the SHA-256 of the file's bytes, so an unchanged file costs one pass of
 hashing and yields nothing. Rows are streamed, so a file of a million rows is
-read in constant memory.
+read in constant memory. A file that ends inside a quoted cell (a writer still at
+it) has its last row quarantined and read again, from its start, when the file
+changes.
 
 Writing rewrites the file atomically (a temporary file in the same folder, then
 ``os.replace``), keyed by the ``id`` column, in the format, encoding and
@@ -159,17 +161,26 @@ class _Scan:
 
 @dataclass(frozen=True)
 class _Position:
-    """Where a complete read of a CSV file ended: the cursor. ``rows`` counts the CSV
-    rows (header and blank ones included); older cursors are a bare digest."""
+    """Where a complete read of a CSV file ended: the cursor. ``digest`` and ``size`` are
+    of the bytes read; ``rows`` counts the complete CSV rows in them (header and blank
+    ones included; ``None``: the next read of a changed file reads it whole), which end
+    at byte ``resume``: before ``size`` when the file ended inside a quoted cell. Older
+    cursors are a bare digest, or have no ``resume``."""
 
     digest: str
     size: int = 0
     rows: int | None = None
     encoding: str = ""
     delimiter: str = ""
+    resume: int | None = None
+
+    @property
+    def rows_end(self) -> int:
+        """The byte after the last complete row."""
+        return self.size if self.resume is None else self.resume
 
     def dump(self) -> str:
-        return json.dumps([self.digest, self.size, self.rows, self.encoding, self.delimiter])
+        return json.dumps([self.digest, self.size, self.rows, self.encoding, self.delimiter, self.rows_end])
 
     @classmethod
     def parse(cls, cursor: str | None) -> _Position | None:
@@ -178,8 +189,9 @@ class _Position:
         if not cursor.startswith("["):
             return cls(cursor)
         try:
-            digest, size, rows, encoding, delimiter = json.loads(cursor)
-            return cls(str(digest), int(size), int(rows), str(encoding), str(delimiter))
+            digest, size, rows, encoding, delimiter, *resume = json.loads(cursor)
+            return cls(str(digest), int(size), None if rows is None else int(rows), str(encoding), str(delimiter),
+                       int(resume[0]) if resume else None)
         except (ValueError, TypeError):
             return cls(cursor)
 
@@ -194,6 +206,50 @@ class _LastRow:
         for row in rows:  # the caller closes ``rows``
             self.last = row[0]
             yield row
+
+
+class _Tail:
+    """Feeds a CSV file's lines to the parser and tells whether the file ends inside a
+    quoted cell: the parser then asked for a line more to close its last row. That row,
+    ``open_row`` (a writer may still be at it), and its text are kept."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []  # of the row being parsed
+        self.ended_inside = False
+        self.open_row: int | None = None
+        self.open_text = ""
+
+    def feed(self, text: Iterable[str]) -> Iterator[str]:
+        lines = self.lines
+        for line in text:
+            lines.append(line)
+            yield line.replace("\x00", "")
+        self.ended_inside = bool(lines)
+
+    def row_parsed(self, number: int) -> None:
+        if self.ended_inside:
+            self.open_row, self.open_text = number, "".join(self.lines)
+        self.lines.clear()
+
+
+class _Prefix(io.RawIOBase):
+    """A file's bytes from where it is up to ``end`` (see ``_read_to``); closing it
+    leaves the file open."""
+
+    def __init__(self, handle: BinaryIO, end: int):
+        self.handle = handle
+        self.left = max(end - handle.tell(), 0)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self.left:
+            return 0
+        with memoryview(buffer) as view:
+            count = self.handle.readinto(view[: self.left]) or 0
+        self.left -= count
+        return count
 
 
 @dataclass
@@ -259,7 +315,12 @@ class CsvConnector(Connector):
         A CSV file that only grew since ``cursor`` (its old bytes unchanged, ending
         with a line break, in the same encoding and delimiter) is read from where the
         last read ended: the new rows, marked ``appended``, then a checkpoint that is
-        not complete, since the old rows were not read again."""
+        not complete, since the old rows were not read again.
+
+        A CSV file that ends inside a quoted cell has not been written whole yet (or a
+        quote is not closed): its last row is yielded with an ``error`` (quarantined,
+        not stored) and the cursor ends before it, so that the next read of the grown
+        file starts with that row (not marked ``appended``: it was read before)."""
         previous = _Position.parse(cursor)
         with self._open_to_read() as handle:
             try:
@@ -275,30 +336,56 @@ class CsvConnector(Connector):
                 return
             csv_format = None if self.is_xlsx else self._csv_format(scan)
             start = self._resume_point(previous, scan, csv_format)
-            handle.seek(0 if start is None else start.size)
+            handle.seek(0 if start is None else start.rows_end)
             counter = _LastRow()
+            tail = _Tail()
             try:
-                if start is None:
-                    with closing(self._rows(handle, scan)) as rows:
-                        yield from self._records(counter.track(rows))
+                if csv_format is None:
+                    rows = self._xlsx_rows(handle)
+                elif start is None:
+                    rows = self._parse_csv(_read_to(handle, scan.size), csv_format, tail=tail)
                 else:
-                    assert csv_format is not None
-                    with closing(self._appended_rows(handle, scan, csv_format, start)) as rows:
-                        yield from self._records(counter.track(rows), appended=True)
+                    rows = self._appended_rows(_read_to(handle, scan.size), scan, csv_format, start, tail)
+                # a row the last read stopped before was read then: it is not appended
+                appended_from = None if start is None else start.rows + (1 if start.rows_end == start.size else 2)
+                with closing(rows):
+                    yield from self._records(counter.track(rows), appended_from=appended_from, tail=tail)
+                rows_end: int | None = scan.size
+                if tail.open_row is not None and csv_format is not None:
+                    rows_end = self._row_start(handle, tail.open_text, scan.size, csv_format)
             except OSError as error:
                 raise self._os_error(error, "read") from None
         if csv_format is None:
             yield Checkpoint(scan.fingerprint, complete=True)
             return
         rows_read = counter.last if start is None else max(counter.last, start.rows)
-        position = _Position(scan.fingerprint, scan.size, rows_read, csv_format.encoding, csv_format.delimiter)
+        if tail.open_row is not None:
+            # the next read starts with that row; where it starts unknown: the next read is whole
+            rows_read = tail.open_row - 1 if rows_end is not None else None
+        position = _Position(scan.fingerprint, scan.size, rows_read, csv_format.encoding, csv_format.delimiter,
+                             rows_end)
         yield Checkpoint(position.dump(), complete=start is None)
+
+    @staticmethod
+    def _row_start(handle: BinaryIO, text: str, end: int, csv_format: _CsvFormat) -> int | None:
+        """Where the bytes ``text`` was decoded from start, when they are the last before
+        ``end``; ``None`` when they are not (an encoding that does not encode back to them)."""
+        try:
+            data = text.encode(_text_encoding(csv_format.encoding))
+        except UnicodeEncodeError:
+            return None
+        if len(data) > end:
+            return None
+        handle.seek(end - len(data))
+        return end - len(data) if handle.read(len(data)) == data else None
 
     def _resume_point(self, previous: _Position | None, scan: _Scan, csv_format: _CsvFormat | None) -> _Position | None:
         """Where the last read ended, when the file only grew after it; else ``None``."""
         if (
             previous is None or csv_format is None or previous.rows is None
-            or scan.prefix_digest != previous.digest or not scan.prefix_ends_line
+            or scan.prefix_digest != previous.digest
+            # a row the read stopped before starts after a line break that was complete
+            or (not scan.prefix_ends_line and previous.rows_end == previous.size)
             or (previous.encoding, previous.delimiter) != (csv_format.encoding, csv_format.delimiter)
             or csv_format.encoding.replace("_", "-").startswith(("utf-16", "utf-32"))
             or previous.rows < self.options.header_row
@@ -307,17 +394,14 @@ class CsvConnector(Connector):
         return previous
 
     def _appended_rows(
-        self, handle: BinaryIO, scan: _Scan, csv_format: _CsvFormat, start: _Position
+        self, handle: BinaryIO, scan: _Scan, csv_format: _CsvFormat, start: _Position, tail: _Tail
     ) -> Iterator[tuple[int, list[Any]]]:
         """The header rows, then the rows after ``start`` numbered as in the whole file."""
         top = scan.sample[: scan.sample.rfind(b"\n") + 1]
         header = list(itertools.islice(self._parse_csv(io.BytesIO(top), csv_format), self.options.header_row))
         yield from header
-        tail_format = _CsvFormat(
-            "utf-8" if csv_format.encoding == "utf-8-sig" else csv_format.encoding,
-            csv_format.delimiter, csv_format.line_terminator,
-        )
-        yield from self._parse_csv(handle, tail_format, first_row=start.rows + 1)
+        tail_format = _CsvFormat(_text_encoding(csv_format.encoding), csv_format.delimiter, csv_format.line_terminator)
+        yield from self._parse_csv(handle, tail_format, first_row=start.rows + 1, tail=tail)
 
     def columns(self) -> list[str] | None:
         """The header's column names; ``None`` while the file does not exist or is empty."""
@@ -345,7 +429,11 @@ class CsvConnector(Connector):
             return self._xlsx_rows(handle)
         return self._parse_csv(handle, self._csv_format(scan))
 
-    def _records(self, rows: Iterable[tuple[int, list[Any]]], *, appended: bool = False) -> Iterator[RawRecord]:
+    def _records(
+        self, rows: Iterable[tuple[int, list[Any]]], *, appended_from: int | None = None, tail: _Tail | None = None
+    ) -> Iterator[RawRecord]:
+        """A record per non-blank row after the header; rows from ``appended_from`` on
+        are marked ``appended``, the row ``tail`` finds the file ending inside gets an error."""
         header: _Header | None = None
         convert = _read_xlsx_cells if self.is_xlsx else _read_csv_cells
         for row_number, cells in rows:
@@ -380,7 +468,12 @@ class CsvConnector(Connector):
                 external_id = f"row:{row_number}"
             else:
                 external_id = _id_text(cells[header.id_index])
-            yield RawRecord(external_id, values, appended=appended)
+            error = None
+            if tail is not None and tail.open_row == row_number:
+                error = (f"row {row_number} is not complete: the file ends inside a quoted cell (still being "
+                         'written, or a " is not closed); the row is read again when the file changes')
+            appended = appended_from is not None and row_number >= appended_from
+            yield RawRecord(external_id, values, appended=appended, error=error)
 
     def _header(self, cells: Sequence[Any], *, for_write: bool) -> _Header:
         names: list[str | None] = []
@@ -509,16 +602,18 @@ class CsvConnector(Connector):
         )
 
     def _parse_csv(
-        self, handle: BinaryIO, csv_format: _CsvFormat, first_row: int = 1
+        self, handle: BinaryIO, csv_format: _CsvFormat, first_row: int = 1, tail: _Tail | None = None
     ) -> Iterator[tuple[int, list[str]]]:
         if csv.field_size_limit() < MAX_CELL_BYTES:
             csv.field_size_limit(MAX_CELL_BYTES)
         text = io.TextIOWrapper(handle, encoding=csv_format.encoding, newline="", errors="strict")
-        lines = (line.replace("\x00", "") for line in text)
+        lines = (line.replace("\x00", "") for line in text) if tail is None else tail.feed(text)
         reader = csv.reader(lines, delimiter=csv_format.delimiter, quotechar='"', doublequote=True)
         row_number = first_row - 1
         try:
             for row_number, cells in enumerate(reader, start=first_row):
+                if tail is not None:
+                    tail.row_parsed(row_number)
                 yield row_number, cells
         except UnicodeDecodeError:
             raise FatalError(
@@ -955,6 +1050,17 @@ def _scan(handle: BinaryIO, *, check_utf8: bool, mark: int | None = None) -> _Sc
         except UnicodeDecodeError:
             check_utf8 = False
     return _Scan(digest.hexdigest(), size, sample, check_utf8, prefix_digest, prefix_ends_line)
+
+
+def _read_to(handle: BinaryIO, end: int) -> BinaryIO:
+    """The file from where it is up to byte ``end``: the bytes its scan hashed, so that
+    rows a writer appends during the read are left to the next one."""
+    return io.BufferedReader(_Prefix(handle, end), _CHUNK)
+
+
+def _text_encoding(encoding: str) -> str:
+    """The encoding of text after the file's start: a BOM is only there."""
+    return "utf-8" if encoding == "utf-8-sig" else encoding
 
 
 def _utf8_prefix_valid(sample: bytes) -> bool:

@@ -426,6 +426,52 @@ def test_rows_appended_to_a_file_are_read_from_where_the_last_read_ended(tmp_pat
     assert [(r.external_id, r.values["name"]) for r in again] == [("row:7", "Дина")]
 
 
+def test_a_row_the_file_ends_inside_is_not_taken_and_is_read_again_from_its_start(tmp_path):
+    """A writer caught inside a quoted multi-line cell: the half row is quarantined, not
+    stored, and the next read starts at that row, so it is read whole once complete."""
+    path = tmp_path / "contacts.csv"
+    path.write_bytes('id,name,email\r\n1,Иванов Иван,a@x.ru\r\n2,"Петров\r\n'.encode())
+    connector = connector_for(tmp_path)
+    first, checkpoint = read_all(connector, None)
+    assert checkpoint.complete
+    assert [(r.external_id, r.error is None) for r in first] == [("1", True), ("2", False)]
+    assert "row 3" in first[1].error and "ends inside a quoted cell" in first[1].error
+    assert list(connector.read(checkpoint.cursor)) == [Checkpoint(checkpoint.cursor, complete=False)]
+    with path.open("ab") as handle:
+        handle.write('Пётр",b@x.ru\r\n3,Сидоров Сидор,c@x.ru\r\n'.encode())
+    records, tail_checkpoint = read_all(connector, checkpoint.cursor)
+    assert not tail_checkpoint.complete
+    # the row read again is no newcomer: its id is its own, not a duplicate of an earlier row
+    assert [(r.external_id, r.values["name"], r.error, r.appended) for r in records] == [
+        ("2", "Петров\r\nПётр", None, False), ("3", "Сидоров Сидор", None, True)]
+    whole, _ = read_all(connector, None)
+    assert [(r.external_id, r.values) for r in whole[1:]] == [(r.external_id, r.values) for r in records]
+    # a cell that stays open through several appends, in a file numbered by rows
+    path.write_bytes(b'name,note\n"A","x\n')
+    rows = connector_for(tmp_path)
+    _, cursor = read_all(rows, None)
+    for more in (b"y\n", b'z"\nB,\n'):
+        with path.open("ab") as handle:
+            handle.write(more)
+        records, cursor = read_all(rows, cursor.cursor)
+    assert [(r.external_id, r.values["note"], r.error) for r in records] == [
+        ("row:2", "x\ny\nz", None), ("row:3", "", None)]
+
+
+def test_rows_appended_during_a_read_are_left_to_the_next_read(tmp_path):
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(b"name\nA\nB\n")
+    connector = connector_for(tmp_path)
+    reader = connector.read(None)
+    assert next(reader).external_id == "row:2"
+    with path.open("ab") as handle:
+        handle.write(b"C\n")
+    rest = list(reader)
+    assert [r.external_id for r in rest[:-1]] == ["row:3"]
+    records, _ = read_all(connector, rest[-1].cursor)
+    assert [(r.external_id, r.values["name"], r.appended) for r in records] == [("row:4", "C", True)]
+
+
 @pytest.mark.parametrize(
     "change",
     ["edit", "no_final_newline", "bare_digest_cursor", "delimiter"],

@@ -203,6 +203,30 @@ def test_rows_appended_to_a_file_give_the_store_a_whole_read_gives(demo, tmp_pat
     assert _appended_store(fresh) == appended
 
 
+def test_a_sync_while_a_multiline_cell_is_half_written_gives_the_store_a_whole_read_gives(
+        store_project, tmp_path_factory):
+    config = "connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n"
+    store_project.config(config)
+    path = store_project.write("c.csv", 'id,full_name,email\n1,Иванов Иван,a@x.ru\n2,"Петров\n')
+    first = json.loads(store_project.hub("sync", "--json").stdout)["counts"]["c"]
+    assert (first["created"], first["quarantined"]) == (1, 1)  # the half row waits, it is not a contact
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('Пётр",b@x.ru\n3,Сидоров Сидор,c@x.ru\n')
+    second = json.loads(store_project.hub("sync", "--json").stdout)["counts"]["c"]
+    assert (second["read"], second["created"], second["quarantined"]) == (2, 2, 0)
+    assert json.loads(store_project.hub("sync", "--json").stdout)["changes"] == 0
+    grown = _appended_store(store_project)
+    assert grown[2] == []  # the quarantined half row was resolved by the whole one
+    fresh = store_project.__class__(tmp_path_factory.mktemp("whole"), None)
+    fresh.write("c.csv", path.read_text(encoding="utf-8"))
+    fresh.config(config)
+    assert fresh.hub("sync").exit_code == 0
+    assert _appended_store(fresh) == grown
+    emails = {row["email"] for row in json.loads(store_project.hub("export", "contacts", "--format", "json",
+                                                                     "--unmask").stdout)}
+    assert emails == {"a@x.ru", "b@x.ru", "c@x.ru"}
+
+
 def test_a_row_read_again_with_the_same_values_keeps_its_time_for_most_recent(store_project):
     store_project.config("""\
     connectors:
