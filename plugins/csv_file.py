@@ -19,6 +19,7 @@ import codecs
 import csv
 import datetime as dt
 import decimal
+import difflib
 import errno
 import glob
 import hashlib
@@ -40,7 +41,7 @@ from typing import Any, BinaryIO
 from pydantic import Field, field_validator, model_validator
 
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
-from hub.errors import FatalError, HubError, RetriableError
+from hub.errors import ConfigError, FatalError, HubError, RetriableError
 from hub.event_columns import EventColumns, with_events
 from hub.formulas import neutralize_formula, restore_formula
 from hub.hookspecs import hookimpl
@@ -59,6 +60,8 @@ XLSX_MAX_CELL_CHARS = 32767
 
 _CHUNK = 1024 * 1024
 _SAMPLE = 64 * 1024
+#: Columns a hint lists at most.
+_HINT_COLUMNS = 30
 
 _XLSX_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
 _CYRILLIC_NEXT_TO_LATIN = re.compile(r"[A-Za-z][\u0400-\u04ff]|[\u0400-\u04ff][A-Za-z]")
@@ -404,7 +407,9 @@ class CsvConnector(Connector):
         yield from self._parse_csv(handle, tail_format, first_row=start.rows + 1, tail=tail)
 
     def columns(self) -> list[str] | None:
-        """The header's column names; ``None`` while the file does not exist or is empty."""
+        """The header's column names; ``None`` while the file does not exist or is empty.
+        The core asks a source before a run: an ``id_column`` the header lacks is a
+        ``ConfigError`` then."""
         if not self.path.exists():
             return None
         with self._open_to_read() as handle:
@@ -418,7 +423,7 @@ class CsvConnector(Connector):
                 with closing(self._rows(handle, scan)) as rows:
                     for row_number, cells in rows:
                         if row_number == self.options.header_row:
-                            return self._header(cells, for_write=True).columns
+                            return self._header(cells, for_write=False).columns
             except OSError as error:
                 raise self._os_error(error, "read") from None
         return None
@@ -498,16 +503,25 @@ class CsvConnector(Connector):
         return _Header(names, id_index)
 
     def _id_index(self, names: list[str | None], *, for_write: bool) -> int | None:
+        """The id column's index; ``None`` for row numbers, or, writing, when the
+        configured column is still to be added. Reading, a configured column the header
+        lacks is a ``ConfigError``."""
         wanted = self.options.id_column
         if wanted is not None:
             if wanted in names:
                 return names.index(wanted)
             if for_write:
                 return None
-            columns = ", ".join(repr(name) for name in names if name is not None)
-            raise FatalError(
-                f"{self.path}: id_column {wanted!r} is not a column of the file",
-                hint=f"set id_column to one of: {columns}" if columns else "check header_row",
+            columns = [name for name in names if name is not None]
+            close = [name for name in columns if name.casefold() == wanted.casefold()]
+            close = close or difflib.get_close_matches(wanted, columns, n=1, cutoff=0.6)
+            shown = ", ".join(columns[:_HINT_COLUMNS])
+            if len(columns) > _HINT_COLUMNS:
+                shown += f", … ({len(columns) - _HINT_COLUMNS} more)"
+            hint = f"columns there: {shown}" if columns else f"row {self.options.header_row} is blank: check header_row"
+            raise ConfigError(
+                str(self.path), f"connectors.{self.context.name}.id_column", f"{wanted!r} is not a column of the file",
+                hint=f"did you mean {close[0]!r}? {hint}" if close else hint,
             )
         if "id" in names:
             return names.index("id")

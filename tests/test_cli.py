@@ -155,6 +155,16 @@ def test_an_output_file_that_cannot_be_written_is_a_usage_error_naming_it(projec
     assert sorted(p.name for p in project.root.iterdir() if p.suffix in (".csv", ".tmp")) == ["c.csv", "links.csv"]
 
 
+def test_an_id_column_the_source_does_not_have_is_a_config_error_naming_the_key(project):
+    project.write("c.csv", "id,full_name\n1,Анна\n")
+    project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: ID}\n")
+    for command in ("check", "sync"):
+        result = project.hub(command)
+        assert result.exit_code == 2, (command, result.output)
+        assert f"{project.root / 'c.csv'}: connectors.c.id_column: 'ID' is not a column of the file" in result.stderr
+        assert "hint: did you mean 'id'? columns there: id, full_name" in result.stderr
+
+
 def test_python_dash_m_hub_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "hub", "--version"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0

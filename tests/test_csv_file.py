@@ -20,7 +20,7 @@ import pydantic
 import pytest
 
 from hub.connector import ConnectorContext
-from hub.errors import FatalError
+from hub.errors import ConfigError, FatalError
 from hub.model import Checkpoint, OutboundItem, RawRecord
 from hub_plugins import csv_file
 from hub_plugins.csv_file import CsvConnector, CsvOptions
@@ -285,9 +285,22 @@ def test_id_column_option(tmp_path):
     connector = connector_for(tmp_path, content=content, id_column="Клиент №")
     assert records_of(connector)[0].external_id == "A-17"
     missing = connector_for(tmp_path, content=content, id_column="client_id")
-    with pytest.raises(FatalError, match="id_column 'client_id' is not a column") as raised:
-        records_of(missing)
-    assert "Клиент №" in raised.value.hint
+    for call in (missing.columns, lambda: records_of(missing)):  # checked before a run, and by the read
+        with pytest.raises(ConfigError, match="'client_id' is not a column of the file") as raised:
+            call()
+        assert (raised.value.file, raised.value.path) == (str(missing.path), "connectors.contacts.id_column")
+        assert raised.value.hint == "columns there: Клиент №, name"
+    assert "did you mean 'Клиент №'?" in _config_error(connector_for(tmp_path, id_column="клиент №")).hint
+    assert "did you mean 'name'?" in _config_error(connector_for(tmp_path, id_column="nmae")).hint
+    # a destination's file gets the column when it is written
+    assert missing.write([OutboundItem(1, "upsert", {"name": "B"})])[0].status == "ok"
+    assert missing.columns() == ["Клиент №", "name", "client_id"]
+
+
+def _config_error(connector: CsvConnector) -> ConfigError:
+    with pytest.raises(ConfigError) as raised:
+        connector.columns()
+    return raised.value
 
 
 def test_id_column_found_in_any_case(tmp_path):
