@@ -50,7 +50,6 @@ FIRST_NAMES = ["Иван", "Пётр", "Анна", "Мария", "Алексей
 CITIES = ["Москва", "Санкт-Петербург", "Казань", "Новосибирск", "Екатеринбург", "Тверь", "Самара"]
 
 MAPPING = """\
-id: id
 fields:
   full_name: {from: ФИО, transforms: [split_name]}
   phone: {from: Телефон, transforms: [phone]}

@@ -2,7 +2,6 @@
 
 A mapping is a YAML file ``mappings/<name>.yaml``::
 
-    id: ID                                  # optional: column holding the record id
     fields:
       full_name: ФИО                        # a column name
       phone: {from: Телефон, transforms: [phone]}
@@ -18,6 +17,9 @@ Targets are the canonical fields (``hub.model.CANONICAL_FIELDS``) or custom
 attributes named ``x_...``. ``from`` names one column or a list of columns (the
 first non-empty one is used); ``concat`` joins the non-empty columns with
 ``sep``; ``default`` is used when the result is empty.
+
+The column holding a record's id is no field: it is an option of the connector in
+hub.yaml (the csv connector's ``id_column``), and a mapping's ``id:`` key is an error.
 
 A destination's mapping may also write the categories and segments hub computes
 (``hub.model.OUTBOUND_FIELDS``: ``stage``, ``temperature``, ``rfm``, ``rfm_segment``,
@@ -113,7 +115,6 @@ class _Strict(BaseModel):
 
 
 class _FileModel(_Strict):
-    id: str | None = None
     fields: dict[str, Any]
 
 
@@ -630,7 +631,14 @@ class Mapping:
             raise ConfigError(
                 source, "", f"a mapping must be a YAML mapping with a 'fields' section, got {_type_name(data)}"
             )
-        model: _FileModel = _validate(_FileModel, dict(data), source, "")
+        if data.get("id") is not None:
+            column = str(data["id"]).strip()
+            raise ConfigError(
+                source, "id", "the record id is not set in a mapping",
+                hint=f"remove it and set id_column: {column} in the connector's entry in hub.yaml "
+                "(a csv option; other tools' records have their own ids)",
+            )
+        model: _FileModel = _validate(_FileModel, {k: v for k, v in data.items() if k != "id"}, source, "")
         if not model.fields:
             raise ConfigError(source, "fields", "no fields are mapped", hint="map at least one field, e.g. 'email: Email'")
         fields: dict[str, tuple[_Rule, ...]] = {}
@@ -639,8 +647,7 @@ class Mapping:
             where = f"fields.{target}"
             cls._check_target(target, source, where)
             fields[target] = cls._parse_field(target, spec, source, where)
-        id_column = model.id.strip() if isinstance(model.id, str) and model.id.strip() else None
-        return cls(source, id_column, fields, default_region=default_region)
+        return cls(source, None, fields, default_region=default_region)
 
     @classmethod
     def identity(cls) -> Mapping:
@@ -678,7 +685,7 @@ class Mapping:
         if target == "id":
             raise ConfigError(
                 source, where, "'id' is not a field",
-                hint="set the column holding the record id with the top-level key 'id:'",
+                hint="the column holding the record id is the connector's option id_column in hub.yaml (csv)",
             )
         raise ConfigError(
             source,

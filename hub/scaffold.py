@@ -42,7 +42,7 @@ guards:
 MAPPING = """\
 # Source columns -> canonical fields. Transforms: strip, lower, upper, title, phone, email,
 # split_name, {date: DD.MM.YYYY}, {map: {...}}, {default: ...}, {replace: {...}}, {digits: true}.
-id: id
+# The id column is the connector's id_column in hub.yaml.
 fields:
   full_name: {from: ФИО, transforms: [split_name]}
   phone: {from: Телефон, transforms: [phone]}

@@ -16,7 +16,6 @@ from hub.normalize import Normalizer
 FULL = textwrap.dedent(
     """\
     # a mapping as a person writes it
-    id: ID
     fields:
       full_name: {from: ФИО, transforms: [split_name]}
       phone: {from: Телефон, transforms: [phone]}
@@ -59,9 +58,9 @@ def full(tmp_path) -> Mapping:
 
 def test_load_full_example(full, tmp_path):
     assert full.source == str(tmp_path / "crm.yaml")
-    assert full.id_column == "ID"
+    assert full.id_column is None
     assert full.columns == {
-        "ID", "ФИО", "Телефон", "Email", "E-mail", "Дата рождения", "Город", "Организация", "Филиал",
+        "ФИО", "Телефон", "Email", "E-mail", "Дата рождения", "Город", "Организация", "Филиал",
         "Менеджер", "Ответственный",
     }
     assert len(full.fingerprint) == 64 and int(full.fingerprint, 16) >= 0
@@ -155,7 +154,15 @@ def test_custom_targets_are_allowed(tmp_path):
 def test_id_is_not_a_field(tmp_path):
     error = config_error(tmp_path, "fields:\n  id: ID\n")
     assert error.path == "fields.id"
-    assert "top-level key 'id:'" in error.hint
+    assert "id_column" in error.hint and "hub.yaml" in error.hint
+
+
+def test_the_record_id_is_not_set_in_a_mapping(tmp_path):
+    """The id column is the connector's option: a mapping's ``id:`` would do nothing."""
+    error = config_error(tmp_path, "id: Код\nfields:\n  email: Email\n")
+    assert error.path == "id"
+    assert "the record id is not set in a mapping" in error.message
+    assert "id_column: Код" in error.hint
 
 
 def test_unknown_transform_with_hint(tmp_path):
@@ -179,12 +186,12 @@ def test_unknown_key_with_hint(tmp_path):
 
 
 def test_unknown_top_level_key(tmp_path):
-    error = config_error(tmp_path, "id: ID\nfeilds:\n  phone: T\n")
+    error = config_error(tmp_path, "feilds:\n  phone: T\n")
     assert error.path in ("feilds", "fields")
 
 
 def test_missing_fields(tmp_path):
-    error = config_error(tmp_path, "id: ID\n")
+    error = config_error(tmp_path, "# nothing mapped yet\n{}\n")
     assert error.path == "fields"
     assert "missing" in error.message
 
@@ -657,8 +664,8 @@ def test_reverse(full):
     }
 
 
-def test_reverse_does_not_write_id_or_absent_values():
-    mapping = Mapping.from_dict({"id": "ID", "fields": {"email": "Email", "phone": "Тел", "x_id": "ID"}}, "m")
+def test_reverse_does_not_write_absent_values():
+    mapping = Mapping.from_dict({"fields": {"email": "Email", "phone": "Тел", "x_id": "ID"}}, "m")
     assert mapping.reverse({"email": "a@b.ru"}) == {"Email": "a@b.ru"}
 
 
