@@ -36,7 +36,7 @@ def test_init_scaffolds_a_config_that_syncs(tmp_path):
 def test_init_force_overwrites_hub_yaml_and_keeps_the_users_data_and_mapping(tmp_path):
     runner = CliRunner()
     data = "id,ФИО,Телефон\n1,Мой клиент,+79990001122\n"
-    mapping = "id: id\nfields:\n  full_name: ФИО\n  phone: Телефон\n"
+    mapping = "fields:\n  full_name: ФИО\n  phone: Телефон\n"
     (tmp_path / "contacts.csv").write_text(data, encoding="utf-8")
     (tmp_path / "mappings").mkdir()
     (tmp_path / "mappings/clients.yaml").write_text(mapping, encoding="utf-8")
