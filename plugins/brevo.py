@@ -6,7 +6,7 @@ contact with ``GET /contacts`` when no list is set), from the cursor on with
 attributes; ``emailBlacklisted`` reports an email opt-out, ``smsBlacklisted`` an SMS one.
 
 Writing imports contacts in bulk (``POST /contacts/import`` with ``jsonBody``, up to
-``batch_size`` rows, ``updateExistingContacts``): opted-out contacts go in an import
+``batch_size`` rows, ``updateExistingContacts``): opted-out (and hard-bounced) contacts go in an import
 of their own with ``emailBlacklist``, so they are unsubscribed everywhere in Brevo; an
 import never lifts a blacklist, so hub never subscribes an opted-out person again. The
 import is asynchronous: hub waits for its process to complete, then reads the
@@ -55,7 +55,10 @@ from hub.model import (
 
 IMPORT_LIMIT = 5000
 ADDRESS_KEYS = ("email", "EMAIL")
-OPTED_OUT = ("unsubscribed", "complained")
+#: Statuses imported with ``emailBlacklist``: a hard-bounced address too. Brevo does not
+#: blacklist it itself, so its contact would read as subscribed again once an import
+#: changed it, and lift the bounce the e-mail activity reported.
+OPTED_OUT = ("unsubscribed", "complained", "bounced")
 EVENTS_LIMIT = 2500
 #: The report keeps 90 days; a range may not be longer.
 EVENTS_DAYS = 90
