@@ -8,7 +8,9 @@ day of the cursor on) and reports, per number, the SMS consent its latest keywor
 says: ``unsubscribed`` after STOP or a 21610 failure, ``subscribed`` after START. The
 record key is the number. Every message is also an event on the client card
 (``sms_sent`` with its delivery status, ``sms_received``), which counts towards
-``messages_30d``. hub sends no SMS; Twilio is a source only.
+``messages_30d``. The records are history: they land on the contact holding the number,
+and a number no contact holds (a stranger's text, a send to a mistyped number) adds no
+contact. hub sends no SMS; Twilio is a source only.
 """
 
 from __future__ import annotations
@@ -107,8 +109,10 @@ class TwilioConnector(Connector):
                     proof += (("error_code", str(message.get("error_code"))),)
                 consents = (ConsentReport("sms", status, sent, proof),)
             events = tuple(sorted(history[number], key=lambda event: (event.at, event.external_id)))
+            # history: it lands on the contact holding the number; a stranger's text or a
+            # send to a mistyped number adds no contact
             yield RawRecord(re.sub(r"\D", "", number), {"phone": number}, updated_at=events[-1].at,
-                            consents=consents, events=events)
+                            consents=consents, events=events, history_only=True)
         yield Checkpoint(newest.isoformat() if newest else cursor)
 
     def close(self) -> None:

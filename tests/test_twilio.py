@@ -181,3 +181,25 @@ def test_messages_30d_is_on_the_card_and_holds_back_the_over_messaged(project, f
         assert project.hub("sync", "--json").exit_code == 0  # the history is stored once
         card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
         assert len(card["events"]) == 3
+
+
+def test_a_number_no_contact_holds_adds_no_contact(project, fake, monkeypatch):
+    """The message history lands on the contact holding the number: a stranger's text and a
+    send to a mistyped number became contacts of their own (and went to destinations)."""
+    fake.inbound("+79161234567", "STOP")
+    fake.inbound("+79035550000", "кто это?")
+    fake.outbound("+79269990000", "Скидка 10%")
+    monkeypatch.setenv("TWILIO_TOKEN", AUTH_TOKEN)
+    project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n")
+    project.config(textwrap.dedent(f"""\
+        connectors:
+          clients: {{plugin: csv, path: clients.csv, id_column: id}}
+          twilio: {{plugin: twilio, account_sid: {fake.account_sid}, auth_token: $TWILIO_TOKEN, endpoint: {fake.url}}}
+        """))
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    contacts = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
+    assert [c["full_name"] for c in contacts] == ["Иван Петров"]
+    card = json.loads(project.hub("show", "1", "--json").stdout)
+    assert {c["channel"]: c["status"] for c in card["consents"]}["sms"] == "unsubscribed"
+    assert [e["type"] for e in card["events"]] == ["sms_received"]
