@@ -9,7 +9,11 @@ outbox queues the restored contacts for every destination (sent by the next sync
 * a field change: the old value comes back;
 * a contact the run created: deleted again (and deleted from destinations);
 * a contact the run deleted because its records were gone: its records come back;
-* merges are undone with ``hub split``; they are listed, not reverted;
+* merges and splits are undone with ``hub split`` and ``hub merge``; they are listed,
+  not reverted, and so are the values of the contacts whose records they moved (those
+  values are what the records give now). An undo of a run that only merged or split
+  (``hub merge``, ``hub split``, ``hub review accept``) is refused with the command that
+  reverses it;
 * consent changes stay (an opt-out is the person's word); they are listed;
 * an erasure (``hub forget``) cannot be undone;
 * a field whose old value the change log holds masked (a secret in it, masked as
@@ -47,6 +51,10 @@ STRUCTURAL = {"created", "deleted", "merged_into", "record", "erased"}
 #: categories and segments, derived from the contacts and recomputed by the next sync,
 #: and the web fields, derived from the contact's visits (``hub.analytics``).
 NOT_CHANGES = {"conflict", "category", "analytics"}
+#: Reasons of the entries a merge or a split wrote: ``hub split`` and ``hub merge`` reverse them.
+IDENTITY = {"merge", "split"}
+#: Kinds of run that only merge or split contacts: nothing in them is for an undo.
+DECISION_RUNS = {"merge", "split"}
 
 
 def decode(field_: str, encoded: str | None) -> Any:
@@ -77,12 +85,21 @@ class Undoer(Curator):
             if earlier is not None:
                 raise UsageError(f"run {run_id} was undone already by run {earlier}",
                                  hint=f"to revert that undo: hub undo {earlier}")
+            now = utcnow()
             entries = [
                 row for row in c.execute(
                     select(changes).where(changes.c.run_id == run_id).order_by(changes.c.id)
                 ) if row.reason not in NOT_CHANGES
             ]
             plan = _plan(entries)
+            if target.kind in DECISION_RUNS and not any(_reverts(steps) for steps in plan.values()):
+                notes = [note for steps in plan.values() for note in steps.get("notes", [])]
+                commands = list(dict.fromkeys(cmd for steps in plan.values() for cmd in steps.get("reverse", [])))
+                raise UsageError(
+                    f"run {run_id} ({target.kind}) only moved records between contacts: an undo does not "
+                    "reverse merges and splits" + "".join(f"\n    {note}" for note in notes),
+                    hint=f"to reverse it: {'; '.join(commands)}" if commands else None,
+                )
             later = _later_changes(c, run_id, plan)
             if later and not force:
                 listed = "\n".join(
@@ -93,7 +110,6 @@ class Undoer(Curator):
                     f"later runs changed {len(later)} of the same fields:\n{listed}",
                     hint=f"hub undo {run_id} --force reverts them anyway (hub log --run N shows a run)",
                 )
-            now = utcnow()
             touched, skipped = self._apply(c, run_id, plan, now)
             if touched:
                 self._recompute(c, sorted(touched), MANUAL, now, reason="undo")
@@ -116,6 +132,9 @@ class Undoer(Curator):
         for contact_id, steps in sorted(plan.items()):
             row = c.execute(select(contacts).where(contacts.c.id == contact_id)).first()
             if row is None:
+                continue
+            if not _reverts(steps):
+                skipped.extend(steps.get("notes", []))
                 continue
             erased = c.execute(
                 select(changes.c.id).where(and_(changes.c.contact_id == contact_id, changes.c.field == "erased"))
@@ -194,21 +213,37 @@ def _put(c: Connection, contact_id: int, field_: str, value: Any, masked: str, r
 
 
 def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
-    """What to revert per contact: fields to their first old value, creation, deletion, merges."""
+    """What to revert per contact: fields to their first old value, creation, deletion.
+
+    Merges and splits are not reverted: each is a note with the command that reverses it
+    (``reverse``). Nor is anything else the run changed on a contact whose records a merge
+    or a split of the run moved: its values are what its records give now, and an
+    override would blank or keep values of records it no longer holds."""
     plan: dict[int, dict[str, Any]] = defaultdict(dict)
+    moved: set[int] = set()
     for row in entries:
+        moves = _moves(row)
+        if moves is None:
+            continue
+        note, command, both = moves
+        steps = plan[row.contact_id]
+        if note not in steps.get("notes", []):
+            steps.setdefault("notes", []).append(note)
+            steps.setdefault("reverse", []).append(command)
+        moved.update(both)
+    kept: dict[int, list[str]] = defaultdict(list)
+    for row in entries:
+        if row.contact_id in moved:
+            # a sync logs what a merge changed on the survivor with reason sync
+            if row.reason not in IDENTITY and row.field not in ("merged_into", "record"):
+                if row.field not in kept[row.contact_id]:
+                    kept[row.contact_id].append(row.field)
+            continue
         steps = plan[row.contact_id]
         if row.field == "created":
             steps["created"] = True
         elif row.field == "deleted":
             steps.setdefault("deleted", row.old_value)
-        elif row.field in ("merged_into", "record"):
-            if row.field == "merged_into" and row.new_value:
-                steps.setdefault("notes", []).append(
-                    f"run merged contact {row.contact_id} into {row.new_value}: hub split {row.new_value}")
-            elif row.field == "merged_into":
-                steps.setdefault("notes", []).append(
-                    f"run split contact {row.contact_id} off {row.old_value}: hub merge {row.old_value} {row.contact_id}")
         elif row.field in CONTACT_FIELDS or row.field in LIST_FIELDS or row.field.startswith("x_"):
             fields = steps.setdefault("fields", {})
             if row.field not in fields:
@@ -222,7 +257,33 @@ def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
                 f"contact {row.contact_id} {row.field}: {row.old_value} -> {row.new_value} stays (consent)")
         elif row.field not in STRUCTURAL:
             steps.setdefault("notes", []).append(f"contact {row.contact_id} {row.field}: not a contact value")
+    for contact_id, fields in kept.items():
+        plan[contact_id].setdefault("notes", []).append(
+            f"contact {contact_id} {', '.join(fields)}: changed in the run that merged its records; "
+            "left as the records give them")
     return dict(plan)
+
+
+def _moves(row: Any) -> tuple[str, str, tuple[int, int]] | None:
+    """A merge or a split in a change-log entry: the note, the command that reverses it,
+    and the two contacts whose records it moved; None for any other entry."""
+    if row.field == "merged_into" and row.new_value:
+        survivor, loser = int(row.new_value), row.contact_id
+        return (f"run merged contact {loser} into {survivor}: hub split {survivor}",
+                f"hub split {survivor}", (survivor, loser))
+    if row.field == "merged_into" and row.old_value:
+        whole, part = int(row.old_value), row.contact_id
+    elif row.field == "record" and row.reason == "split" and row.old_value:
+        whole, part = int(row.old_value), row.contact_id  # hub split --record: the record's new contact
+    else:
+        return None
+    return (f"run split contact {part} off {whole}: hub merge {whole} {part}",
+            f"hub merge {whole} {part}", (whole, part))
+
+
+def _reverts(steps: dict[str, Any]) -> bool:
+    """Whether the undo has anything to put back for a contact (beyond notes)."""
+    return bool(steps.get("created") or "deleted" in steps or steps.get("fields"))
 
 
 def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -239,6 +300,8 @@ def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) 
             if row.reason in NOT_CHANGES:
                 continue
             steps = plan[row.contact_id]
+            if not _reverts(steps):
+                continue
             whole = steps.get("created") or "deleted" in steps
             if whole or row.field in steps.get("fields", {}) or row.field in ("merged_into", "deleted", "erased"):
                 found.append({

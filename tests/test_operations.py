@@ -139,6 +139,72 @@ def test_undo_of_a_run_that_merged_lists_the_merge_for_hub_split(ops):
     assert merged["counts"]["sheet"]["merged"] == 1
     result = json.loads(ops.hub("undo", str(merged["run_id"]), "--json").stdout)
     assert any("hub split 1" in note for note in result["not_undone"]), result
+    # contact 1 holds record 4 still: the mailbox it brought stays, nothing is overridden
+    assert "ivan2@example.ru" in _contacts(ops)["Иванов Иван"]["emails"]
+    assert result["changes"] == 0
+    assert any("contact 1 email" in note or "contact 1 emails" in note for note in result["not_undone"]), result
+
+
+def test_undo_of_a_merge_or_a_split_is_refused_with_the_command_that_reverses_it(ops):
+    merged = json.loads(ops.hub("merge", "1", "2", "--json").stdout)["run_id"]
+    refused = ops.hub("undo", str(merged))
+    assert refused.exit_code == 2 and "hub split 1" in refused.stderr
+    assert "maria@example.ru" in _contacts(ops)["Иванов Иван"]["emails"]  # record 2 is contact 1's still
+    split = json.loads(ops.hub("split", "1", "--json").stdout)["run_id"]
+    refused = ops.hub("undo", str(split))
+    assert refused.exit_code == 2 and "hub merge 1 2" in refused.stderr
+    contacts = _contacts(ops)
+    assert contacts["Петрова Мария"]["email"] == "maria@example.ru"  # not deleted
+    assert "maria@example.ru" not in contacts["Иванов Иван"]["emails"]
+    assert [r["kind"] for r in json.loads(ops.hub("runs", "--json").stdout)].count("undo") == 0
+    # the command the refusal names works, and the next sync keeps each value with its record
+    assert ops.hub("merge", "1", "2").exit_code == 0
+    assert ops.hub("split", "1").exit_code == 0
+    _edit(ops, "maria@example.ru,Казань", "maria@example.ru,Самара")
+    _sync(ops)
+    contacts = _contacts(ops)
+    assert contacts["Петрова Мария"]["city"] == "Самара"
+    assert "maria@example.ru" not in contacts["Иванов Иван"]["emails"]
+
+
+def test_undo_of_a_record_split_out_is_refused_and_leaves_the_new_contact_whole(ops):
+    ops.write("sheet.csv", SHEET + "4,Иванов Ваня,+79161234567,vanya@example.ru,Москва\n")
+    _sync(ops)
+    assert "vanya@example.ru" in _contacts(ops)["Иванов Иван"]["emails"]  # one person, two records
+    result = json.loads(ops.hub("split", "1", "--record", "sheet:4", "--json").stdout)
+    refused = ops.hub("undo", str(result["run_id"]))
+    assert refused.exit_code == 2 and f"hub merge 1 {result['split_off']}" in refused.stderr
+    contacts = _contacts(ops)
+    assert contacts["Иванов Ваня"]["email"] == "vanya@example.ru"
+    assert "vanya@example.ru" not in contacts["Иванов Иван"]["emails"]
+    links = {r["external_id"]: r["contact_id"] for r in json.loads(ops.hub("export", "links", "--format", "json").stdout)}
+    assert links["4"] == result["split_off"] == contacts["Иванов Ваня"]["id"]
+
+
+def _namesakes(project) -> int:
+    """Two Кузнецов Сергей in Moscow with different phones: one pair for review; its id."""
+    project.write("sheet.csv", SHEET + "4,Кузнецов Сергей,+79255551234,,Москва\n"
+                  "5,Кузнецов Сергей,+79260001122,,Москва\n")
+    _sync(project)
+    (pair,) = json.loads(project.hub("review", "--json").stdout)
+    return pair["id"]
+
+
+def test_undo_of_a_review_acceptance_is_refused_like_a_merge(ops):
+    pair = _namesakes(ops)
+    accepted = json.loads(ops.hub("review", "accept", str(pair), "--json").stdout)[0]["run_id"]
+    refused = ops.hub("undo", str(accepted))
+    assert refused.exit_code == 2 and "hub split 4" in refused.stderr
+    assert set(_contacts(ops)["Кузнецов Сергей"]["phones"]) == {"+79255551234", "+79260001122"}
+    # hub split reverses it and keeps them apart; an undo of the split is refused, the pair stays decided
+    split = json.loads(ops.hub("split", "4", "--json").stdout)["run_id"]
+    refused = ops.hub("undo", str(split))
+    assert refused.exit_code == 2 and "hub merge 4 5" in refused.stderr
+    assert json.loads(ops.hub("review", "--json").stdout) == []
+
+
+def _last_run(project) -> int:
+    return max(r["id"] for r in json.loads(project.hub("runs", "--json").stdout))
 
 
 def test_undo_never_puts_back_values_of_an_erased_person(ops):
