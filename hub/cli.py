@@ -771,8 +771,14 @@ def undo_command(app: App, run_id: int, force: bool, actor: str | None, as_json:
     if as_json:
         _emit(result)
         return
-    click.echo(f"run {result['run_id']} undid run {run_id}: {result['changes']} changes to {result['contacts']} "
-               "contacts; the next sync sends them to the destinations")
+    if result["changes"] or not result["reviews"]:
+        click.echo(f"run {result['run_id']} undid run {run_id}: {result['changes']} changes to "
+                   f"{result['contacts']} contacts; the next sync sends them to the destinations")
+    else:
+        click.echo(f"run {result['run_id']} undid run {run_id}")
+    for pair in result["reviews"]:
+        click.echo(f"review pair {pair['id']} (contacts {pair['a']} and {pair['b']}): "
+                   + ("pending again, hub review asks it" if pair["status"] == "pending" else f"{pair['status']} again"))
     if result["forced_over"]:
         click.echo(f"reverted over {len(result['forced_over'])} later changes (--force)")
     for note in result["not_undone"]:

@@ -14,6 +14,8 @@ outbox queues the restored contacts for every destination (sent by the next sync
   values are what the records give now). An undo of a run that only merged or split
   (``hub merge``, ``hub split``, ``hub review accept``) is refused with the command that
   reverses it;
+* a review rejection (``hub review reject``) goes back to pending: ``hub review`` asks
+  the pair again;
 * consent changes stay (an opt-out is the person's word); they are listed;
 * an erasure (``hub forget``) cannot be undone;
 * a field whose old value the change log holds masked (a secret in it, masked as
@@ -34,13 +36,13 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from hub.curate import MANUAL, Curator
+from hub.curate import MANUAL, Curator, decide
 from hub.errors import UsageError
 from hub.merge import SourceValues
 from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
 from hub.redact import MASK
-from hub.store.schema import changes, contacts, overrides, runs, source_records
+from hub.store.schema import changes, contacts, match_reviews, overrides, runs, source_records
 from hub.sync import _contact_values, encode_value, utcnow
 
 log = logging.getLogger("hub.undo")
@@ -86,6 +88,7 @@ class Undoer(Curator):
                 raise UsageError(f"run {run_id} was undone already by run {earlier}",
                                  hint=f"to revert that undo: hub undo {earlier}")
             now = utcnow()
+            reviews = self._reviews(c, target, now)
             entries = [
                 row for row in c.execute(
                     select(changes).where(changes.c.run_id == run_id).order_by(changes.c.id)
@@ -100,6 +103,9 @@ class Undoer(Curator):
                     "reverse merges and splits" + "".join(f"\n    {note}" for note in notes),
                     hint=f"to reverse it: {'; '.join(commands)}" if commands else None,
                 )
+            if reviews["notes"] and not reviews["set"] and not any(_reverts(steps) for steps in plan.values()):
+                raise UsageError(f"nothing of run {run_id} to undo:" + "".join(f"\n    {n}" for n in reviews["notes"]),
+                                 hint="hub review lists the pending pairs")
             later = _later_changes(c, run_id, plan)
             if later and not force:
                 listed = "\n".join(
@@ -117,11 +123,52 @@ class Undoer(Curator):
                 update(changes).where(changes.c.run_id == self.report.run_id).values(connector=MANUAL, external_id=None)
             )
             counts = {"actor": self.actor, "undoes": run_id, "contacts": len(touched), "changes": self.report.changes}
+            if reviews["set"]:
+                counts["reviews"] = [[r["a"], r["b"], r["status"], r["was"]] for r in reviews["set"]]
             c.execute(update(runs).where(runs.c.id == self.report.run_id).values(counts=json.dumps(counts)))
         return {
             "run_id": self.report.run_id, "undid": run_id, "contacts": len(touched), "changes": self.report.changes,
-            "forced_over": later, "not_undone": skipped,
+            "forced_over": later, "not_undone": reviews["notes"] + skipped, "reviews": reviews["set"],
         }
+
+    def _reviews(self, c: Connection, target: Any, now: Any) -> dict[str, list[Any]]:
+        """Put back the review decisions of the run: a rejection (``hub review reject``) goes
+        back to pending, and an undo of such an undo rejects the pair again. Returns the
+        pairs set (``set``) and the ones a later decision changed (``notes``)."""
+        done: dict[str, list[Any]] = {"set": [], "notes": []}
+        if target.kind == "review":
+            decided = c.execute(
+                select(match_reviews).where(and_(match_reviews.c.run_id == target.id,
+                                                 match_reviews.c.status == "rejected"))
+            ).all()
+            if not decided:
+                raise UsageError(
+                    f"the review decision of run {target.id} is no longer in the store: the pair was decided "
+                    "again, merged or erased since; nothing to undo",
+                    hint="hub review lists the pending pairs; hub merge A B joins two contacts",
+                )
+            wanted = [(row.contact_a, row.contact_b, "rejected", "pending") for row in decided]
+        elif target.kind == "undo":
+            counts = json.loads(target.counts) if target.counts else {}
+            wanted = [tuple(pair) for pair in counts.get("reviews", [])]  # [a, b, what it set, what was]
+        else:
+            return done
+        for a, b, status, was in wanted:
+            row = c.execute(select(match_reviews).where(
+                and_(match_reviews.c.contact_a == a, match_reviews.c.contact_b == b))).first()
+            if row is None or row.status != status:
+                done["notes"].append(f"review of contacts {a} and {b}: decided again, merged or erased since; "
+                                     "it stays")
+                continue
+            if was == "pending":
+                c.execute(
+                    update(match_reviews).where(match_reviews.c.id == row.id)
+                    .values(status="pending", decided_at=None, decided_by=None, run_id=self.report.run_id)
+                )
+            else:
+                decide(c, a, b, was, self.actor, self.report.run_id, now)
+            done["set"].append({"id": row.id, "a": a, "b": b, "status": was, "was": status})
+        return done
 
     def _apply(
         self, c: Connection, run_id: int, plan: dict[int, dict[str, Any]], now: Any

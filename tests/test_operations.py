@@ -190,6 +190,33 @@ def _namesakes(project) -> int:
     return pair["id"]
 
 
+def test_undo_of_a_review_rejection_asks_the_pair_again(ops):
+    pair = _namesakes(ops)
+    rejected = json.loads(ops.hub("review", "reject", str(pair), "--json").stdout)[0]["run_id"]
+    assert json.loads(ops.hub("review", "--json").stdout) == []
+    result = ops.hub("undo", str(rejected), "--json")
+    assert result.exit_code == 0, result.output
+    undo = json.loads(result.stdout)
+    assert [(p["id"], p["status"]) for p in undo["reviews"]] == [(pair, "pending")]
+    assert [p["id"] for p in json.loads(ops.hub("review", "--json").stdout)] == [pair]
+    _sync(ops)  # a sync leaves the pair pending
+    assert [p["id"] for p in json.loads(ops.hub("review", "--json").stdout)] == [pair]
+    # an undo of that undo rejects the pair again
+    again = ops.hub("undo", str(undo["run_id"]))
+    assert again.exit_code == 0, again.output
+    assert f"review pair {pair} (contacts 4 and 5): rejected again" in again.stdout
+    assert json.loads(ops.hub("review", "--json").stdout) == []
+
+
+def test_undo_of_a_review_decision_decided_again_since_is_refused(ops):
+    pair = _namesakes(ops)
+    rejected = json.loads(ops.hub("review", "reject", str(pair), "--json").stdout)[0]["run_id"]
+    assert ops.hub("merge", "4", "5").exit_code == 0  # they are one person after all
+    refused = ops.hub("undo", str(rejected))
+    assert refused.exit_code == 2 and "nothing to undo" in refused.stderr
+    assert "hub split 4" in ops.hub("undo", str(_last_run(ops))).stderr
+
+
 def test_undo_of_a_review_acceptance_is_refused_like_a_merge(ops):
     pair = _namesakes(ops)
     accepted = json.loads(ops.hub("review", "accept", str(pair), "--json").stdout)[0]["run_id"]
