@@ -43,8 +43,9 @@ from hub.store.schema import (
     source_records,
 )
 
-#: Kinds of run whose merges a person decided (``hub merge``, ``hub review accept``).
-MANUAL_MERGE_RUNS = ("merge", "review")
+#: Kinds of run whose merges a person decided: ``hub merge`` and ``hub review accept``
+#: make ``merge`` runs (a ``review`` run only rejects a pair, and merges nothing).
+MANUAL_MERGE_RUNS = ("merge",)
 #: Consent statuses that mean the person said no (or the address does not work).
 OPTED_OUT = ("unsubscribed", "bounced", "complained")
 _TOP = 12
