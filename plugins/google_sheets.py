@@ -9,6 +9,9 @@ rows of a changed one. A no-op sync thus costs two API calls and writes nothing.
 
 Rows are keyed by ``key_column``, or by a ``hub_id`` column that hub adds once and
 fills for rows people add by hand (one ``values.batchUpdate`` when there are such rows).
+The first row holding a key is that key's record. A later row with the same ``hub_id``
+(a row copied with its key cell) gets a key of its own, like a row added without one;
+with ``key_column``, hub never writes such a later row.
 
 Writing: the sheet is read again, each item's row found by its key and only the cells
 whose value differs are sent, all in one ``values.batchUpdate`` with RAW input (a value
@@ -672,7 +675,8 @@ class GoogleSheetsConnector(Connector):
             cells = grid.rows[row_number]
             values = self._row_values(grid, cells)
             key = _cell_text(values.get(self.key_name, "")).strip()
-            baseline[key] = {name: _cell_text(value) for name, value in values.items()}
+            if key not in baseline:  # the first row holding a key is its record
+                baseline[key] = {name: _cell_text(value) for name, value in values.items()}
             records.append(RawRecord(key, values))
         self._baseline = baseline
         fingerprint = digest.hexdigest()[:32]
@@ -684,12 +688,27 @@ class GoogleSheetsConnector(Connector):
         yield Checkpoint(fingerprint, complete=complete)
 
     def _assign_keys(self, grid: _Grid) -> _Grid:
-        """Give rows without a key a ``hub_id`` (adding the column once), in one request."""
+        """Give rows without a key a ``hub_id`` (adding the column once), in one request.
+        A row holding the key of a row above it (copied with its key cell) is a row of its
+        own and gets a new key too: the first row holding a key keeps it."""
         if self.options.key_column is not None:
             return grid
         key_index = grid.index(HUB_ID_COLUMN)
-        missing = [row for row, cells in grid.rows.items()
-                   if key_index is None or key_index >= len(cells) or _is_blank(cells[key_index])]
+        missing: list[int] = []
+        holders: dict[str, int] = {}
+        for row in sorted(grid.rows):
+            cells = grid.rows[row]
+            if key_index is None or key_index >= len(cells) or _is_blank(cells[key_index]):
+                missing.append(row)
+                continue
+            key = _cell_text(cells[key_index]).strip()
+            if key in holders:
+                self.context.logger.warning(
+                    "%s: row %d has the %s %r of row %d (a copied row?); it gets a key of its own "
+                    "and is read as a new record", self.context.name, row, HUB_ID_COLUMN, key, holders[key])
+                missing.append(row)
+                continue
+            holders[key] = row
         if key_index is not None and not missing:
             return grid
         data: list[dict[str, Any]] = []
@@ -764,11 +783,14 @@ class GoogleSheetsConnector(Connector):
             grid.names = []
         key_name = self.key_name
         key_index = grid.index(key_name)
-        rows_by_key: dict[str, list[int]] = {}
+        # the first row holding a key is its record; a later row with the same key (a
+        # copied row) belongs to someone else and is never written or deleted
+        row_of_key: dict[str, int] = {}
         if key_index is not None:
-            for row, cells in grid.rows.items():
+            for row in sorted(grid.rows):
+                cells = grid.rows[row]
                 if key_index < len(cells) and not _is_blank(cells[key_index]):
-                    rows_by_key.setdefault(_cell_text(cells[key_index]).strip(), []).append(row)
+                    row_of_key.setdefault(_cell_text(cells[key_index]).strip(), row)
         results: dict[int, WriteResult] = {}
         new_columns: list[str] = []
         if key_index is None:
@@ -790,12 +812,13 @@ class GoogleSheetsConnector(Connector):
             for name in values:
                 if grid.index(name) is None and name not in new_columns:
                     new_columns.append(name)
-            rows = rows_by_key.get(key, [])
+            row = row_of_key.get(key)
             if item.op == "delete":
-                deletes.update(rows)
+                if row is not None:
+                    deletes.add(row)
                 results[position] = WriteResult(item.contact_id, "ok", key)
                 continue
-            if not rows:
+            if row is None:
                 if (item.external_id and not item.external_id.startswith(NEW_ROW_PREFIX)
                         and self.options.on_missing != "ignore"):
                     # the row was deleted in the sheet: the read side decides (on_missing)
@@ -810,18 +833,17 @@ class GoogleSheetsConnector(Connector):
                     appends.append((key, values))
                 results[position] = WriteResult(item.contact_id, "ok", key)
                 continue
-            conflict = self._conflicts(grid, key, rows[0], values)
+            conflict = self._conflicts(grid, key, row, values)
             if conflict:
                 message = (
-                    f"conflict: row {rows[0]} ({key_name} {key!r}) was edited in the sheet after hub read it "
+                    f"conflict: row {row} ({key_name} {key!r}) was edited in the sheet after hub read it "
                     f"({', '.join(conflict)}); the person's edit is kept and the next sync reads it first"
                 )
                 self.context.logger.warning("%s: %s", self.context.name, message)
                 results[position] = WriteResult(item.contact_id, "retriable", key, message, conflicts=conflict)
                 continue
-            for row in rows:
-                for name, value in values.items():
-                    updates[(row, name)] = value
+            for name, value in values.items():
+                updates[(row, name)] = value
             written[key] = {name: _cell_text(value) for name, value in values.items()}
             results[position] = WriteResult(item.contact_id, "ok", key)
         names = list(grid.names)

@@ -386,6 +386,21 @@ def test_a_persons_edit_after_our_read_wins_and_is_reported_as_a_conflict(fake, 
     assert connector.write(items[:1])[0].status == "ok"
 
 
+def test_a_later_row_with_the_same_key_column_value_is_never_written(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "name", "city"], ["1", "Иванов Иван", "Москва"],
+                                             ["2", "Петров Пётр", "Тула"], ["1", "Смирнова Ольга", "Тверь"]]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    read_all(connector, None)
+    item = OutboundItem(1, "upsert", {"name": "Иванов Иван", "city": "Казань"}, external_id="1")
+    for _ in range(2):  # the rows differ in a column hub writes: that is no conflict
+        assert connector.write([item])[0].status == "ok"
+        read_all(connector, None)
+    assert fake.values(SHEET_ID)[1:] == [["1", "Иванов Иван", "Казань"], ["2", "Петров Пётр", "Тула"],
+                                         ["1", "Смирнова Ольга", "Тверь"]]
+    connector.write([OutboundItem(1, "delete", {}, external_id="1")])
+    assert fake.values(SHEET_ID)[1:] == [["2", "Петров Пётр", "Тула"], ["1", "Смирнова Ольга", "Тверь"]]
+
+
 def test_delete_removes_rows_in_one_request(fake, tmp_path):
     fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"]] + [[str(i), f"{i}@x.ru"] for i in range(1, 8)]})
     connector = make_connector(fake, tmp_path, key_column="id")
@@ -667,6 +682,32 @@ def test_a_persons_edit_during_a_sync_wins_over_hubs_write(project, fake):
     assert (log[-1]["old"], log[-1]["new"], log[-1]["connector"], log[-1]["reason"]) == (
         "+79035551122", "+79267770000", "clients", "sync")
     assert report["counts"]["clients"]["retry"] == 0
+
+
+def test_a_row_copied_with_its_hub_id_becomes_a_contact_of_its_own(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(2)})
+    project.write("crm.csv", crm_csv(1))
+    sheet_config(project, fake, merge="merge:\n  default: most_recent\n")
+    sync(project)
+    # a person copies row 2 (hub_id included) to row 4 and types a new client over it
+    sheet = fake.sheet(SHEET_ID, "Клиенты")
+    copy = list(sheet.cells[1])
+    copy[0:3] = ["Смирнова Ольга", "+79035556677", "olga@example.ru"]
+    sheet.cells.append(copy)
+    report = sync(project)
+    assert report["counts"]["clients"]["quarantined"] == 0 and report["errors"] == []
+    values = fake.values(SHEET_ID, "Клиенты")
+    key = values[0].index("hub_id")
+    assert values[3][key].startswith("r-") and values[3][key] != values[1][key]
+    contacts = json.loads(project.hub("export", "contacts", "--format", "json").stdout)
+    assert [contact["full_name"] for contact in contacts][-1] == "Смирнова Ольга"
+    # the first client changes in the CRM: only its own row is written
+    project.write("crm.csv", crm_csv(1, cities={1: "Казань"}))
+    sync(project)
+    values = fake.values(SHEET_ID, "Клиенты")
+    assert values[1][3] == "Казань"
+    assert values[3][:4] == ["Смирнова Ольга", "+79035556677", "olga@example.ru", "Москва"]
+    assert sync(project)["counts"]["clients"]["retry"] == 0
 
 
 @pytest.mark.parametrize(("policy", "removed"), [("delete", 1), ("unlink", 0), ("ignore", 0)])
