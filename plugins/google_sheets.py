@@ -23,7 +23,10 @@ sync has read the person's edit).
 
 Quotas: requests are paced client-side (per minute, per user and per project, reads and
 writes counted apart as Google does), and 429/5xx answers are retried with exponential
-backoff and jitter, honouring ``Retry-After``.
+backoff and jitter, honouring ``Retry-After``. A request addressed to row numbers (cell
+updates, row deletes) is never sent again as it was: a person may sort the sheet during
+the pause. hub reads the sheet again and rebuilds the request from where the keys are
+now.
 """
 
 from __future__ import annotations
@@ -212,27 +215,50 @@ def _error_message(error: Any) -> tuple[int, str]:
     return code, text[:300]
 
 
+class _RowWriteFailed(Exception):
+    """A request addressed to row numbers failed: it is rebuilt from a fresh read, not resent."""
+
+    def __init__(self, error: RetriableError):
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = error.retry_after
+
+
+def _retry_wait(options: GoogleSheetsOptions) -> Callable[[Any], float]:
+    """Seconds to wait before a retry: ``Retry-After`` when given (capped), else
+    exponential backoff with jitter."""
+    from tenacity import RetryCallState, wait_random_exponential
+
+    backoff = wait_random_exponential(multiplier=options.backoff_seconds, max=options.max_backoff_seconds)
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(error, (_Refused, _RowWriteFailed)) and retry_after is not None:
+            return min(retry_after, max(options.max_backoff_seconds, 1.0) * 4)
+        return backoff(state)
+
+    return wait
+
+
+def _row_addressed(url: str, body: Any) -> bool:
+    """Whether a request names rows by their number (cell updates, row deletes): sent
+    again later, it would hit whatever rows a person has moved there meanwhile."""
+    if url.endswith("/values:batchUpdate"):
+        return True
+    requests_ = body.get("requests", []) if isinstance(body, dict) else []
+    return url.endswith(":batchUpdate") and any("deleteDimension" in entry for entry in requests_)
+
+
 def _make_http_client(options: GoogleSheetsOptions, limiters: list[tuple[RateLimiter, RateLimiter]],
                       sleep: Callable[[float], None]) -> type:
     """A gspread ``HTTPClient`` that talks to ``options.endpoint``, paces requests and
     retries what is safe to retry."""
     import gspread
     import requests
-    from tenacity import (
-        RetryCallState,
-        Retrying,
-        retry_if_exception,
-        stop_after_attempt,
-        wait_random_exponential,
-    )
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-    backoff = wait_random_exponential(multiplier=options.backoff_seconds, max=options.max_backoff_seconds)
-
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _Refused) and error.retry_after is not None:
-            return min(error.retry_after, max(options.max_backoff_seconds, 1.0) * 4)
-        return backoff(state)
+    wait = _retry_wait(options)
 
     class HubHTTPClient(gspread.HTTPClient):
         calls = 0
@@ -245,8 +271,13 @@ def _make_http_client(options: GoogleSheetsOptions, limiters: list[tuple[RateLim
             # an append that failed after reaching the server may have added its rows:
             # only a refusal (429) is retried; anything else is settled by the next write
             ambiguous_unsafe = url.endswith(":append")
+            # a request naming rows by number is sent once: the connector reads the sheet
+            # again and rebuilds it (see ``_rebuilt``), as rows may have moved meanwhile
+            once_only = _row_addressed(url, kwargs.get("json"))
 
             def retriable(error: BaseException) -> bool:
+                if once_only:
+                    return False
                 if isinstance(error, _Refused):
                     return error.status == 429 or not ambiguous_unsafe
                 return isinstance(error, (requests.ConnectionError, requests.Timeout)) and not ambiguous_unsafe
@@ -656,7 +687,7 @@ class GoogleSheetsConnector(Connector):
             grid = self._read_grid()
         self._check_rows(grid)
         if grid.names:
-            grid = self._assign_keys(grid)
+            grid = self._rebuilt(lambda fresh: self._assign_keys(self._reread() if fresh else grid))
         key_index = grid.index(self.key_name) if grid.names else None
         if grid.names and key_index is None:
             names = ", ".join(repr(name) for name in grid.names if name is not None)
@@ -687,11 +718,17 @@ class GoogleSheetsConnector(Connector):
         yield from records
         yield Checkpoint(fingerprint, complete=complete)
 
+    def _reread(self) -> _Grid:
+        """The sheet read again after a failed key write (rows may have moved)."""
+        grid = self._read_grid(fresh_metadata=True)
+        self._check_rows(grid)
+        return grid
+
     def _assign_keys(self, grid: _Grid) -> _Grid:
         """Give rows without a key a ``hub_id`` (adding the column once), in one request.
         A row holding the key of a row above it (copied with its key cell) is a row of its
         own and gets a new key too: the first row holding a key keeps it."""
-        if self.options.key_column is not None:
+        if self.options.key_column is not None or not grid.names:
             return grid
         key_index = grid.index(HUB_ID_COLUMN)
         missing: list[int] = []
@@ -761,12 +798,46 @@ class GoogleSheetsConnector(Connector):
         for entry in data:
             entry_size = len(json.dumps(entry, ensure_ascii=False).encode()) + 2
             if batch and size + entry_size > MAX_PAYLOAD_BYTES:
-                self._call(doing, http.values_batch_update, self.key,
-                           {"valueInputOption": "RAW", "data": batch})
+                self._send_rows(doing, http.values_batch_update, self.key,
+                                {"valueInputOption": "RAW", "data": batch})
                 batch, size = [], 0
             batch.append(entry)
             size += entry_size
-        self._call(doing, http.values_batch_update, self.key, {"valueInputOption": "RAW", "data": batch})
+        self._send_rows(doing, http.values_batch_update, self.key, {"valueInputOption": "RAW", "data": batch})
+
+    def _send_rows(self, doing: str, function: Callable[..., Any], *args: Any) -> Any:
+        """Send a request addressed to row numbers, once; a failure worth retrying is
+        raised as ``_RowWriteFailed`` for ``_rebuilt`` to read the sheet again."""
+        try:
+            return self._call(doing, function, *args)
+        except RetriableError as error:
+            raise _RowWriteFailed(error) from None
+
+    def _rebuilt(self, attempt: Callable[[bool], Any]) -> Any:
+        """Run ``attempt(fresh)``, which reads the sheet (``fresh``: anew, with its
+        size) and writes by row number. When its write fails in a way worth retrying,
+        wait as for any retry and run it again: the rows are found by their keys in the
+        new read, so a sort or an insert during the pause cannot misdirect a value.
+        After ``max_attempts`` the last error is raised."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.options.max_attempts),
+            wait=_retry_wait(self.options),
+            retry=retry_if_exception_type(_RowWriteFailed),
+            sleep=self._pause,
+            reraise=True,
+        )
+        state = {"tries": 0}
+
+        def once() -> Any:
+            state["tries"] += 1
+            return attempt(state["tries"] > 1)
+
+        try:
+            return retrying(once)
+        except _RowWriteFailed as failed:
+            raise failed.error from None
 
     def write(self, items: Sequence[OutboundItem]) -> list[WriteResult]:
         """Upsert and delete rows keyed by the key column; see the module docstring."""
@@ -777,7 +848,11 @@ class GoogleSheetsConnector(Connector):
                 f"Google Sheets: connector {self.context.name!r} has read_only: true and cannot write",
                 hint="use role: source, or remove read_only and share the sheet as Editor",
             )
-        grid = self._read_grid(fresh_metadata=self._meta is None)
+        return self._rebuilt(lambda fresh: self._write_once(items, fresh))
+
+    def _write_once(self, items: Sequence[OutboundItem], fresh: bool) -> list[WriteResult]:
+        """One read of the sheet and the writes it calls for."""
+        grid = self._read_grid(fresh_metadata=fresh or self._meta is None)
         self._check_rows(grid)
         if not grid.names:  # an empty worksheet: the header is written with the first rows
             grid.names = []
@@ -886,7 +961,7 @@ class GoogleSheetsConnector(Connector):
                                                "startIndex": row - 1, "endIndex": row}}}
                 for row in sorted(deletes, reverse=True)
             ]
-            self._call("delete rows", http.batch_update, self.key, {"requests": requests_})
+            self._send_rows("delete rows", http.batch_update, self.key, {"requests": requests_})
             self._meta = None  # rows moved up: positions are read again next time
         for key, values in written.items():
             self._baseline.setdefault(key, {}).update(values)

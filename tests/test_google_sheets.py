@@ -455,6 +455,54 @@ def test_retry_after_is_honoured(fake, tmp_path):
     assert connector.pauses == [1.0]
 
 
+def sort_rows_descending(title: str | None = None):
+    """A person sorting the rows under the header, Z to A, by the first column's values."""
+    def sort(server: FakeGoogleSheets) -> None:
+        cells = server.sheet(SHEET_ID, title).cells
+        cells[1:] = sorted(cells[1:], key=lambda row: str(row[0]), reverse=True)
+    return sort
+
+
+def test_a_sort_while_a_refused_write_waits_does_not_misdirect_it(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["name", "city", "id"], ["Иванов Иван", "Москва", "1"],
+                                             ["Петров Пётр", "Тула", "2"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", backoff_seconds=0)
+    read_all(connector, None)
+    fake.reset_counters()
+    # the write is refused once; during the pause a person sorts the sheet
+    fake.fail("values.batchUpdate", 429, retry_after="1")
+    fake.after("values.batchUpdate", sort_rows_descending())
+    item = OutboundItem(1, "upsert", {"name": "Иванов Иван", "city": "Казань"}, external_id="1")
+    assert connector.write([item])[0].status == "ok"
+    assert fake.values(SHEET_ID)[1:] == [["Петров Пётр", "Тула", "2"], ["Иванов Иван", "Казань", "1"]]
+    assert connector.pauses == [1.0]
+    # the cells are found again by a fresh read of the sheet, its size included
+    assert dict(fake.calls) == {"values.get": 2, "values.batchUpdate": 2, "spreadsheets.get": 1}
+
+
+def test_a_delete_whose_answer_is_lost_is_not_repeated_on_shifted_rows(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"]] + [[str(i), f"{i}@x.ru"] for i in range(1, 8)]})
+    connector = make_connector(fake, tmp_path, key_column="id")
+    fake.fail("spreadsheets.batchUpdate", 503, after_apply=True)
+    results = connector.write([OutboundItem(i, "delete", {}, external_id=str(i)) for i in (2, 4, 6)])
+    assert {result.status for result in results} == {"ok"}
+    assert [row[0] for row in fake.values(SHEET_ID)] == ["id", "1", "3", "5", "7"]
+    assert fake.calls["spreadsheets.batchUpdate"] == 1  # the fresh read found the rows gone
+
+
+def test_a_sort_while_a_refused_key_write_waits_does_not_overwrite_other_keys(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["name", "hub_id"], ["Анна", "r-anna"], ["Борис", "r-boris"]]})
+    connector = make_connector(fake, tmp_path, backoff_seconds=0)
+    fake.edit(SHEET_ID, "A4", "Яков")  # a row added by hand, without a key
+    fake.fail("values.batchUpdate", 429, retry_after="1")
+    fake.after("values.batchUpdate", sort_rows_descending())
+    records, _ = read_all(connector, None)
+    rows = fake.values(SHEET_ID)
+    assert [row[:2] for row in rows[2:4]] == [["Борис", "r-boris"], ["Анна", "r-anna"]]
+    assert rows[0] == ["name", "hub_id"] and rows[1][0] == "Яков" and rows[1][1].startswith("r-")
+    assert sorted(record.external_id for record in records) == sorted(row[1] for row in rows[1:])
+
+
 def test_retries_give_up_with_a_retriable_error(fake, tmp_path):
     fake.create(SHEET_ID, sheets={"Sheet1": [["id"]]})
     connector = make_connector(fake, tmp_path, max_attempts=3)
