@@ -831,9 +831,8 @@ def reconcile_command(app: App, connector: str, other: str | None, fix: bool, al
 
     With OTHER: two tools compared through the store (contacts one has and the other
     lacks, fields they disagree on); --apply reconciles each with the store."""
-    import csv as csv_module
-
     from hub.audit import record_read
+    from hub.contacts import write_rows
     from hub.curate import actor_name
     from hub.reconcile import COLUMNS, apply, reconcile, rows
     from hub.sync import utcnow
@@ -852,10 +851,7 @@ def reconcile_command(app: App, connector: str, other: str | None, fix: bool, al
     if fmt == "json":
         _emit(report)
     elif fmt == "csv":
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in rows(report):
-            writer.writerow(row)
+        write_rows(iter(rows(report)), COLUMNS, sys.stdout, "csv")
     else:
         counts = report["counts"]
         _table(f"{connector}: {report['read']} records read; {counts['missing_in_tool']} missing in the tool, "
@@ -898,9 +894,8 @@ def schedule_command(app: App, once: bool, as_json: bool) -> None:
 
 def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,
                     actor: str) -> None:
-    import csv as csv_module
-
     from hub.audit import record_read
+    from hub.contacts import write_rows
     from hub.reconcile import PAIR_COLUMNS, apply, pair_rows, reconcile, reconcile_pair
     from hub.sync import utcnow
 
@@ -925,10 +920,7 @@ def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool
     if fmt == "json":
         _emit(report)
     elif fmt == "csv":
-        writer = csv_module.DictWriter(sys.stdout, fieldnames=list(PAIR_COLUMNS), lineterminator="\n")
-        writer.writeheader()
-        for row in pair_rows(report):
-            writer.writerow(row)
+        write_rows(iter(pair_rows(report)), PAIR_COLUMNS, sys.stdout, "csv")
     else:
         counts = report["counts"]
         _table(f"{a} vs {b}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()),

@@ -519,6 +519,26 @@ def test_reconcile_of_a_destination_puts_the_stores_version_back(store_project):
     assert store_project.hub("reconcile", "nope").exit_code == 2
 
 
+def test_reconcile_csv_neutralizes_formulas_read_from_the_tools_as_export_does(crm):
+    assert crm.hub("sync").exit_code == 0  # the row hub wrote to crm is read back and linked
+    path = crm.root / "crm.csv"
+    text = path.read_text(encoding="utf-8").replace("Казань", '"=HYPERLINK(""http://evil.example/x"",""Казань"")"')
+    path.write_text(text + "9,@SUM(1+1),+79995554433,guest@example.ru,Омск\n", encoding="utf-8")
+    (crm.root / "mailing.csv").write_text(
+        "email,full_name,phone\nnew@example.ru,@Новиков Олег,+79990001122\n", encoding="utf-8")
+
+    def cells(*args: str) -> list[str]:
+        result = crm.hub("reconcile", *args, "--format", "csv", "--unmask")
+        assert result.exit_code == 0, result.output
+        return [cell for row in list(csv.reader(io.StringIO(result.stdout)))[1:] for cell in row[1:] if cell]
+
+    one, pair = cells("crm"), cells("crm", "mailing")
+    assert "'=HYPERLINK(\"http://evil.example/x\",\"Казань\")" in one  # the tool's value in a conflict
+    assert "'@Sum(1+1), guest@example.ru, +79995554433" in one  # a row hub does not know
+    assert "'@Новиков Олег" in pair  # one tool's value against the other's
+    assert [cell for cell in one + pair if cell[:1] in "=+-@" and not cell.startswith("+79")] == []
+
+
 # --------------------------------------------------------------------- schedule
 
 
