@@ -862,6 +862,9 @@ def reconcile_command(app: App, connector: str, other: str | None, fix: bool, al
                 for r in rows(report)])
         if report["suppressed"]:
             click.echo(f"{report['suppressed']} records of erased people are not counted")
+        if report["consent_held"]:
+            click.echo(f"{report['consent_held']} contacts hub does not send to {connector} for consent "
+                       "(no consent basis, or opted out) are not counted")
         if fix:
             click.echo(f"applied in run {report['applied']['run_id']} ({report['applied']['status']}); left: "
                        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))

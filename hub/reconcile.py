@@ -1,7 +1,8 @@
 """``hub reconcile CONNECTOR``: read the whole tool and compare it with the store.
 
 Reports what the tool has that the store does not (``missing_in_store``), what the
-store links to or would write there that the tool lacks (``missing_in_tool``), and
+store links to or would write there that the tool lacks (``missing_in_tool``; contacts
+the consent rules keep off an e-mail or SMS service are counted in ``consent_held``), and
 fields whose value in the tool differs from the contact's (``conflicts``), and consent
 statuses the tool reports that the store does not hold (``consent_mismatches``). Values are
 normalized the way a sync normalizes them, so a reformatted phone is no difference.
@@ -85,7 +86,7 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
     writes = entry.writes
     report: dict[str, Any] = {"connector": name, "role": entry.role, "read": len(records), "unreadable": unreadable,
                               "missing_in_tool": [], "missing_in_store": [], "conflicts": [],
-                              "consent_mismatches": [], "suppressed": 0}
+                              "consent_mismatches": [], "suppressed": 0, "consent_held": 0}
     with store.connect() as c:
         suppressed = Suppressed(c)
         links = _links(c, name)
@@ -127,14 +128,18 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
             linked = set(links.values())
             held = {row.contact_id for row in c.execute(
                 select(outbox.c.contact_id).where(and_(outbox.c.destination == name, outbox.c.status == "held")))}
-            for row in c.execute(
+            unlinked = [row for row in c.execute(
                 select(contacts).where(and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
                 .order_by(contacts.c.id)
-            ):
-                if row.id not in linked and row.id not in held:
-                    report["missing_in_tool"].append(
-                        {"kind": "missing_in_tool", "external_id": None, "contact_id": row.id, "field": None,
-                         "tool": None, "store": _summary(contact_values(row), unmask)})
+            ) if row.id not in linked]
+            sendable = _sendable(config, c, name, [row.id for row in unlinked])
+            for row in unlinked:
+                if row.id in held or row.id not in sendable:
+                    report["consent_held"] += 1  # the sync would never write it there
+                    continue
+                report["missing_in_tool"].append(
+                    {"kind": "missing_in_tool", "external_id": None, "contact_id": row.id, "field": None,
+                     "tool": None, "store": _summary(contact_values(row), unmask)})
     report["counts"] = {k: len(report[k]) for k in ("missing_in_tool", "missing_in_store", "conflicts",
                                                     "consent_mismatches")}
     return report
@@ -170,6 +175,20 @@ def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass
 
 def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"] + report["consent_mismatches"]
+
+
+def _sendable(config: LoadedConfig, c: Connection, name: str, ids: list[int]) -> set[int]:
+    """The contacts among ``ids`` the sync's outbox would write to ``name``: for an e-mail
+    or SMS service, those its consent rule lets through (``consent.may_send``)."""
+    cls = config.classes[config.model.connectors[name].plugin]
+    channel = cls.consent_channel
+    if not channel:
+        return set(ids)
+    require = getattr(config.options[name], "require_consent", True)
+    statuses = {cid: row.status for (cid, _), row in consent.current(c, ids, channel).items()}
+    present = consent.present_in(c, name, ids)
+    return {cid for cid in ids if consent.may_send(statuses.get(cid), require_consent=require, present=cid in present,
+                                                    suppression=cls.suppression_list)}
 
 
 def _compared_fields(config: LoadedConfig, name: str) -> list[str]:

@@ -782,6 +782,37 @@ def test_reconcile_reports_a_consent_withdrawn_behind_hubs_back(project, monkeyp
         assert [(c["channel"], c["status"]) for c in card["consents"]] == [("email", "unsubscribed")]
 
 
+def test_reconcile_leaves_out_contacts_the_consent_rule_never_sends_to_the_tool(store_project, monkeypatch):
+    from tests.fakes.brevo import FakeBrevo
+    from tests.fakes.mailchimp import FakeMailchimp, subscriber_hash
+    from tests.test_messaging import BREVO_KEY, MAILCHIMP_KEY, configure
+
+    project = store_project
+    project.write("crm.csv", "id,full_name,email\n1,Анна Петрова,anna@example.com\n2,Борис Смирнов,boris@example.com\n")
+    with FakeMailchimp(MAILCHIMP_KEY) as mailchimp, FakeBrevo(BREVO_KEY) as brevo:
+        mailchimp.add("ivan@example.ru", FNAME="Иван", LNAME="Петров")
+        brevo.add("boris@example.com", blacklisted=True, FIRSTNAME="Борис")  # opted out, never on Mailchimp
+        configure(project, mailchimp, brevo, monkeypatch, extra="  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+        assert project.hub("sync").exit_code == 0
+        # Анна has no consent basis (require_consent is on), Борис opted out: the sync sends neither
+        report = json.loads(project.hub("reconcile", "mailchimp", "--json").stdout)
+        assert report["counts"]["missing_in_tool"] == 0 and report["consent_held"] == 2
+        table = project.hub("reconcile", "mailchimp")
+        assert "2 contacts hub does not send to mailchimp for consent" in table.stdout
+        applied = project.hub("reconcile", "mailchimp", "--apply", "--json")
+        assert applied.exit_code == 0 and sum(json.loads(applied.stdout)["after"].values()) == 0
+        assert set(mailchimp.members) == {subscriber_hash("ivan@example.ru")}
+
+        # without require_consent a contact with no status may be sent there; one who opted out still never
+        path = project.root / "hub.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            f"list_id: {mailchimp.list_id}\n", f"list_id: {mailchimp.list_id}\n    require_consent: false\n", 1),
+            encoding="utf-8")
+        report = json.loads(project.hub("reconcile", "mailchimp", "--json", "--unmask").stdout)
+        assert [r["store"] for r in report["missing_in_tool"]] == ["Анна Петрова, anna@example.com"]
+        assert report["consent_held"] == 1
+
+
 def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_project):
     """Both take the store's run lock: one runs, the other waits for later or exits
     with code 3; whichever order, the store ends complete and a rerun changes nothing."""
