@@ -115,14 +115,15 @@ def test_a_non_idempotent_send_refused_with_429_is_retried(echo):
 
 
 def test_a_timeout_of_a_send_is_ambiguous_and_of_a_read_is_retried(echo):
-    echo.fail("send", delay=0.6)
-    api = client(echo, timeout=(1.0, 0.2))
+    echo.fail("send", delay=2.0)
+    api = client(echo, timeout=(2.0, 0.5))
     with pytest.raises(AmbiguousRequestError, match="timed out"):
         api.request("POST", "send", json_body={"text": "slow"})
-    assert echo.calls["send"] == 1
-    echo.fail("items", delay=0.6)
+    assert echo.calls["send"] == 1  # never sent twice
+    echo.fail("items", delay=2.0)
     assert api.get_json("items")["items"] == [1, 2]
-    assert echo.calls["items"] == 2
+    # retried (more than once only if this busy machine answered the retry late too)
+    assert echo.calls["items"] >= 2
 
 
 def test_a_refused_connection_is_retried_even_for_a_send():
