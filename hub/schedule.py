@@ -5,7 +5,8 @@
   lifetime (a second scheduler exits with code 3), and each run takes the ``sync``
   lock like ``hub sync`` (a run due while a manual sync holds it waits for the next
   try, per the missed-run policy).
-* Missed runs: the last time each job ran is kept in the store. A time missed while
+* Missed runs: the last time each job ran is kept in the store (for a new job, the time
+  the scheduler first saw it). A time missed while
   the scheduler was stopped, or while another run held the lock, is run once as soon
   as possible (``missed: run_once``, the default), however many times were missed; or
   not at all (``missed: skip``).
@@ -169,11 +170,13 @@ class Scheduler:
                 )
             }
         jobs = []
+        new = []
         for name, spec in jobs_config.items():
             text = saved.get(_key(name))
             if text is None:  # a new job: from now on
                 last = now
                 due = self._next(spec.cron, now)
+                new.append(name)
             else:
                 last = dt.datetime.fromisoformat(text)
                 due = self._next(spec.cron, last)
@@ -188,6 +191,10 @@ class Scheduler:
                         log.warning("job %s missed %d run(s) since %s: skipped (missed: skip)", name, missed,
                                     self._local(last))
             jobs.append(_Job(name, spec, last, due))
+        if new:  # kept, so that a later start (`--once` from cron) sees the times passed since
+            with self.store.begin() as c:
+                for name in new:
+                    set_setting(c, _key(name), now.isoformat())
         return jobs
 
     def _next(self, cron: str, after: dt.datetime) -> dt.datetime:

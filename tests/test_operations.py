@@ -600,6 +600,47 @@ def test_missed_runs_follow_the_policy(store_project, missed, runs):
     assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []  # caught up
 
 
+def _scheduler_at(project, times, *, stop_after: int = 50):
+    """Scheduler.run(once=True) at each of ``times`` (the injected clock): the runs made at each."""
+    import datetime as dt
+    import threading
+
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.schedule import Scheduler
+    from hub.store import open_store
+
+    config = load_config(project.root / "hub.yaml", connector_classes())
+    store = open_store(config.store_url)
+    made = []
+    try:
+        for moment in times:
+            now = dt.datetime.fromisoformat(moment)
+            stop = threading.Event()
+            calls = []
+
+            def clock(now=now, calls=calls, stop=stop):
+                calls.append(now)
+                if len(calls) > stop_after:  # a scheduler running a job again and again: stopped
+                    stop.set()
+                return now
+
+            made.append(len(Scheduler(config, store, stop, clock=clock).run(once=True)))
+    finally:
+        store.dispose()
+    return made
+
+
+def test_schedule_once_runs_a_new_job_once_its_first_time_has_passed(project):
+    """`hub schedule --once` from cron: the first call records the new job, so the next
+    call after one of its times runs it."""
+    _scheduled(project, "    every-minute: {cron: '* * * * *'}\n")
+    assert _scheduler_at(project, ["2026-05-01T10:00:30+00:00"]) == [0]  # from now on
+    assert _scheduler_at(project, ["2026-05-01T10:00:50+00:00"]) == [0]  # no time passed yet
+    assert _scheduler_at(project, ["2026-05-01T10:01:10+00:00", "2026-05-01T10:01:20+00:00"]) == [1, 0]
+    assert _scheduler_at(project, ["2026-05-01T10:05:00+00:00"]) == [1]  # three missed: run once
+
+
 def test_a_clean_job_runs_hub_clean_and_a_sync_job_beside_it_still_syncs(store_project):
     _scheduled(store_project, "    nightly: {cron: '0 3 * * *'}\n    weekly: {cron: '0 4 * * 1', run: clean}\n")
     assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []
