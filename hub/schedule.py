@@ -10,6 +10,8 @@
   the scheduler was stopped, or while another run held the lock, is run once as soon
   as possible (``missed: run_once``, the default), however many times were missed; or
   not at all (``missed: skip``).
+* Daylight saving time: a time the clock skips runs that much later, a time it repeats
+  runs once (twice for a job whose hour field is ``*``); see ``Scheduler._instants``.
 * SIGTERM or SIGINT: a waiting scheduler exits at once; a running one finishes the
   batch in hand (committed with its cursor), records the run as interrupted and exits
   with code 0. A second signal stops at once, as ``hub sync`` does.
@@ -181,7 +183,7 @@ class Scheduler:
                 last = dt.datetime.fromisoformat(text)
                 due = self._next(spec.cron, last)
                 if due <= now:
-                    missed = sum(1 for _ in self._slots(spec.cron, last, now))
+                    missed = len(self._slots(spec.cron, last, now))
                     if self.policy == "run_once":
                         log.warning("job %s missed %d run(s) since %s: running it once now", name, missed,
                                     self._local(last))
@@ -197,25 +199,73 @@ class Scheduler:
                     set_setting(c, _key(name), now.isoformat())
         return jobs
 
+    # Cron expressions name wall-clock times in ``self.zone``; a daylight saving change
+    # skips some of them or repeats them. croniter is only asked about wall-clock times
+    # (naive datetimes), and each is mapped to its instants here:
+    # * a time in the skipped hour (spring) runs as much later as the clock jumped
+    #   (02:30 on a night 02:00 becomes 03:00 runs at 03:30);
+    # * a time in the repeated hour (autumn) runs at its first occurrence, and once
+    #   more at the second for a job whose hour field is ``*`` (an hourly job runs
+    #   every hour; ``30 2 * * *`` runs once that night).
+    def _instants(self, cron: str, wall: dt.datetime) -> list[dt.datetime]:
+        first = wall.replace(tzinfo=self.zone, fold=0)
+        instants = [first.astimezone(dt.timezone.utc)]
+        if cron.split()[1].startswith("*"):
+            second = wall.replace(tzinfo=self.zone, fold=1)
+            if second.utcoffset() != first.utcoffset() and _exists(second):
+                instants.append(second.astimezone(dt.timezone.utc))
+        return instants
+
     def _next(self, cron: str, after: dt.datetime) -> dt.datetime:
-        local = after.astimezone(self.zone)
-        return croniter(cron, local).get_next(dt.datetime).astimezone(dt.timezone.utc)
+        """The first scheduled time after ``after``."""
+        wall = after.astimezone(self.zone).replace(tzinfo=None)
+        it = croniter(cron, wall - _SHIFT)
+        best: dt.datetime | None = None
+        while True:
+            candidate = it.get_next(dt.datetime)
+            if best is not None and candidate > best.astimezone(self.zone).replace(tzinfo=None) + _SHIFT:
+                return best
+            for instant in self._instants(cron, candidate):
+                if instant > after and (best is None or instant < best):
+                    best = instant
 
     def _latest_slot(self, cron: str, now: dt.datetime) -> dt.datetime:
         """The latest scheduled time at or before ``now``."""
-        local = now.astimezone(self.zone) + dt.timedelta(seconds=1)
-        return croniter(cron, local).get_prev(dt.datetime).astimezone(dt.timezone.utc)
+        wall = now.astimezone(self.zone).replace(tzinfo=None)
+        it = croniter(cron, wall + _SHIFT)
+        best: dt.datetime | None = None
+        while True:
+            candidate = it.get_prev(dt.datetime)
+            if best is not None and candidate < best.astimezone(self.zone).replace(tzinfo=None) - _SHIFT:
+                return best
+            for instant in self._instants(cron, candidate):
+                if instant <= now and (best is None or instant > best):
+                    best = instant
 
-    def _slots(self, cron: str, after: dt.datetime, until: dt.datetime, limit: int = 10000) -> Iterator[dt.datetime]:
-        it = croniter(cron, after.astimezone(self.zone))
+    def _slots(self, cron: str, after: dt.datetime, until: dt.datetime, limit: int = 10000) -> list[dt.datetime]:
+        """The scheduled times after ``after`` up to ``until`` (at most about ``limit``)."""
+        it = croniter(cron, after.astimezone(self.zone).replace(tzinfo=None) - _SHIFT)
+        end = until.astimezone(self.zone).replace(tzinfo=None) + _SHIFT
+        found: set[dt.datetime] = set()
         for _ in range(limit):
-            slot = it.get_next(dt.datetime).astimezone(dt.timezone.utc)
-            if slot > until:
-                return
-            yield slot
+            candidate = it.get_next(dt.datetime)
+            if candidate > end:
+                break
+            found.update(instant for instant in self._instants(cron, candidate) if after < instant <= until)
+        return sorted(found)
 
     def _local(self, moment: dt.datetime) -> str:
         return moment.astimezone(self.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+#: More than any daylight saving change: wall-clock times this far apart are in order in real time.
+_SHIFT = dt.timedelta(hours=3)
+
+
+def _exists(moment: dt.datetime) -> bool:
+    """Whether an aware local time is a real one (not in the hour a clock change skips)."""
+    back = moment.astimezone(dt.timezone.utc).astimezone(moment.tzinfo)
+    return back.replace(tzinfo=None) == moment.replace(tzinfo=None)
 
 
 def _key(job: str) -> str:

@@ -631,6 +631,28 @@ def _scheduler_at(project, times, *, stop_after: int = 50):
     return made
 
 
+HOURLY = [0, 0] + [1, 0] * 5 + [1]  # from 00:05 local every half hour: a run after each hour
+
+
+@pytest.mark.parametrize(("cron", "start", "runs"), [
+    # autumn: 02:00-03:00 comes twice (CEST, then CET); an hourly job runs in both, a
+    # daily one at 02:30 once
+    ("0 * * * *", "2026-10-24T22:05:00+00:00", HOURLY),
+    ("30 2 * * *", "2026-10-24T22:05:00+00:00", [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    # spring: 02:00-03:00 never comes; the hourly job goes on, 02:30 runs at 03:30 CEST
+    ("0 * * * *", "2026-03-28T22:05:00+00:00", HOURLY),
+    ("30 2 * * *", "2026-03-28T22:05:00+00:00", [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]),
+])
+def test_a_daylight_saving_change_runs_each_time_once(project, cron, start, runs):
+    import datetime as dt
+
+    project.write("sheet.csv", SHEET)
+    project.config(CONFIG + f"schedule:\n  timezone: Europe/Berlin\n  jobs:\n    job: {{cron: '{cron}'}}\n")
+    first = dt.datetime.fromisoformat(start)
+    times = [(first + dt.timedelta(minutes=30 * i)).isoformat() for i in range(13)]  # to 06:05 local
+    assert _scheduler_at(project, times) == runs
+
+
 def test_schedule_once_runs_a_new_job_once_its_first_time_has_passed(project):
     """`hub schedule --once` from cron: the first call records the new job, so the next
     call after one of its times runs it."""
