@@ -880,7 +880,8 @@ def schedule_command(app: App, once: bool, as_json: bool) -> None:
     """Run the jobs of `schedule:` in hub.yaml in the foreground, until SIGTERM or Ctrl-C.
 
     Runs never overlap (a second scheduler exits with code 3); SIGTERM lets the run in
-    progress finish its batch and exits with code 0."""
+    progress finish its batch and exits with code 0. With --once, a run that failed
+    makes the exit code 1."""
     import threading
 
     from hub.schedule import Scheduler, graceful_signals
@@ -893,6 +894,8 @@ def schedule_command(app: App, once: bool, as_json: bool) -> None:
         made = Scheduler(app.config, app.store, stop).run(once=once)
     if as_json:
         _emit(made)
+    if once and any(report.get("status") == "failed" for report in made):
+        sys.exit(EXIT_RUN_FAILED)
 
 
 def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,

@@ -12,6 +12,7 @@
   not at all (``missed: skip``).
 * Daylight saving time: a time the clock skips runs that much later, a time it repeats
   runs once (twice for a job whose hour field is ``*``); see ``Scheduler._instants``.
+* ``hub schedule --once`` exits with code 1 when a run it made failed.
 * SIGTERM or SIGINT: a waiting scheduler exits at once; a running one finishes the
   batch in hand (committed with its cursor), records the run as interrupted and exits
   with code 0. A second signal stops at once, as ``hub sync`` does.
@@ -133,8 +134,12 @@ class Scheduler:
             log.warning("job %s: stopped on request; the next run goes on from the last committed batch", job.name)
             return sync.report.as_dict(), False
         except Exception as error:  # noqa: BLE001 - a failed run is in `hub runs`; the schedule goes on
-            log.warning("job %s: the run failed: %s", job.name, str(error).splitlines()[0])
-            return sync.report.as_dict(), True
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            log.warning("job %s: the run failed: %s", job.name, message)
+            report = sync.report.as_dict()
+            if report["status"] != "failed":  # it stopped before recording its end: failed all the same
+                report.update(status="failed", errors=[*report["errors"], message])
+            return report, True
 
     def _clean(self, job: _Job) -> tuple[dict[str, Any], bool]:
         """``hub clean`` as a job: what it did, in short (``kind: clean``)."""

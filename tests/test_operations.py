@@ -663,6 +663,18 @@ def test_schedule_once_runs_a_new_job_once_its_first_time_has_passed(project):
     assert _scheduler_at(project, ["2026-05-01T10:05:00+00:00"]) == [1]  # three missed: run once
 
 
+def test_schedule_once_exits_1_when_a_run_it_made_failed(store_project):
+    store_project.config("connectors:\n  file: {plugin: csv, role: source, path: missing.csv, id_column: id}\n"
+                         "schedule:\n  jobs:\n    nightly: {cron: '30 3 * * *'}\n")
+    assert store_project.hub("schedule", "--once").exit_code == 0  # nothing due
+    _remember(store_project, "nightly", "2020-01-01T03:30:00+00:00")
+    result = store_project.hub("schedule", "--once", "--json")
+    assert result.exit_code == 1, result.output
+    made = json.loads(result.stdout)
+    assert [r["status"] for r in made] == ["failed"] and "missing.csv" in made[0]["errors"][0]
+    assert store_project.hub("schedule", "--once").exit_code == 0  # the time is done: nothing due
+
+
 def test_a_clean_job_runs_hub_clean_and_a_sync_job_beside_it_still_syncs(store_project):
     _scheduled(store_project, "    nightly: {cron: '0 3 * * *'}\n    weekly: {cron: '0 4 * * 1', run: clean}\n")
     assert json.loads(store_project.hub("schedule", "--once", "--json").stdout) == []
