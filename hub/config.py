@@ -421,6 +421,14 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
             raise_validation_error(error, file, prefix=where, model=cls.Options)
         loaded.mappings[name] = _load_mapping(loaded, name, entry, file).with_fields(cls.implied_fields)
     for job_name, job in model.schedule.jobs.items():
+        if not _cron_matches(job.cron):
+            raise ConfigError(
+                file,
+                f"schedule.jobs.{job_name}.cron",
+                f"{job.cron!r} never comes: no month it names has that day",
+                hint="use a day every month named has (up to 29 in February, 30 in April, June, September and "
+                "November), or L for the last day of the month, e.g. '0 0 L 2 *'",
+            )
         for i, name in enumerate(job.connectors):
             if name not in model.connectors:
                 raise ConfigError(
@@ -439,6 +447,19 @@ def load_config(path: Path, classes: dict[str, type[Connector]]) -> LoadedConfig
                 hint="list names from `connectors:`",
             )
     return loaded
+
+
+def _cron_matches(cron: str) -> bool:
+    """Whether a valid cron expression ever comes (``0 0 30 2 *`` never does)."""
+    import datetime as dt
+
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        croniter(cron, dt.datetime(2000, 1, 1)).get_next(dt.datetime)
+    except CroniterBadDateError:
+        return False
+    return True
 
 
 def _load_mapping(loaded: LoadedConfig, name: str, entry: ConnectorConfig, file: str) -> Mapping:

@@ -565,6 +565,8 @@ def _remember(project, job: str, when: str) -> None:
     ("    a: {cron: '* * * * *', every: 5}\n", "schedule.jobs.a.every: unknown key"),
     ("    a: {cron: '* * * * *', run: clean, connectors: [sheet]}\n", "a clean job takes no connectors"),
     ("    a: {cron: '* * * * *', run: vacuum}\n", "schedule.jobs.a.run"),
+    ("    a: {cron: '0 0 30 2 *'}\n", "schedule.jobs.a.cron: '0 0 30 2 *' never comes"),
+    ("    a: {cron: '0 0 31 4,6 *'}\n", "never comes: no month it names has that day\n  hint: use a day every month"),
 ])
 def test_schedule_config_errors_name_the_key(project, jobs, message):
     _scheduled(project, jobs)
