@@ -376,6 +376,14 @@ def test_an_events_column_missing_from_the_file_is_an_error(project):
     ("segments:\n  a: {when: [{fact: orders, mni: 3}]}\n", "segments.a.when[0].mni", "unknown key"),
     ("segments:\n  a: {when: [{not: {latest_event: [called]}}]}\n", "segments.a.when[0].not.latest_event[0]",
      "add it to categories.stage.funnel_events"),
+    # durations past what a date can go back (or a timedelta hold)
+    ("segments:\n  a: {when: [{fact: days_since_order, min_duration: 3000000y}]}\n", "segments.a.when[0]",
+     "'3000000y' is too long; a duration is at most 1000y"),
+    ("segments:\n  a: {when: [{fact: days_since_order, max_duration: 99999999999d}]}\n", "segments.a.when[0]",
+     "is too long"),
+    ("categories:\n  temperature: {hot: 90d, warm: 3000000y}\n", "categories.temperature.warm", "is too long"),
+    ("clean: {inactive_after: 5000y}\n", "clean.inactive_after", "is too long"),
+    ("clean: {inactive_after: P5000Y}\n", "clean.inactive_after", "too long"),
 ])
 def test_config_errors_name_the_file_the_key_and_the_fix(project, text, path, message):
     project.config(text)

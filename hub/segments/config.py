@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,6 +39,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdwmy])\s*$")
 _UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1),
           "m": dt.timedelta(days=30), "y": dt.timedelta(days=365)}
 
+#: The longest duration: ``now`` minus it is still a date (``clean.inactive_after``).
+LONGEST_DURATION = dt.timedelta(days=365 * 1000)
+
 
 def parse_duration(value: Any) -> dt.timedelta:
     """``90d``, ``12m`` (months of 30 days), ``1y`` (365 days), ``24h``, ``2w``."""
@@ -46,7 +50,16 @@ def parse_duration(value: Any) -> dt.timedelta:
     match = _DURATION.match(str(value)) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"{value!r} is not a duration; write a number and a unit: 90d, 12m, 1y, 24h, 2w")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    number, unit = float(match.group(1)), _UNITS[match.group(2)]
+    if number * unit.total_seconds() > LONGEST_DURATION.total_seconds():  # also more than a timedelta holds
+        raise ValueError(f"{value!r} is too long; a duration is at most 1000y")
+    return number * unit
+
+
+def _not_too_long(value: dt.timedelta) -> dt.timedelta:
+    if value > LONGEST_DURATION:  # an ISO 8601 one (P5000Y)
+        raise ValueError("too long; a duration is at most 1000y")
+    return value
 
 
 def _duration(value: Any) -> Any:
@@ -55,7 +68,7 @@ def _duration(value: Any) -> Any:
     return parse_duration(value)
 
 
-Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration), AfterValidator(_not_too_long)]
 
 
 class _Strict(BaseModel):
