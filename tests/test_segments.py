@@ -384,6 +384,20 @@ def test_an_events_column_missing_from_the_file_is_an_error(project):
     ("categories:\n  temperature: {hot: 90d, warm: 3000000y}\n", "categories.temperature.warm", "is too long"),
     ("clean: {inactive_after: 5000y}\n", "clean.inactive_after", "is too long"),
     ("clean: {inactive_after: P5000Y}\n", "clean.inactive_after", "too long"),
+    # values a category or a consent never takes
+    ("segments:\n  a: {when: [{category: stage, is: purple}]}\n", "segments.a.when[0].is",
+     "'purple' is not a value of stage\n  hint: use one of: red-platinum, platinum"),
+    ("segments:\n  a: {when: [{consent: email, is: maybe}]}\n", "segments.a.when[0].is",
+     "'maybe' is not a consent status\n  hint: use one of: subscribed, unsubscribed, bounced"),
+    ("segments:\n  a: {when: [{any: [{category: abc, in: [A, b]}]}]}\n", "segments.a.when[0].any[0].in[1]",
+     "'b' is not a value of abc"),
+    ("segments:\n  a: {when: [{category: temperature, not_in: [tepid]}]}\n", "segments.a.when[0].not_in[0]",
+     "hot, warm, cold"),
+    ("segments:\n  a: {when: [{category: rfm_r, is: 6}]}\n", "segments.a.when[0].is", "1, 2, 3, 4, 5"),
+    ("categories:\n  stage:\n    rules: [{value: vip, when: [{fact: orders, min: 9}]}, {value: other}]\n"
+     "segments:\n  a: {when: [{category: stage, is: gold}]}\n", "segments.a.when[0].is", "use one of: vip, other"),
+    ("categories:\n  stage:\n    rules: [{value: x, when: [{consent: sms, in: [pending, opted_in]}]}]\n",
+     "categories.stage.rules[0].when[0].in[1]", "'opted_in' is not a consent status"),
 ])
 def test_config_errors_name_the_file_the_key_and_the_fix(project, text, path, message):
     project.config(text)

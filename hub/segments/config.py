@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from hub.errors import ConfigError
-from hub.model import CANONICAL_FIELDS, CONSENT_CHANNELS
+from hub.model import CANONICAL_FIELDS, CONSENT_CHANNELS, CONSENT_STATUSES
 
 #: Categories a segment condition can name (columns of the ``categories`` table).
 CATEGORY_NAMES: tuple[str, ...] = (
@@ -309,9 +309,10 @@ def check(categories: CategoriesConfig, segments: dict[str, SegmentConfig], file
     """What the models cannot see alone: where categories and segments may be named,
     and segment names (a segment may use segments defined before it)."""
     funnel = categories.stage.funnel_events
+    known = _known_values(categories)
     for i, rule in enumerate(categories.stage.rules):
         for j, condition in enumerate(rule.when):
-            _walk(condition, file, f"categories.stage.rules[{i}].when[{j}]", None, funnel)
+            _walk(condition, file, f"categories.stage.rules[{i}].when[{j}]", None, funnel, known)
     pattern = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
     earlier: list[str] = []
     for name, segment in segments.items():
@@ -319,11 +320,44 @@ def check(categories: CategoriesConfig, segments: dict[str, SegmentConfig], file
             raise ConfigError(file, f"segments.{name}", "a segment name is up to 64 letters, digits, _ . -",
                               hint="rename the segment")
         for j, condition in enumerate(segment.when):
-            _walk(condition, file, f"segments.{name}.when[{j}]", earlier, funnel)
+            _walk(condition, file, f"segments.{name}.when[{j}]", earlier, funnel, known)
         earlier.append(name)
 
 
-def _walk(condition: Condition, file: str, path: str, segments: list[str] | None, funnel: list[str]) -> None:
+def _known_values(categories: CategoriesConfig) -> dict[str, tuple[str, ...]]:
+    """The values a consent or a category can take, where they are known (not region, activity)."""
+    scores = ("1", "2", "3", "4", "5")
+    return {
+        "consent": CONSENT_STATUSES,
+        "stage": tuple(dict.fromkeys(rule.value for rule in categories.stage.rules)),
+        "temperature": ("hot", "warm", "cold"),
+        "rfm_r": scores, "rfm_f": scores, "rfm_m": scores,
+        "rfm": tuple("".join(key) for key in itertools.product(scores, repeat=3)),
+        "rfm_segment": tuple(dict.fromkeys(segment.name for segment in categories.rfm.segments)),
+        "abc": ("A", "B", "C"),
+    }
+
+
+def _check_values(condition: Condition, file: str, path: str, known: dict[str, tuple[str, ...]]) -> None:
+    """``is``, ``in`` and ``not_in`` of a consent or a category name values it can take."""
+    subject = "consent" if condition.consent is not None else condition.category
+    allowed = known.get(subject or "")
+    if allowed is None:
+        return
+    tests = [("is", [condition.is_] if condition.is_ is not None else []),
+             ("in", condition.in_ or []), ("not_in", condition.not_in or [])]
+    for key, values in tests:
+        for k, value in enumerate(values):
+            if value in allowed:
+                continue
+            where = f"{path}.{key}" if key == "is" else f"{path}.{key}[{k}]"
+            what = f"a {subject} status" if subject == "consent" else f"a value of {subject}"
+            listed = "111 ... 555 (three scores of 1 to 5)" if subject == "rfm" else ", ".join(allowed)
+            raise ConfigError(file, where, f"{value!r} is not {what}", hint=f"use one of: {listed}")
+
+
+def _walk(condition: Condition, file: str, path: str, segments: list[str] | None, funnel: list[str],
+          known: dict[str, tuple[str, ...]]) -> None:
     for k, kind in enumerate(condition.latest_event or []):
         if kind not in funnel:
             raise ConfigError(file, f"{path}.latest_event[{k}]", f"{kind!r} is not one of the funnel events",
@@ -343,11 +377,12 @@ def _walk(condition: Condition, file: str, path: str, segments: list[str] | None
                 f"segments defined before this one: {', '.join(segments) or 'none'}")
             raise ConfigError(file, f"{path}.segment", f"no segment {condition.segment!r} defined before this one",
                               hint=hint)
+    _check_values(condition, file, path, known)
     for key, children in (("all", condition.all), ("any", condition.any)):
         for k, child in enumerate(children or []):
-            _walk(child, file, f"{path}.{key}[{k}]", segments, funnel)
+            _walk(child, file, f"{path}.{key}[{k}]", segments, funnel, known)
     if condition.not_ is not None:
-        _walk(condition.not_, file, f"{path}.not", segments, funnel)
+        _walk(condition.not_, file, f"{path}.not", segments, funnel, known)
 
 
 __all__ = [
