@@ -357,8 +357,9 @@ class Sync:
             else:  # the store failed (a full disk, a lock held too long): the run failed
                 self._finish("failed", "\n".join([*self.report.errors, str(error)]))
             raise
-        except BaseException as error:  # KeyboardInterrupt, SIGTERM: record and re-raise
-            self._finish("interrupted", f"{type(error).__name__}: {error}")
+        except BaseException as error:  # KeyboardInterrupt, SIGTERM: interrupted; a fault of the code: failed
+            stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+            self._finish("interrupted" if stopped else "failed", f"{type(error).__name__}: {error}")
             raise
         finally:
             self.preparer.close()

@@ -1010,3 +1010,34 @@ def test_a_run_finished_plugin_gets_every_run_and_cannot_fail_it(tmp_path):
     assert "a hub_run_finished hook failed: RuntimeError: chat is down" in result.stderr
     seen = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["run_id"], r["status"], r["counts"]["sheet"]["created"]) for r in seen] == [(1, "ok", 3)]
+
+
+def test_a_fault_of_a_connector_records_the_run_failed_not_interrupted(project, monkeypatch):
+    """A run stopped by SIGTERM or Ctrl-C is `interrupted`; one that a fault in code (a
+    plugin raising an unexpected exception) ended is `failed`, as `hub schedule --once`
+    reports it."""
+    from hub.changes import list_runs
+    from hub.config import load_config
+    from hub.connector import Connector
+    from hub.plugins import connector_classes
+    from hub.store import open_store
+    from hub.sync import Sync
+
+    class Broken(Connector):
+        plugin = "broken"
+        capabilities = frozenset({"read"})
+
+        def read(self, cursor):
+            raise RuntimeError("a bug in the plugin")
+            yield  # a generator, as read() is
+
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    project.config("connectors:\n  src: {plugin: broken}\n")
+    config = load_config(project.root / "hub.yaml", {**connector_classes(), "broken": Broken})
+    store = open_store(config.store_url)
+    with pytest.raises(RuntimeError):
+        Sync(config, store).run()
+    with store.connect() as c:
+        runs = list_runs(c)
+    store.dispose()
+    assert runs[0]["status"] == "failed" and "a bug in the plugin" in runs[0]["error"]
