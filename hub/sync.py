@@ -79,6 +79,10 @@ KEYS_SETTING = "identity_keys"
 CATEGORIES_QUEUED_KEY = "segments:queued"
 #: ``store_settings``: the sources whose last pull ended with an error (a JSON list).
 UNREAD_KEY = "sync:unread_sources"
+#: ``store_settings`` key: the sources read to the end without an error at least once
+#: (a source with a cursor counts too: one read before this key was kept, or a reader
+#: that saves none while it has nothing to read, such as an empty inbox).
+READ_KEY = "sync:read_sources"
 #: Payload key of ``OutboundItem.segment_names`` (taken out before the item is written).
 SEGMENT_NAMES_KEY = "__segment_names__"
 
@@ -381,6 +385,9 @@ class Sync:
             if (name in unread) != (not read):
                 unread ^= {name}
                 set_setting(c, UNREAD_KEY, json.dumps(sorted(unread)) if unread else None)
+            ever = set(json.loads(setting(c, READ_KEY) or "[]"))
+            if read and name not in ever:
+                set_setting(c, READ_KEY, json.dumps(sorted(ever | {name})))
 
     def _unread(self, c: Connection) -> list[str]:
         """The sources that may hold what tells namesakes apart and were not read: never
@@ -389,10 +396,12 @@ class Sync:
         web analytics, brings none)."""
         sources = sorted(name for name, entry in self.config.connectors.items() if entry.reads)
         failed = set(json.loads(setting(c, UNREAD_KEY) or "[]"))
+        ever = set(json.loads(setting(c, READ_KEY) or "[]"))
         waiting = []
         for name in sources:
-            read_before = c.execute(select(cursors.c.connector).where(cursors.c.connector == name).limit(1)).first()
-            if read_before is None:
+            read_before = name in ever or c.execute(
+                select(cursors.c.connector).where(cursors.c.connector == name).limit(1)).first() is not None
+            if not read_before:
                 waiting.append(name)
             elif name in failed and c.execute(select(source_records.c.connector)
                                               .where(source_records.c.connector == name).limit(1)).first():

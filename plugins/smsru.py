@@ -201,7 +201,7 @@ class SmsRuConnector(Connector):
         if store is None:
             return
         while True:
-            with store.begin() as c:
+            with store.begin(read_only=True) as c:
                 if c.dialect.name == "postgresql":
                     # rows that took a smaller id are committed before this reads (as the webhook connector)
                     c.execute(text("LOCK TABLE inbox IN SHARE MODE"))

@@ -194,7 +194,7 @@ class WebhookConnector(Connector):
             raise FatalError(f"connector {self.context.name!r} reads hub's own inbox: run it with hub sync")
         after = int(cursor) if cursor and cursor.isdigit() else 0
         while True:
-            with store.begin() as c:
+            with store.begin(read_only=True) as c:
                 if c.dialect.name == "postgresql":
                     # Inserts that took an id are committed before this reads: no row with a
                     # smaller id than the cursor can appear later.

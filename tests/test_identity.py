@@ -403,6 +403,22 @@ def test_name_joins_wait_for_a_source_never_read(project):
     assert _partition(_sync(project, {"sheet": sheet, "forms": forms})) == _partition(reference)
 
 
+def test_a_source_read_with_nothing_to_read_holds_no_name_join_back(project):
+    """A form inbox that has had no delivery is read (it has nothing) and saves no cursor:
+    it is read all the same, and the rare name joins its two holders."""
+    project.write("crm.csv", "id,full_name,phone,city\n1,Евдокимова Таисия,+7 921 000-00-05,Калининград\n")
+    project.write("mail.csv", "id,full_name,email,city\nm1,Евдокимова Таисия,taisia.e@example.ru,Калининград\n")
+    project.config("connectors:\n  crm: {plugin: csv, path: crm.csv, id_column: id}\n"
+                   "  mail: {plugin: csv, path: mail.csv, id_column: id}\n"
+                   "  forms: {plugin: webhook, format: form, token: t0ken-5ecret}\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0 and "wait until" not in result.output, result.output
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["crm:1"] == links["mail:m1"]
+    assert project.hub("sync", "--dry-run").exit_code == 0  # the inbox read takes no write lock
+
+
 # --- scoring is explainable -------------------------------------------------------------
 
 

@@ -113,14 +113,17 @@ class Store:
         return self.engine.connect()
 
     @contextlib.contextmanager
-    def begin(self) -> Iterator[Connection]:
+    def begin(self, read_only: bool = False) -> Iterator[Connection]:
         """A transaction that writes. On SQLite it takes the write lock at its start
         (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout`` for another writer (``hub
         serve`` storing a form): a transaction that read first and wrote later would
-        fail at once with "database is locked" if another writer committed in between."""
+        fail at once with "database is locked" if another writer committed in between.
+        ``read_only``: a transaction that only reads (a snapshot), which takes no lock: it
+        must not wait for a writer (a dry run's own open transaction)."""
         try:
             with self.engine.connect() as connection:
-                connection.execution_options(**{_IMMEDIATE: True})
+                if not read_only:
+                    connection.execution_options(**{_IMMEDIATE: True})
                 with connection.begin():
                     yield connection
         except OperationalError as error:
