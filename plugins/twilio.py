@@ -8,9 +8,10 @@ day of the cursor on) and reports, per number, the SMS consent its latest keywor
 says: ``unsubscribed`` after STOP or a 21610 failure, ``subscribed`` after START. The
 record key is the number. Every message is also an event on the client card
 (``sms_sent`` with its delivery status, ``sms_received``), which counts towards
-``messages_30d``. The records are history: they land on the contact holding the number,
+``messages_30d``. Numbers without an opt-out are history: they land on the contact holding the number,
 and a number no contact holds (a stranger's text, a send to a mistyped number) adds no
-contact. hub sends no SMS; Twilio is a source only.
+contact. A number whose latest word is an opt-out is a record of its own, so the opt-out
+holds whoever holds the number, now or later. hub sends no SMS; Twilio is a source only.
 """
 
 from __future__ import annotations
@@ -110,9 +111,11 @@ class TwilioConnector(Connector):
                 consents = (ConsentReport("sms", status, sent, proof),)
             events = tuple(sorted(history[number], key=lambda event: (event.at, event.external_id)))
             # history: it lands on the contact holding the number; a stranger's text or a
-            # send to a mistyped number adds no contact
+            # send to a mistyped number adds no contact. An opt-out is a record all the same:
+            # it must hold for a number no one (or a family) holds, also once its holder arrives
+            opted_out = any(report.status == "unsubscribed" for report in consents)
             yield RawRecord(re.sub(r"\D", "", number), {"phone": number}, updated_at=events[-1].at,
-                            consents=consents, events=events, history_only=True)
+                            consents=consents, events=events, history_only=not opted_out)
         yield Checkpoint(newest.isoformat() if newest else cursor)
 
     def close(self) -> None:

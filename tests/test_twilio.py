@@ -189,6 +189,7 @@ def test_a_number_no_contact_holds_adds_no_contact(project, fake, monkeypatch):
     fake.inbound("+79161234567", "STOP")
     fake.inbound("+79035550000", "кто это?")
     fake.outbound("+79269990000", "Скидка 10%")
+    fake.inbound("+79040001122", "STOP")  # a number hub does not know yet: the opt-out must hold
     monkeypatch.setenv("TWILIO_TOKEN", AUTH_TOKEN)
     project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n")
     project.config(textwrap.dedent(f"""\
@@ -199,7 +200,13 @@ def test_a_number_no_contact_holds_adds_no_contact(project, fake, monkeypatch):
     result = project.hub("sync", "--json")
     assert result.exit_code == 0, result.output
     contacts = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
-    assert [c["full_name"] for c in contacts] == ["Иван Петров"]
+    assert sorted(c["phone"] for c in contacts) == ["+79040001122", "+79161234567"]
     card = json.loads(project.hub("show", "1", "--json").stdout)
     assert {c["channel"]: c["status"] for c in card["consents"]}["sms"] == "unsubscribed"
     assert [e["type"] for e in card["events"]] == ["sms_received"]
+    # the person who texted STOP arrives later: the opt-out is theirs
+    project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n2,Олег Сидоров,+79040001122\n")
+    assert project.hub("sync").exit_code == 0
+    card = json.loads(project.hub("show", "+79040001122", "--json").stdout)
+    assert card["fields"]["full_name"] == "Олег Сидоров"
+    assert {c["channel"]: c["status"] for c in card["consents"]}["sms"] == "unsubscribed"
