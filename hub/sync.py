@@ -203,17 +203,20 @@ class _Work:
 
 
 def _another_person(before: str | None, after: dict[str, Any]) -> bool:
-    """Whether a record's new values describe another person than its stored ones: no
-    e-mail or phone in common, and a first name or surname that differs outright (not a
-    short form, a spelling or a typo)."""
+    """Whether a record's new values describe another person than its stored ones: the
+    first name differs outright (not a short form, a spelling or a typo), with no e-mail,
+    phone or personal number in common; or, where a phone or e-mail is shared (a family's
+    rows swapped), a first name or gender that could never be one person's. A new surname,
+    patronymic or address with the same first name is the same person changing."""
     if not before:
         return False
     old, new = identity_profile(json.loads(before)), identity_profile(after)
-    if set(old.emails) & set(new.emails) or set(old.phones) & set(new.phones):
-        return False
     result = identity_compare(old, new)
-    return result.veto is not None or any(
-        e.field in ("first_name", "last_name") and e.level == "different" for e in result.evidence)
+    if set(old.emails) & set(new.emails) or set(old.phones) & set(new.phones):
+        return result.veto is not None and result.veto.startswith(("different first names", "one is a man"))
+    if any(e.field.startswith("x_") and e.level == "same" for e in result.evidence):
+        return False
+    return any(e.field == "first_name" and e.level in ("different", "initial differs") for e in result.evidence)
 
 
 @dataclass

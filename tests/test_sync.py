@@ -490,7 +490,7 @@ def test_a_record_that_now_describes_another_person_is_placed_anew(store_project
     project = store_project
 
     def links() -> dict[str, int]:
-        return {r["external_id"]: r["contact_id"]
+        return {f"{r['source']}:{r['external_id']}": r["contact_id"]
                 for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
 
     def people() -> dict[str, str]:
@@ -498,24 +498,28 @@ def test_a_record_that_now_describes_another_person_is_placed_anew(store_project
         return {row["full_name"]: row["email"] for row in rows}
 
     project.config("connectors:\n  clients: {plugin: csv, path: clients.csv}\n"
-                   "  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+                   "  crm: {plugin: csv, path: crm.csv, id_column: id}\n"
+                   "  family: {plugin: csv, path: family.csv}\n")
     project.write("clients.csv", "ФИО,Email\nИванов Иван,a@x.ru\nПетров Пётр,b@x.ru\n")
     project.write("crm.csv", "id,full_name,email\n7,Сидорова Анна,anna@x.ru\n8,Орлов Олег,oleg@x.ru\n")
+    project.write("family.csv", "ФИО,Телефон,Город\nЛесков Пётр,+7 495 111-22-33,Тверь\nЛескова Мария,+7 495 111-22-33,Тула\n")
     assert project.hub("sync").exit_code == 0
     before = links()
     project.write("clients.csv", "ФИО,Email\nПетров Пётр,b@x.ru\nИванов Иван,a@x.ru\n")  # sorted
-    project.write("crm.csv", "id,full_name,email\n7,Сидорова Анна Петровна,anna.s@x.ru\n"  # the same person
+    project.write("crm.csv", "id,full_name,email\n7,Котова Анна Петровна,anna.k@x.ru\n"  # married: the same person
                   "8,Кузнецова Вера,vera@x.ru\n")  # row 8 overwritten with someone else
+    project.write("family.csv", "ФИО,Телефон,Город\nЛескова Мария,+7 495 111-22-33,Тула\nЛесков Пётр,+7 495 111-22-33,Тверь\n")
     result = project.hub("sync", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["clients"]["merged"] == 0
-    assert people() == {"Иванов Иван": "a@x.ru", "Петров Пётр": "b@x.ru", "Сидорова Анна Петровна": "anna.s@x.ru",
-                        "Кузнецова Вера": "vera@x.ru"}
+    assert people() == {"Иванов Иван": "a@x.ru", "Петров Пётр": "b@x.ru", "Котова Анна Петровна": "anna.k@x.ru",
+                        "Кузнецова Вера": "vera@x.ru", "Лесков Пётр": None, "Лескова Мария": None}
     after = links()
-    assert after["row:2"] == before["row:3"] and after["row:3"] == before["row:2"]  # each person's contact
-    assert after["7"] == before["7"] and after["8"] != before["8"]
+    assert after["clients:row:2"] == before["clients:row:3"] and after["clients:row:3"] == before["clients:row:2"]
+    assert after["family:row:2"] == before["family:row:3"] and after["family:row:3"] == before["family:row:2"]
+    assert after["crm:7"] == before["crm:7"] and after["crm:8"] != before["crm:8"]
     moved = [e for e in json.loads(project.hub("log", "--json", "--field", "record").stdout) if e["reason"] == "sync"]
-    assert len(moved) == 3
+    assert len(moved) == 5
 
 
 def test_second_run_exits_3_while_the_lock_is_held(demo):
