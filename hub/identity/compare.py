@@ -319,8 +319,11 @@ def _initial_fits(initial: str, b: Profile) -> bool:
         return False
     if b.initial:
         return initial.startswith(b.initial) or b.initial.startswith(initial)
-    return b.first.startswith(initial) or any(
-        _full_form_key(k).startswith(initial) for k in b.first_keys if not k.startswith("~"))
+    if b.first.startswith(initial):
+        return True
+    # a short form's full forms all start with it (Тёма: Артём, Артемий), not some (Слава)
+    full = [_full_form_key(k) for k in b.first_keys if not k.startswith("~")]
+    return bool(full) and all(key.startswith(initial) for key in full)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -393,7 +396,7 @@ def _mail_first(local: str) -> str:
         return ""
     word = words[0]
     if len(word) == 1:
-        return word
+        return names.latin_key(word)  # y. is Ю/Й (iu), as a profile's initial
     return word if names.latin_key(word) in names.known_first_names() else ""
 
 
@@ -676,10 +679,17 @@ def _swapped(a: Profile, b: Profile) -> bool:
     if first_as_last and last_as_first:
         return True
     if first_as_last:
-        return _similar(a.last_raw, b.first) >= CLOSE
-    if last_as_first:
-        return _similar(a.first, b.last_raw) >= CLOSE
-    return False
+        x, y = a.last_raw, b.first
+    elif last_as_first:
+        x, y = a.first, b.last_raw
+    else:
+        return False
+    # a typo away, and not two first names of their own (Martin / Martina)
+    return _similar(x, y) >= CLOSE and not (_known_name(x) and _known_name(y))
+
+
+def _known_name(key: str) -> bool:
+    return key in names.known_first_names()
 
 
 def _patronymics_veto(a: Profile, b: Profile) -> str:
