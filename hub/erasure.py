@@ -23,6 +23,7 @@ An erasure cannot be undone.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
@@ -135,14 +136,20 @@ class Eraser(Curator):
                 ))
         keys: set[str] = set()
         entries = idents - shared
+        # a record keyed by a shared mailbox or number (a mailing list by e-mail) is the
+        # family's too: its id is not suppressed, the identifier with the name is
+        shared_ids = {value.lower() for _kind, value in shared} | {re.sub(r"\D", "", value) for kind, value in shared
+                                                                 if kind == "phone"}
         for row in c.execute(select(source_records.c.connector, source_records.c.external_id,
                                     source_records.c.record_values).where(source_records.c.contact_id.in_(ids or [0]))):
             if row.record_values:
-                keys |= first_name_keys(json.loads(row.record_values))
-            if (entry := record_entry(row.connector, row.external_id)) is not None:
+                keys |= first_name_keys(json.loads(row.record_values), own_gender=True)
+            entry = record_entry(row.connector, row.external_id)
+            if entry is not None and row.external_id.strip().lower() not in shared_ids \
+                    and re.sub(r"\D", "", row.external_id) not in shared_ids:
                 entries.add(entry)
         for row in c.execute(select(contacts).where(contacts.c.id.in_(ids or [0]))):
-            keys |= first_name_keys(_contact_values(row))
+            keys |= first_name_keys(_contact_values(row), own_gender=True)
         for kind, value in shared:
             entries |= shared_entries(kind, value, keys)
         return entries

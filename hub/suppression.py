@@ -69,13 +69,19 @@ def shared_entries(kind: str, value: str, first_keys: Iterable[str]) -> set[tupl
     return {(SHARED + kind, value)} | {(NAMED + kind, f"{value}|{key}") for key in first_keys}
 
 
-def first_name_keys(values: dict[str, Any]) -> set[str]:
+def first_name_keys(values: dict[str, Any], own_gender: bool = False) -> set[str]:
     """The first-name keys of normalized values (every spelling and short form of the
-    name gives the same ones); empty when the values hold no first name."""
+    name gives the same ones); empty when the values hold no first name. ``own_gender``:
+    only the full names of the gender the rest of the name tells (Петрова Женя: Евгения,
+    not her son's Евгений)."""
+    from hub import names
     from hub.identity import profile
 
     found = profile(values)
-    return set(found.first_keys) | ({found.first} if found.first else set())
+    keys = set(found.first_keys) | ({found.first} if found.first else set())
+    if own_gender and found.gender:
+        keys = {key for key in keys if names.first_name_gender(key) in (None, found.gender)}
+    return keys
 
 
 class Suppressed:

@@ -410,6 +410,37 @@ def test_forget_keeps_out_records_without_identifiers_and_lets_relatives_on_a_sh
     assert people["Лесовикова Мария"]["city"] == "Москва"
 
 
+def test_forget_a_mother_keeps_her_son_on_the_family_phone_and_mailbox(project):
+    """Петрова Женя and her son Петров Евгений share a phone and a mailbox; the mailing
+    list is keyed by the address. After forgetting her, her short name (Женя: Евгений or
+    Евгения) is suppressed for her gender only, and the mailbox's row is not suppressed by
+    its id: once it names the son, it comes in."""
+    project.write("sheet.csv", "id,full_name,phone,email,city\n"
+                  "1,Петрова Женя,+7 495 222-33-44,petrovy@mail.ru,Тверь\n"
+                  "2,Петров Евгений,+7 495 222-33-44,petrovy@mail.ru,Тверь\n")
+    project.write("mailing.csv", "email,full_name\npetrovy@mail.ru,Петрова Женя\n")
+    project.config("connectors:\n  sheet: {plugin: csv, path: sheet.csv, id_column: id}\n"
+                   "  mailing: {plugin: csv, path: mailing.csv, id_column: email}\n")
+    assert _sync(project)["status"] == "ok"
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["sheet:1"] == links["mailing:petrovy@mail.ru"] != links["sheet:2"]
+    assert project.hub("forget", str(links["sheet:1"])).exit_code == 0
+    project.write("sheet.csv", "id,full_name,phone,email,city\n"
+                  "1,Петрова Женя,+7 495 222-33-44,petrovy@mail.ru,Тверь\n"
+                  "2,Петров Евгений,+7 495 222-33-44,petrovy@mail.ru,Москва\n")
+    report = _sync(project)
+    assert report["counts"]["sheet"]["suppressed"] == 1 and report["counts"]["sheet"]["updated"] == 1
+    project.write("mailing.csv", "email,full_name\npetrovy@mail.ru,Петров Евгений\n")
+    report = _sync(project)
+    assert report["counts"]["mailing"]["suppressed"] == 0
+    people = _contacts(project)
+    assert set(people) == {"Петров Евгений"} and people["Петров Евгений"]["city"] == "Москва"
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(project.hub("export", "links", "--format", "json").stdout)}
+    assert links["mailing:petrovy@mail.ru"] == links["sheet:2"]
+
+
 def test_forget_by_contact_or_phone_and_bad_arguments(ops):
     result = ops.hub("forget", "--phone", "8 903 765-43-21")
     assert result.exit_code == 0, result.output
