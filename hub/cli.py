@@ -19,7 +19,7 @@ from typing import IO, Any
 import click
 
 from hub import __version__
-from hub.errors import EXIT_RUN_FAILED, EXIT_USAGE, HubError, UsageError
+from hub.errors import EXIT_RUN_FAILED, EXIT_USAGE, ConfigError, HubError, UsageError
 from hub.redact import RedactingFilter, redact
 
 log = logging.getLogger("hub")
@@ -53,9 +53,12 @@ class App:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from hub.store import open_store
+            from hub.store import StoreUrlError, open_store
 
-            self._store = open_store(self.config.store_url)
+            try:
+                self._store = open_store(self.config.store_url)
+            except StoreUrlError as error:
+                raise ConfigError(str(self.config.path), "store", error.message, hint=error.hint) from None
         return self._store
 
 

@@ -52,6 +52,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("hub.store")
 
 
+class StoreUrlError(FatalError):
+    """The store URL cannot be a store: a mistake in ``store:`` of hub.yaml (the CLI names
+    the key)."""
+
+
 class Store:
     """Owns the engine, the schema version and the run lock."""
 
@@ -60,18 +65,18 @@ class Store:
         try:
             parsed = make_url(url)
         except ArgumentError:
-            raise FatalError(f"store URL {redact(url)!r} is not a database URL",
+            raise StoreUrlError(f"store URL {redact(url)!r} is not a database URL",
                              hint="use sqlite:///hub.db or postgresql+psycopg://user@host/db") from None
         self.dialect = parsed.get_backend_name()
         self.sqlite_path = parsed.database if self.dialect == "sqlite" else None
         if self.sqlite_path and self.sqlite_path != ":memory:":
             folder = Path(self.sqlite_path).parent
             if not folder.exists():
-                raise FatalError(f"store folder {folder} does not exist", hint="create it or change `store:`")
+                raise StoreUrlError(f"store folder {folder} does not exist", hint="create it or change `store:`")
         try:
             self.engine: Engine = create_engine(parsed, future=True, pool_pre_ping=self.dialect != "sqlite")
         except (NoSuchModuleError, ImportError) as error:
-            raise FatalError(f"no database driver for {parsed.drivername}: {error}",
+            raise StoreUrlError(f"no database driver for {parsed.drivername}: {error}",
                              hint="pip install 'hub-contacts[postgres]' for PostgreSQL") from None
         if self.dialect == "sqlite":
             # pysqlite's own transaction handling breaks SAVEPOINT and transactional DDL;
