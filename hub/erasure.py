@@ -35,6 +35,7 @@ from hub.curate import MANUAL, Curator
 from hub.errors import UsageError
 from hub.model import CONTACT_FIELDS
 from hub.normalize import normalize_emails, normalize_phones
+from hub.store import among
 from hub.store.schema import (
     categories,
     changes,
@@ -53,7 +54,7 @@ from hub.store.schema import (
     source_records,
 )
 from hub.suppression import first_name_keys, identifiers_of, record_entry, shared_entries, suppress
-from hub.sync import _change, _contact_values, utcnow
+from hub.sync import _change, _chunks, _contact_values, utcnow
 
 ERASED = "[erased]"
 
@@ -125,12 +126,11 @@ class Eraser(Curator):
         those someone hub keeps holds too; the ids of their records."""
         shared: set[tuple[str, str]] = set()
         for kind in ("email", "phone"):
-            values = sorted(value for k, value in idents if k == kind)
-            for start in range(0, len(values), 500):
+            for chunk in _chunks(sorted(value for k, value in idents if k == kind)):
                 shared.update((kind, row.value) for row in c.execute(
                     select(identifiers.c.value)
                     .join(contacts, contacts.c.id == identifiers.c.contact_id)
-                    .where(and_(identifiers.c.kind == kind, identifiers.c.value.in_(values[start:start + 500]),
+                    .where(and_(identifiers.c.kind == kind, among(c, identifiers.c.value, chunk),
                                 identifiers.c.contact_id.not_in(ids or [0]), contacts.c.deleted_at.is_(None),
                                 contacts.c.merged_into.is_(None)))
                 ))
