@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
 from hub.normalize import DATA_DIR, _email_domain_typos, name_key
 from hub.yaml_loader import load_yaml
 
@@ -321,6 +324,22 @@ def first_name_forms(full: str) -> frozenset[str]:
     """The ``latin_key`` of every written form of a canonical full name (one of the
     values :func:`first_name_keys` gives): ``елена`` -> {elena, lena, lenochka, helen...}."""
     return _forms_by_full().get(full, frozenset())
+
+
+@functools.lru_cache(maxsize=65536)
+def misspelt_first_name(key: str) -> frozenset[str]:
+    """The full names an unknown first name (a ``latin_key``) is one typo away from
+    (Аликсандр -> александр; two letters swapped is one typo: Еактерина): only for names long enough that one letter off cannot be
+    another name, and only when the typo points at one name."""
+    if len(key) < 6:
+        return frozenset()
+    known = known_first_names()
+    found = process.extract(key, list(known), scorer=OSA.distance, score_cutoff=1, limit=None)
+    meant: set[str] = set()
+    for candidate, _distance, _index in found:
+        if candidate[0] == key[0]:
+            meant |= known[candidate]
+    return frozenset(meant) if len(meant) == 1 else frozenset()
 
 
 def first_names_compatible(a: str, b: str) -> bool:

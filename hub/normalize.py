@@ -748,6 +748,14 @@ def _known_first_name(key: str) -> bool:
     return any(not k.startswith("~") for k in names.first_name_keys(key))
 
 
+@functools.lru_cache(maxsize=50_000)
+def _misspelt_first_name(key: str) -> bool:
+    """One typo away from a known first name, long enough to tell (Антоеина, Еактерина)."""
+    from hub import names
+
+    return bool(names.misspelt_first_name(names.latin_key(key)))
+
+
 def _role_scores(key: str, particle: bool) -> dict[str, float]:
     known = _known_first_name(key)
     strong = key.endswith(_STRONG_PATRONYMIC)
@@ -758,6 +766,8 @@ def _role_scores(key: str, particle: bool) -> dict[str, float]:
     middle = 3.0 if strong else 1.5 if weak else -2.0
     if known:
         first, last = 3.0, -2.0
+    elif not strong and _misspelt_first_name(key):  # a first name with a typo, not a surname
+        first, last = 2.0, 0.5 if surname else 0.0
     else:
         first = -2.0 if strong else (-1.0 if surname else 0.0)
         last = -1.0 if strong else 0.5 if weak else 2.0 if surname else 0.0
@@ -772,6 +782,21 @@ def _word_info(word: str, particle: bool) -> tuple[str, str, dict[str, float], t
     key = word.casefold().replace("ё", "е")
     scores = _role_scores(key, particle)
     return display, key, scores, tuple(scores[role] for role in NAME_PARTS)
+
+
+def _patronymic_of(first: str, word: str) -> bool:
+    """Whether ``word`` can be the patronymic of someone called ``first``: made of a first
+    name the tables know, and of the first name's gender (Иван Петрович; not Ангелина
+    Гуревич, nor Иван Гуревич: those are surnames)."""
+    from hub import names
+
+    if " " in word:  # «Бахтияр оглы»: a patronymic whatever the name
+        return True
+    info = names.patronymic_info(word)
+    if info is None or info[0].startswith(names.UNKNOWN_PREFIX):
+        return False
+    gender = names.first_name_gender(first)
+    return gender is None or gender == info[1]
 
 
 def _initials(token: str) -> list[str] | None:
@@ -868,7 +893,10 @@ def _split_full_name(text: str) -> dict[str, str]:
             score = prior + v0[a] + v1[b]
             if score > best_score:
                 best_order, best_score = order, score
-        return {best_order[0]: d0, best_order[1]: d1}
+        result = {best_order[0]: d0, best_order[1]: d1}
+        if "middle_name" in result and not _patronymic_of(result["first_name"], result["middle_name"]):
+            result["last_name"] = result.pop("middle_name")  # «Ангелина Гуревич»
+        return result
     if len(words) == 3:
         (d0, _k0, _s0, v0), (d1, _k1, _s1, v1), (d2, _k2, _s2, v2) = infos
         best_order, best_score = None, -math.inf

@@ -285,6 +285,8 @@ def test_email_cleanup(raw, expected):
     "typo, fixed",
     [
         ("gmial.com", "gmail.com"),
+        ("maol.ru", "mail.ru"),
+        ("lits.ru", "list.ru"),
         ("gmail.co", "gmail.com"),
         ("gmail.con", "gmail.com"),
         ("mail.r", "mail.ru"),
@@ -380,6 +382,15 @@ def test_huge_email_cell():
         ("Петров", ("Петров", None, None)),
         ("Петров И.С.", ("Петров", "И.", "С.")),
         ("И. С. Петров", ("Петров", "И.", "С.")),
+        # a first name with a typo is still the first name, whatever its ending
+        ("Антоеина Чеботарева", ("Чеботарева", "Антоеина", None)),
+        ("Еактерина Неверова", ("Неверова", "Еактерина", None)),
+        ("Чеботарева Антоеина", ("Чеботарева", "Антоеина", None)),
+        # a surname ending in -ич: no woman's patronymic, nor one of a first name known
+        ("Ангелина Гуревич", ("Гуревич", "Ангелина", None)),
+        ("Иван Гуревич", ("Гуревич", "Иван", None)),
+        ("Иван Петрович", (None, "Иван", "Петрович")),
+        ("Мамед Бахтияр оглы", (None, "Мамед", "Бахтияр оглы")),
     ],
 )
 def test_split_full_name(raw, expected):

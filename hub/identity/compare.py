@@ -25,8 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rapidfuzz import process
-from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from hub import names
 from hub.model import NOT_IDENTITY_ATTRIBUTES
@@ -213,16 +212,39 @@ def profile(values: Mapping[str, Any]) -> Profile:
             if key.startswith("x_") and isinstance(value, (str, int, float)) and key not in NOT_IDENTITY_ATTRIBUTES
         )
     )
+    first_text, last_text = _columns_in_order(str(values.get("first_name") or ""), str(values.get("last_name") or ""))
     return _profile(
         tuple(_texts(values, "email", "emails")),
         tuple(_texts(values, "phone", "phones")),
-        str(values.get("first_name") or ""),
-        str(values.get("last_name") or ""),
+        first_text,
+        last_text,
         str(values.get("middle_name") or ""),
         str(values.get("birthday") or ""),
         str(values.get("city") or ""),
         attributes,
     )
+
+
+@functools.lru_cache(maxsize=65536)
+def _columns_in_order(first: str, last: str) -> tuple[str, str]:
+    """First and last name as a source's two columns hold them, or swapped when they
+    were typed the wrong way round: a surname form (Neverova, Шпаков) that is no first
+    name in the first-name column and a first name that is no surname form in the other
+    («Neverova», «Katya»)."""
+    if not (first.strip() and last.strip()) or len(first.split()) != 1 or len(last.split()) != 1:
+        return first, last
+    gender = names.surname_info(first)[1]
+    if gender is None or _names_a_first(first) or not _names_a_first(last):
+        return first, last
+    # «Ljubov» has a surname's ending too: then the first name's gender must be the surname's
+    if names.surname_info(last)[1] is not None and names.first_name_gender(last) != gender:
+        return first, last
+    return last, first
+
+
+def _names_a_first(word: str) -> bool:
+    """Whether the name tables know the word as a first name (any form of one)."""
+    return any(not k.startswith("~") for k in names.first_name_keys(word))
 
 
 @functools.lru_cache(maxsize=PROFILE_CACHE)
@@ -298,7 +320,7 @@ def _first(text: str) -> tuple[str, frozenset[str], str | None]:
     keys = names.first_name_keys(word)
     gender = names.first_name_gender(word)
     if all(k.startswith("~") for k in keys):
-        meant = _misspelt_name(key)
+        meant = names.misspelt_first_name(key)
         if meant:
             keys = meant
     return key, keys, gender
@@ -332,22 +354,6 @@ def _full_form_key(key: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _misspelt_name(key: str) -> frozenset[str]:
-    """The full names an unknown first name is one typo away from (Аликсандр -> александр):
-    only for names long enough that one letter off cannot be another name, and only
-    when the typo points at one name."""
-    if len(key) < 6:
-        return frozenset()
-    known = names.known_first_names()
-    found = process.extract(key, list(known), scorer=Levenshtein.distance, score_cutoff=1, limit=None)
-    meant: set[str] = set()
-    for candidate, _distance, _index in found:
-        if candidate[0] == key[0]:
-            meant |= known[candidate]
-    return frozenset(meant) if len(meant) == 1 else frozenset()
-
-
-@functools.lru_cache(maxsize=65536)
 def _last(text: str) -> tuple[str, str | None]:
     if not text.strip():
         return "", None
@@ -359,6 +365,9 @@ def _last(text: str) -> tuple[str, str | None]:
 def _middle(text: str) -> tuple[str, str | None]:
     if not text.strip():
         return "", None
+    initial = _initial(text)
+    if initial:  # «Дубинина Г. Ю.»: the father's initial (Ю. = iu), marked as one
+        return initial + ".", None
     info = names.patronymic_info(text.split()[0])
     if info is None:
         return names.latin_key(text), None
@@ -408,7 +417,7 @@ def _mail_surnames(local: str) -> tuple[str, ...]:
 
 #: Raise when :func:`blocking_keys`, :func:`keys_of` or the profile they read change what
 #: they make of the same values: stores then rebuild their identifiers (:func:`keys_version`).
-KEYS_REVISION = 2  # 2: a first-name initial spelt in two Latin letters (Ю. = iu) is no name key
+KEYS_REVISION = 3  # 3: first and last name columns typed the wrong way round are read swapped
 #: The data the keys are made with: name tables, transliteration, e-mail providers and typos.
 _KEY_DATA = ("names/*.yaml", "email_domain_typos.yaml", "email_providers.yaml")
 
@@ -635,18 +644,21 @@ def _compare_names(
         else:
             result.add("last_name", "different", W_LAST_DIFF, f"{a.last} / {b.last}")
     if a.middle and b.middle:
-        if min(len(a.middle), len(b.middle)) == 1:  # an initial: «Зотикин В. В.»
-            if a.middle[0] == b.middle[0]:
+        if _middle_initial(a.middle) or _middle_initial(b.middle):  # an initial: «Зотикин В. В.»
+            if _middle_fits(a.middle, b.middle):
                 result.add("middle_name", "initial agrees", W_MIDDLE_INITIAL, f"{a.middle} ~ {b.middle}")
             else:
                 result.add("middle_name", "initial differs", W_MIDDLE_INITIAL_DIFF, f"{a.middle} / {b.middle}")
+                if shared:  # like two first names' initials: relatives share the phone
+                    result.veto = result.veto or _patronymics_veto(a, b)
         elif a.middle == b.middle:
             result.add("middle_name", "same", W_MIDDLE_SAME, a.middle)
         elif _similar(a.middle, b.middle) >= CLOSE:
             result.add("middle_name", "typo", W_MIDDLE_CLOSE, f"{a.middle} ~ {b.middle}")
         else:
             result.add("middle_name", "different", 0.0, f"{a.middle} / {b.middle}")
-            result.veto = result.veto or _patronymics_veto(a, b)
+            if _patronymics_known(a, b):  # «Алексевена» is a typo of some patronymic, not another one
+                result.veto = result.veto or _patronymics_veto(a, b)
     if a.mail_first or b.mail_first:
         _compare_mail_first(a, b, result)
     return order_unclear
@@ -684,12 +696,30 @@ def _swapped(a: Profile, b: Profile) -> bool:
         x, y = a.first, b.last_raw
     else:
         return False
-    # a typo away, and not two first names of their own (Martin / Martina)
-    return _similar(x, y) >= CLOSE and not (_known_name(x) and _known_name(y))
+    # a typo away, and not two first names of their own, nor a name's male and female
+    # forms (Martin / Martina, whether the tables know them or not)
+    return (_similar(x, y) >= CLOSE and not (_known_name(x) and _known_name(y))
+            and x + "a" != y and y + "a" != x)
 
 
 def _known_name(key: str) -> bool:
     return key in names.known_first_names()
+
+
+def _middle_initial(middle: str) -> bool:
+    return middle.endswith(".")
+
+
+def _middle_fits(a: str, b: str) -> bool:
+    """Two patronymics of which one or both are initials: one starts with the other."""
+    x, y = a.rstrip("."), b.rstrip(".")
+    return x.startswith(y) or y.startswith(x)
+
+
+def _patronymics_known(a: Profile, b: Profile) -> bool:
+    """Both patronymics read as patronymics (their ending tells a gender): only two such
+    can prove two people; a word that is neither is likelier a typo."""
+    return bool(a.middle_gender and b.middle_gender)
 
 
 def _patronymics_veto(a: Profile, b: Profile) -> str:
@@ -700,7 +730,8 @@ def sure_veto(a: Profile, b: Profile) -> str | None:
     """A veto :func:`compare` is sure to find, told without weighing the rest: two full
     patronymics that are neither the same nor a typo of one another (namesakes: the most
     common pair a batch meets). ``None`` says nothing: compare to know."""
-    if (a.middle and b.middle and min(len(a.middle), len(b.middle)) > 1 and a.middle != b.middle
+    if (a.middle and b.middle and not _middle_initial(a.middle) and not _middle_initial(b.middle)
+            and a.middle != b.middle and _patronymics_known(a, b)
             and _similar(a.middle, b.middle) < CLOSE and not _swapped(a, b)):
         return _patronymics_veto(a, b)
     return None
