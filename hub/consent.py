@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, select
 from sqlalchemy.engine import Connection
@@ -32,6 +32,9 @@ from hub.model import ConsentReport
 from hub.redact import redact
 from hub.store import bulk_insert, bulk_update
 from hub.store.schema import consents, outbox, source_records
+
+if TYPE_CHECKING:
+    from hub.config import LoadedConfig
 
 OPTED_OUT = frozenset({"unsubscribed", "complained", "bounced"})
 #: Statuses that stop messages everywhere on the channel (not only in the tool that saw them).
@@ -215,18 +218,76 @@ def present_in(c: Connection, destination: str, contact_ids: Sequence[int]) -> s
     return found
 
 
-def may_send(status: str | None, *, require_consent: bool, present: bool, suppression: bool = False) -> bool:
-    """Whether a contact with this consent status goes to a destination of the channel.
+#: Why the consent rule keeps a contact off a destination (:func:`refusal`).
+NO_CONSENT = "no_consent"  # no status known, and the destination requires one
+PENDING = "pending"  # a subscription not confirmed yet, and the contact is not there
+OPTED_OUT_THERE = "opted_out"  # opted out, and the contact is not there to update
+NOT_WITHDRAWN = "not_withdrawn"  # a suppression list takes only contacts who withdrew
+
+
+def refusal(status: str | None, *, require_consent: bool, present: bool, suppression: bool = False) -> str | None:
+    """Why a contact with this consent status does not go to a destination of the
+    channel (one of the reasons above), or ``None`` when it goes.
 
     A suppression list (an SMS stop list) receives the opted-out contacts and nothing else."""
     if suppression:
-        return status in WITHDRAWN
-    if status == "subscribed":
-        return True
-    if status in OPTED_OUT or status == "pending":
-        return present  # updated (as unsubscribed, or with fields only) where it is; never added
-    return present or not require_consent
+        return None if status in WITHDRAWN else NOT_WITHDRAWN
+    if status == "subscribed" or present:
+        return None  # an opted-out or pending contact is updated where it is (as unsubscribed, or fields only)
+    if status in OPTED_OUT:
+        return OPTED_OUT_THERE  # never added
+    if status == "pending":
+        return PENDING
+    return NO_CONSENT if require_consent else None
 
 
-__all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "accepts", "current", "field_name", "may_send", "merge",
-           "present_in", "record"]
+def may_send(status: str | None, *, require_consent: bool, present: bool, suppression: bool = False) -> bool:
+    """Whether a contact with this consent status goes to a destination of the channel."""
+    return refusal(status, require_consent=require_consent, present=present, suppression=suppression) is None
+
+
+class SendRule:
+    """May hub send each contact of a batch to one destination, and if not, why: the
+    consent rule of an e-mail or SMS service, with the statuses and the contacts already
+    there looked up once for the batch (:func:`send_rule`). A destination with no consent
+    channel takes every contact."""
+
+    __slots__ = ("channel", "present", "require_consent", "statuses", "suppression")
+
+    def __init__(self, channel: str | None, statuses: dict[int, str], present: set[int], *,
+                 require_consent: bool = True, suppression: bool = False):
+        self.channel, self.statuses, self.present = channel, statuses, present
+        self.require_consent, self.suppression = require_consent, suppression
+
+    def status(self, contact_id: int) -> str | None:
+        """The contact's consent status on the destination's channel (``None``: none known)."""
+        return self.statuses.get(contact_id)
+
+    def refusal(self, contact_id: int) -> str | None:
+        """Why hub does not send the contact there, or ``None`` when it does."""
+        if self.channel is None:
+            return None
+        return refusal(self.statuses.get(contact_id), require_consent=self.require_consent,
+                       present=contact_id in self.present, suppression=self.suppression)
+
+    def allows(self, contact_id: int) -> bool:
+        return self.refusal(contact_id) is None
+
+
+def send_rule(c: Connection, config: LoadedConfig, destination: str, contact_ids: Sequence[int]) -> SendRule:
+    """The :class:`SendRule` of ``destination`` for ``contact_ids``: two batch lookups
+    (their statuses, and which of them the destination already holds) for an e-mail or
+    SMS service, none for another tool."""
+    cls = config.classes[config.model.connectors[destination].plugin]
+    channel = cls.consent_channel
+    if not channel:
+        return SendRule(None, {}, set())
+    ids = list(contact_ids)
+    statuses = {contact_id: row.status for (contact_id, _), row in current(c, ids, channel).items()}
+    return SendRule(channel, statuses, present_in(c, destination, ids),
+                    require_consent=getattr(config.options[destination], "require_consent", True),
+                    suppression=cls.suppression_list)
+
+
+__all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "SendRule", "accepts", "current", "field_name", "may_send",
+           "merge", "present_in", "record", "refusal", "send_rule"]

@@ -179,16 +179,9 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _sendable(config: LoadedConfig, c: Connection, name: str, ids: list[int]) -> set[int]:
     """The contacts among ``ids`` the sync's outbox would write to ``name``: for an e-mail
-    or SMS service, those its consent rule lets through (``consent.may_send``)."""
-    cls = config.classes[config.model.connectors[name].plugin]
-    channel = cls.consent_channel
-    if not channel:
-        return set(ids)
-    require = getattr(config.options[name], "require_consent", True)
-    statuses = {cid: row.status for (cid, _), row in consent.current(c, ids, channel).items()}
-    present = consent.present_in(c, name, ids)
-    return {cid for cid in ids if consent.may_send(statuses.get(cid), require_consent=require, present=cid in present,
-                                                    suppression=cls.suppression_list)}
+    or SMS service, those its consent rule lets through (``consent.send_rule``)."""
+    rule = consent.send_rule(c, config, name, ids)
+    return {contact_id for contact_id in ids if rule.allows(contact_id)}
 
 
 def _compared_fields(config: LoadedConfig, name: str) -> list[str]:

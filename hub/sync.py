@@ -1194,11 +1194,9 @@ class Sync:
                     outbound = segments.outbound_values(c, [cid for cid, v in contact_values.items() if v is not None])
                 if "segments" in mapping.outbound:
                     names = sorted(self.config.model.segments)
-            channel = self.config.classes[entry.plugin].consent_channel
-            if channel:  # an email or SMS service: the contact's consent goes along and decides
-                require = getattr(self.config.options[destination], "require_consent", True)
-                statuses = {cid: row.status for (cid, _), row in consent.current(c, ids, channel).items()}
-                present = consent.present_in(c, destination, ids)
+            # an email or SMS service: the contact's consent goes along and decides
+            rule = consent.send_rule(c, self.config, destination, ids)
+            channel = rule.channel
             state: dict[int, Any] = {}
             for chunk in _chunks(ids):
                 for row in c.execute(
@@ -1222,14 +1220,11 @@ class Sync:
                     if names is not None:
                         payload[SEGMENT_NAMES_KEY] = names
                     if channel:
-                        payload[consent.PAYLOAD_KEY] = statuses.get(contact_id)
+                        payload[consent.PAYLOAD_KEY] = rule.status(contact_id)
                     op, digest = "upsert", payload_hash(payload)
                 previous = state.get(contact_id)
                 status = "sent" if previous is not None and op == "upsert" and previous.sent_hash == digest else "pending"
-                if channel and op == "upsert" and not consent.may_send(
-                    statuses.get(contact_id), require_consent=require, present=contact_id in present,
-                    suppression=self.config.classes[entry.plugin].suppression_list,
-                ):
+                if channel and op == "upsert" and not rule.allows(contact_id):
                     if previous is None:
                         continue  # no consent basis: never added to the list
                     status = "held"

@@ -39,18 +39,35 @@ def test_which_report_wins(current, status, source, at, accepted):
     assert consent.accepts(current, status, source, at) is accepted
 
 
-@pytest.mark.parametrize(("status", "require", "present", "sent"), [
-    ("subscribed", True, False, True),
-    (None, True, False, False),
-    (None, False, False, True),
-    (None, True, True, True),
-    ("pending", False, False, False),
-    ("unsubscribed", False, False, False),
-    ("unsubscribed", True, True, True),
-    ("bounced", True, True, True),
+@pytest.mark.parametrize(("status", "require", "present", "suppression", "why_not"), [
+    ("subscribed", True, False, False, None),
+    (None, True, False, False, consent.NO_CONSENT),
+    (None, False, False, False, None),
+    (None, True, True, False, None),
+    ("pending", False, False, False, consent.PENDING),
+    ("pending", True, True, False, None),
+    ("unsubscribed", False, False, False, consent.OPTED_OUT_THERE),
+    ("unsubscribed", True, True, False, None),
+    ("bounced", True, True, False, None),
+    ("bounced", True, False, False, consent.OPTED_OUT_THERE),
+    # a suppression list (an SMS stop list) takes the contacts who withdrew, and only them
+    ("unsubscribed", True, False, True, None),
+    ("complained", True, True, True, None),
+    ("bounced", True, True, True, consent.NOT_WITHDRAWN),
+    ("subscribed", True, False, True, consent.NOT_WITHDRAWN),
 ])
-def test_what_may_be_sent(status, require, present, sent):
-    assert consent.may_send(status, require_consent=require, present=present) is sent
+def test_what_may_be_sent_and_why_not(status, require, present, suppression, why_not):
+    assert consent.refusal(status, require_consent=require, present=present, suppression=suppression) == why_not
+    assert consent.may_send(status, require_consent=require, present=present, suppression=suppression) is (
+        why_not is None)
+    rule = consent.SendRule("email", {7: status} if status else {}, {7} if present else set(),
+                            require_consent=require, suppression=suppression)
+    assert (rule.status(7), rule.refusal(7), rule.allows(7)) == (status, why_not, why_not is None)
+
+
+def test_a_tool_without_a_consent_channel_takes_every_contact():
+    rule = consent.SendRule(None, {}, set())
+    assert (rule.channel, rule.status(7), rule.refusal(7), rule.allows(7)) == (None, None, None, True)
 
 
 def test_records_log_each_change_and_merges_keep_the_strictest(tmp_path):
@@ -72,4 +89,51 @@ def test_records_log_each_change_and_merges_keep_the_strictest(tmp_path):
             ("consent_email", "subscribed", "unsubscribed", "merge"), ("consent_sms", None, "subscribed", "merge")]
         left = {(r.contact_id, r.channel): r.status for r in c.execute(select(consents))}
         assert left == {(1, "email"): "unsubscribed", (1, "sms"): "subscribed"}
+    store.dispose()
+
+
+def test_a_send_rule_looks_up_a_batch_at_once(tmp_path):
+    """Two lookups per 500 contacts (statuses; contacts the destination holds), however
+    many are asked about: the sync asks for every contact of a batch."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import event
+
+    from hub.store import bulk_insert
+    from hub.store.schema import outbox
+
+    class Mailing:
+        consent_channel, suppression_list = "email", False
+
+    class Sheet:
+        consent_channel, suppression_list = None, False
+
+    config = SimpleNamespace(
+        classes={"mailing": Mailing, "sheet": Sheet},
+        model=SimpleNamespace(connectors={"list": SimpleNamespace(plugin="mailing"),
+                                          "out": SimpleNamespace(plugin="sheet")}),
+        options={"list": SimpleNamespace(require_consent=True), "out": SimpleNamespace()},
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.migrate()
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    with store.begin() as c:
+        bulk_insert(c, consents, [
+            {"contact_id": 1, "channel": "email", "status": "subscribed", "source": "list", "at": T0, "proof": None},
+            {"contact_id": 2, "channel": "email", "status": "unsubscribed", "source": "list", "at": T0, "proof": None},
+            {"contact_id": 3, "channel": "email", "status": "unsubscribed", "source": "list", "at": T0, "proof": None},
+        ])
+        bulk_insert(c, outbox, [{"destination": "list", "contact_id": 3, "op": "upsert", "payload": "{}",
+                                 "payload_hash": "h", "status": "sent", "sent_hash": "h", "attempts": 0}])
+        statements.clear()
+        ids = list(range(1, 1001))
+        rule = consent.send_rule(c, config, "list", ids)
+        assert len(statements) == 2 + 2 * 2  # statuses by 500; records and outbox by 500
+        assert [(i, rule.status(i), rule.refusal(i)) for i in (1, 2, 3, 4)] == [
+            (1, "subscribed", None), (2, "unsubscribed", consent.OPTED_OUT_THERE),
+            (3, "unsubscribed", None),  # in the list already: updated there as unsubscribed
+            (4, None, consent.NO_CONSENT)]
+        statements.clear()
+        assert consent.send_rule(c, config, "out", ids).allows(4) and statements == []
     store.dispose()
