@@ -159,6 +159,7 @@ def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass
                 for item in report["missing_in_tool"] + report["conflicts"] + report["consent_mismatches"]
                 if item["contact_id"] is not None
             })
+            queued: set[int] = set()
             for chunk in _chunks(resend):
                 c.execute(
                     update(outbox)
@@ -166,6 +167,14 @@ def apply(config: LoadedConfig, store: Store, report: dict[str, Any], allow_mass
                                 outbox.c.op == "upsert"))
                     .values(status="pending", sent_hash=None)
                 )
+                queued.update(row.contact_id for row in c.execute(
+                    select(outbox.c.contact_id).where(and_(outbox.c.destination == name,
+                                                           outbox.c.contact_id.in_(chunk)))))
+            # a contact never queued for the tool (added after the contact last changed) is
+            # queued now, by the consent rule; one whose record left the tool is not: the
+            # complete read removes that record
+            gone = {item["contact_id"] for item in report["missing_in_tool"] if item["external_id"] is not None}
+            Sync(config, store).queue(c, [cid for cid in resend if cid not in queued and cid not in gone], [name])
     report_ = Sync(config, store, allow_mass_delete=allow_mass_delete).run([name])
     if entry.reads and entry.writes and report_.counts_for(name).sent and not report_.errors:
         # rows hub just wrote to a tool it also reads are linked by reading them back

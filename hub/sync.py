@@ -1178,6 +1178,19 @@ class Sync:
                 for row in rows[:room]
             )
 
+    def queue(self, c: Connection, contact_ids: Sequence[int], only: Sequence[str]) -> None:
+        """Queue the live contacts among ``contact_ids`` as they are for the destinations
+        ``only``, by the consent rule, as a change would queue them: a destination added
+        after they last changed has no outbox row for them."""
+        values: dict[int, dict[str, Any] | None] = {}
+        for chunk in _chunks(sorted(set(contact_ids))):
+            for row in c.execute(select(contacts).where(and_(
+                contacts.c.id.in_(chunk), contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None),
+            ))):
+                values[row.id] = _contact_values(row)
+        if values:
+            self._enqueue(c, values, utcnow(), only=only)
+
     def _enqueue(self, c: Connection, contact_values: dict[int, dict[str, Any] | None], now: dt.datetime,
                  only: Sequence[str] | None = None) -> None:
         """Queue the merged truth for every destination (or those of ``only``); an unchanged
@@ -1233,7 +1246,7 @@ class Sync:
                     "payload": json.dumps(payload, ensure_ascii=False, default=str) if payload is not None else None,
                     "payload_hash": digest,
                     "status": status,
-                    "run_id": self.report.run_id,
+                    "run_id": self.report.run_id or None,  # none when queued outside a run
                     "updated_at": now,
                 }
                 if previous is None:

@@ -921,6 +921,35 @@ def test_reconcile_leaves_out_contacts_the_consent_rule_never_sends_to_the_tool(
         assert report["consent_held"] == 1
 
 
+def test_reconcile_apply_sends_a_tool_added_later_the_contacts_it_lacks(store_project, monkeypatch):
+    """A tool enabled after the contacts came in has no outbox row for them (nothing
+    changed since): --apply queues them, by the consent rule, and sends them."""
+    from tests.fakes.brevo import FakeBrevo
+    from tests.fakes.mailchimp import FakeMailchimp, subscriber_hash
+    from tests.test_messaging import BREVO_KEY, MAILCHIMP_KEY, configure
+
+    project = store_project
+    project.write("crm.csv", "id,full_name,email\n1,Анна Петрова,anna@example.com\n2,Борис Смирнов,boris@example.com\n"
+                             "3,Вера Козлова,vera@example.com\n")
+    with FakeMailchimp(MAILCHIMP_KEY) as mailchimp, FakeBrevo(BREVO_KEY) as brevo:
+        brevo.add("anna@example.com", FIRSTNAME="Анна")  # subscribed in Brevo
+        brevo.add("boris@example.com", blacklisted=True, FIRSTNAME="Борис")  # opted out
+        configure(project, mailchimp, brevo, monkeypatch, extra="  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+        path = project.root / "hub.yaml"
+        config = path.read_text(encoding="utf-8")
+        path.write_text(config.replace("  mailchimp:\n", "  mailchimp:\n    enabled: false\n", 1), encoding="utf-8")
+        for _ in range(2):  # the second reads back what hub wrote to Brevo
+            assert project.hub("sync").exit_code == 0
+        path.write_text(config, encoding="utf-8")  # Mailchimp added: nothing changed, nothing queued for it
+        assert project.hub("sync").exit_code == 0 and mailchimp.members == {}
+        report = json.loads(project.hub("reconcile", "mailchimp", "--json", "--unmask").stdout)
+        assert [r["store"] for r in report["missing_in_tool"]] == ["Петрова Анна, anna@example.com"]
+        assert report["consent_held"] == 2  # Борис opted out, Вера has no consent basis
+        applied = json.loads(project.hub("reconcile", "mailchimp", "--apply", "--json").stdout)
+        assert sum(applied["after"].values()) == 0
+        assert set(mailchimp.members) == {subscriber_hash("anna@example.com")}
+
+
 def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_project):
     """Both take the store's run lock: one runs, the other waits for later or exits
     with code 3; whichever order, the store ends complete and a rerun changes nothing."""
