@@ -866,8 +866,7 @@ def reconcile_command(app: App, connector: str, other: str | None, fix: bool, al
         if report["suppressed"]:
             click.echo(f"{report['suppressed']} records of erased people are not counted")
         if report["consent_held"]:
-            click.echo(f"{report['consent_held']} contacts hub does not send to {connector} for consent "
-                       "(no consent basis, or opted out) are not counted")
+            click.echo(_consent_held_note(report["consent_held"], connector))
         if fix:
             click.echo(f"applied in run {report['applied']['run_id']} ({report['applied']['status']}); left: "
                        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))
@@ -899,6 +898,11 @@ def schedule_command(app: App, once: bool, as_json: bool) -> None:
         _emit(made)
     if once and any(report.get("status") == "failed" for report in made):
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _consent_held_note(count: int, connector: str) -> str:
+    return (f"{count} contacts hub does not send to {connector} for consent (no consent basis, or opted out) "
+            "are not counted")
 
 
 def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool, fmt: str, unmask: bool,
@@ -936,6 +940,9 @@ def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool
                ["kind", "contact", "field", f"{a} record", a, f"{b} record", b],
                [[r["kind"].replace("_", " "), r["contact_id"], r["field"], r["a_external_id"], r["a"],
                  r["b_external_id"], r["b"]] for r in pair_rows(report)])
+        for name, held in report["consent_held"].items():
+            if held:
+                click.echo(_consent_held_note(held, name))
         if fix:
             click.echo("applied in runs " + ", ".join(str(r["run_id"]) for r in report["applied"]) + "; left: "
                        + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report["after"].items()))

@@ -126,15 +126,13 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
                      "tool": None, "store": _summary(live[contact_id], unmask)})
         if writes:
             linked = set(links.values())
-            held = {row.contact_id for row in c.execute(
-                select(outbox.c.contact_id).where(and_(outbox.c.destination == name, outbox.c.status == "held")))}
             unlinked = [row for row in c.execute(
                 select(contacts).where(and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))
                 .order_by(contacts.c.id)
             ) if row.id not in linked]
-            sendable = _sendable(config, c, name, [row.id for row in unlinked])
+            held = _consent_held(config, c, name, [row.id for row in unlinked])
             for row in unlinked:
-                if row.id in held or row.id not in sendable:
+                if row.id in held:
                     report["consent_held"] += 1  # the sync would never write it there
                     continue
                 report["missing_in_tool"].append(
@@ -186,11 +184,14 @@ def rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return report["missing_in_tool"] + report["missing_in_store"] + report["conflicts"] + report["consent_mismatches"]
 
 
-def _sendable(config: LoadedConfig, c: Connection, name: str, ids: list[int]) -> set[int]:
-    """The contacts among ``ids`` the sync's outbox would write to ``name``: for an e-mail
-    or SMS service, those its consent rule lets through (``consent.send_rule``)."""
+def _consent_held(config: LoadedConfig, c: Connection, name: str, ids: list[int]) -> set[int]:
+    """The contacts among ``ids`` the sync's outbox never writes to ``name`` for consent:
+    for an e-mail or SMS service, those its consent rule keeps off it (``consent.send_rule``),
+    and those whose queued version it holds back."""
     rule = consent.send_rule(c, config, name, ids)
-    return {contact_id for contact_id in ids if rule.allows(contact_id)}
+    queued_held = {row.contact_id for row in c.execute(
+        select(outbox.c.contact_id).where(and_(outbox.c.destination == name, outbox.c.status == "held")))}
+    return {contact_id for contact_id in ids if contact_id in queued_held or not rule.allows(contact_id)}
 
 
 def _compared_fields(config: LoadedConfig, name: str) -> list[str]:
@@ -234,7 +235,8 @@ PAIR_COLUMNS = ("kind", "contact_id", "field", "a_external_id", "a", "b_external
 def reconcile_pair(config: LoadedConfig, store: Store, a: str, b: str, unmask: bool = False) -> dict[str, Any]:
     """Two tools compared through the store: the contacts one tool has and the other
     lacks, and fields both carry with different values. Records the store does not
-    know are in each tool's own report (``hub reconcile A``)."""
+    know are in each tool's own report (``hub reconcile A``). A contact the consent rule
+    keeps off a tool hub writes to is not one it lacks: ``consent_held`` counts them by tool."""
     if a == b:
         raise UsageError("name two different connectors")
     sides: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
@@ -251,14 +253,23 @@ def reconcile_pair(config: LoadedConfig, store: Store, a: str, b: str, unmask: b
                 by_contact.setdefault(contact_id, (external_id, values))
         sides[name] = by_contact
     fields = [f for f in _compared_fields(config, a) if f in _compared_fields(config, b)]
-    report: dict[str, Any] = {"connectors": [a, b], f"only_in_{a}": [], f"only_in_{b}": [], "conflicts": []}
+    report: dict[str, Any] = {"connectors": [a, b], f"only_in_{a}": [], f"only_in_{b}": [], "conflicts": [],
+                              "consent_held": {a: 0, b: 0}}
+    # a contact the consent rule keeps off a tool hub writes to is not one that tool lacks
+    held: dict[str, set[int]] = {a: set(), b: set()}
+    with store.connect() as c:
+        for name, other in ((a, b), (b, a)):
+            if config.model.connectors[other].writes:
+                held[other] = _consent_held(config, c, other, sorted(set(sides[name]) - set(sides[other])))
 
     def shown(field_: str, value: Any) -> Any:
         return value if unmask or field_ not in MASKED_FIELDS else mask_value(field_, value)
 
     for name, other in ((a, b), (b, a)):
         for contact_id, (external_id, values) in sorted(sides[name].items()):
-            if contact_id not in sides[other]:
+            if contact_id in held[other]:
+                report["consent_held"][other] += 1
+            elif contact_id not in sides[other]:
                 row = {"kind": f"only_in_{name}", "contact_id": contact_id, "field": None,
                        "a_external_id": None, "a": None, "b_external_id": None, "b": None}
                 side = "a" if name == a else "b"

@@ -950,6 +950,38 @@ def test_reconcile_apply_sends_a_tool_added_later_the_contacts_it_lacks(store_pr
         assert set(mailchimp.members) == {subscriber_hash("anna@example.com")}
 
 
+def test_reconcile_two_tools_leaves_out_contacts_the_consent_rule_keeps_from_one(store_project, monkeypatch):
+    """As in one tool's report: a contact hub never sends to Mailchimp for consent is not
+    one Mailchimp lacks; the report counts it under the tool in consent_held."""
+    from tests.fakes.brevo import FakeBrevo
+    from tests.fakes.mailchimp import FakeMailchimp
+    from tests.test_messaging import BREVO_KEY, MAILCHIMP_KEY, configure
+
+    project = store_project
+    project.write("crm.csv", "id,full_name,email\n1,Анна Петрова,anna@example.com\n2,Борис Смирнов,boris@example.com\n"
+                             "3,Иван Петров,ivan@example.ru\n")
+    with FakeMailchimp(MAILCHIMP_KEY) as mailchimp, FakeBrevo(BREVO_KEY) as brevo:
+        mailchimp.add("ivan@example.ru", FNAME="Иван", LNAME="Петров")
+        brevo.add("boris@example.com", blacklisted=True, FIRSTNAME="Борис")  # opted out, never on Mailchimp
+        configure(project, mailchimp, brevo, monkeypatch, extra="  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+        assert project.hub("sync").exit_code == 0
+        # Анна has no consent basis (require_consent is on), Борис opted out: the sync sends neither
+        report = json.loads(project.hub("reconcile", "crm", "mailchimp", "--json").stdout)
+        assert report["counts"] == {"only_in_crm": 0, "only_in_mailchimp": 0, "conflicts": 0}
+        assert report["consent_held"] == {"crm": 0, "mailchimp": 2}
+        table = project.hub("reconcile", "crm", "mailchimp")
+        assert "2 contacts hub does not send to mailchimp for consent" in table.stdout
+
+        # without require_consent a contact with no status may be sent there; one who opted out still never
+        path = project.root / "hub.yaml"
+        path.write_text(path.read_text(encoding="utf-8").replace(
+            f"list_id: {mailchimp.list_id}\n", f"list_id: {mailchimp.list_id}\n    require_consent: false\n", 1),
+            encoding="utf-8")
+        report = json.loads(project.hub("reconcile", "crm", "mailchimp", "--json", "--unmask").stdout)
+        assert [r["a"] for r in report["only_in_crm"]] == ["Анна Петрова, anna@example.com"]
+        assert report["consent_held"] == {"crm": 0, "mailchimp": 1}
+
+
 def test_a_scheduled_run_and_a_manual_sync_started_at_once_lose_nothing(store_project):
     """Both take the store's run lock: one runs, the other waits for later or exits
     with code 3; whichever order, the store ends complete and a rerun changes nothing."""
@@ -996,6 +1028,7 @@ def test_reconcile_two_tools_through_the_store(crm):
     assert crm.hub("sync").exit_code == 0  # the row hub wrote to crm is read back and linked
     report = json.loads(crm.hub("reconcile", "crm", "mailing", "--json", "--unmask").stdout)
     assert report["counts"] == {"only_in_crm": 3, "only_in_mailing": 0, "conflicts": 0}
+    assert report["consent_held"] == {"crm": 0, "mailing": 0}  # no consent rule for a sheet, nor one hub only reads
     (crm.root / "mailing.csv").write_text(
         "email,full_name,phone\nnew@example.ru,Новиков Олег,+79990009999\n", encoding="utf-8")
     report = json.loads(crm.hub("reconcile", "crm", "mailing", "--json", "--unmask").stdout)
