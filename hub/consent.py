@@ -9,6 +9,10 @@ per contact and channel in ``consents`` and logs each change (field
   a subscription from any other tool, whenever it happened: a list that still says
   ``subscribed`` simply has not heard of it yet.
 * ``complained`` outranks ``unsubscribed``, which outranks ``bounced``.
+* A blocklist that does not say why (``ConsentReport.blocklist``: Brevo's
+  ``emailBlacklisted``) is an opt-out only where none is known: it does not rewrite the
+  one hub knows. A bounce hub imported into Brevo blacklisted reads back blacklisted,
+  and stays a bounce rather than becoming the person's own unsubscribe.
 * An opted-out contact becomes ``subscribed`` (or ``pending``) again only when the
   tool that recorded the opt-out later reports the new status itself: the person
   signed up there again, which providers allow only the person to do.
@@ -60,14 +64,18 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def accepts(current: Any | None, status: str, source: str, at: dt.datetime | None) -> bool:
+def accepts(current: Any | None, status: str, source: str, at: dt.datetime | None, *,
+            blocklist: bool = False) -> bool:
     """Whether a report of ``status`` by ``source`` at ``at`` replaces ``current``
-    (a row with ``status``, ``source``, ``at``; ``None`` when nothing is known)."""
+    (a row with ``status``, ``source``, ``at``; ``None`` when nothing is known).
+    ``blocklist``: the report is a blocklist that does not say why (``ConsentReport.blocklist``)."""
     if current is None:
         return True
     if status == current.status:
         return False
     if status in OPTED_OUT:
+        if blocklist and current.status in OPTED_OUT:
+            return False  # the opt-out hub knows says more than a blocklist
         if current.status not in OPTED_OUT:
             return True
         return _OPT_OUT_RANK[status] > _OPT_OUT_RANK[current.status]
@@ -77,6 +85,12 @@ def accepts(current: Any | None, status: str, source: str, at: dt.datetime | Non
         return source == current.source and before is not None and after is not None and after > before
     # subscribed over pending; a pending report does not demote a subscription
     return status == "subscribed"
+
+
+def agrees(status: str | None, report: ConsentReport) -> bool:
+    """Whether a tool's report says what hub holds (``status``): the same status, or a
+    blocklist for an opt-out hub knows."""
+    return report.status == status or (report.blocklist and report.status in OPTED_OUT and status in OPTED_OUT)
 
 
 def proof_text(report: ConsentReport, external_id: str) -> str:
@@ -113,7 +127,7 @@ def record(
         key = (contact_id, report.channel)
         row = known.get(key)
         at = _aware(report.at) or now
-        if not accepts(row, report.status, connector, at):
+        if not accepts(row, report.status, connector, at, blocklist=report.blocklist):
             continue
         values = {"contact_id": contact_id, "channel": report.channel, "status": report.status,
                   "source": connector, "at": at, "proof": proof_text(report, external_id)}
@@ -289,5 +303,5 @@ def send_rule(c: Connection, config: LoadedConfig, destination: str, contact_ids
                     suppression=cls.suppression_list)
 
 
-__all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "SendRule", "accepts", "current", "field_name", "may_send",
-           "merge", "present_in", "record", "refusal", "send_rule"]
+__all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "SendRule", "accepts", "agrees", "current", "field_name",
+           "may_send", "merge", "present_in", "record", "refusal", "send_rule"]

@@ -70,6 +70,12 @@ class ConsentReport:
     at: dt.datetime | None = None
     #: Evidence: how and where consent was given or withdrawn (form, ip, text, reason).
     proof: tuple[tuple[str, str], ...] = ()
+    #: The opt-out is a blocklist that does not say why (Brevo's ``emailBlacklisted``: an
+    #: unsubscribe, a complaint, a hard bounce, a block by hand, or hub's own import of an
+    #: opted-out contact). It stands for ``status`` where hub knows no opt-out and leaves
+    #: one hub knows as it is (``hub.consent.accepts``). Not in the repr, of which record
+    #: hashes are made: the status and proof it goes with are.
+    blocklist: bool = field(default=False, repr=False)
 
 
 #: Event types that count as a message sent to the person (``messages_30d``).

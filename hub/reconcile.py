@@ -105,7 +105,7 @@ def reconcile(config: LoadedConfig, store: Store, name: str, unmask: bool = Fals
             store_values = live[contact_id]
             for report_ in reported.get(external_id, ()):
                 row = stored_consent.get((contact_id, report_.channel))
-                if row is None or row.status != report_.status:
+                if not consent.agrees(row.status if row is not None else None, report_):
                     report["consent_mismatches"].append(
                         {"kind": "consent", "external_id": external_id, "contact_id": contact_id,
                          "field": consent.field_name(report_.channel), "tool": report_.status,

@@ -4,6 +4,8 @@ Reading pages through ``GET /contacts/lists/{id}/contacts`` (500 a page; every
 contact with ``GET /contacts`` when no list is set), from the cursor on with
 ``modifiedSince``. A contact is a record keyed by Brevo's contact id, with its
 attributes; ``emailBlacklisted`` reports an email opt-out, ``smsBlacklisted`` an SMS one.
+A blacklist does not say why, so it is ``unsubscribed`` only where hub knows no opt-out:
+a bounce hub imported blacklisted (below) stays ``bounced``.
 
 Writing imports contacts in bulk (``POST /contacts/import`` with ``jsonBody``, up to
 ``batch_size`` rows, ``updateExistingContacts``): opted-out (and hard-bounced) contacts go in an import
@@ -249,10 +251,14 @@ class BrevoConnector(Connector):
     def _record(self, contact: dict[str, Any], changed: dt.datetime | None) -> RawRecord:
         values = {"email": contact.get("email")}
         values.update({k: v for k, v in (contact.get("attributes") or {}).items() if v not in (None, "")})
-        reports = [ConsentReport("email", "unsubscribed" if contact.get("emailBlacklisted") else "subscribed",
-                                 changed, (("brevo_emailBlacklisted", str(bool(contact.get("emailBlacklisted")))),))]
+        # a blacklist does not say why (an unsubscribe, a complaint, a hard bounce, a block
+        # by hand, hub's import of an opted-out contact): it leaves an opt-out hub knows as it is
+        blacklisted = bool(contact.get("emailBlacklisted"))
+        reports = [ConsentReport("email", "unsubscribed" if blacklisted else "subscribed", changed,
+                                 (("brevo_emailBlacklisted", str(blacklisted)),), blocklist=blacklisted)]
         if contact.get("smsBlacklisted"):
-            reports.append(ConsentReport("sms", "unsubscribed", changed, (("brevo_smsBlacklisted", "True"),)))
+            reports.append(ConsentReport("sms", "unsubscribed", changed, (("brevo_smsBlacklisted", "True"),),
+                                         blocklist=True))
         return RawRecord(str(contact.get("id")), values, updated_at=changed, consents=tuple(reports))
 
     # -- writing -------------------------------------------------------------

@@ -288,7 +288,7 @@ def test_a_hard_bounce_is_not_lifted_by_the_contact_hub_writes_back(fake, projec
     """A transactional e-mail to Anna hard-bounced: her consent is `bounced`. hub's import
     of her contact into Brevo changes it, and Brevo reads a contact it has not blacklisted
     as subscribed: the next sync lifted the bounce. She is imported blacklisted instead
-    (Brevo then reads her as unsubscribed: opted out either way, never subscribed)."""
+    (Brevo then reads her blacklisted: opted out, never subscribed)."""
     now = dt.datetime.now(dt.timezone.utc)
     fake.timezone = dt.timezone.utc
     fake.add("anna@example.com", FIRSTNAME="Анна", LASTNAME="Петрова")
@@ -312,3 +312,47 @@ def test_a_hard_bounce_is_not_lifted_by_the_contact_hub_writes_back(fake, projec
     assert anna["emailBlacklisted"] is True
     log = json.loads(project.hub("log", "--field", "consent_email", "--json").stdout)
     assert "subscribed" not in [entry["new"] for entry in log if entry["old"] is not None]
+
+
+def test_a_bounce_hub_imported_blacklisted_stays_a_bounce_in_the_consent_log(fake, project):
+    """Brevo's blacklist does not say why. Read back after hub imported Anna's bounced
+    address blacklisted, it is no unsubscribe of hers: the log keeps the bounce, and she
+    stays opted out. Boris, blacklisted with nothing else known, is unsubscribed."""
+    now = dt.datetime.now(dt.timezone.utc)
+    fake.timezone = dt.timezone.utc
+    fake.add("anna@example.com", FIRSTNAME="Анна", LASTNAME="Петрова")
+    fake.add("boris@example.com", FIRSTNAME="Борис", LASTNAME="Смирнов")
+    fake.email_event("anna@example.com", "hardBounces", at=now - dt.timedelta(days=3), reason="user unknown")
+    fake.email_event("boris@example.com", "delivered", at=now)  # the activity cursor moves to today
+    project.config(
+        "connectors:\n  brevo: {plugin: brevo, role: both, api_key: " + API_KEY + ", list_id: 2, "
+        f"endpoint: \"{fake.url}/v3\", import_poll_seconds: 0, backoff_seconds: 0}}\n"
+    )
+
+    def sync() -> None:
+        result = project.hub("sync", "--json")
+        assert result.exit_code == 0, result.output
+
+    def consent(email: str) -> dict:
+        card = json.loads(project.hub("show", email, "--json").stdout)
+        return {c["channel"]: c for c in card["consents"]}["email"]
+
+    def log(email: str) -> list[tuple]:
+        contact = json.loads(project.hub("show", email, "--json").stdout)["id"]
+        entries = json.loads(project.hub("log", "--field", "consent_email", "--contact", str(contact), "--json").stdout)
+        return [(entry["old"], entry["new"], entry["connector"]) for entry in entries]  # oldest first
+
+    for _ in range(3):
+        sync()
+    anna = consent("anna@example.com")
+    assert (anna["status"], anna["source"]) == ("bounced", "brevo")
+    assert json.loads(anna["proof"])["brevo_event"] == "hardBounces"
+    assert log("anna@example.com") == [(None, "subscribed", "brevo"), ("subscribed", "bounced", "brevo")]
+    assert fake.by_email("anna@example.com")["emailBlacklisted"] is True  # still opted out in Brevo
+    # the blacklist says what hub holds: no difference to reconcile
+    assert json.loads(project.hub("reconcile", "brevo", "--json").stdout)["consent_mismatches"] == []
+
+    fake.person_edits("boris@example.com", blacklisted=True)
+    sync()
+    assert consent("boris@example.com")["status"] == "unsubscribed"
+    assert log("boris@example.com") == [(None, "subscribed", "brevo"), ("subscribed", "unsubscribed", "brevo")]

@@ -39,6 +39,48 @@ def test_which_report_wins(current, status, source, at, accepted):
     assert consent.accepts(current, status, source, at) is accepted
 
 
+@pytest.mark.parametrize(("current", "accepted"), [
+    (None, True),
+    (Row("subscribed", "brevo"), True),
+    (Row("pending", "mailchimp"), True),
+    (Row("bounced", "brevo"), False),  # hub imported the bounce blacklisted: it reads back so
+    (Row("bounced", "mailchimp"), False),
+    (Row("unsubscribed", "mailchimp"), False),
+    (Row("complained", "brevo"), False),
+])
+def test_a_blocklist_that_does_not_say_why_leaves_a_known_opt_out(current, accepted):
+    at = T0 + dt.timedelta(days=1)
+    assert consent.accepts(current, "unsubscribed", "brevo", at, blocklist=True) is accepted
+    if current is not None and current.status == "bounced":
+        # the person's own unsubscribe (an event, a list's status) still says more than a bounce
+        assert consent.accepts(current, "unsubscribed", "brevo", at)
+
+
+def test_a_blocklist_agrees_with_any_opt_out_hub_knows():
+    blacklisted = ConsentReport("email", "unsubscribed", T0, blocklist=True)
+    assert [consent.agrees(status, blacklisted) for status in ("bounced", "unsubscribed", "complained")] == [True] * 3
+    assert not any(consent.agrees(status, blacklisted) for status in (None, "subscribed", "pending"))
+    unsubscribed = ConsentReport("email", "unsubscribed", T0)
+    assert [consent.agrees(status, unsubscribed) for status in ("bounced", "unsubscribed")] == [False, True]
+
+
+def test_a_blocklist_is_recorded_only_where_no_opt_out_is_known(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.migrate()
+    blacklisted = ConsentReport("email", "unsubscribed", T0 + dt.timedelta(days=1),
+                                (("brevo_emailBlacklisted", "True"),), blocklist=True)
+    with store.begin() as c:
+        consent.record(c, [(1, "brevo", "anna@example.com", ConsentReport("email", "bounced", T0)),
+                           (2, "brevo", "7", ConsentReport("email", "subscribed", T0))], T0)
+        rows, changed = consent.record(c, [(1, "brevo", "6", blacklisted), (2, "brevo", "7", blacklisted)], T0)
+        assert changed == {2}
+        assert [(r["contact_id"], r["old_value"], r["new_value"]) for r in rows] == [(2, "subscribed", "unsubscribed")]
+        left = {r.contact_id: (r.status, r.proof) for r in c.execute(select(consents))}
+        assert left == {1: ("bounced", '{"record": "anna@example.com"}'),
+                        2: ("unsubscribed", '{"brevo_emailBlacklisted": "True", "record": "7"}')}
+    store.dispose()
+
+
 @pytest.mark.parametrize(("status", "require", "present", "suppression", "why_not"), [
     ("subscribed", True, False, False, None),
     (None, True, False, False, consent.NO_CONSENT),
