@@ -89,8 +89,14 @@ def accepts(current: Any | None, status: str, source: str, at: dt.datetime | Non
 
 def agrees(status: str | None, report: ConsentReport) -> bool:
     """Whether a tool's report says what hub holds (``status``): the same status, or a
-    blocklist for an opt-out hub knows."""
-    return report.status == status or (report.blocklist and report.status in OPTED_OUT and status in OPTED_OUT)
+    blocklist for an opt-out hub knows, or a weaker opt-out than the one hub holds (a
+    complaint hub wrote to a tool that can only mark an unsubscribe): the tool sends
+    nothing either way, and nothing hub can write would change what it says."""
+    if report.status == status:
+        return True
+    if report.status in OPTED_OUT and status in OPTED_OUT:
+        return report.blocklist or _OPT_OUT_RANK[report.status] <= _OPT_OUT_RANK[status]
+    return False
 
 
 def proof_text(report: ConsentReport, external_id: str) -> str:

@@ -64,6 +64,15 @@ def test_a_blocklist_agrees_with_any_opt_out_hub_knows():
     assert [consent.agrees(status, unsubscribed) for status in ("bounced", "unsubscribed")] == [False, True]
 
 
+def test_a_weaker_opt_out_in_a_tool_agrees_with_a_stronger_one_hub_holds():
+    """A complaint written to a tool that can only mark an unsubscribe, read back."""
+    unsubscribed = ConsentReport("email", "unsubscribed", T0)
+    assert consent.agrees("complained", unsubscribed)
+    assert consent.agrees("unsubscribed", ConsentReport("email", "bounced", T0))
+    assert not consent.agrees("bounced", unsubscribed)  # the tool knows more: hub should hear it
+    assert not consent.agrees("complained", ConsentReport("email", "subscribed", T0))
+
+
 def test_a_blocklist_is_recorded_only_where_no_opt_out_is_known(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'hub.db'}")
     store.migrate()

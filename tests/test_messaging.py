@@ -329,3 +329,26 @@ def test_campaign_history_reaches_the_client_card(project, services, monkeypatch
     sync(project)  # read again: stored once
     card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
     assert len(card["events"]) == 2
+
+
+def test_a_complaint_written_as_an_unsubscribe_is_no_consent_mismatch(project, services, more_services,
+                                                                       monkeypatch):
+    """Mailchimp, SendPulse and Unisender take a complaint hub knows from elsewhere as an
+    unsubscribe (they have no way to mark one): reading that back is no mismatch that
+    ``hub reconcile --apply`` would try, and fail, to clear for ever."""
+    mailchimp, brevo = services
+    sendpulse, unisender = more_services
+    for email, first, last in PEOPLE:
+        mailchimp.add(email, FNAME=first, LNAME=last)
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender)
+    sync(project)
+    mailchimp.person_unsubscribes("ivan@example.ru", reason="Abuse: spam complaint")
+    sync(project)
+    sync(project)
+    card = json.loads(project.hub("show", "ivan@example.ru", "--json").stdout)
+    assert [(c["channel"], c["status"]) for c in card["consents"]] == [("email", "complained")]
+    assert sendpulse.emails["ivan@example.ru"]["status"] == "unsubscribed"
+    assert unisender.contacts["ivan@example.ru"]["email_status"] == "unsubscribed"
+    for tool in ("sendpulse", "unisender"):
+        report = json.loads(project.hub("reconcile", tool, "--json").stdout)
+        assert report["consent_mismatches"] == [], (tool, report["consent_mismatches"])
