@@ -9,6 +9,10 @@ outbox queues the restored contacts for every destination (sent by the next sync
 * a field change: the old value comes back;
 * a contact the run created: deleted again (and deleted from destinations);
 * a contact the run deleted because its records were gone: its records come back;
+* a record the run moved because it now describes another person (a ``record`` entry
+  of reason ``sync``): it goes back to the contact it had, whose values before the run
+  are kept over what the record gives now, and the contact the run created for it
+  goes with the move (a contact it joined gets its values back);
 * merges and splits are undone with ``hub split`` and ``hub merge``; they are listed,
   not reverted, and so are the values of the contacts whose records they moved (those
   values are what the records give now). An undo of a run that only merged or split
@@ -36,6 +40,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from hub import analytics
 from hub.curate import MANUAL, Curator, decide
 from hub.errors import UsageError
 from hub.merge import SourceValues
@@ -43,7 +48,7 @@ from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
 from hub.redact import MASK
 from hub.store.schema import changes, contacts, match_reviews, overrides, runs, source_records
-from hub.sync import _contact_values, encode_value, utcnow
+from hub.sync import _change, _contact_values, encode_value, utcnow
 
 log = logging.getLogger("hub.undo")
 
@@ -120,7 +125,9 @@ class Undoer(Curator):
             if touched:
                 self._recompute(c, sorted(touched), MANUAL, now, reason="undo")
             c.execute(
-                update(changes).where(changes.c.run_id == self.report.run_id).values(connector=MANUAL, external_id=None)
+                # a record moved back keeps its name, so an undo of this undo can move it again
+                update(changes).where(and_(changes.c.run_id == self.report.run_id, changes.c.field != "record"))
+                .values(connector=MANUAL, external_id=None)
             )
             counts = {"actor": self.actor, "undoes": run_id, "contacts": len(touched), "changes": self.report.changes}
             if reviews["set"]:
@@ -174,8 +181,8 @@ class Undoer(Curator):
         self, c: Connection, run_id: int, plan: dict[int, dict[str, Any]], now: Any
     ) -> tuple[set[int], list[str]]:
         """Write the overrides and restore the records; returns the contacts to derive again."""
-        touched: set[int] = set()
-        skipped: list[str] = []
+        moved, skipped = self._move_back(c, plan, now)
+        touched = set(moved)
         for contact_id, steps in sorted(plan.items()):
             row = c.execute(select(contacts).where(contacts.c.id == contact_id)).first()
             if row is None:
@@ -195,6 +202,8 @@ class Undoer(Curator):
                 continue
             skipped.extend(steps.get("notes", []))
             derived = self._derived(c, contact_id)
+            if contact_id in moved and not derived:
+                continue  # its records went back to their contacts: derived again, it goes
             current = _contact_values(row)
             held = {
                 r.field: r for r in c.execute(select(overrides).where(overrides.c.contact_id == contact_id))
@@ -222,8 +231,15 @@ class Undoer(Curator):
                     )
                 touched.add(contact_id)
             masked = steps.get("masked", {})
-            for field_, old in steps.get("fields", {}).items():
-                if dump(old) == dump(current.get(field_)):
+            wanted = dict(steps.get("fields", {}))
+            # records came or went: every value goes back to the one the contact had before
+            # the run (the one stored, unless the run logged a change) over what they derive now
+            compared = derived if contact_id in moved else current
+            if contact_id in moved:
+                before = {f: v for f, v in current.items() if f not in analytics.WEB_FIELDS}
+                wanted.update((f, before.get(f)) for f in sorted(set(before) | set(derived)) if f not in wanted)
+            for field_, old in wanted.items():
+                if dump(old) == dump(compared.get(field_)):
                     continue
                 if field_ in masked:
                     if encode_value(current.get(field_)) == masked[field_]:
@@ -236,6 +252,44 @@ class Undoer(Curator):
                 _put(c, contact_id, field_, old, dump(derived.get(field_)), self.report.run_id, now)
                 touched.add(contact_id)
         return touched, skipped
+
+    def _move_back(
+        self, c: Connection, plan: dict[int, dict[str, Any]], now: Any
+    ) -> tuple[set[int], list[str]]:
+        """Link each record the run moved to another person's contact back to the contact
+        it had, logged as a ``record`` change. Returns the contacts whose records changed
+        and the moves not made."""
+        moved: set[int] = set()
+        skipped: list[str] = []
+        log_rows: list[dict[str, Any]] = []
+        for contact_id, steps in sorted(plan.items()):
+            for connector, external_id, taken_to in steps.get("records", []):
+                name = f"{connector}:{external_id}"
+                gone = [
+                    f"contact {other} was erased (hub forget)" for other in (contact_id, taken_to)
+                    if c.execute(select(changes.c.id).where(
+                        and_(changes.c.contact_id == other, changes.c.field == "erased"))).first() is not None
+                ]
+                row = c.execute(select(contacts.c.merged_into).where(contacts.c.id == contact_id)).first()
+                if row is not None and row.merged_into is not None:
+                    gone.append(f"contact {contact_id} was merged into {row.merged_into} since")
+                if gone:
+                    skipped.append(f"record {name} stays on contact {taken_to}: {'; '.join(gone)}")
+                    continue
+                done = c.execute(
+                    update(source_records)
+                    .where(and_(source_records.c.connector == connector, source_records.c.external_id == external_id,
+                                source_records.c.contact_id == taken_to, source_records.c.origin == "read"))
+                    .values(contact_id=contact_id)
+                ).rowcount
+                if not done:
+                    skipped.append(f"record {name} is no longer on contact {taken_to}: it stays where it is")
+                    continue
+                moved.update((contact_id, taken_to))
+                log_rows.append(_change(contact_id, "record", str(taken_to), str(contact_id), connector, external_id,
+                                        "undo", now))
+        self._log(c, log_rows)
+        return moved, skipped
 
     def _derived(self, c: Connection, contact_id: int) -> dict[str, Any]:
         """What the contact's live records derive, overrides aside."""
@@ -291,6 +345,10 @@ def _plan(entries: list[Any]) -> dict[int, dict[str, Any]]:
             steps["created"] = True
         elif row.field == "deleted":
             steps.setdefault("deleted", row.old_value)
+        elif row.field == "record" and row.reason not in IDENTITY and row.old_value and row.new_value:
+            # a sync placed a record that now describes another person anew: back to its contact
+            plan[int(row.old_value)].setdefault("records", []).append(
+                (row.connector, row.external_id, int(row.new_value)))
         elif row.field in CONTACT_FIELDS or row.field in LIST_FIELDS or row.field.startswith("x_"):
             fields = steps.setdefault("fields", {})
             if row.field not in fields:
@@ -330,11 +388,12 @@ def _moves(row: Any) -> tuple[str, str, tuple[int, int]] | None:
 
 def _reverts(steps: dict[str, Any]) -> bool:
     """Whether the undo has anything to put back for a contact (beyond notes)."""
-    return bool(steps.get("created") or "deleted" in steps or steps.get("fields"))
+    return bool(steps.get("created") or "deleted" in steps or steps.get("fields") or steps.get("records"))
 
 
 def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Changes of later runs to the fields (or, for creations and deletions, the contacts) the undo reverts."""
+    """Changes of later runs to the fields (or, for creations, deletions and records moved back,
+    the contacts) the undo reverts."""
     found: list[dict[str, Any]] = []
     ids = sorted(plan)
     for start in range(0, len(ids), 500):
@@ -349,7 +408,7 @@ def _later_changes(c: Connection, run_id: int, plan: dict[int, dict[str, Any]]) 
             steps = plan[row.contact_id]
             if not _reverts(steps):
                 continue
-            whole = steps.get("created") or "deleted" in steps
+            whole = steps.get("created") or "deleted" in steps or steps.get("records")
             if whole or row.field in steps.get("fields", {}) or row.field in ("merged_into", "deleted", "erased"):
                 found.append({
                     "run_id": row.run_id, "contact_id": row.contact_id, "field": row.field,

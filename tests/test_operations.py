@@ -181,6 +181,69 @@ def test_undo_of_a_record_split_out_is_refused_and_leaves_the_new_contact_whole(
     assert links["4"] == result["split_off"] == contacts["Иванов Ваня"]["id"]
 
 
+def test_undo_of_a_record_placed_anew_moves_it_back_to_its_contact(ops):
+    """A sync that found rows overwritten with other people moved each record to a new
+    contact. Its undo deleted the new contacts with the records still linked to them, and
+    left the old ones deleted or without the records' values. Each record now goes back
+    to its contact, which gets its values before the run; the new contacts go."""
+    ops.config(CONFIG + "  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+    ops.write("crm.csv", "id,full_name,phone,birthday\n9,Петрова Мария,+79037654321,1990-05-01\n")
+    _sync(ops)
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(ops.hub("export", "links", "--format", "json").stdout)}
+    assert links["crm:9"] == links["sheet:2"] == 2  # one person, two records
+    _edit(ops, "2,Петрова Мария,+79037654321,maria@example.ru,Казань", "2,Кузнецова Вера,+79035550000,vera@example.ru,")
+    _edit(ops, "3,Сидоров Пётр,+79250000001,petr@example.ru,Тверь", "3,Орлова Ольга,+79260000002,olga@example.ru,Омск")
+    moved = _sync(ops)["run_id"]
+    assert {e["contact_id"] for e in _log(ops, "--run", str(moved), "--field", "record")} == {4, 5}
+    assert _contacts(ops)["Петрова Мария"].get("email") is None  # contact 2 kept the crm record only
+    assert "Сидоров Пётр" not in _contacts(ops)  # contact 3 had no other record
+    result = ops.hub("undo", str(moved), "--json")
+    assert result.exit_code == 0, result.output
+    undo = json.loads(result.stdout)
+    assert undo["not_undone"] == []
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(ops.hub("export", "links", "--format", "json").stdout)}
+    assert (links["sheet:2"], links["sheet:3"], links["crm:9"]) == (2, 3, 2)
+    contacts = _contacts(ops)
+    assert set(contacts) == {"Иванов Иван", "Петрова Мария", "Сидоров Пётр"}
+    assert (contacts["Петрова Мария"]["id"], contacts["Петрова Мария"]["email"], contacts["Петрова Мария"]["city"],
+            contacts["Петрова Мария"]["birthday"]) == (2, "maria@example.ru", "Казань", "1990-05-01")
+    assert (contacts["Сидоров Пётр"]["id"], contacts["Сидоров Пётр"]["phone"]) == (3, "+79250000001")
+    assert _linked_to_deleted(ops) == 0
+    _sync(ops)  # the destination gets the people back, and the new ones go
+    assert set(_out(ops)) == {"Иванов Иван", "Петрова Мария", "Сидоров Пётр"}
+    assert set(_contacts(ops)) == {"Иванов Иван", "Петрова Мария", "Сидоров Пётр"}
+    # the moves back are in the change log: an undo of the undo moves the records again
+    assert {(e["contact_id"], e["old"], e["new"]) for e in _log(ops, "--run", str(undo["run_id"]), "--field", "record")
+            } == {(2, "4", "2"), (3, "5", "3")}
+    assert ops.hub("undo", str(undo["run_id"])).exit_code == 0
+    links = {f"{r['source']}:{r['external_id']}": r["contact_id"]
+             for r in json.loads(ops.hub("export", "links", "--format", "json").stdout)}
+    assert (links["sheet:2"], links["sheet:3"], links["crm:9"]) == (4, 5, 2)
+    contacts = _contacts(ops)
+    assert set(contacts) == {"Иванов Иван", "Петрова Мария", "Кузнецова Вера", "Орлова Ольга"}
+    assert contacts["Петрова Мария"].get("email") is None and contacts["Кузнецова Вера"]["id"] == 4
+    assert _linked_to_deleted(ops) == 0
+
+
+def _linked_to_deleted(project) -> int:
+    """Records of a tool linked to a deleted contact."""
+    from sqlalchemy import create_engine, func, select
+
+    from hub.store.schema import contacts, source_records
+
+    engine = create_engine(project.store_url or f"sqlite:///{project.root / 'hub.db'}")
+    with engine.connect() as c:
+        count = c.execute(
+            select(func.count()).select_from(source_records.join(contacts))
+            .where(source_records.c.origin == "read", source_records.c.removed_at.is_(None),
+                   contacts.c.deleted_at.is_not(None))
+        ).scalar()
+    engine.dispose()
+    return count
+
+
 def _namesakes(project) -> int:
     """Two Кузнецов Сергей in Moscow with different phones: one pair for review; its id."""
     project.write("sheet.csv", SHEET + "4,Кузнецов Сергей,+79255551234,,Москва\n"
