@@ -53,12 +53,17 @@ class App:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from hub.store import StoreUrlError, open_store
+            from hub.store import StoreAccessError, StoreUrlError, open_store
 
             try:
                 self._store = open_store(self.config.store_url)
             except StoreUrlError as error:
                 raise ConfigError(str(self.config.path), "store", error.message, hint=error.hint) from None
+            except StoreAccessError as error:
+                if not self.config.model.store:
+                    raise  # the default store beside hub.yaml: no key of the user's to name
+                raise ConfigError(str(self.config.path), "store", error.message,
+                                  hint=f"{error.hint}; or point `store:` elsewhere") from None
         return self._store
 
 

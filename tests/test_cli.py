@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
@@ -153,6 +154,64 @@ def test_an_output_file_that_cannot_be_written_is_a_usage_error_naming_it(projec
     assert in_a_file.exit_code == 2 and "is a file, not a folder" in in_a_file.stderr
     assert project.hub("export", "links", "-o", str(project.root / "links.csv")).exit_code == 0
     assert sorted(p.name for p in project.root.iterdir() if p.suffix in (".csv", ".tmp")) == ["c.csv", "links.csv"]
+
+
+def _as_a_user(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``hub ARGS`` with the file permissions an ordinary user has: run by root, without
+    the capabilities that let root write any folder."""
+    import ctypes
+    import os
+
+    def drop_override() -> None:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        for capability in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+            if prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+                os._exit(99)
+
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    result = subprocess.run([sys.executable, "-m", "hub", *args], capture_output=True, text=True, cwd=cwd,
+                            preexec_fn=drop_override if root else None)
+    if result.returncode == 99:
+        pytest.skip("root here cannot drop CAP_DAC_OVERRIDE")
+    return result
+
+
+def test_a_store_in_a_folder_that_cannot_be_written_names_the_file_and_why(tmp_path):
+    """The default store beside hub.yaml in a folder the user cannot write said "unable to
+    open database file" with a hint about `store:`, a key the user never set."""
+    project, data = tmp_path / "project", tmp_path / "data"
+    project.mkdir()
+    data.mkdir()
+    (project / "contacts.csv").write_text("id,full_name,email\n1,Анна Белова,anna@example.ru\n", encoding="utf-8")
+    connectors = "connectors:\n  c: {plugin: csv, path: contacts.csv}\n"
+    (project / "hub.yaml").write_text(connectors, encoding="utf-8")
+    (project / "elsewhere.yaml").write_text(f"store: sqlite:///{data / 'hub.db'}\n" + connectors, encoding="utf-8")
+    project.chmod(0o555)
+    data.chmod(0o555)
+    try:
+        for command in ("sync", "check", "runs"):
+            result = _as_a_user(command, cwd=project)
+            assert result.returncode == 2, (command, result.stderr)
+            assert result.stderr == (
+                f"error: cannot create the store {project / 'hub.db'}: the folder {project} is not writable by this "
+                f"user\n  hint: make {project} writable for this user, or run hub as a user who can write there\n"
+            ), command
+        named = _as_a_user("-c", "elsewhere.yaml", "sync", cwd=project)
+        assert named.returncode == 2
+        assert named.stderr.startswith(
+            f"error: {project / 'elsewhere.yaml'}: store: cannot create the store {data / 'hub.db'}: the folder "
+            f"{data} is not writable by this user\n")
+        assert "or point `store:` elsewhere" in named.stderr
+        # a store made before the folder became read-only: SQLite writes beside it to read it
+        project.chmod(0o755)
+        assert _as_a_user("sync", cwd=project).returncode == 0
+        project.chmod(0o555)
+        result = _as_a_user("runs", cwd=project)
+        assert result.returncode == 2
+        assert f"cannot open the store {project / 'hub.db'}: the folder {project} is not writable" in result.stderr
+    finally:
+        project.chmod(0o755)
+        data.chmod(0o755)
 
 
 def test_an_id_column_the_source_does_not_have_is_a_config_error_naming_the_key(project):

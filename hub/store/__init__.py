@@ -45,7 +45,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub.errors import FatalError, LockedError
+from hub.errors import FatalError, LockedError, UsageError
 from hub.redact import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -55,6 +55,12 @@ log = logging.getLogger("hub.store")
 class StoreUrlError(FatalError):
     """The store URL cannot be a store: a mistake in ``store:`` of hub.yaml (the CLI names
     the key)."""
+
+
+class StoreAccessError(UsageError):
+    """A SQLite store's file (or its lock file) cannot be opened or created where it is:
+    the message names the file and why (a folder this user cannot write, a file it
+    cannot read). The CLI names ``store:`` when hub.yaml sets it."""
 
 
 class Store:
@@ -111,6 +117,12 @@ class Store:
                     )
                 command.upgrade(self._alembic(connection), "head")
         except OperationalError as error:
+            if self.sqlite_path and self.sqlite_path != ":memory:":
+                problem = _file_problem(Path(self.sqlite_path), "the store")
+                if problem is not None:
+                    raise StoreAccessError(*problem) from None
+                raise FatalError(f"cannot open the store {self.sqlite_path}: {redact(str(error.orig))}",
+                                 hint="check the file, its folder and its disk") from None
             raise FatalError(f"cannot open the store: {redact(str(error.orig))}",
                              hint="check `store:` in hub.yaml and that the database is reachable") from None
 
@@ -154,7 +166,13 @@ class Store:
             import fcntl
 
             lock_path = f"{self.sqlite_path}.{name}.lock"
-            handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+            try:
+                handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+            except PermissionError as error:
+                problem = _file_problem(Path(lock_path), "the lock file")
+                if problem is None:
+                    raise FatalError(f"cannot open the lock file {lock_path}: {error.strerror}") from None
+                raise StoreAccessError(*problem) from None
             try:
                 try:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -295,6 +313,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _file_problem(path: Path, what: str) -> tuple[str, str] | None:
+    """Why this user cannot open or create the file ``what`` at ``path`` (SQLite says only
+    "unable to open database file"): the message and the fix; None when it may."""
+    folder = path.parent
+    writable = os.access(folder, os.W_OK | os.X_OK)
+    if path.is_dir():
+        return f"cannot open {what} {path}: it is a folder", "remove or rename the folder"
+    if not path.exists():
+        if writable:
+            return None
+        return (f"cannot create {what} {path}: the folder {folder} is not writable by this user",
+                f"make {folder} writable for this user, or run hub as a user who can write there")
+    if not os.access(path, os.R_OK | os.W_OK):
+        return (f"cannot open {what} {path}: the file is not readable and writable by this user",
+                f"give this user read and write access to {path}")
+    if not writable:
+        return (f"cannot open {what} {path}: the folder {folder} is not writable by this user (SQLite "
+                f"writes {path.name}-wal and {path.name}-shm beside it, also to read it)",
+                f"make {folder} writable for this user, or run hub as a user who can write there")
+    return None
 
 
 def open_store(url: str) -> Store:
