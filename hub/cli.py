@@ -958,22 +958,32 @@ def _reconcile_pair(app: App, a: str, b: str, fix: bool, allow_mass_delete: bool
 # --- leads -------------------------------------------------------------------------
 
 
+def _age(option: str, value: str, hint: str | None = None) -> Any:
+    """An option's duration (``30d``, ``12h``, ``6m`` months; hub.segments.config), more than zero."""
+    import datetime as dt
+
+    from hub.segments.config import parse_duration
+
+    try:
+        age = parse_duration(value)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}", hint=hint) from None
+    if age <= dt.timedelta(0):
+        raise UsageError(f"{option}: {value!r}: a duration must be more than zero", hint=hint)
+    return age
+
+
 def _since(value: str | None) -> Any:
     """``7d`` / ``12h`` ago, or a date or time (ISO, UTC unless it says otherwise)."""
     import datetime as dt
 
-    from hub.leads import parse_duration
-
     if value is None:
         return None
     try:
-        return dt.datetime.now(dt.timezone.utc) - parse_duration(value)
-    except ValueError:
-        pass
-    try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--since {value!r}: expected an age such as 7d or 12h, or a date such as 2026-11-01") from None
+        age = _age("--since", value, hint="expected an age such as 7d or 12h, or a date such as 2026-11-01")
+        return dt.datetime.now(dt.timezone.utc) - age
     return at.astimezone(dt.timezone.utc) if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
 
 
@@ -981,7 +991,7 @@ def _since(value: str | None) -> Any:
 @click.option("--status", "statuses", multiple=True,
               type=click.Choice(["target", "non-target", "spam", "unqualified"]),
               help="Only this status (repeat for several); unqualified: a connector without leads rules.")
-@click.option("--since", help="Only submissions received since: an age (7d, 12h) or a date (2026-11-01).")
+@click.option("--since", help="Only submissions received since: an age (7d, 12h, 30min) or a date (2026-11-01).")
 @click.option("--connector", help="Only this webhook connector.")
 @click.option("-n", "--limit", default=50, show_default=True)
 @click.option("--unmask", is_flag=True, help="Full e-mails and phones (audited as such).")
@@ -1015,20 +1025,16 @@ def leads(ctx: click.Context, statuses: tuple[str, ...], since: str | None, conn
 
 @leads.command("clean")
 @click.option("--older-than", "older_than", required=True, metavar="AGE",
-              help="Remove spam received more than this long ago: 30d, 12h, 2w.")
+              help="Remove spam received more than this long ago: 30d, 12h, 2w, 6m (months).")
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
 @actor_option
 @json_option
 @click.pass_obj
 def leads_clean(app: App, older_than: str, dry_run: bool, actor: str | None, as_json: bool) -> None:
     """Remove spam submissions older than AGE from the inbox (a run of its own, audited)."""
-    from hub.leads import clean_spam, parse_duration
+    from hub.leads import clean_spam
 
-    try:
-        age = parse_duration(older_than)
-    except ValueError as error:
-        raise UsageError(f"--older-than: {error}") from None
-    result = clean_spam(app.config, app.store, age, dry_run=dry_run, actor=actor)
+    result = clean_spam(app.config, app.store, _age("--older-than", older_than), dry_run=dry_run, actor=actor)
     if as_json:
         _emit(result)
         return

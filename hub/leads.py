@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection
 
 from hub.model import LEAD_FIELD, LEAD_STATUSES
 from hub.normalize import check_region, normalize_emails, normalize_phones
+from hub.segments.config import parse_duration
 
 Status = Literal["target", "non-target", "spam"]
 #: The raw field the webhook connector fills with the verdict; mapped to ``x_lead_status``.
@@ -52,8 +53,6 @@ LEAD_COLUMN = "hub_lead_status"
 #: Worse statuses win when several rules match.
 _SEVERITY = {status: rank for rank, status in enumerate(LEAD_STATUSES)}
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 #: Links in text: a scheme, a bare www., or forum markup.
 _LINK = re.compile(r"(?i)\b(?:https?://|ftp://|www\.)|\[url[=\]]|<a\s+href")
 #: Fields that describe where the form was sent from: links there are expected.
@@ -68,22 +67,6 @@ _CLOCK_SLACK = dt.timedelta(seconds=60)
 _REGEX_TEXT = 10_000
 
 
-def parse_duration(value: Any) -> dt.timedelta:
-    """``30`` (seconds), ``90s``, ``10m``, ``12h``, ``30d``, ``2w``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration")  # noqa: TRY004 - pydantic reports ValueError
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value).lower())
-        if match is None:
-            raise ValueError(f"{value!r} is not a duration; write a number with s, m, h, d or w, e.g. 10m or 30d")
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"{value!r}: a duration must be more than zero")
-    return dt.timedelta(seconds=seconds)
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
@@ -92,13 +75,17 @@ class BurstRule(_Strict):
     """More than ``max`` submissions from one IP within ``window``."""
 
     max: int = Field(ge=1, description="Submissions one IP may send within the window.")
-    window: dt.timedelta = Field(description="The window: seconds, or 30s, 10m, 1h, 1d.")
+    window: dt.timedelta = Field(description="The window: seconds, or 30s, 10m (minutes), 1h, 1d.")
     status: Status = Field("spam", description="Status of the submissions over the limit.")
 
     @field_validator("window", mode="before")
     @classmethod
     def _window(cls, value: Any) -> dt.timedelta:
-        return value if isinstance(value, dt.timedelta) else parse_duration(value)
+        seconds = isinstance(value, (int, float)) and not isinstance(value, bool)
+        window = parse_duration(f"{value:f}s" if seconds else value, m="minutes")  # a number is seconds
+        if window <= dt.timedelta(0):
+            raise ValueError(f"{value!r}: a window must be more than zero")
+        return window
 
 
 class FieldRule(_Strict):
@@ -245,7 +232,7 @@ class LeadRules(_Strict):
             if links > self.max_links:
                 found.append((self.links_status, f"{links} links in the text (at most {self.max_links})"))
         if self.burst is not None and recent_from_ip > self.burst.max:
-            window = _seconds(self.burst.window)
+            window = _span(self.burst.window, minutes="m")
             found.append((self.burst.status,
                           f"{recent_from_ip} submissions from one IP within {window} (at most {self.burst.max})"))
         for rule in self.rules:
@@ -280,9 +267,11 @@ def _values(fields: Mapping[str, str], names: Sequence[str], parse: Any) -> list
     return out
 
 
-def _seconds(window: dt.timedelta) -> str:
-    seconds = int(window.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+def _span(span: dt.timedelta, minutes: str) -> str:
+    """A duration as written: ``30d``, ``12h``, minutes as ``minutes`` says (``m`` in a burst
+    window, ``min`` where ``m`` is months), ``45s``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), (minutes, 60)):
         if seconds % size == 0 and seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
@@ -481,7 +470,7 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
     who = actor_name(actor)
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = now - older_than
-    result: dict[str, Any] = {"older_than": _seconds(older_than), "cutoff": cutoff.isoformat(), "dry_run": dry_run,
+    result: dict[str, Any] = {"older_than": _span(older_than, minutes="min"), "cutoff": cutoff.isoformat(), "dry_run": dry_run,
                               "removed": 0, "kept_imported": 0, "by_connector": {}, "run_id": None}
     with store.lock("sync"), store.begin() as c:
         doomed: list[int] = []
@@ -514,4 +503,4 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
 
 
 __all__ = ["LEAD_COLUMN", "LEAD_FIELD", "LeadRules", "Verdict", "burst_counts", "clean_spam", "is_disposable",
-           "list_leads", "parse_duration", "qualify_rows"]
+           "list_leads", "qualify_rows"]

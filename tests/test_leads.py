@@ -18,7 +18,8 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from hub.leads import LeadRules, is_disposable, parse_duration
+from hub.leads import LeadRules, is_disposable
+from hub.segments.config import parse_duration
 from hub.store.schema import audit, contacts, events, inbox, runs, source_records
 
 TOKEN = "leads-form-token-4c1d"
@@ -133,12 +134,40 @@ def test_several_rules_the_worst_status_wins_and_every_reason_is_kept() -> None:
 
 
 def test_durations() -> None:
+    """One parser for every duration: a burst window says m for minutes, as it always did."""
     assert parse_duration("30d") == dt.timedelta(days=30)
-    assert parse_duration("10m") == parse_duration(600) == parse_duration("600")
     assert parse_duration("2w") == dt.timedelta(days=14)
-    for bad in ("0", "ten minutes", "5y", "-3d", True):
+    assert parse_duration("6m") == dt.timedelta(days=180) == parse_duration("6M")
+    assert parse_duration("30min") == parse_duration("30m", m="minutes") == dt.timedelta(minutes=30)
+    assert parse_duration("45s") == dt.timedelta(seconds=45)
+    assert rules(burst={"max": 3, "window": "10m"}).burst.window == dt.timedelta(minutes=10)
+    assert rules(burst={"max": 3, "window": 600}).burst.window == dt.timedelta(minutes=10)
+    for bad in ("0", "ten minutes", "-3d", True, 600, "99999999999d", "1001y"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+    for window in (0, "0s", "99999999999d"):
+        with pytest.raises(ValueError):
+            rules(burst={"max": 3, "window": window})
+
+
+def test_hub_leads_reads_durations_with_the_one_parser(project) -> None:  # type: ignore[no-untyped-def]
+    """`hub leads` had a parser of its own: --older-than 99999999999d overflowed (an
+    unexpected error, exit 1), 5000y was no duration at all, and 6m was six minutes where
+    `clean.spam_after: 6m`, the same clean-up run by `hub clean`, is six months."""
+    project.config(f"connectors:\n  forms: {{plugin: webhook, format: form, token: {TOKEN}, leads: {{}}}}\n")
+    for args in (("leads", "--since", "99999999999d"), ("leads", "clean", "--older-than", "99999999999d"),
+                 ("leads", "clean", "--older-than", "5000y", "--dry-run")):
+        result = project.hub(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "is too long; a duration is at most 1000y" in result.stderr and "Traceback" not in result.output
+    zero = project.hub("leads", "clean", "--older-than", "0d")
+    assert zero.exit_code == 2 and "--older-than: '0d': a duration must be more than zero" in zero.stderr
+    bad = project.hub("leads", "--since", "soon")
+    assert bad.exit_code == 2 and "--since: 'soon' is not a duration" in bad.stderr
+    for age, shown in (("6m", "180d"), ("1y", "365d"), ("30min", "30min"), ("12h", "12h")):
+        dry = project.hub("leads", "clean", "--older-than", age, "--dry-run", "--json")
+        assert dry.exit_code == 0, dry.output
+        assert json.loads(dry.stdout)["older_than"] == shown
 
 
 # ------------------------------------------------------------------------ config errors

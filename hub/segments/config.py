@@ -35,25 +35,31 @@ STAGES: tuple[str, ...] = (
     "white", "gray", "green", "yellow", "green-gold", "gold", "platinum", "red-green", "red-gold", "red-platinum",
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdwmy])\s*$")
-_UNITS = {"h": dt.timedelta(hours=1), "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1),
-          "m": dt.timedelta(days=30), "y": dt.timedelta(days=365)}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d|w|m|y)\s*$")
+_UNITS = {"s": dt.timedelta(seconds=1), "min": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1),
+          "d": dt.timedelta(days=1), "w": dt.timedelta(weeks=1), "m": dt.timedelta(days=30),
+          "y": dt.timedelta(days=365)}
 
 #: The longest duration: ``now`` minus it is still a date (``clean.inactive_after``).
 LONGEST_DURATION = dt.timedelta(days=365 * 1000)
 
 
-def parse_duration(value: Any) -> dt.timedelta:
-    """``90d``, ``12m`` (months of 30 days), ``1y`` (365 days), ``24h``, ``2w``."""
+def parse_duration(value: Any, *, m: Literal["months", "minutes"] = "months") -> dt.timedelta:
+    """``90d``, ``12m`` (months of 30 days), ``1y`` (365 days), ``24h``, ``2w``, ``30min``,
+    ``45s``; at most ``1000y``, so that ``now`` minus it is still a date. The one parser of
+    durations: settings, ``hub leads --since`` and ``--older-than``. ``m="minutes"``: ``m``
+    is minutes, for a setting measured in them (a burst window: ``10m``)."""
     if isinstance(value, dt.timedelta):
         return value
-    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    match = _DURATION.match(value.lower()) if isinstance(value, str) else None
     if not match:
-        raise ValueError(f"{value!r} is not a duration; write a number and a unit: 90d, 12m, 1y, 24h, 2w")
-    number, unit = float(match.group(1)), _UNITS[match.group(2)]
-    if number * unit.total_seconds() > LONGEST_DURATION.total_seconds():  # also more than a timedelta holds
+        examples = "30s, 10m, 1h, 1d" if m == "minutes" else "90d, 12m, 1y, 24h, 2w, 30min"
+        raise ValueError(f"{value!r} is not a duration; write a number and a unit: {examples}")
+    number, unit = float(match.group(1)), match.group(2)
+    size = _UNITS["min"] if unit == "m" and m == "minutes" else _UNITS[unit]
+    if number * size.total_seconds() > LONGEST_DURATION.total_seconds():  # also more than a timedelta holds
         raise ValueError(f"{value!r} is too long; a duration is at most 1000y")
-    return number * unit
+    return number * size
 
 
 def _not_too_long(value: dt.timedelta) -> dt.timedelta:
