@@ -461,8 +461,9 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
     Taken under the store lock as a run of its own (kind ``leads-clean`` in ``hub runs``,
     with the actor and the counts) and recorded in ``hub audit``. Submissions that are
     spam by the rules now but became a contact under earlier rules are kept (the contact's
-    record still points at them). ``dry_run`` counts and removes nothing. Other commands
-    (``hub clean``) call this."""
+    record still points at them). ``dry_run`` counts and removes nothing: it reads a
+    snapshot, without the store lock or a write transaction, so a sync and ``hub serve``
+    go on meanwhile. Other commands (``hub clean``) call this."""
     from hub.audit import record_read
     from hub.curate import actor_name
     from hub.store.schema import inbox, runs
@@ -470,9 +471,10 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
     who = actor_name(actor)
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = now - older_than
-    result: dict[str, Any] = {"older_than": _span(older_than, minutes="min"), "cutoff": cutoff.isoformat(), "dry_run": dry_run,
-                              "removed": 0, "kept_imported": 0, "by_connector": {}, "run_id": None}
-    with store.lock("sync"), store.begin() as c:
+    result: dict[str, Any] = {"older_than": _span(older_than, minutes="min"), "cutoff": cutoff.isoformat(),
+                              "dry_run": dry_run, "removed": 0, "kept_imported": 0, "by_connector": {}, "run_id": None}
+
+    def doomed_in(c: Connection) -> list[int]:
         doomed: list[int] = []
         for lead in iter_leads(c, config, before=cutoff, newest_first=False):
             if lead["status"] != "spam":
@@ -484,8 +486,14 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
             by = result["by_connector"]
             by[lead["connector"]] = by.get(lead["connector"], 0) + 1
         result["removed"] = len(doomed)
-        if dry_run:
-            return result
+        return doomed
+
+    if dry_run:
+        with store.begin(read_only=True) as c:
+            doomed_in(c)
+        return result
+    with store.lock("sync"), store.begin() as c:
+        doomed = doomed_in(c)
         run_id = c.execute(insert(runs).values(
             kind="leads-clean", started_at=now, status="running", connectors=json.dumps(sorted(result["by_connector"])),
             counts=json.dumps({"actor": who}), pid=os.getpid(), host=socket.gethostname()[:255],

@@ -451,6 +451,40 @@ def test_clean_removes_old_spam_only_as_an_audited_run(site: Site) -> None:
     assert site.hub("leads", "clean", "--older-than", "soon").exit_code == 2
 
 
+def test_a_dry_run_of_the_clean_up_holds_no_lock_while_it_scans(site: Site) -> None:
+    """`hub leads clean --dry-run` (and `hub clean --dry-run`) scanned the inbox in a write
+    transaction under the store lock: until the scan ended, a sync could not start (exit 3)
+    and hub serve could not store a form (SQLite: it waited, then failed). Both go on now."""
+    from sqlalchemy import event
+
+    from hub.leads import clean_spam
+    from hub.store import open_store
+
+    site.post(Name="Bot", Email="bot@example.org", website="filled")  # spam
+    scanner = open_store(site.config.store_url)
+    meanwhile: list[str] = []
+
+    def write_meanwhile(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if meanwhile or "FROM source_records" not in statement:
+            return  # the inbox page is read: its transaction is open
+        meanwhile.append("scanning")
+        with site.store.lock("sync"):  # what a sync takes first
+            site.post(Name="Анна", Email="anna@example.ru")  # hub serve stores a form
+        meanwhile.append("stored")
+
+    event.listen(scanner.engine, "before_cursor_execute", write_meanwhile)
+    try:
+        later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+        result = clean_spam(site.config, scanner, dt.timedelta(days=1), dry_run=True, now=later)
+    finally:
+        scanner.dispose()
+    assert meanwhile == ["scanning", "stored"]
+    assert (result["removed"], result["run_id"]) == (1, None)
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(inbox)).scalar() == 2
+        assert c.execute(select(func.count()).select_from(runs)).scalar() == 0
+
+
 def test_clean_keeps_spam_that_became_a_contact_under_earlier_rules(tmp_path: Path) -> None:
     from hub.leads import clean_spam
 
