@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -22,14 +23,27 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "identity"
 sys.path.insert(0, str(BENCH))
 
 import generate
+import generate_ru2
 import run
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("identity")
-    summary = generate.generate(folder, persons=200, seed=7, holdback=5)
-    return folder, summary
+    info = run.prepare_ru(folder, persons=200, seed=7, holdback=5)
+    return folder, info["summary"]
+
+
+@pytest.fixture(scope="module")
+def generated_ru2(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("identity-ru2")
+    info = run.prepare_ru2(folder, persons=200, seed=7)
+    return folder, info["summary"]
+
+
+def _source_ids(folder: Path, source: dict) -> list[str]:
+    with open(folder / source["path"], encoding=source["encoding"], newline="") as fh:
+        return [row[source["id_column"]].strip() for row in csv.DictReader(fh, delimiter=source["delimiter"])]
 
 
 def test_truth_covers_every_row_of_the_four_files(generated):
@@ -51,8 +65,20 @@ def test_truth_covers_every_row_of_the_four_files(generated):
         assert [row[0] for row in csv.reader(fh)] == [rid for _source, rid in new]
 
 
-def test_hub_check_accepts_the_config_and_the_csv_connector_reads_every_row(generated):
-    folder, _summary = generated
+def test_ru2_truth_covers_every_row_of_the_four_files(generated_ru2):
+    folder, summary = generated_ru2
+    truth = run.read_truth(folder / "truth.csv")
+    for source in run.RU2_SOURCES:
+        ids = _source_ids(folder, source)
+        assert ids and len(ids) == len(set(ids)), f"{source['name']}: record ids repeat"
+        assert {key for key in truth if key[0] == source["name"]} == {(source["name"], rid) for rid in ids}
+        assert len(ids) == summary["records"][source["name"]]
+    assert len(truth) == summary["records_total"]
+
+
+@pytest.mark.parametrize("dataset", ["generated", "generated_ru2"])
+def test_hub_check_accepts_the_config_and_the_csv_connector_reads_every_row(dataset, request):
+    folder, _summary = request.getfixturevalue(dataset)
     result = CliRunner().invoke(main, ["-c", str(folder / "hub.yaml"), "check"])
     assert result.exit_code == 0, result.output
     truth = run.read_truth(folder / "truth.csv")
@@ -71,6 +97,40 @@ def test_generator_is_seeded(tmp_path):
     assert one == two
     for source in generate.SOURCES:
         assert (tmp_path / "a" / f"{source}.csv").read_bytes() == (tmp_path / "b" / f"{source}.csv").read_bytes()
+
+
+def test_ru2_generator_is_seeded(tmp_path):
+    one = generate_ru2.generate(tmp_path / "a", persons=60, seed=3)
+    two = generate_ru2.generate(tmp_path / "b", persons=60, seed=3)
+    generate_ru2.generate(tmp_path / "c", persons=60, seed=4)
+    assert one == two
+    for name in (*generate_ru2.SOURCES, "truth"):
+        assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (tmp_path / "b" / f"{name}.csv").read_bytes()
+    assert (tmp_path / "a" / "sheet.csv").read_bytes() != (tmp_path / "c" / "sheet.csv").read_bytes()
+
+
+def test_ru2_generator_does_not_use_hub():
+    """ru2 is there to measure hub on names it was not built around: its generator must not
+    read hub's name tables."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import generate_ru2; "
+            "print(sorted(m for m in sys.modules if m == 'hub' or m.startswith(('hub.', 'hub_plugins'))))")
+    done = subprocess.run([sys.executable, "-c", code, str(BENCH)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dataset", ["generated", "generated_ru2"])
+def test_peers_read_every_record_with_its_identifiers(dataset, request):
+    """The table Splink and recordlinkage get has a row per record, an address for every
+    mailing row and a phone for every SMS row, and names split into first and last."""
+    folder, _summary = request.getfixturevalue(dataset)
+    frame = run.ru_frame(folder)
+    truth = run.read_truth(folder / "truth.csv")
+    assert sorted(zip(frame["source"], frame["external_id"])) == sorted(truth)
+    assert frame[frame["source"] == "mailing"]["email"].str.contains("@").all()
+    assert frame[frame["source"] == "sms"]["phone"].str.fullmatch(r"\d{10}").all()
+    sheet = frame[frame["source"] == "sheet"]
+    assert sheet["last_name"].notna().mean() > 0.9 and sheet["first_name"].notna().mean() > 0.8
+    assert frame["city"].notna().any() and frame["birthday"].notna().any()
 
 
 def test_pairwise_scores_on_a_hand_made_example():
@@ -109,9 +169,12 @@ def test_reachable_recall_links_only_through_shared_phone_address_or_full_name(t
     only «Даша» and another number: 3 of the 6 true pairs are reachable. Another person's
     form on the same phone links nothing across people."""
     sources = [
-        {"name": "sheet", "path": "sheet.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "№"},
-        {"name": "sms", "path": "sms.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "Телефон"},
-        {"name": "forms", "path": "forms.csv", "encoding": "utf-8", "delimiter": ",", "id_column": "tranid"},
+        {"name": "sheet", "path": "sheet.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "№",
+         "columns": run.RU_COLUMNS["sheet"]},
+        {"name": "sms", "path": "sms.csv", "encoding": "utf-8", "delimiter": ";", "id_column": "Телефон",
+         "columns": run.RU_COLUMNS["sms"]},
+        {"name": "forms", "path": "forms.csv", "encoding": "utf-8", "delimiter": ",", "id_column": "tranid",
+         "columns": run.RU_COLUMNS["forms"]},
     ]
     (tmp_path / "dataset.json").write_text(json.dumps({"sources": sources}), encoding="utf-8")
     (tmp_path / "sheet.csv").write_text("№;ФИО;Телефон;E-mail\n1;Романова Дарья Михайловна;8 (968) 610-24-89;\n",
@@ -125,3 +188,24 @@ def test_reachable_recall_links_only_through_shared_phone_address_or_full_name(t
     assert (reachable["reachable_pairs"], reachable["true_pairs"]) == (3, 6)
     assert reachable["recall"] == pytest.approx(0.5)
     assert reachable["f1"] == pytest.approx(2 * 0.5 / 1.5)
+
+
+def test_reachable_recall_reads_ru2_columns(tmp_path):
+    """ru2 names its columns otherwise (Email Address, Номер): a mailing row on the sheet
+    row's address and an SMS row on its number are reachable, a form with another
+    number and only a first name is not: 3 of the 6 true pairs."""
+    sources = [{"name": name, "path": f"{name}.csv", "encoding": "utf-8", "delimiter": ",",
+                "id_column": generate_ru2.ID_COLUMNS[name], "columns": run.RU2_COLUMNS[name]}
+               for name in generate_ru2.SOURCES]
+    (tmp_path / "dataset.json").write_text(json.dumps({"sources": sources}), encoding="utf-8")
+    (tmp_path / "sheet.csv").write_text("№,ФИО,Телефон,Email,Город,Дата рождения\n"
+                                        "1,Лазарев Станислав Олегович,8 (916) 669-07-43,S.Lazarev@Mail.ru,,\n",
+                                        encoding="utf-8")
+    (tmp_path / "mailing.csv").write_text("LEID,Email Address,First Name,Last Name\nL7,s.lazarev@mail.ru,Stas,\n",
+                                          encoding="utf-8")
+    (tmp_path / "forms.csv").write_text("tranid,Имя,Телефон,Email,formname\nT13,Стас,+7 903 1112233,,Заявка\n",
+                                        encoding="utf-8")
+    (tmp_path / "sms.csv").write_text("id,Номер,Имя\nS1,79166690743,\n", encoding="utf-8")
+    truth = {("sheet", "1"): "p1", ("mailing", "L7"): "p1", ("forms", "T13"): "p1", ("sms", "S1"): "p1"}
+    reachable = run.ru_reachable(tmp_path, truth)
+    assert (reachable["reachable_pairs"], reachable["true_pairs"]) == (3, 6)
