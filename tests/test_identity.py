@@ -135,6 +135,12 @@ MUST_MERGE = [
     ("a first name with a typo and a surname's ending, one phone",
      {"full_name": "Антоеина Чеботарева", "phone": "+7 931 612-37-57"},
      {"first_name": "Антонина", "phone": "89316123757"}),
+    ("a first name with a typo that doubles a letter, against a short form, one phone",
+     {"full_name": "Петрова Наалья Ильинична", "phone": "+7 912 664-61-36"},
+     {"first_name": "наташа", "phone": "8(912)6646136"}),
+    ("a four-letter first name with a typo, one phone",
+     {"first_name": "Маат", "phone": "+7 912 664-61-36"},
+     {"full_name": "Марат Сафин", "phone": "8(912)6646136"}),
     ("Ж written as J in a Latin diminutive, one phone",
      {"first_name": "Jenya", "phone": "+7 931 612-37-57"},
      {"full_name": "Громов Евгений", "phone": "89316123757"}),
@@ -142,6 +148,9 @@ MUST_MERGE = [
 
 # (case, record a, record b): must stay two contacts
 MUST_NOT_MERGE = [
+    ("two short first names of their own one letter apart, one phone",
+     {"first_name": "Тая", "phone": "+7 495 123-45-67"},
+     {"first_name": "Таня", "phone": "+7 495 123-45-67"}),
     ("father and son: patronymics of two known names, one phone",
      {"full_name": "Петров Иван Сергеевич", "phone": "+7 495 123-45-67"},
      {"full_name": "Петров Иван Иванович", "phone": "+7 495 123-45-67"}),

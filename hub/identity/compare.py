@@ -116,6 +116,9 @@ class Profile:
     locals: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
     first: str = ""  # transliteration-proof key of the written first name
+    #: the first name as written, folded (lower case, ё as е): a typo is one letter off in
+    #: it, where the key may be two («Наалья»: nalia, natalia)
+    first_written: str = ""
     first_keys: frozenset[str] = frozenset()
     initial: str = ""  # ... of the first name's initial when only that is written («Иванов Ю. С.»)
     last: str = ""  # surname base (male form), transliteration-proof
@@ -279,6 +282,7 @@ def _profile(
         locals=tuple(sorted(local_parts)),
         phones=tuple(sorted(set(phone_texts))),
         first=first,
+        first_written=_written(first_text) if first else "",
         first_keys=first_keys,
         initial=initial,
         last=last,
@@ -790,10 +794,29 @@ def _typo_of(a: Profile, b: Profile) -> bool:
     ``b``'s or from a form of the name ``b``'s stands for (Оьга ~ Оля, Епена ~ Лена)."""
     if _known(a) or len(a.first) < 3:
         return False
+    if _written_typo(a, b):
+        return True
     forms = {b.first}
     for full in b.first_keys:
         forms |= names.first_name_forms(full)
     return any(OSA.distance(a.first, form, score_cutoff=1) <= 1 for form in forms)
+
+
+def _written_typo(a: Profile, b: Profile) -> bool:
+    """Whether ``a``'s first name, missing from the name tables and written in Cyrillic, is
+    one typo from ``b``'s as written or from the full name ``b``'s stands for («Наалья» and
+    «Наташа»: Наталья; «Ллия» and «Лиля»: Лилия; «Маат» and «Марат»)."""
+    word = a.first_written
+    if len(word) < 4 or word.isascii():
+        return False
+    targets = {b.first_written} | {k for k in b.first_keys if not k.startswith("~")}
+    return any(t and OSA.distance(word, t, score_cutoff=1) <= 1 for t in targets)
+
+
+@functools.lru_cache(maxsize=65536)
+def _written(text: str) -> str:
+    words = names.fold(text).split()
+    return words[0] if words else ""
 
 
 def _known(p: Profile) -> bool:
