@@ -19,6 +19,7 @@ rather than sending twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import json
 import logging
@@ -230,6 +231,8 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if when.tzinfo is None:  # "-0000": a time in UTC whose source zone is unknown
+            when = when.replace(tzinfo=dt.timezone.utc)
         return max(0.0, when.timestamp() - time.time())
 
 
@@ -382,6 +385,8 @@ class ApiClient:
                 return False
             if error.status == 401:
                 return True
+            if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+                return False  # the provider asks for a longer pause than one run waits
             return safe or not error.sent
 
         def before_sleep(state: RetryCallState) -> None:
@@ -401,6 +406,8 @@ class ApiClient:
             return retrying(once)
         except _Refused as error:
             message = redact(f"{self.name}: {what}: {error.message}")
+            if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+                message += f" (asked to wait {_duration(error.retry_after)}, longer than a run waits)"
             if not safe and error.sent and error.status != 401:
                 raise AmbiguousRequestError(
                     message + " (the request may have been applied; it is not sent again blindly)",
@@ -432,7 +439,7 @@ class ApiClient:
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, _Refused) and error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER)
+            return error.retry_after
         return self.backoff(state)
 
     def _describe(self, response: requests.Response) -> str:
@@ -453,6 +460,15 @@ class ApiClient:
         except ValueError:
             body = None
         return RejectedRequestError(message, status, body)
+
+
+def _duration(seconds: float) -> str:
+    """``Retry-After`` in words: ``90 s``, ``45 min``, ``24 h``."""
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
 
 
 def _path_only(url: str) -> str:

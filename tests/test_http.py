@@ -93,6 +93,34 @@ def test_retry_after_as_http_date_and_brevo_reset_header():
     assert retry_after_seconds({}) is None
 
 
+def test_a_retry_after_longer_than_a_run_waits_is_left_for_the_next_sync(echo):
+    slept: list[float] = []
+    echo.fail("items", 429, retry_after="86400")
+    api = client(echo, sleep=slept.append)
+    with pytest.raises(RetriableError, match="asked to wait 24 h") as raised:
+        api.get_json("items")
+    assert not isinstance(raised.value, AmbiguousRequestError)
+    assert slept == [] and echo.calls["items"] == 1
+    assert raised.value.hint == "the next sync tries again"
+    echo.fail("items", 503, retry_after="90")  # within a run's wait: honoured in full
+    assert api.get_json("items")["items"] == [1, 2]
+    assert slept == [90.0]
+
+
+def test_retry_after_as_a_future_http_date_in_utc(monkeypatch):
+    import email.utils
+    import time
+
+    when = email.utils.formatdate(time.time() + 30)  # "-0000": no zone of its own, read as UTC
+    monkeypatch.setenv("TZ", "America/New_York")  # not the host's zone
+    time.tzset()
+    try:
+        assert 25 < retry_after_seconds({"Retry-After": when}) <= 30
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_giving_up_is_retriable_with_the_providers_words(echo):
     echo.fail("items", 500, times=5)
     with pytest.raises(RetriableError, match="Internal Server Error"):
