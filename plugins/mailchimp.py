@@ -321,11 +321,17 @@ class MailchimpConnector(Connector):
                 json_body={"members": [member for _, member in chunk], "update_existing": True},
                 idempotent=True, doing=f"batch subscribe of {len(chunk)} members",
             )
+            # an answer that is not JSON (a proxy's page) tells nothing of the members: the
+            # batch sets each status explicitly, so sending it again is safe
+            body = self.api.json(response) or {}
         except RetriableError as error:
             for item, _ in chunk:
                 outcome.retriable(item.contact_id, error.message)
             return
-        body = self.api.json(response) or {}
+        if not isinstance(body, dict):
+            for item, _ in chunk:
+                outcome.retriable(item.contact_id, "Mailchimp: the batch answer is not a JSON object")
+            return
         sent = {member["email_address"].lower(): (item, member) for item, member in chunk}
         for member in (body.get("new_members") or []) + (body.get("updated_members") or []):
             email = str(member.get("email_address", "")).lower()

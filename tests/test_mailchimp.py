@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, ClassVar
@@ -168,6 +169,41 @@ def test_a_failing_batch_leaves_its_items_retriable_and_spares_the_others(fake, 
     results = connector.write([subscribed(i, f"u{i}@example.com") for i in range(1, 5)])
     assert [r.status for r in results] == ["retriable", "retriable", "ok", "ok"]
     assert "HTTP 503" in results[0].error
+
+
+def test_a_batch_answered_with_a_proxys_page_is_retried_and_the_other_batches_go(project, fake):
+    """A 200 whose body is an HTML page (a proxy's) after Mailchimp applied the batch: that
+    batch's members are left to retry, the run's other batches are still sent."""
+    for i in range(5):
+        fake.add(f"m{i}@example.com")
+    project.write("clients.csv", "id,full_name,email\n" + "".join(
+        f"{i},Иван Петров,m{i}@example.com\n" for i in range(5)))
+    project.write("mappings/mailchimp.yaml", "fields:\n  email: {from: email_address, transforms: [email]}\n"
+                                             "  full_name: FNAME\n")
+    project.config(f"""\
+        connectors:
+          clients: {{plugin: csv, path: clients.csv, id_column: id}}
+          mailchimp:
+            plugin: mailchimp
+            role: both
+            api_key: {fake.api_key}
+            list_id: {fake.list_id}
+            endpoint: {fake.url}/3.0
+            batch_size: 2
+            campaign_activity: false
+            backoff_seconds: 0
+        """)
+    fake.fail("batch", 200, body="html", after_apply=True)
+    result = project.hub("sync", "--json")
+    report = json.loads(result.stdout)
+    assert report["counts"]["mailchimp"]["sent"] == 3 and report["counts"]["mailchimp"]["retry"] == 2
+    assert fake.calls["batch"] == 3
+    names = {fake.members[subscriber_hash(f"m{i}@example.com")]["merge_fields"]["FNAME"] for i in range(5)}
+    assert names == {"Иван Петров"}
+    fake.reset_counters()
+    result = project.hub("sync", "--json")
+    assert json.loads(result.stdout)["counts"]["mailchimp"]["sent"] == 2, result.output
+    assert [len(body["members"]) for body in fake.bodies("batch")] == [2]  # only the two left to retry
 
 
 def test_bad_key_is_a_clear_error_without_the_key(fake, tmp_path, caplog):
