@@ -37,7 +37,7 @@ from pydantic import Field
 from hub.connector import READ, WRITE, Connector, ConnectorContext
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
-from hub.http import BatchOutcome, RejectedRequestError, ServiceOptions
+from hub.http import BatchOutcome, RejectedRequestError, ServiceOptions, response_message
 from hub.model import (
     Checkpoint,
     ConsentReport,
@@ -53,6 +53,8 @@ PHONE_KEYS = ("phone", "Phone", "SMS")
 #: SMS.ru's own codes: credentials, and "too many requests" (retried like a 429).
 AUTH_CODES = {200, 300, 301, 302}
 RATE_CODES = {230, 231, 232}
+#: "Service temporarily unavailable" and "server error, repeat the request": retried, never a refusal.
+TEMPORARY_CODES = {220, 500}
 #: Message status codes: on the way (checked again), delivered; any other is a final failure.
 PENDING_CODES = {100, 101, 102}
 DELIVERED_CODES = {103, 110}
@@ -83,6 +85,17 @@ def _status_code(response: requests.Response) -> int | None:
         return None
 
 
+def _error_text(response: requests.Response) -> str:
+    """SMS.ru's words about a failed call: ``status_text (code N)``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("status_text"):
+        return f"{body['status_text']} (code {_status_code(response)})"
+    return response_message(response)
+
+
 def digits(phone: Any) -> str:
     return re.sub(r"\D", "", str(phone or ""))
 
@@ -101,7 +114,8 @@ class SmsRuConnector(Connector):
         self.options: SmsRuOptions = options
         self.api = options.client(
             "SMS.ru", "https://sms.ru", secrets=[options.api_id], requests_per_second=options.requests_per_second,
-            rate_limited=lambda response: _status_code(response) in RATE_CODES,
+            rate_limited=lambda response: _status_code(response) in RATE_CODES | TEMPORARY_CODES,
+            error_message=_error_text,
             pacing_key=("smsru", hashlib.sha256(options.api_id.encode()).hexdigest()),
         )
         if options.token:

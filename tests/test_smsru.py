@@ -194,3 +194,33 @@ def test_the_message_log_and_the_status_callback_are_received(fake, tmp_path):
     assert connector.receive(request(b"{}", "application/json", token="wrong")).status == 401
     assert connector.receive(request(b"{}", "application/json", token=None)).status == 401
     assert make_connector(fake, tmp_path).receive(request(b"{}", "application/json")).status == 401
+
+
+def test_a_stop_list_add_the_service_cannot_take_now_stays_queued(project, fake):
+    """SMS.ru's 220 (temporarily unavailable) and 500 (server error) come in an HTTP 200:
+    the opt-out is retried, never rejected, and reaches the stop list."""
+    import textwrap
+
+    from tests.fakes.twilio import FakeTwilio
+
+    with FakeTwilio() as twilio:
+        project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n")
+        project.config(textwrap.dedent(f"""\
+            connectors:
+              clients: {{plugin: csv, path: clients.csv, id_column: id}}
+              twilio: {{plugin: twilio, account_sid: {twilio.account_sid}, auth_token: {twilio.auth_token},
+                        endpoint: {twilio.url}}}
+              smsru: {{plugin: smsru, role: destination, api_id: {fake.api_id}, endpoint: {fake.url},
+                       backoff_seconds: 0, max_attempts: 3}}
+            """))
+        twilio.inbound("+79161234567", "STOP")
+        fake.unavailable = 3
+        report = json.loads(project.hub("sync", "--json").stdout)
+        assert report["counts"]["smsru"]["retry"] == 1 and report["counts"]["smsru"]["rejected"] == 0
+        assert fake.calls["stoplist.add"] == 3 and not fake.stoplist
+        card = json.loads(project.hub("show", "1", "--json").stdout)
+        assert "Сервис временно недоступен" in json.dumps(card, ensure_ascii=False)
+        fake.fail("stoplist.add", 200)  # {"status_code": 500}: a server error, repeat the request
+        report = json.loads(project.hub("sync", "--json").stdout)
+        assert report["counts"]["smsru"]["sent"] == 1
+        assert set(fake.stoplist) == {"79161234567"} and fake.calls["stoplist.add"] == 5

@@ -17,7 +17,9 @@ every answer is HTTP 200 with ``{"status": "OK"|"ERROR", "status_code", ...}``:
   expired, 105 deleted by the operator, 106 phone failure, 107 unknown reason, 108
   rejected, 150 no route to the number (final failures);
 * ``/my/balance`` -> ``{"balance"}``;
-* a wrong ``api_id`` is ``status_code`` 200; too many requests is ``status_code`` 231.
+* a wrong ``api_id`` is ``status_code`` 200; too many requests is ``status_code`` 231;
+  ``unavailable`` answers the next N calls with ``status_code`` 220 (the service is
+  temporarily unavailable); a fault of status 200 is ``status_code`` 500 (server error).
 
 ``callback_body`` builds what SMS.ru POSTs to a registered callback URL when statuses
 change: a form with ``data[]`` entries ``sms_status\n<sms_id>\n<code>\n<unix time>``
@@ -42,6 +44,8 @@ class FakeSmsRu(FakeApi):
         #: messages sent: sms_id -> {"phone", "text", "status_code", "cost"}
         self.messages: dict[str, dict[str, Any]] = {}
         self._sent = 0
+        #: calls still to be answered with 220 "temporarily unavailable"
+        self.unavailable = 0
         super().__init__(**kwargs)
 
     def route_table(self) -> list[Any]:
@@ -69,6 +73,11 @@ class FakeSmsRu(FakeApi):
             self.keys_in_query += 1
         if self._args(request).get("api_id") != self.api_id:
             raise ApiError(200, {"status": "ERROR", "status_code": 200, "status_text": "Неправильный api_id"})
+        with self.lock:
+            if self.unavailable > 0:
+                self.unavailable -= 1
+                raise ApiError(200, {"status": "ERROR", "status_code": 220,
+                                     "status_text": "Сервис временно недоступен, попробуйте чуть позже"})
 
     def error_body(self, status: int, message: str) -> Any:
         return {"status": "ERROR", "status_code": 500, "status_text": message}
