@@ -167,7 +167,7 @@ class Ga4Connector(Connector):
             attempt += 1
             self.calls += 1
             try:
-                return request.execute(num_retries=0)
+                answer = request.execute(num_retries=0)
             except HttpError as error:
                 status = int(error.resp.status)
                 message = redact(f"GA4: runReport: HTTP {status}: {_reason(error)}")
@@ -194,6 +194,15 @@ class Ga4Connector(Connector):
                     self._sleep(min(self.options.max_backoff_seconds, self.options.backoff_seconds * 2 ** attempt))
                     continue
                 raise RetriableError(f"GA4: runReport: {type(error).__name__}: {redact(str(error))}") from None
+            if isinstance(answer, dict):
+                return answer
+            # a 200 whose body is not JSON (a proxy's page, an answer cut short): the client
+            # library hands it over as text; worth another try, then left for the next sync
+            message = f"GA4: runReport: the answer is not JSON ({len(str(answer))} characters)"
+            if attempt < self.options.max_attempts:
+                self._sleep(min(self.options.max_backoff_seconds, self.options.backoff_seconds * 2 ** attempt))
+                continue
+            raise RetriableError(message, hint="the next sync goes on from the cursor")
 
     # --- reading ------------------------------------------------------------------------
     def _property_zone(self) -> dt.tzinfo:

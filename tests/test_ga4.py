@@ -114,6 +114,29 @@ def test_quota_exhausted_is_retried_then_left_for_the_next_sync(site: Site, ga: 
     assert "next sync" in report["errors"][0] and GA_TOKEN not in json.dumps(report)
 
 
+def test_an_answer_that_is_not_json_is_retried_then_left_for_the_next_sync(
+        tmp_path: Path, ga: FakeGa4, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy's HTML page or a cut answer with status 200: the client library hands it
+    over as text. It is retried; one that persists fails GA4 alone, with a clear message."""
+    site = make_site(tmp_path, ga, monkeypatch, "    max_attempts: 2\n"
+                     "  out: {plugin: csv, role: destination, path: out.csv}\n")
+    try:
+        site.post_form(tilda_form("g9:1", "Иван Петров", "ivan@example.ru", "+7 916 123-45-67", YM_UID))
+        add_sessions(ga)
+        ga.fail("runReport", 200, body="html", after_apply=True)
+        assert site.sync()["status"] == "ok"
+        assert site.card("ivan@example.ru")["fields"]["visits"] == 3
+        ga.fail("runReport", 200, body="truncated", after_apply=True, times=2)
+        site.post_form(tilda_form("g9:2", "Анна Белова", "anna@example.ru", "+7 916 222-33-44", "1"))
+        report = site.sync()
+        assert report["status"] == "failed"
+        assert report["errors"] == ["ga: GA4: runReport: the answer is not JSON (20 characters)\n"
+                                    "  hint: the next sync goes on from the cursor"]
+        assert "anna@example.ru" in (tmp_path / "out.csv").read_text(encoding="utf-8")  # the rest of the run went on
+    finally:
+        site.close()
+
+
 def test_token_budget_running_out(site: Site, ga: FakeGa4) -> None:
     ga.tokens = 1
     add_sessions(ga)
