@@ -455,6 +455,21 @@ def test_retry_after_is_honoured(fake, tmp_path):
     assert connector.pauses == [1.0]
 
 
+def test_a_retry_after_longer_than_a_run_waits_is_left_for_the_next_sync(fake, tmp_path):
+    fake.create(SHEET_ID, sheets={"Sheet1": [["id", "email"], ["1", "a@example.com"]]})
+    connector = make_connector(fake, tmp_path, key_column="id", backoff_seconds=0, max_backoff_seconds=0)
+    fake.fail("values.get", 429, retry_after="3600")
+    with pytest.raises(RetriableError, match="asked to wait 3600 s, longer than a run waits"):
+        read_all(connector, None)
+    assert connector.pauses == [] and fake.calls["values.get"] == 1
+    connector = make_connector(fake, tmp_path, key_column="id", backoff_seconds=0, max_backoff_seconds=0)
+    records, _ = read_all(connector, None)
+    fake.fail("values.batchUpdate", 429, retry_after="3600")  # a write by row number: not rebuilt either
+    with pytest.raises(RetriableError, match="longer than a run waits"):
+        connector.write([OutboundItem(1, "upsert", {"email": "b@example.com"}, external_id=records[0].external_id)])
+    assert connector.pauses == [] and fake.calls["values.batchUpdate"] == 1
+
+
 def sort_rows_descending(title: str | None = None):
     """A person sorting the rows under the header, Z to A, by the first column's values."""
     def sort(server: FakeGoogleSheets) -> None:
