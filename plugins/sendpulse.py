@@ -119,8 +119,18 @@ class SendPulseConnector(Connector):
         while True:
             page = self.api.get_json(self._book, params={"limit": PAGE_LIMIT, "offset": offset},
                                      doing="listing the address book") or []
-            if isinstance(page, dict):  # an error shape with 200
-                page = page.get("emails") or []
+            if isinstance(page, dict):
+                if not isinstance(page.get("emails"), list):
+                    # an error shape with 200: read as an empty page, its records would look gone
+                    message = page.get("message") or page.get("error") or json.dumps(page)[:200]
+                    raise RetriableError(
+                        f"SendPulse answered listing the address book with an error: {message}",
+                        hint="the next sync reads the book again",
+                    )
+                page = page["emails"]
+            if not isinstance(page, list):
+                raise RetriableError(f"SendPulse answered listing the address book with {type(page).__name__}, "
+                                     "not a list", hint="the next sync reads the book again")
             yield from page
             offset += len(page)
             if len(page) < PAGE_LIMIT:

@@ -157,3 +157,30 @@ def test_an_unchanged_book_removes_nothing_and_a_deleted_address_is_removed(fake
     result = project.hub("sync", "--json")
     assert result.exit_code == 0, result.output
     assert live() == 39
+
+
+def test_an_error_answered_with_200_for_a_page_fails_the_read_and_removes_nothing(fake, project):
+    """SendPulse may answer a page of the book with its error shape and status 200. Read as
+    an empty last page, the records of that page looked gone: fewer than the guard's 5%
+    were removed from the store without a word. The read now fails, and nothing goes."""
+    for i in range(2050):
+        fake.add(f"p{i:04d}@example.com", Name=f"Клиент {i}")
+    project.config(
+        "connectors:\n  sendpulse: {plugin: sendpulse, role: source, "
+        f"client_id: {fake.client_id}, client_secret: {fake.client_secret}, address_book_id: {fake.book_id}, "
+        f"endpoint: \"{fake.url}\", backoff_seconds: 0, max_backoff_seconds: 0, max_attempts: 2}}\n"
+    )
+
+    def live() -> int:
+        return len(json.loads(project.hub("export", "links", "--format", "json").stdout))
+
+    assert project.hub("sync", "--json").exit_code == 0
+    assert live() == 2050
+    fake.person_edits("p0000@example.com", Name="Клиентка 0")  # the book changed: read again
+    fake.fail("emails.list", 200, times=10, skip=20)  # pages 1-20 fine, the last (50 records) an error
+    result = project.hub("sync", "--json")
+    assert result.exit_code != 0
+    report = json.loads(result.stdout)
+    assert report["counts"]["sendpulse"]["removed"] == 0
+    assert "listing the address book" in result.output
+    assert live() == 2050

@@ -50,6 +50,8 @@ class Fault:
     after_apply: bool = False
     #: seconds to wait before answering (a timeout when longer than the client's)
     delay: float = 0.0
+    #: matching requests answered normally before the fault starts (the third page of a list)
+    skip: int = 0
 
 
 @dataclass
@@ -173,10 +175,11 @@ class FakeApi:
     # -- test helpers --------------------------------------------------------
 
     def fail(self, endpoint: str, status: int = 500, *, times: int = 1, retry_after: str | None = None,
-             body: str = "json", after_apply: bool = False, delay: float = 0.0) -> None:
-        """The next ``times`` requests to ``endpoint`` (``*``: any) fail this way."""
+             body: str = "json", after_apply: bool = False, delay: float = 0.0, skip: int = 0) -> None:
+        """The next ``times`` requests to ``endpoint`` (``*``: any) fail this way, after
+        ``skip`` of them are answered normally."""
         with self.lock:
-            self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, delay))
+            self.faults.append(Fault(endpoint, status, times, retry_after, body, after_apply, delay, skip))
 
     def valid_email(self, email: str) -> bool:
         return bool(re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", email)) and email.lower() not in self.refused
@@ -279,6 +282,9 @@ class FakeApi:
     def _take_fault(self, endpoint: str) -> Fault | None:
         for fault in self.faults:
             if (fault.endpoint in ("*", endpoint)) and fault.times > 0:
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 fault.times -= 1
                 if fault.times == 0:
                     self.faults.remove(fault)
