@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -591,7 +591,7 @@ class Sync:
                 self._check_stop()
 
         batch: list[RawRecord] = []
-        for item in connector.read(cursor):
+        for item in _from_connector(name, connector.read(cursor)):
             if isinstance(item, Checkpoint):
                 if item.complete:
                     final = item
@@ -1389,7 +1389,12 @@ class Sync:
                 chunk = [row for row in chunk if row.contact_id not in waiting]
                 items = [item for item in items if item.contact_id not in waiting]
             items = [item for item in items if item.op == "upsert" or item.external_id is not None]
-            results = connector.write(items) if items else []
+            try:
+                results = connector.write(items) if items else []
+            except HubError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the connector's fault: it fails this step only
+                raise _connector_fault(name, error) from error
             by_contact = {result.contact_id: result for result in results}
             now = utcnow()
             outcome: list[dict[str, Any]] = []
@@ -1487,6 +1492,32 @@ class _PullState:
     #: The saved cursor row must be rewritten even if its value stays (new fingerprint).
     cursor_stale: bool = False
     seen: set[str] = field(default_factory=set)
+
+
+def _from_connector(name: str, items: Iterable[Any]) -> Iterator[Any]:
+    """The items of a connector's read. An exception that is none of hub's own (a bug in
+    the connector, an answer it does not understand) fails this connector's step with the
+    exception named, as its own errors do; the other connectors go on."""
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except HubError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the connector's fault: it fails this step only
+            raise _connector_fault(name, error) from error
+        yield item
+
+
+def _connector_fault(name: str, error: Exception) -> FatalError:
+    log.debug("connector %s failed", name, exc_info=error)
+    return FatalError(
+        f"unexpected error in the connector: {type(error).__name__}: {str(error)[:300]}",
+        hint="a fault of the connector (a bug, or an answer it does not understand): "
+             "`hub -v sync` shows where; please report it",
+    )
 
 
 def _records_of(c: Connection, connector: str, external_ids: Sequence[str], *columns: Any) -> Iterator[Any]:

@@ -145,3 +145,25 @@ def test_a_misspelled_hook_fails_loudly():
     pm.register(Typo())
     with pytest.raises(pluggy.PluginValidationError):
         pm.check_pending()
+
+
+def test_a_connector_that_fails_unexpectedly_stops_only_itself(installed_example: Path, tmp_path: Path):
+    """A connector raising an exception that is none of hub's own (a bug, an answer it does
+    not understand) fails its own step with the exception named; the other sources are
+    read and the run ends failed, not halfway."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "leads.jsonl").write_text("[1, 2]\n", encoding="utf-8")  # the example calls .get() on it
+    (project / "crm.csv").write_text("id,full_name,phone\n1,Дарья Романова,+79686102489\n", encoding="utf-8")
+    (project / "hub.yaml").write_text(
+        "connectors:\n  leads: {plugin: jsonl, path: leads.jsonl}\n"
+        "  crm: {plugin: csv, path: crm.csv, id_column: id}\n"
+    )
+    result = _hub(["sync", "--json"], installed_example, project)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "failed"
+    assert report["counts"]["crm"]["created"] == 1
+    assert any(e.startswith("leads: unexpected error in the connector: AttributeError") for e in report["errors"]), \
+        report["errors"]
+    assert "Traceback" not in result.stderr
