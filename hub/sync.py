@@ -225,8 +225,8 @@ class _Placed:
 
     #: contacts to derive again from their records
     affected: set[int]
-    #: those of them whose only change is new records (these records' values)
-    grown: dict[int, list[dict[str, Any]]]
+    #: those of them whose only change is new records (these records' identifiers)
+    grown: dict[int, set[tuple[str, str]]]
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -707,7 +707,7 @@ class Sync:
                         .values(status="resolved")
                     )
             affected: set[int] = set()
-            grown: dict[int, list[dict[str, Any]]] = {}
+            grown: dict[int, set[tuple[str, str]]] = {}
             if work:
                 placed = self._place(c, state, work, now)
                 affected |= placed.affected
@@ -800,11 +800,20 @@ class Sync:
         name = state.name
         counts = self.report.counts_for(name)
         candidates = [
-            Candidate(i, None if w.another_person else w.linked_contact, w.values, f"{name}\0{w.record.external_id}")
+            Candidate(i, None if w.another_person else w.linked_contact, w.values, f"{name}\0{w.record.external_id}",
+                      w.encoded)
             for i, w in enumerate(work)
         ]
         resolution = self.resolver.resolve(c, candidates)
         clusters = resolution.clusters
+        keys: dict[int, set[tuple[str, str]]] = {}
+
+        def keys_at(i: int) -> set[tuple[str, str]]:
+            """The identifiers of ``work[i]``, from the profile the resolver made of it."""
+            if i not in keys:
+                keys[i] = keys_of(work[i].values, resolution.profiles.get(i))
+            return keys[i]
+
         target: dict[int, int] = {}
         new_clusters = [cluster for cluster in clusters if not cluster.contacts]
         changed_at = None if state.initial else self.started
@@ -812,6 +821,7 @@ class Sync:
         if new_clusters:
             ids = allocate_ids(c, contacts, len(new_clusters))
             fresh: dict[int, list[SourceValues]] = {}
+            fresh_keys: dict[int, set[tuple[str, str]]] = {}
             for cluster, contact_id in zip(new_clusters, ids, strict=True):
                 cluster.contacts = [contact_id]
                 fresh[contact_id] = [
@@ -819,7 +829,8 @@ class Sync:
                                  work[k].record.updated_at or changed_at)
                     for k in cluster.record_keys
                 ]
-            self._create_contacts(c, fresh, name, now)
+                fresh_keys[contact_id] = set().union(*(keys_at(k) for k in cluster.record_keys))
+            self._create_contacts(c, fresh, fresh_keys, name, now)
             created.update(fresh)
             counts.created += len(new_clusters)
         affected: set[int] = set()
@@ -873,11 +884,11 @@ class Sync:
         bulk_update(c, source_records, ("connector", "external_id"), known)
         self._log(c, moved_log)
         # contacts whose only change is records new to hub: their stored identifiers stand
-        grown: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        grown: dict[int, set[tuple[str, str]]] = defaultdict(set)
         rebuilt = {survivor for survivor, _losers in merges}
         for i, w in enumerate(work):
             if w.linked_contact is None:
-                grown[target[i]].append(w.values)
+                grown[target[i]] |= keys_at(i)
             else:  # a known record changed or moved: what it was found by may be gone
                 rebuilt.update((w.linked_contact, target[i]))
         return _Placed(affected, {k: v for k, v in grown.items() if k in affected and k not in rebuilt})
@@ -1012,10 +1023,12 @@ class Sync:
         return affected
 
     def _create_contacts(
-        self, c: Connection, fresh: dict[int, list[SourceValues]], name: str, now: dt.datetime
+        self, c: Connection, fresh: dict[int, list[SourceValues]], keys: dict[int, set[tuple[str, str]]],
+        name: str, now: dt.datetime,
     ) -> None:
-        """Insert new contacts derived from their records, with one ``created`` entry each
-        in the change log holding every value (later changes are logged per field)."""
+        """Insert new contacts derived from their records, found by ``keys`` (their
+        identifiers), with one ``created`` entry each in the change log holding every value
+        (later changes are logged per field)."""
         rows: list[dict[str, Any]] = []
         ident_rows: list[dict[str, Any]] = []
         log_rows: list[dict[str, Any]] = []
@@ -1027,7 +1040,7 @@ class Sync:
             row.update(created_run=run_id, created_at=now, merged_into=None)
             rows.append(row)
             ident_rows.extend(
-                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in _identifiers_of(own)
+                {"kind": kind, "value": value, "contact_id": contact_id} for kind, value in keys[contact_id]
             )
             first = own[0]
             everything = {f: values[f] for f in sorted(values, key=_field_order)}
@@ -1040,13 +1053,13 @@ class Sync:
 
     def _recompute(
         self, c: Connection, contact_ids: list[int], name: str, now: dt.datetime, reason: str = "sync",
-        grown: dict[int, list[dict[str, Any]]] | None = None,
+        grown: dict[int, set[tuple[str, str]]] | None = None,
     ) -> None:
         """Derive each contact from its records, log what changed, refresh identifiers and outbox.
 
-        ``grown``: contacts whose only change is these new records' values; their
-        identifiers are the stored ones and the new records' (the stored ones are those
-        of all their other records), not derived from every record again."""
+        ``grown``: contacts whose only change is new records, with these records'
+        identifiers; theirs are the stored ones and these (the stored ones are those of
+        all their other records), not derived from every record again."""
         counts = self.report.counts_for(name)
         records: dict[int, list[SourceValues]] = defaultdict(list)
         current: dict[int, Any] = {}
@@ -1107,7 +1120,7 @@ class Sync:
                 change_rows.append(_change(contact_id, "deleted", "true", None, name, None, reason, now))
                 added = None  # its identifiers went when it was deleted
             if added is not None:
-                wanted = idents[contact_id].union(*(keys_of(values) for values in added))
+                wanted = idents[contact_id] | added
             else:
                 wanted = _identifiers_of(own)
             ident_add.extend(

@@ -466,11 +466,13 @@ def id_like(value: str) -> bool:
     return sum(ch.isdigit() for ch in value) >= 5 and len(value) <= 40 and not _DATE_LIKE.search(value)
 
 
-def keys_of(values: Mapping[str, Any]) -> set[tuple[str, str]]:
-    """The identifiers a contact is found by (``hub show``) and blocked under."""
+def keys_of(values: Mapping[str, Any], p: Profile | None = None) -> set[tuple[str, str]]:
+    """The identifiers a contact is found by (``hub show``) and blocked under; ``p`` is
+    ``profile(values)`` when the caller has it already."""
     found: set[tuple[str, str]] = {("email", e) for e in _texts(values, "email", "emails")}
     found.update(("phone", phone) for phone in _texts(values, "phone", "phones"))
-    p = profile(values)
+    if p is None:
+        p = profile(values)
     found.update(("email", e) for e in p.emails)
     found.update(key for key in blocking_keys(p) if key[0] != "email")
     return found

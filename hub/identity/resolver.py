@@ -78,6 +78,9 @@ class Candidate:
     values: dict[str, Any]
     #: a stable, content-derived order for ties (e.g. "connector\0external id")
     sort_key: str = ""
+    #: ``values`` as the store will keep them (JSON), when known: the record's profile is
+    #: then kept for the batches that meet it as a stored record (:func:`record_profiles`)
+    encoded: str | None = None
 
 
 @dataclass
@@ -103,6 +106,8 @@ class Resolution:
     reviews: list[ReviewPair] = field(default_factory=list)
     #: full-name keys of pairs that would join on the name alone (for :meth:`settle`)
     names: set[str] = field(default_factory=set)
+    #: each candidate's profile, by its key (for :func:`keys_of`)
+    profiles: dict[int, Profile] = field(default_factory=dict)
 
 
 @dataclass
@@ -203,6 +208,9 @@ class ProbabilisticResolver:
     # ------------------------------------------------------------------ resolve
     def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
         profiles = {cand.key: profile(cand.values) for cand in candidates}
+        for cand in candidates:
+            if cand.encoded:
+                _stored.put(_digest(cand.encoded), profiles[cand.key])
         keys = {cand.key: self._keys(profiles[cand.key]) for cand in candidates}
         wanted = set().union(*keys.values()) if keys else set()
         in_store, stored_counts = self._lookup(c, wanted) if wanted else ({}, {})
@@ -352,7 +360,7 @@ class ProbabilisticResolver:
         for cand in candidates:
             root = find(("r", cand.key))
             clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
-        return Resolution(list(clusters.values()), reviews, names)
+        return Resolution(list(clusters.values()), reviews, names, profiles)
 
     # ------------------------------------------------------------------ settle
     def settle(self, c: Connection, keys: Iterable[str]) -> Settlement:
@@ -562,12 +570,16 @@ def record_profiles(c: Connection, contact_ids: Sequence[int]) -> dict[int, list
     out: dict[int, list[Profile]] = defaultdict(list)
     for contact_id, encoded in live_records(c, sorted(contact_ids), source_records.c.record_values, chunk=_CHUNK):
         if encoded:
-            key = hashlib.blake2b(encoded.encode(), digest_size=16).digest()
+            key = _digest(encoded)
             found = _stored.get(key)
             if found is None:
                 found = _stored.put(key, profile(json.loads(encoded)))
             out[contact_id].append(found)
     return out
+
+
+def _digest(encoded: str) -> bytes:
+    return hashlib.blake2b(encoded.encode(), digest_size=16).digest()
 
 
 class _Recent:
