@@ -50,7 +50,17 @@ from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer, sync_collections
 from hub.redact import redact, redact_secrets
-from hub.store import Store, allocate_ids, among, bulk_insert, bulk_update, live_records, set_setting, setting
+from hub.store import (
+    LockLostError,
+    Store,
+    allocate_ids,
+    among,
+    bulk_insert,
+    bulk_update,
+    live_records,
+    set_setting,
+    setting,
+)
 from hub.store.schema import (
     changes,
     contacts,
@@ -361,8 +371,9 @@ class Sync:
         except HubError as error:
             if isinstance(error, StopRequested):
                 self._finish("interrupted", f"{type(error).__name__}: {error}")
-            else:  # the store failed (a full disk, a lock held too long): the run failed
-                self._finish("failed", "\n".join([*self.report.errors, str(error)]))
+            else:  # the store failed (a full disk, a lock held too long, the lock lost): the run failed
+                self._finish("failed", "\n".join([*self.report.errors, str(error)]),
+                             check_lock=not isinstance(error, LockLostError))
             raise
         except BaseException as error:  # KeyboardInterrupt, SIGTERM: interrupted; a fault of the code: failed
             stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
@@ -532,10 +543,12 @@ class Sync:
         except Exception as error:  # noqa: BLE001 - a notification must not change the run's outcome
             log.warning("a hub_run_finished hook failed: %s", redact(f"{type(error).__name__}: {error}"))
 
-    def _finish(self, status: str, error: str | None) -> None:
+    def _finish(self, status: str, error: str | None, check_lock: bool = True) -> None:
+        """Record the run's end; ``check_lock=False``: the run lost the store lock, and
+        records only its own end."""
         self.report.status = status
         counts = json.dumps({k: v.as_dict() for k, v in self.report.counts.items()})
-        with self._tx() as c:
+        with self._tx() if check_lock else self.store.begin(check_lock=False) as c:
             c.execute(
                 update(runs)
                 .where(runs.c.id == self.report.run_id)

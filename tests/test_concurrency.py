@@ -359,3 +359,67 @@ def test_commands_started_at_once_on_a_new_store_all_open_it(team: tuple[Hub, En
         live = c.execute(select(contacts.c.id).where(contacts.c.deleted_at.is_(None))).scalars().all()
         created = Counter(c.execute(select(changes.c.contact_id).where(changes.c.field == "created")).scalars())
     assert len(live) == len(sheet) and created == Counter({contact_id: 1 for contact_id in live})
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_run_whose_lock_session_the_server_ends_stops_and_the_next_run_converges(store_project, monkeypatch):
+    """The server ends the session holding the sync lock in the middle of a run (a
+    restart, pg_terminate_backend, idle_session_timeout): the lock is gone, and another
+    run could take it. The run commits nothing more and fails with a message saying so;
+    a rerun ends where an uninterrupted run would."""
+    from hub.store import Store
+    from hub.sync import Sync
+
+    rows = ["id,full_name,phone"] + [f"{i},{SURNAMES[i % 10]} {NAMES[i // 10 % 10]},+7916555{i:04d}"
+                                     for i in range(1, 41)]
+    store_project.write("first.csv", "\n".join(rows[:21]) + "\n")
+    store_project.write("second.csv", "\n".join([rows[0], *rows[21:]]) + "\n")
+    store_project.config("""\
+        connectors:
+          first: {plugin: csv, path: first.csv, id_column: id}
+          second: {plugin: csv, path: second.csv, id_column: id}
+        """)
+    engine = create_engine(store_project.store_url)
+    taken_by_another: list[bool] = []
+    note_read = Sync._note_read
+
+    def server_ends_the_lock_session(self: Sync, name: str, read: bool) -> None:
+        note_read(self, name, read)
+        if name != "first":
+            return
+        with engine.begin() as c:
+            backend = json.loads(c.execute(
+                text("SELECT value FROM store_settings WHERE name = 'lock:sync'")).scalar())["backend"]
+            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend}).scalar()
+        _wait_for(lambda: not _session_alive(engine, backend), "the lock's session to end")
+        other = Store(store_project.store_url)
+        with other.lock("sync"):  # the lock is free: another run could be writing now
+            taken_by_another.append(True)
+        other.dispose()
+
+    monkeypatch.setattr(Sync, "_note_read", server_ends_the_lock_session)
+    result = store_project.hub("sync")
+    monkeypatch.undo()
+    assert taken_by_another == [True]
+    assert result.exit_code == 1, result.output
+    assert "ended the session" in result.stderr and "sync lock" in result.stderr
+    with engine.connect() as c:
+        read = Counter(c.execute(select(source_records.c.connector)).scalars())
+        statuses = c.execute(select(runs.c.status).order_by(runs.c.id)).scalars().all()
+    assert read == Counter({"first": 20}), "the run went on writing without the lock"
+    assert statuses == ["failed"]
+
+    again = store_project.hub("sync")
+    assert again.exit_code == 0, again.output
+    with engine.connect() as c:
+        read = Counter(c.execute(select(source_records.c.connector)).scalars())
+        live = c.execute(select(contacts.c.id).where(contacts.c.deleted_at.is_(None))).scalars().all()
+        statuses = c.execute(select(runs.c.status).order_by(runs.c.id)).scalars().all()
+    engine.dispose()
+    assert read == Counter({"first": 20, "second": 20}) and len(live) == 40
+    assert statuses == ["failed", "ok"]
+
+
+def _session_alive(engine: Engine, backend: int) -> bool:
+    with engine.connect() as c:
+        return bool(c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": backend}).scalar())

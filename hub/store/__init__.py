@@ -45,7 +45,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from hub.errors import FatalError, LockedError, UsageError
+from hub.errors import FatalError, HubError, LockedError, UsageError
 from hub.redact import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,11 +63,19 @@ class StoreAccessError(UsageError):
     cannot read). The CLI names ``store:`` when hub.yaml sets it."""
 
 
+class LockLostError(HubError):
+    """PostgreSQL ended the database session that held the store's sync lock (a server
+    restart, ``pg_terminate_backend``, an idle session timeout): another run may have
+    taken the lock since, so this one writes nothing more."""
+
+
 class Store:
     """Owns the engine, the schema version and the run lock."""
 
     def __init__(self, url: str):
         self.url = url
+        # the PostgreSQL sync lock this process holds: (advisory key, backend pid of its session)
+        self._sync_lock: tuple[int, int] | None = None
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -130,19 +138,26 @@ class Store:
         return self.engine.connect()
 
     @contextlib.contextmanager
-    def begin(self, read_only: bool = False) -> Iterator[Connection]:
+    def begin(self, read_only: bool = False, check_lock: bool = True) -> Iterator[Connection]:
         """A transaction that writes. On SQLite it takes the write lock at its start
         (``BEGIN IMMEDIATE``), waiting up to ``busy_timeout`` for another writer (``hub
         serve`` storing a form): a transaction that read first and wrote later would
         fail at once with "database is locked" if another writer committed in between.
         ``read_only``: a transaction that only reads (a snapshot), which takes no lock: it
-        must not wait for a writer (a dry run's own open transaction)."""
+        must not wait for a writer (a dry run's own open transaction).
+
+        On PostgreSQL, while this process holds the sync lock, the transaction commits only
+        if the lock's database session still holds it (``LockLostError`` otherwise): the
+        server may have ended that session, and another run may have taken the lock.
+        ``check_lock=False``: a run records its own end after it lost the lock."""
         try:
             with self.engine.connect() as connection:
                 if not read_only:
                     connection.execution_options(**{_IMMEDIATE: True})
                 with connection.begin():
                     yield connection
+                    if not read_only and check_lock:
+                        self._check_sync_lock(connection)
         except OperationalError as error:
             raise FatalError(f"store error: {redact(str(error.orig))}",
                              hint="check the store's disk (free space, permissions), server or lock; what "
@@ -208,14 +223,37 @@ class Store:
             me = {**_me(), "backend": connection.execute(text("SELECT pg_backend_pid()")).scalar()}
             connection.commit()
             self._pg_record_holder(name, me)
+            outer = self._sync_lock
+            if name == "sync":
+                self._sync_lock = (key, me["backend"])
             try:
                 yield
             finally:
+                if name == "sync":
+                    self._sync_lock = outer
                 try:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
                 except SQLAlchemyError:
                     pass
+
+    def _check_sync_lock(self, connection: Connection) -> None:
+        """Raise ``LockLostError`` if the session that took the sync lock no longer holds it."""
+        if self._sync_lock is None or self.dialect != "postgresql":
+            return
+        key, backend = self._sync_lock
+        held = connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 "
+                 "AND objid::bigint = :k AND objsubid = 1 AND pid = :p"),
+            {"k": key, "p": backend},
+        ).scalar()
+        if not held:
+            raise LockLostError(
+                f"the database server ended the session (backend {backend}) that held the store's sync lock; "
+                "another run may have taken the lock, so this one stopped without writing more",
+                hint="what was committed stays: run it again; if the server ends idle sessions "
+                "(idle_session_timeout), turn that off for hub's database user",
+            )
 
     def _pg_holder(self, connection: Connection, name: str) -> dict[str, Any]:
         with contextlib.suppress(SQLAlchemyError, ValueError):
