@@ -903,7 +903,8 @@ def test_a_lock_left_by_a_dead_process_is_detected(store_project):
 
     engine = create_engine(store_project.store_url)
     orphan = engine.connect()
-    key = zlib.crc32(b"hub:sync")
+    schema = orphan.execute(text("SELECT current_schema()")).scalar()
+    key = zlib.crc32(f"hub:{schema}:sync".encode())  # the store's own lock (see Store.lock)
     assert orphan.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
     backend = orphan.execute(text("SELECT pg_backend_pid()")).scalar()
     orphan.execute(text("DELETE FROM store_settings WHERE name = 'lock:sync'"))
@@ -912,6 +913,8 @@ def test_a_lock_left_by_a_dead_process_is_detected(store_project):
     orphan.commit()
     result = store_project.hub("sync")
     assert result.exit_code == 0, result.output
+    with engine.connect() as c:  # the sync took the lock by ending the orphaned session
+        assert not c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": backend}).scalar()
     orphan.invalidate()
     engine.dispose()
 
