@@ -18,6 +18,8 @@ _pattern: re.Pattern[str] | None = None
 #: Query parameters that carry keys in URLs of some APIs.
 _KEY_PARAMS = re.compile(r"(?i)\b(api_key|api_id|apikey|access_token|token|key|password|secret)=([^&\s\"']+)")
 MIN_SECRET_LENGTH = 4
+#: The password of a URL (``postgresql+psycopg://user:PASSWORD@host/db``).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*:)([^\s/@]+)@")
 
 
 def register_secret(value: str) -> None:
@@ -30,6 +32,8 @@ def register_secret(value: str) -> None:
 def redact(text: str) -> str:
     if _pattern is not None:
         text = _pattern.sub(MASK, text)
+    if "://" in text:  # a password written into a URL (store: in hub.yaml), not taken from $VAR
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", text)
     if "=" not in text:  # the common case, and a hot path: values of the change log
         return text
     return _KEY_PARAMS.sub(lambda m: f"{m.group(1)}={MASK}", text)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from hub.redact import RedactingFilter, redact, redact_secrets, register_secret
 
 
@@ -15,6 +17,36 @@ def test_registered_secrets_and_url_keys_are_masked():
         "GET https://api.unisender.com/ru/api/importContacts?format=json&api_key=***"
     )
     assert redact("https://sms.ru/sms/send?api_id=XYZ-1&to=7916") == "https://sms.ru/sms/send?api_id=***&to=7916"
+
+
+def test_a_password_written_into_a_url_is_masked():
+    assert redact("store: postgresql+psycopg://hub:Pw-7c2e9a@db.local:5432/hub") == (
+        "store: postgresql+psycopg://hub:***@db.local:5432/hub"
+    )
+    assert redact("cannot open postgresql://hub:p%40ss@db/hub?sslmode=require and https://x.example/a@b") == (
+        "cannot open postgresql://hub:***@db/hub?sslmode=require and https://x.example/a@b"
+    )
+    assert redact("mail ivan:petrov@example.ru, postgresql://hub@db/hub") == (
+        "mail ivan:petrov@example.ru, postgresql://hub@db/hub"
+    )
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_hub_check_never_prints_the_password_of_the_store_url(store_project):
+    from sqlalchemy.engine import make_url
+
+    url = make_url(store_project.store_url)
+    if url.password is None:  # the test server trusts local connections: any password does
+        url = url.set(password="Pw-5d1b8e0c")
+    password = str(url.password)
+    store_project.store_url = url.render_as_string(hide_password=False)
+    store_project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    store_project.write("c.csv", "id,full_name\n1,Анна Белова\n")
+    for args in (["check"], ["check", "--json"], ["-v", "sync"], ["runs"]):
+        result = store_project.hub(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert password not in result.output, args
+    assert "store: postgresql+psycopg://" in store_project.hub("check").stdout
 
 
 def test_short_values_are_not_treated_as_secrets():
