@@ -919,6 +919,37 @@ def test_a_lock_left_by_a_dead_process_is_detected(store_project):
     engine.dispose()
 
 
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_lock_held_from_another_host_says_how_to_end_its_session(store_project):
+    """A run on another host holds the lock: hub cannot tell whether that host is still up
+    (a host that went down keeps its session until the server's TCP keepalive ends it,
+    hours by default), so the message names the session to end if it is down."""
+    import zlib
+
+    from sqlalchemy import create_engine, text
+
+    store_project.write("sheet.csv", SHEET)
+    store_project.config(CONFIG)
+    assert store_project.hub("sync").exit_code == 0
+    engine = create_engine(store_project.store_url)
+    other = engine.connect()
+    schema = other.execute(text("SELECT current_schema()")).scalar()
+    assert other.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": zlib.crc32(f"hub:{schema}:sync".encode())}).scalar()
+    backend = other.execute(text("SELECT pg_backend_pid()")).scalar()
+    holder = {"pid": 4242, "host": "crm-box-2", "since": "2026-01-01T00:00:00+00:00", "backend": backend}
+    other.execute(text("DELETE FROM store_settings WHERE name = 'lock:sync'"))
+    other.execute(text("INSERT INTO store_settings (name, value) VALUES ('lock:sync', :v)"), {"v": json.dumps(holder)})
+    other.commit()
+    try:
+        result = store_project.hub("sync")
+    finally:
+        other.close()
+        engine.dispose()
+    assert result.exit_code == 3, result.output
+    assert "another hub sync is running on this store (pid 4242 on crm-box-2" in result.stderr
+    assert f"if crm-box-2 is down, end its database session: SELECT pg_terminate_backend({backend})" in result.stderr
+
+
 def test_reconcile_reports_a_consent_withdrawn_behind_hubs_back(project, monkeypatch):
     import shutil
     from pathlib import Path

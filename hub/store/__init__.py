@@ -218,8 +218,12 @@ class Store:
                 connection.commit()
             if not got:
                 holder = self._pg_holder(connection, name)
-                raise LockedError(f"another hub {name} is running on this store{_describe(holder)}",
-                                  hint="wait for it to finish; a killed run releases the lock by itself")
+                hint = "wait for it to finish; a killed run releases the lock by itself"
+                if holder.get("backend") and holder.get("host") != socket.gethostname():
+                    # a host that went down holds its session until the server's TCP keepalive ends it
+                    hint += (f"; if {holder.get('host', 'its host')} is down, end its database session: "
+                             f"SELECT pg_terminate_backend({int(holder['backend'])})")
+                raise LockedError(f"another hub {name} is running on this store{_describe(holder)}", hint=hint)
             me = {**_me(), "backend": connection.execute(text("SELECT pg_backend_pid()")).scalar()}
             connection.commit()
             self._pg_record_holder(name, me)
