@@ -242,6 +242,17 @@ _SIMPLE_PHONE_RE = re.compile(r"[0-9+()\- ]+")
 _KNOWN_CACHE_SIZE = 20_000
 
 
+def _cut_scientific(text: str) -> bool:
+    """A number in scientific notation with fewer digits than its value has: a
+    spreadsheet showed ``79161234567`` as ``7,91612E+10`` and saved that, so its last
+    digits are lost (reading it would give ``79161200000``, someone else's number)."""
+    if not _SCIENTIFIC_RE.fullmatch(text):
+        return False
+    mantissa, _, exponent = text.upper().partition("E")
+    fraction = mantissa.replace(",", ".").partition(".")[2]
+    return len(fraction) < int(exponent.lstrip("+"))
+
+
 def _number_text(value: object) -> str:
     """Text of a phone cell; numbers read from spreadsheets lose their ``.0``."""
     if isinstance(value, bool):
@@ -262,7 +273,7 @@ def _number_text(value: object) -> str:
         match = _INTEGRAL_FLOAT_RE.fullmatch(stripped)
         if match:
             return match.group(1)
-        if _SCIENTIFIC_RE.fullmatch(stripped):
+        if _SCIENTIFIC_RE.fullmatch(stripped) and not _cut_scientific(stripped):
             try:
                 number = Decimal(stripped.replace(",", "."))
             except InvalidOperation:
@@ -430,6 +441,10 @@ class _PhoneParser:
         too_long = _too_long(value)
         if too_long:
             return [(value, None, too_long)]
+        if isinstance(value, str) and _cut_scientific(value.strip()):
+            shown = _show(value.strip())
+            return [(value, None, f"{shown} is in scientific notation: a spreadsheet cut off its last digits; "
+                     "format the column as text and enter the number again")]
         text = _pre_clean(_number_text(value))
         out: list[tuple[str, str | None, str | None]] = []
         for fragment in _PHONE_SPLIT_RE.split(text):

@@ -203,6 +203,20 @@ def test_garbage_is_a_problem(raw, problem):
     assert normalize_phones(raw) == ([], [problem])
 
 
+@pytest.mark.parametrize("raw", ["7,91612E+10", "7.91612345E+10", "7,9E+10", " 8,91612E+10 "])
+def test_a_phone_a_spreadsheet_cut_to_scientific_notation_is_a_problem_not_a_number(raw):
+    # Excel shows 79161234567 as 7,91612E+10 in a narrow column and saves that to CSV:
+    # the last digits are gone, and trailing zeros would make another person's number
+    numbers, problems = normalize_phones(raw)
+    assert numbers == []
+    assert len(problems) == 1 and "scientific notation" in problems[0] and repr(raw.strip()) in problems[0]
+
+
+def test_a_phone_in_scientific_notation_with_every_digit_is_read():
+    assert normalize_phones("7.9161234567E+10") == (["+79161234567"], [])
+    assert normalize_phones("7,91612345670E10") == (["+79161234567"], [])
+
+
 def test_good_and_bad_in_one_cell():
     assert normalize_phones("89161234567, не звонить") == (
         ["+79161234567"],
