@@ -537,6 +537,17 @@ class CsvConnector(Connector):
             hint=f"give the column a header or delete it (set header_row if the header is not on row 1){merged}",
         )
 
+    def _no_id_column_error(self, row_number: int) -> FatalError:
+        """Writing, a file with rows but no id column: no row can be told apart, and every
+        contact would be added again below its old row."""
+        wanted = self.options.id_column or "id"
+        return FatalError(
+            f"{self.path}: cannot write: row {row_number} has data but the file has no {wanted!r} column, "
+            "so hub cannot tell which row is which contact",
+            hint=f"restore the {wanted!r} column, or set id_column to a column with a unique value in every row; "
+            "a file hub only writes may also be deleted, and hub writes it anew",
+        )
+
     # ---------------------------------------------------------------- file access
 
     def _open_to_read(self) -> BinaryIO:
@@ -809,6 +820,7 @@ class CsvConnector(Connector):
         names: list[str | None] | None = None
         id_index = 0
         seen: set[str] = set()
+        keyless = False
         for row_number, cells in rows:
             if row_number < header_row:
                 out.write(cells)
@@ -816,6 +828,7 @@ class CsvConnector(Connector):
             if names is None:
                 old_names = self._header(cells, for_write=True).names
                 blank_columns = [index for index, name in enumerate(old_names) if name is None]
+                keyless = self._id_index(old_names, for_write=True) is None
                 names, id_index = self._final_header(old_names, plan)
                 changed |= names != old_names
                 out.write([name or "" for name in names] + cells[len(old_names):])
@@ -824,6 +837,8 @@ class CsvConnector(Connector):
             for index in checked:
                 if index < len(cells) and not _is_blank(cells[index]):
                     raise self._blank_header_error(index + 1, row_number)
+            if keyless and not all(_is_blank(cell) for cell in cells):
+                raise self._no_id_column_error(row_number)
             if len(cells) > len(old_names) and len(names) > len(old_names):
                 # cells beyond the old header stay beyond the new one
                 cells = cells[: len(old_names)] + [""] * (len(names) - len(old_names)) + cells[len(old_names):]
@@ -890,6 +905,7 @@ class CsvConnector(Connector):
         width = sheet.max_column if sheet.max_row >= header_row else 0
         header_cells = [sheet.cell(header_row, column).value for column in range(1, width + 1)]
         old_names = self._header(header_cells, for_write=True).names
+        keyless = self._id_index(old_names, for_write=True) is None
         names, id_index = self._final_header(old_names, plan)
         id_name = names[id_index]
         rows_by_key: dict[str, list[int]] = {}
@@ -902,6 +918,8 @@ class CsvConnector(Connector):
             for index, cell in enumerate(cells):
                 if not _is_blank(cell) and (index >= len(old_names) or old_names[index] is None):
                     raise self._blank_header_error(index + 1, row_number)
+            if keyless:
+                raise self._no_id_column_error(row_number)
             if id_index < len(cells):
                 key = _id_text(_read_value(cells[id_index]))
                 if key in plan:

@@ -292,7 +292,10 @@ def test_id_column_option(tmp_path):
         assert raised.value.hint == "columns there: Клиент №, name"
     assert "did you mean 'Клиент №'?" in _config_error(connector_for(tmp_path, id_column="клиент №")).hint
     assert "did you mean 'name'?" in _config_error(connector_for(tmp_path, id_column="nmae")).hint
-    # a destination's file gets the column when it is written
+    # a destination's file gets the column when it is written, unless rows without it are there
+    with pytest.raises(FatalError, match="row 2 has data but the file has no 'client_id' column"):
+        missing.write([OutboundItem(1, "upsert", {"name": "B"})])
+    (tmp_path / "contacts.csv").write_bytes("Клиент №,name\r\n".encode())
     assert missing.write([OutboundItem(1, "upsert", {"name": "B"})])[0].status == "ok"
     assert missing.columns() == ["Клиент №", "name", "client_id"]
 
@@ -869,3 +872,40 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     connector.write([OutboundItem(1, "upsert", {"name": "A"})])
     assert not leftover.exists()
     assert alive.exists()  # its writer is still running
+
+
+@pytest.mark.parametrize("name", ["contacts.csv", "contacts.xlsx"])
+def test_write_refuses_a_file_with_rows_but_no_id_column(tmp_path, name):
+    # a person deleted the id column of the file hub writes: without it no row can be
+    # found, and every contact would be added again below its old row
+    rows = [["full_name", "phone"], ["Иванов Иван", "+79161234567"]]
+    (write_xlsx if name.endswith(".xlsx") else write_csv)(tmp_path / name, rows)
+    before = (tmp_path / name).read_bytes()
+    connector = connector_for(tmp_path, name)
+    with pytest.raises(FatalError, match=r"row 2 has data but the file has no 'id' column") as caught:
+        connector.write([OutboundItem(1, "upsert", {"full_name": "Иванов Иван", "phone": "+79161234500"})])
+    assert "id_column" in caught.value.hint
+    assert (tmp_path / name).read_bytes() == before
+    # a header with no rows under it yet gets the id column
+    (write_xlsx if name.endswith(".xlsx") else write_csv)(tmp_path / name, [["full_name"], [None if name.endswith(".xlsx") else ""]])
+    connector.write([OutboundItem(1, "upsert", {"full_name": "Иванов Иван"})])
+    assert [(r.external_id, r.values["full_name"]) for r in records_of(connector)] == [("1", "Иванов Иван")]
+
+
+def test_a_source_written_back_without_an_id_column_is_not_doubled(project):
+    # role: both on a file keyed by row numbers: the write used to append every contact
+    # again, and the next read found the old rows gone (the mass-delete guard stopped it)
+    project.config("connectors:\n  clients: {plugin: csv, role: both, path: clients.csv}\n"
+                   "  crm: {plugin: csv, path: crm.csv}\n")
+    text = "ФИО,Телефон,Email\nИванов Иван,89161234567,a@x.ru\nПетров Пётр,89161234568,b@x.ru\n"
+    project.write("clients.csv", text)
+    project.write("crm.csv", "id,full_name,email\n7,Сидоров Сидор,c@x.ru\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["counts"]["crm"]["created"] == 1 and report["counts"]["clients"]["created"] == 2
+    assert any("no 'id' column" in error for error in report["errors"])
+    assert (project.root / "clients.csv").read_text(encoding="utf-8") == text
+    again = project.hub("sync", "--json")
+    counts = json.loads(again.stdout)["counts"]["clients"]
+    assert counts["removed"] == 0 and counts["quarantined"] == 0
