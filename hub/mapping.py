@@ -898,6 +898,15 @@ class Mapping:
                     hint=_join_hint(_did_you_mean(missing[0], available_list), columns_hint),
                 )
 
+    def read_as(self, available: Iterable[str]) -> dict[str, str]:
+        """The identity mapping's field -> the column of ``available`` it reads: a column
+        named like the field, else a common header for it (:func:`recognise_columns`)."""
+        present = [str(c) for c in available if c is not None]
+        found = {c: c for c in DEFAULT_COLUMNS if c != "id" and c in present}
+        for target, column in recognise_columns(present).items():
+            found.setdefault(target, column)
+        return found
+
     def apply(self, raw: MappingABC[str, object], problems: list[str] | None = None) -> dict[str, object]:
         """Canonical field -> value for one source record (before the Normalizer).
 

@@ -93,6 +93,9 @@ UNREAD_KEY = "sync:unread_sources"
 #: (a source with a cursor counts too: one read before this key was kept, or a reader
 #: that saves none while it has nothing to read, such as an empty inbox).
 READ_KEY = "sync:read_sources"
+#: ``store_settings`` key prefix: the columns a source without a mapping was read from
+#: (``read_columns:NAME``, a JSON object field -> column).
+READ_COLUMNS_KEY = "read_columns"
 #: Payload key of ``OutboundItem.segment_names`` (taken out before the item is written).
 SEGMENT_NAMES_KEY = "__segment_names__"
 
@@ -564,6 +567,7 @@ class Sync:
         columns = connector.columns()
         if columns is not None:
             mapping.check_columns(columns, where=f"the data of connector {name!r}")
+        self._check_read_columns(name, mapping, columns)
         with self._tx() as c:
             row = c.execute(
                 select(cursors.c.value, cursors.c.fingerprint).where(
@@ -1322,6 +1326,35 @@ class Sync:
             c.execute(insert(cursors).values(connector=state.name, stream=RECORDS_STREAM, **values))
         state.saved_cursor = value
         state.cursor_stale = False
+
+    def _check_read_columns(self, name: str, mapping: Mapping, columns: list[str] | None) -> None:
+        """A source without a mapping reads the columns its header names (ФИО, Телефон...);
+        a column renamed or deleted since the last read would empty its field in every
+        record at once. That stops the run like the mass-delete guard, and goes on with
+        ``--allow-mass-delete``. The columns read are remembered for the next run."""
+        key = f"{READ_COLUMNS_KEY}:{name}"
+        with self._tx() as c:
+            if not mapping.is_default:
+                if setting(c, key) is not None:
+                    set_setting(c, key, None)
+                return
+            if columns is None:  # no file yet, or an empty one
+                return
+            now = mapping.read_as(columns)
+            before = json.loads(setting(c, key) or "{}")
+            gone = {field_: column for field_, column in before.items() if field_ not in now}
+            if gone and not self.allow_mass_delete:
+                listed = ", ".join(f"{column!r} ({field_})" for field_, column in gone.items())
+                raise GuardError(
+                    f"{name}: the column{'s' if len(gone) > 1 else ''} {listed} read by the last sync "
+                    f"{'are' if len(gone) > 1 else 'is'} not in the data any more: every record would lose "
+                    f"{'these fields' if len(gone) > 1 else 'this field'}; the mass-delete guard stops the run",
+                    hint="give the column its name back (a common header such as Телефон, E-mail, Город works "
+                    "too), or write a mapping naming the column; if the column was removed on purpose, rerun "
+                    "with --allow-mass-delete",
+                )
+            if now != before:
+                set_setting(c, key, json.dumps(now, ensure_ascii=False, sort_keys=True))
 
     def _apply_removals(self, state: "_PullState", final: Checkpoint) -> None:
         """After a complete read: records the tool no longer has are removed, behind the guard."""

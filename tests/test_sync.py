@@ -756,3 +756,34 @@ def test_sources_with_common_headers_sync_without_a_mapping(project):
     assert fields["phone"] == "+79686102489"
     assert fields["birthday"] == "1990-03-05"
     assert fields["city"] == "Москва"
+
+
+def test_a_column_renamed_in_a_source_without_a_mapping_does_not_empty_its_field(project):
+    # a source read by its headers: «Телефон» renamed to a header hub does not know would
+    # have taken the phone from every contact, silently
+    project.config("connectors:\n  clients: {plugin: csv, path: clients.csv}\n"
+                   "  out: {plugin: csv, role: destination, path: out.csv}\n")
+    project.write("clients.csv", "id,ФИО,Телефон,Email\n1,Иванов Иван,89161234567,a@x.ru\n"
+                  "2,Петров Пётр,89161234568,b@x.ru\n")
+    assert project.hub("sync").exit_code == 0
+    # reordered, and renamed to another header of the same field: nothing changes
+    project.write("clients.csv", "Мобильный телефон,id,Email,ФИО\n89161234567,1,a@x.ru,Иванов Иван\n"
+                  "89161234568,2,b@x.ru,Петров Пётр\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["changes"] == 0
+    project.write("clients.csv", "id,ФИО,Тел. сотовый,Email\n1,Иванов Иван,89161234567,a@x.ru\n"
+                  "2,Петров Пётр,89161234568,b@x.ru\n")
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 1
+    (error,) = json.loads(result.stdout)["errors"]
+    assert "'Мобильный телефон' (phone)" in error and "--allow-mass-delete" in error
+    rows = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
+    assert sorted(row["phone"] for row in rows) == ["+79161234567", "+79161234568"]
+    assert project.hub("sync", "--dry-run", "--json").exit_code == 1  # a dry run remembers nothing
+    # removed on purpose
+    result = project.hub("sync", "--allow-mass-delete", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
+    assert [row["phone"] for row in rows] == [None, None]
+    assert project.hub("sync").exit_code == 0
