@@ -116,6 +116,10 @@ class RawRecord:
     deleted: bool = False
     #: The connector could not parse the record: the core quarantines it with this reason.
     error: str | None = None
+    #: ``(column, why)`` for cells the connector could not read (an XLSX formula saved
+    #: without its value), carried as empty in ``values``: the core quarantines the record
+    #: with the reasons when its mapping reads one of these columns.
+    unreadable: tuple[tuple[str, str], ...] = ()
     #: The record was read after every record of the last complete read (a row appended
     #: to a file read from where it ended): an id the store already holds from this
     #: connector belongs to an earlier record, so this one is a duplicate.

@@ -123,6 +123,17 @@ def record_hash(fingerprint: str, record: RawRecord) -> str:
     return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def _unreadable_read(mapping: Mapping, record: RawRecord) -> str | None:
+    """Why ``record`` cannot be used: the reasons of its unreadable cells that ``mapping``
+    reads (a source without a mapping: the columns its headers name); ``None`` when the
+    mapping reads none of them, and the record is read with those cells empty."""
+    reads = mapping.columns
+    if mapping.is_default:
+        reads = reads | set(mapping.read_as(record.values).values())
+    reasons = [why for column, why in record.unreadable if column in reads]
+    return "; ".join(reasons) if reasons else None
+
+
 def payload_hash(values: dict[str, Any]) -> str:
     payload = json.dumps(values, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
@@ -663,6 +674,8 @@ class Sync:
                 screened.quarantine.append((record, f"duplicate id {external_id!r}: an earlier record has it"))
             elif record.error:
                 screened.quarantine.append((record, record.error))
+            elif record.unreadable and (unread := _unreadable_read(state.mapping, record)):
+                screened.quarantine.append((record, unread))
             elif record.deleted:
                 if previous is not None and previous.removed_at is None:
                     screened.removed.append(external_id)

@@ -450,6 +450,7 @@ class CsvConnector(Connector):
                 width = len(names)
                 blank_columns = [index for index, name in enumerate(names) if name is None]
                 continue
+            uncomputed = [index for index, cell in enumerate(cells) if cell is UNCOMPUTED]
             cells = convert(cells)
             if all(_is_blank(cell) for cell in cells):
                 continue
@@ -473,12 +474,18 @@ class CsvConnector(Connector):
                 external_id = f"row:{row_number}"
             else:
                 external_id = _id_text(cells[header.id_index])
+            unreadable = tuple(
+                (name, f"cell {column_letter(index + 1)}{row_number} ({name}) holds a formula saved without its "
+                 "value (by a program that does not calculate formulas): open the file in Excel or LibreOffice "
+                 "and save it, or replace the formula by its value")
+                for index in uncomputed if index < width and (name := names[index]) is not None
+            )
             error = None
             if tail is not None and tail.open_row == row_number:
                 error = (f"row {row_number} is not complete: the file ends inside a quoted cell (still being "
                          'written, or a " is not closed); the row is read again when the file changes')
             appended = appended_from is not None and row_number >= appended_from
-            yield RawRecord(external_id, values, appended=appended, error=error)
+            yield RawRecord(external_id, values, appended=appended, error=error, unreadable=unreadable)
 
     def _header(self, cells: Sequence[Any], *, for_write: bool) -> _Header:
         names: list[str | None] = []
@@ -677,12 +684,17 @@ class CsvConnector(Connector):
         raise FatalError(f"{self.path}: no worksheet named {name!r}", hint=f"set sheet to one of: {sheets}")
 
     def _xlsx_rows(self, handle: BinaryIO) -> Iterator[tuple[int, list[Any]]]:
+        """The worksheet's rows, each cell the value a spreadsheet program computed and saved
+        (a formula's cached value); a formula saved without one is ``UNCOMPUTED``."""
         workbook = self._load_workbook(handle, read_only=True, data_only=True)
         try:
             sheet = self._worksheet(workbook)
             sheet.reset_dimensions()  # some writers store a wrong size; read what is there
-            for row_number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-                yield row_number, list(cells)
+            try:
+                yield from _xlsx_cached_rows(workbook, sheet)
+            except _NoCachedRows:  # an openpyxl whose insides differ: its own reading
+                for row_number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+                    yield row_number, list(cells)
         finally:
             workbook.close()
 
@@ -1151,6 +1163,56 @@ def _detect_delimiter(text: str, *, prefer_tab: bool, header_row: int) -> str:
         if best_score is None or score > best_score:
             best, best_score = candidate, score
     return best
+
+
+class _Uncomputed(str):
+    """A formula cell saved without its value: blank, and told apart by identity."""
+
+    __slots__ = ()
+
+
+#: The value of a formula cell whose file holds no computed value for it.
+UNCOMPUTED = _Uncomputed("")
+
+
+class _NoCachedRows(Exception):
+    """openpyxl's worksheet parser is not what ``_xlsx_cached_rows`` expects."""
+
+
+def _xlsx_cached_rows(workbook: Any, sheet: Any) -> Iterator[tuple[int, list[Any]]]:
+    """``sheet.iter_rows(values_only=True)`` numbered from 1, from openpyxl's own parser,
+    with ``UNCOMPUTED`` for a formula cell the file holds no value of. Programs that write
+    formulas without calculating them leave its ``<v>`` out or empty in a numeric cell;
+    a formula computed to empty text is a ``t="str"`` cell and stays blank."""
+    try:
+        from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+        source = sheet._get_source()
+        options = dict(data_only=True, epoch=workbook.epoch, date_formats=workbook._date_formats,
+                       timedelta_formats=workbook._timedelta_formats)
+        shared_strings = sheet._shared_strings
+    except (ImportError, AttributeError):
+        raise _NoCachedRows from None
+
+    class Parser(WorkSheetParser):  # type: ignore[misc, valid-type]
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            cell = super().parse_cell(element)
+            if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+                if element.get("t", "n") not in ("str", "inlineStr") and not element.findtext(VALUE_TAG):
+                    cell["value"] = UNCOMPUTED
+            return cell
+
+    with source:
+        expected = 1
+        for row_number, cells in Parser(source, shared_strings, **options).parse():
+            while expected < row_number:  # rows the file leaves out are empty
+                yield expected, []
+                expected += 1
+            values: list[Any] = [None] * (cells[-1]["column"] if cells else 0)
+            for cell in cells:
+                values[cell["column"] - 1] = cell["value"]
+            yield row_number, values
+            expected = row_number + 1
 
 
 def _read_value(value: Any) -> Any:

@@ -568,6 +568,84 @@ def test_xlsx_formulas_read_as_their_values_not_their_text(tmp_path):
     assert record.values["total"] in ("", 3)  # no cached value from openpyxl: empty, never the formula
 
 
+def _with_cached_values(path: Path, cached: dict[str, str]) -> None:
+    """Give formula cells the values a spreadsheet program saves with them: cell -> XML of
+    its type attribute and value, e.g. ``' t="str"><f>A1</f><v>x</v>'``."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    for cell, xml in cached.items():
+        sheet, count = re.subn(rf'<c r="{cell}">.*?</c>', f'<c r="{cell}"{xml}</c>', sheet)
+        assert count == 1
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+
+
+def test_xlsx_formula_without_a_computed_value_is_an_unreadable_cell(tmp_path):
+    # a workbook written by a program that does not calculate (a script, an export, hub's
+    # own write of a workbook) holds formulas without values: read as empty, silently
+    write_xlsx(tmp_path / "c.xlsx", [
+        ["id", "Фамилия", "ФИО", "Email"],
+        [1, "Иванов", '=B2&" Иван"', '=LOWER("A@X.RU")'],
+        [2, "Петров", "Петров Пётр", "b@x.ru"],
+        [3, "Орлов", '=B4&" Олег"', "c@x.ru"],
+        [4, "Зуев", '=IF(B5="","",B5)', "d@x.ru"],
+        [None, None, "=1+2", None],  # a row of formulas alone is blank
+    ])
+    _with_cached_values(tmp_path / "c.xlsx", {
+        "C4": '><f>B4&amp;" Олег"</f>',  # no value at all: not computed either
+        "C5": ' t="str"><f>IF(B5="","",B5)</f><v></v>',  # computed to empty text
+    })
+    records = records_of(connector_for(tmp_path, "c.xlsx"))
+    assert [(r.external_id, [column for column, _why in r.unreadable]) for r in records] == [
+        ("1", ["ФИО", "Email"]), ("2", []), ("3", ["ФИО"]), ("4", [])]
+    why = records[0].unreadable[1][1]
+    assert "cell D2 (Email) holds a formula saved without its value" in why and "Excel or LibreOffice" in why
+    assert records[0].values["Email"] == "" and records[0].error is None
+    assert records[3].values["ФИО"] == "" and records[1].values["ФИО"] == "Петров Пётр"
+
+
+def test_xlsx_formulas_saved_with_their_values_read_as_the_values(tmp_path):
+    write_xlsx(tmp_path / "c.xlsx", [["id", "ФИО", "n", "when"], [1, '=B1&" x"', "=1+2", "=DATE(1990,2,1)"]])
+    _with_cached_values(tmp_path / "c.xlsx", {
+        "B2": ' t="str"><f>B1&amp;" x"</f><v>Иванов Иван</v>',
+        "C2": "><f>1+2</f><v>3</v>",
+    })
+    (record,) = records_of(connector_for(tmp_path, "c.xlsx"))
+    assert [column for column, _why in record.unreadable] == ["when"]
+    assert record.values["ФИО"] == "Иванов Иван" and record.values["n"] == 3
+
+
+def test_a_formula_without_its_value_in_a_column_read_quarantines_only_that_row(project):
+    project.config("connectors:\n  book: {plugin: csv, path: book.xlsx}\n"
+                   "  mapped: {plugin: csv, path: mapped.xlsx, mapping: mapped}\n")
+    project.write("mappings/mapped.yaml", "fields:\n  full_name: ФИО\n  email: Почта\n")
+    rows = [["id", "ФИО", "Email", "Сумма"], [1, "Иванов Иван", "a@x.ru", 5], [2, "Петров Пётр", "b@x.ru", 7]]
+    write_xlsx(project.root / "book.xlsx", rows)
+    write_xlsx(project.root / "mapped.xlsx", [["id", "ФИО", "Почта"], [1, "Орлов Олег", "c@x.ru"]])
+    assert project.hub("sync").exit_code == 0
+    rows[1][2] = '=LOWER("A2@X.RU")'  # the e-mail: read, so the row waits in quarantine
+    rows[2][3] = "=2+5"  # a column no field reads: the row is read as usual
+    rows[2][1] = "Петров Пётр Петрович"
+    write_xlsx(project.root / "book.xlsx", rows)
+    write_xlsx(project.root / "mapped.xlsx", [["id", "ФИО", "Почта"], [1, "Орлов Олег", '=LOWER("C2@X.RU")']])
+    result = project.hub("sync", "--json")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)["counts"]
+    assert (counts["book"]["quarantined"], counts["book"]["updated"], counts["mapped"]["quarantined"]) == (1, 1, 1)
+    listed = json.loads(project.hub("quarantine", "list", "--json").stdout)
+    assert sorted((q["connector"], q["external_id"]) for q in listed) == [("book", "1"), ("mapped", "1")]
+    assert all("holds a formula saved without its value" in q["reason"] for q in listed)
+    people = {row["full_name"]: row["email"] for row in
+              json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)}
+    assert people == {"Иванов Иван": "a@x.ru", "Петров Пётр Петрович": "b@x.ru", "Орлов Олег": "c@x.ru"}
+
+
 def test_xlsx_merged_header_over_data_is_an_error(tmp_path):
     write_xlsx(tmp_path / "c.xlsx", [["id", "ФИО", None], [1, "Иванов", "Иван"]], merge="B1:C1")
     with pytest.raises(FatalError) as raised:
