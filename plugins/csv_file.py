@@ -423,10 +423,35 @@ class CsvConnector(Connector):
                 with closing(self._rows(handle, scan)) as rows:
                     for row_number, cells in rows:
                         if row_number == self.options.header_row:
-                            return self._header(cells, for_write=False).columns
+                            header = self._header(cells, for_write=False)
+                            if len(header.columns) <= 1:
+                                self._check_title(header.columns, rows)
+                            return header.columns
             except OSError as error:
                 raise self._os_error(error, "read") from None
         return None
+
+    def _check_title(self, header: list[str], rows: Iterator[tuple[int, list[Any]]]) -> None:
+        """A header row of one cell (or none) above a row that reads like a header is a
+        title («Клиенты на 01.02.2024»): a ``FatalError`` naming the row to set as
+        ``header_row``, instead of a mapping that finds none of its columns."""
+        from hub.mapping import recognise_columns
+        from hub.model import DEFAULT_COLUMNS
+
+        for row_number, cells in itertools.islice(rows, 10):
+            texts = [str(cell).strip() for cell in cells if not _is_blank(cell)]
+            if len(texts) < 2 or any(not isinstance(cell, str) for cell in cells if not _is_blank(cell)):
+                continue
+            known = recognise_columns(texts) or set(texts) & set(DEFAULT_COLUMNS)
+            if known or (len(set(texts)) == len(texts) >= 3 and not any(t[:1].isdigit() for t in texts)):
+                above = f"holds only {header[0]!r}" if header else "is blank"
+                raise FatalError(
+                    f"{self.path}: row {self.options.header_row} {above}, and row {row_number} looks like the "
+                    f"header ({', '.join(texts[:5])}{', …' if len(texts) > 5 else ''})",
+                    hint=f"set header_row: {row_number} in the connector's options (rows above the header are "
+                    "ignored and kept on write)",
+                )
+            return
 
     def _rows(self, handle: BinaryIO, scan: _Scan) -> Iterator[tuple[int, list[Any]]]:
         """``(row number, cells)`` of every row of the file or worksheet."""

@@ -987,3 +987,21 @@ def test_a_source_written_back_without_an_id_column_is_not_doubled(project):
     again = project.hub("sync", "--json")
     counts = json.loads(again.stdout)["counts"]["clients"]
     assert counts["removed"] == 0 and counts["quarantined"] == 0
+
+
+@pytest.mark.parametrize("name", ["contacts.csv", "contacts.xlsx"])
+def test_a_title_above_the_header_names_the_header_row_to_set(tmp_path, name):
+    # without header_row the title was taken for the header: a source without a mapping
+    # found "none of the columns", a mapped one "column 'ФИО' not found"
+    rows = [["Клиенты на 01.02.2024"], [], ["id", "ФИО", "Телефон", "Email"], ["1", "Иванов Иван", "89161234567", "a@x.ru"]]
+    (write_xlsx if name.endswith(".xlsx") else write_csv)(tmp_path / name, rows)
+    with pytest.raises(FatalError, match=r"row 1 holds only 'Клиенты на 01.02.2024', and row 3 looks like the header "
+                       r"\(id, ФИО, Телефон, Email\)") as raised:
+        connector_for(tmp_path, name).columns()
+    assert "header_row: 3" in raised.value.hint
+    assert connector_for(tmp_path, name, header_row=3).columns() == ["id", "ФИО", "Телефон", "Email"]
+
+
+def test_a_one_column_file_is_not_taken_for_a_title(tmp_path):
+    write_csv(tmp_path / "contacts.csv", [["Почта"], ["a@x.ru"], ["b@x.ru", "c@x.ru"], ["Петров", "Сидоров", "Орлов"]])
+    assert connector_for(tmp_path).columns() == ["Почта"]
