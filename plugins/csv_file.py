@@ -352,7 +352,8 @@ class CsvConnector(Connector):
                 # a row the last read stopped before was read then: it is not appended
                 appended_from = None if start is None else start.rows + (1 if start.rows_end == start.size else 2)
                 with closing(rows):
-                    yield from self._records(counter.track(rows), appended_from=appended_from, tail=tail)
+                    yield from self._records(counter.track(rows), appended_from=appended_from, tail=tail,
+                                             delimiter=None if csv_format is None else csv_format.delimiter)
                 rows_end: int | None = scan.size
                 if tail.open_row is not None and csv_format is not None:
                     rows_end = self._row_start(handle, tail.open_text, scan.size, csv_format)
@@ -460,10 +461,12 @@ class CsvConnector(Connector):
         return self._parse_csv(handle, self._csv_format(scan))
 
     def _records(
-        self, rows: Iterable[tuple[int, list[Any]]], *, appended_from: int | None = None, tail: _Tail | None = None
+        self, rows: Iterable[tuple[int, list[Any]]], *, appended_from: int | None = None, tail: _Tail | None = None,
+        delimiter: str | None = None,
     ) -> Iterator[RawRecord]:
         """A record per non-blank row after the header; rows from ``appended_from`` on
-        are marked ``appended``, the row ``tail`` finds the file ending inside gets an error."""
+        are marked ``appended``, the row ``tail`` finds the file ending inside gets an error,
+        and so does a CSV row of one cell that another delimiter splits into columns."""
         header: _Header | None = None
         convert = _read_xlsx_cells if self.is_xlsx else _read_csv_cells
         for row_number, cells in rows:
@@ -476,6 +479,7 @@ class CsvConnector(Connector):
                 blank_columns = [index for index, name in enumerate(names) if name is None]
                 continue
             uncomputed = [index for index, cell in enumerate(cells) if cell is UNCOMPUTED]
+            other = _other_delimiter(cells, delimiter, len(header.names)) if delimiter is not None else None
             cells = convert(cells)
             if all(_is_blank(cell) for cell in cells):
                 continue
@@ -506,6 +510,10 @@ class CsvConnector(Connector):
                 for index in uncomputed if index < width and (name := names[index]) is not None
             )
             error = None
+            if other is not None:
+                error = (f"row {row_number} is one cell where the header has {width} columns, and {other!r} splits "
+                         f"it into values: the row was written with {other!r} between values, the file with "
+                         f"{delimiter!r}; write the row like the others (or save the whole file with one delimiter)")
             if tail is not None and tail.open_row == row_number:
                 error = (f"row {row_number} is not complete: the file ends inside a quoted cell (still being "
                          'written, or a " is not closed); the row is read again when the file changes')
@@ -1238,6 +1246,20 @@ def _xlsx_cached_rows(workbook: Any, sheet: Any) -> Iterator[tuple[int, list[Any
                 values[cell["column"] - 1] = cell["value"]
             yield row_number, values
             expected = row_number + 1
+
+
+def _other_delimiter(cells: list[Any], delimiter: str, width: int) -> str | None:
+    """The delimiter a CSV row of a single cell was written with, when it is not the
+    file's: ``Петров Пётр;89161234568;b@x.ru`` appended to a comma file splits on ``;``
+    into the header's number of values, or at least three."""
+    if width < 2 or len(cells) != 1 or not isinstance(cells[0], str):
+        return None
+    for candidate in DELIMITERS:
+        if candidate != delimiter:
+            parts = cells[0].count(candidate) + 1
+            if parts == width or parts >= 3:
+                return candidate
+    return None
 
 
 def _read_value(value: Any) -> Any:

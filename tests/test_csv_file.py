@@ -1005,3 +1005,19 @@ def test_a_title_above_the_header_names_the_header_row_to_set(tmp_path, name):
 def test_a_one_column_file_is_not_taken_for_a_title(tmp_path):
     write_csv(tmp_path / "contacts.csv", [["Почта"], ["a@x.ru"], ["b@x.ru", "c@x.ru"], ["Петров", "Сидоров", "Орлов"]])
     assert connector_for(tmp_path).columns() == ["Почта"]
+
+
+def test_a_row_written_with_another_delimiter_is_quarantined_not_read_as_one_value(tmp_path):
+    # a row appended by hand or by another export with ';' in a comma file was one cell:
+    # a contact named «Петров Пётр;89161234568;b@x.ru» without its phone or e-mail
+    content = "ФИО,Телефон,Email\r\nИванов Иван,89161234567,a@x.ru\r\n".encode()
+    connector = connector_for(tmp_path, content=content)
+    records, checkpoint = read_all(connector, None)
+    with open(tmp_path / "contacts.csv", "ab") as f:
+        f.write("Петров Пётр;89161234568;b@x.ru\r\nСидоров Сидор\r\nОрлов Олег; звонить после 18\r\n".encode())
+    for cursor in (checkpoint.cursor, None):  # the appended rows alone, and the whole file
+        records = [r for r in records_of(connector, cursor) if r.external_id != "row:2"]
+        assert [(r.external_id, r.error is not None) for r in records] == [
+            ("row:3", True), ("row:4", False), ("row:5", False)]
+        assert "row 3 is one cell where the header has 3 columns, and ';' splits it" in records[0].error
+        assert "the file with ','" in records[0].error
