@@ -98,7 +98,7 @@ class CsvOptions(ConnectorOptions):
     delimiter: str | None = None
     #: ``None``: UTF-8 (with or without BOM), else cp1251, else a guess.
     encoding: str | None = None
-    #: Worksheet of an .xlsx file; ``None``: the active one.
+    #: Worksheet of an .xlsx file; ``None``: the first one (not the tab open when it was saved).
     sheet: str | None = None
     #: Row of the header (1-based); rows above it are ignored and kept on write.
     header_row: int = Field(1, ge=1)
@@ -704,11 +704,12 @@ class CsvConnector(Connector):
 
     def _worksheet(self, workbook: Any, *, create: bool = False) -> Any:
         name = self.options.sheet
-        if name is None:
-            sheet = workbook.active
-            if sheet is None or not hasattr(sheet, "iter_rows"):
-                sheet = workbook.worksheets[0]
-            return sheet
+        if name is None:  # not the active sheet: it is whichever tab was open when the file was saved
+            if workbook.worksheets:
+                return workbook.worksheets[0]
+            if create:
+                return workbook.create_sheet("Contacts")
+            raise FatalError(f"{self.path}: the workbook has no worksheet", hint="add a worksheet with a header row")
         if name in workbook.sheetnames:
             return workbook[name]
         if create:

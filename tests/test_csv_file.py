@@ -1021,3 +1021,19 @@ def test_a_row_written_with_another_delimiter_is_quarantined_not_read_as_one_val
             ("row:3", True), ("row:4", False), ("row:5", False)]
         assert "row 3 is one cell where the header has 3 columns, and ';' splits it" in records[0].error
         assert "the file with ','" in records[0].error
+
+
+def test_xlsx_without_sheet_is_its_first_worksheet_whichever_tab_was_left_open(tmp_path):
+    # a person adds a tab to the workbook and saves it with that tab open: the active sheet
+    # changed, and hub read the new tab and wrote its contacts there
+    write_xlsx(tmp_path / "c.xlsx", [["id", "name"], [1, "A"]])
+    workbook = openpyxl.load_workbook(tmp_path / "c.xlsx")
+    workbook.create_sheet("Сводка")["A1"] = "итого"
+    workbook.active = 1
+    workbook.save(tmp_path / "c.xlsx")
+    connector = connector_for(tmp_path, "c.xlsx")
+    assert connector.columns() == ["id", "name"]
+    connector.write([OutboundItem(1, "upsert", {"name": "B"})])
+    assert [(r.external_id, r.values["name"]) for r in records_of(connector)] == [("1", "B")]
+    workbook = openpyxl.load_workbook(tmp_path / "c.xlsx")
+    assert [list(row) for row in workbook["Сводка"].iter_rows(values_only=True)] == [["итого"]]
