@@ -1203,9 +1203,10 @@ def test_a_run_finished_plugin_gets_every_run_and_cannot_fail_it(tmp_path):
 
 
 def test_a_fault_of_a_connector_records_the_run_failed_not_interrupted(project, monkeypatch):
-    """A run stopped by SIGTERM or Ctrl-C is `interrupted`; one that a fault in code (a
-    plugin raising an unexpected exception) ended is `failed`, as `hub schedule --once`
-    reports it."""
+    """A run stopped by SIGTERM or Ctrl-C is `interrupted`; one where a fault in code (a
+    plugin raising an unexpected exception) failed a connector is `failed`, as `hub
+    schedule --once` reports it; the exception fails that connector's step, not the run
+    halfway."""
     from hub.changes import list_runs
     from hub.config import load_config
     from hub.connector import Connector
@@ -1225,8 +1226,9 @@ def test_a_fault_of_a_connector_records_the_run_failed_not_interrupted(project, 
     project.config("connectors:\n  src: {plugin: broken}\n")
     config = load_config(project.root / "hub.yaml", {**connector_classes(), "broken": Broken})
     store = open_store(config.store_url)
-    with pytest.raises(RuntimeError):
-        Sync(config, store).run()
+    report = Sync(config, store).run()
+    assert [e.splitlines()[0] for e in report.errors] == [
+        "src: unexpected error in the connector: RuntimeError: a bug in the plugin"]
     with store.connect() as c:
         runs = list_runs(c)
     store.dispose()
