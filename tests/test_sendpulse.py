@@ -134,19 +134,28 @@ def test_an_address_named_in_the_refusal_is_rejected_and_the_rest_sent_at_once(f
     assert fake.calls["emails.add"] == 3 and len(fake.emails) == 8
 
 
+def _source(fake, project, more: str = "") -> None:
+    """hub.yaml with the fake's book as a source (``more``: further options)."""
+    extra = f", {more}" if more else ""
+    project.config(
+        "connectors:\n  sendpulse: {plugin: sendpulse, role: source, "
+        f"client_id: {fake.client_id}, client_secret: {fake.client_secret}, address_book_id: {fake.book_id}, "
+        f"endpoint: \"{fake.url}\", backoff_seconds: 0{extra}}}\n"
+    )
+
+
+def _linked(project):
+    """A function counting the records linked to contacts (``hub export links``)."""
+    return lambda: len(json.loads(project.hub("export", "links", "--format", "json").stdout))
+
+
 def test_an_unchanged_book_removes_nothing_and_a_deleted_address_is_removed(fake, project):
     """The book is read again only when it changed: an unchanged one must not read as emptied
     (the mass-delete guard stopped every later sync, and --allow-mass-delete removed all)."""
     for i in range(40):
         fake.add(f"p{i}@example.com", Name=f"Клиент {i}")
-    project.config(
-        "connectors:\n  sendpulse: {plugin: sendpulse, role: source, "
-        f"client_id: {fake.client_id}, client_secret: {fake.client_secret}, address_book_id: {fake.book_id}, "
-        f"endpoint: \"{fake.url}\", backoff_seconds: 0}}\n"
-    )
-
-    def live() -> int:
-        return len(json.loads(project.hub("export", "links", "--format", "json").stdout))
+    _source(fake, project)
+    live = _linked(project)
 
     for _ in range(3):
         result = project.hub("sync", "--json")
@@ -165,14 +174,8 @@ def test_an_error_answered_with_200_for_a_page_fails_the_read_and_removes_nothin
     were removed from the store without a word. The read now fails, and nothing goes."""
     for i in range(2050):
         fake.add(f"p{i:04d}@example.com", Name=f"Клиент {i}")
-    project.config(
-        "connectors:\n  sendpulse: {plugin: sendpulse, role: source, "
-        f"client_id: {fake.client_id}, client_secret: {fake.client_secret}, address_book_id: {fake.book_id}, "
-        f"endpoint: \"{fake.url}\", backoff_seconds: 0, max_backoff_seconds: 0, max_attempts: 2}}\n"
-    )
-
-    def live() -> int:
-        return len(json.loads(project.hub("export", "links", "--format", "json").stdout))
+    _source(fake, project, "max_backoff_seconds: 0, max_attempts: 2")
+    live = _linked(project)
 
     assert project.hub("sync", "--json").exit_code == 0
     assert live() == 2050
