@@ -358,11 +358,16 @@ def ru_reachable(folder: Path, truth: dict) -> dict:
 
 
 def ru_frame(folder: Path):
+    """:func:`ru_records` as the pandas table the peers take."""
+    import pandas as pd
+
+    return pd.DataFrame(ru_records(folder))
+
+
+def ru_records(folder: Path) -> list[dict[str, str | None]]:
     """The four sources as one table, after the cleaning a user of a generic tool would do:
     lower case, spaces collapsed, ё as е, phone digits, names split by position (a sheet's
     ФИО as «Фамилия Имя Отчество», a form's or an SMS list's name as «Имя Фамилия»)."""
-    import pandas as pd
-
     rows = []
     for name, rid, row, columns in ru_rows(folder):
         fields: dict[str, str | None] = dict.fromkeys(
@@ -378,7 +383,7 @@ def ru_frame(folder: Path):
         if "birthday" in columns:
             fields["birthday"] = row[columns["birthday"]].strip() or None
         rows.append({"unique_id": f"{name}\t{rid}", "source": name, "external_id": rid, **fields})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def febrl_frames(folder: Path) -> list:
