@@ -749,3 +749,17 @@ def test_identifiers_made_by_other_key_rules_are_rebuilt_before_a_sync(namesakes
         assert state() == (keyed, logged, keys_version())  # rebuilt, and no contact changed
     finally:
         engine.dispose()
+
+
+def test_a_profile_is_the_same_for_values_read_and_stored():
+    """Profiles of records met again as stored ones are kept by their JSON: a custom value
+    a spreadsheet gives as a date (or a number type JSON writes as text) must make the same
+    profile both ways, or a comparison would depend on what the cache held."""
+    import datetime as dt
+    from decimal import Decimal
+
+    values = {"first_name": "Анна", "phone": "+79161234567", "x_registered": dt.datetime(2024, 3, 1, 10, 30),
+              "x_amount": Decimal("12.50"), "x_vip": True, "x_visits": 3, "x_tags": ["a", "b"]}
+    stored = json.loads(json.dumps(values, ensure_ascii=False, default=str))
+    assert profile(values) == profile(stored)
+    assert ("x_registered", "2024-03-01 10:30:00") in profile(values).attributes

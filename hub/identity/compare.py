@@ -207,12 +207,15 @@ def _texts(values: Mapping[str, Any], single: str, plural: str) -> list[str]:
 
 
 def profile(values: Mapping[str, Any]) -> Profile:
-    """The comparable features of one record's normalized canonical values."""
+    """The comparable features of one record's normalized canonical values: the same for
+    the values as read and as the store keeps them (JSON, other scalars as text: a date a
+    spreadsheet cell holds)."""
     attributes = tuple(
         sorted(
             (key, str(value))
             for key, value in values.items()
-            if key.startswith("x_") and isinstance(value, (str, int, float)) and key not in NOT_IDENTITY_ATTRIBUTES
+            if key.startswith("x_") and value is not None and not isinstance(value, _CONTAINERS)
+            and key not in NOT_IDENTITY_ATTRIBUTES
         )
     )
     first_text, last_text = _columns_in_order(str(values.get("first_name") or ""), str(values.get("last_name") or ""))
@@ -226,6 +229,9 @@ def profile(values: Mapping[str, Any]) -> Profile:
         str(values.get("city") or ""),
         attributes,
     )
+
+
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
 @functools.lru_cache(maxsize=65536)
