@@ -385,7 +385,7 @@ class ApiClient:
                 return False
             if error.status == 401:
                 return True
-            if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+            if waits_too_long(error):
                 return False  # the provider asks for a longer pause than one run waits
             return safe or not error.sent
 
@@ -406,7 +406,7 @@ class ApiClient:
             return retrying(once)
         except _Refused as error:
             message = redact(f"{self.name}: {what}: {error.message}")
-            if error.retry_after is not None and error.retry_after > MAX_RETRY_AFTER:
+            if waits_too_long(error):
                 message += f" (asked to wait {_duration(error.retry_after)}, longer than a run waits)"
             if not safe and error.sent and error.status != 401:
                 raise AmbiguousRequestError(
@@ -460,6 +460,13 @@ class ApiClient:
         except ValueError:
             body = None
         return RejectedRequestError(message, status, body)
+
+
+def waits_too_long(error: BaseException) -> bool:
+    """The answer ``error`` stands for asks for a longer pause (``Retry-After``, its
+    ``retry_after``) than one run waits (``MAX_RETRY_AFTER``): left for the next sync."""
+    retry_after = getattr(error, "retry_after", None)
+    return retry_after is not None and retry_after > MAX_RETRY_AFTER
 
 
 def _duration(seconds: float) -> str:
@@ -583,4 +590,5 @@ __all__ = [
     "retry_after_seconds",
     "send_in_halves",
     "shared_pacing",
+    "waits_too_long",
 ]

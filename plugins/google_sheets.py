@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
-from hub.http import MAX_RETRY_AFTER, RateLimiter, retry_after_seconds
+from hub.http import RateLimiter, retry_after_seconds, waits_too_long
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.redact import register_secret
 
@@ -224,12 +224,6 @@ class _RowWriteFailed(Exception):
         self.retry_after = error.retry_after
 
 
-def _too_long(error: BaseException) -> bool:
-    """The answer asks for a longer pause (``Retry-After``) than one run waits."""
-    retry_after = getattr(error, "retry_after", None)
-    return retry_after is not None and retry_after > MAX_RETRY_AFTER
-
-
 def _retry_wait(options: GoogleSheetsOptions) -> Callable[[Any], float]:
     """Seconds to wait before a retry: ``Retry-After`` when given (capped), else
     exponential backoff with jitter."""
@@ -282,7 +276,7 @@ def _make_http_client(options: GoogleSheetsOptions, limiters: list[tuple[RateLim
             once_only = _row_addressed(url, kwargs.get("json"))
 
             def retriable(error: BaseException) -> bool:
-                if once_only or _too_long(error):
+                if once_only or waits_too_long(error):
                     return False
                 if isinstance(error, _Refused):
                     return error.status == 429 or not ambiguous_unsafe
@@ -526,7 +520,7 @@ class GoogleSheetsConnector(Connector):
         try:
             return function(*args, **kwargs)
         except _Refused as error:
-            if _too_long(error):
+            if waits_too_long(error):
                 raise RetriableError(
                     f"Google Sheets: cannot {doing}: {error.message} (HTTP {error.status}, asked to wait "
                     f"{error.retry_after:.0f} s, longer than a run waits)",
@@ -836,7 +830,7 @@ class GoogleSheetsConnector(Connector):
         retrying = Retrying(
             stop=stop_after_attempt(self.options.max_attempts),
             wait=_retry_wait(self.options),
-            retry=retry_if_exception(lambda error: isinstance(error, _RowWriteFailed) and not _too_long(error)),
+            retry=retry_if_exception(lambda error: isinstance(error, _RowWriteFailed) and not waits_too_long(error)),
             sleep=self._pause,
             reraise=True,
         )
