@@ -1461,12 +1461,8 @@ class Sync:
                 chunk = [row for row in chunk if row.contact_id not in waiting]
                 items = [item for item in items if item.contact_id not in waiting]
             items = [item for item in items if item.op == "upsert" or item.external_id is not None]
-            try:
+            with _connector_faults(name):
                 results = connector.write(items) if items else []
-            except HubError:
-                raise
-            except Exception as error:  # noqa: BLE001 - the connector's fault: it fails this step only
-                raise _connector_fault(name, error) from error
             by_contact = {result.contact_id: result for result in results}
             now = utcnow()
             outcome: list[dict[str, Any]] = []
@@ -1567,29 +1563,33 @@ class _PullState:
 
 
 def _from_connector(name: str, items: Iterable[Any]) -> Iterator[Any]:
-    """The items of a connector's read. An exception that is none of hub's own (a bug in
-    the connector, an answer it does not understand) fails this connector's step with the
-    exception named, as its own errors do; the other connectors go on."""
+    """The items of a connector's read, under :func:`_connector_faults`."""
     iterator = iter(items)
     while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        except HubError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the connector's fault: it fails this step only
-            raise _connector_fault(name, error) from error
+        with _connector_faults(name):
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
         yield item
 
 
-def _connector_fault(name: str, error: Exception) -> FatalError:
-    log.debug("connector %s failed", name, exc_info=error)
-    return FatalError(
-        f"unexpected error in the connector: {type(error).__name__}: {str(error)[:300]}",
-        hint="a fault of the connector (a bug, or an answer it does not understand): "
-             "`hub -v sync` shows where; please report it",
-    )
+@contextlib.contextmanager
+def _connector_faults(name: str) -> Iterator[None]:
+    """Around a call into a connector: an exception that is none of hub's own (a bug in
+    the connector, an answer it does not understand) fails this connector's step with the
+    exception named, as its own errors do; the other connectors go on."""
+    try:
+        yield
+    except HubError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the connector's fault: it fails this step only
+        log.debug("connector %s failed", name, exc_info=error)
+        raise FatalError(
+            f"unexpected error in the connector: {type(error).__name__}: {str(error)[:300]}",
+            hint="a fault of the connector (a bug, or an answer it does not understand): "
+                 "`hub -v sync` shows where; please report it",
+        ) from error
 
 
 def _records_of(c: Connection, connector: str, external_ids: Sequence[str], *columns: Any) -> Iterator[Any]:
