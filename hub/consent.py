@@ -261,11 +261,6 @@ def refusal(status: str | None, *, require_consent: bool, present: bool, suppres
     return NO_CONSENT if require_consent else None
 
 
-def may_send(status: str | None, *, require_consent: bool, present: bool, suppression: bool = False) -> bool:
-    """Whether a contact with this consent status goes to a destination of the channel."""
-    return refusal(status, require_consent=require_consent, present=present, suppression=suppression) is None
-
-
 class SendRule:
     """May hub send each contact of a batch to one destination, and if not, why: the
     consent rule of an e-mail or SMS service, with the statuses and the contacts already
@@ -310,4 +305,4 @@ def send_rule(c: Connection, config: LoadedConfig, destination: str, contact_ids
 
 
 __all__ = ["OPTED_OUT", "PAYLOAD_KEY", "WITHDRAWN", "SendRule", "accepts", "agrees", "current", "field_name",
-           "may_send", "merge", "present_in", "record", "refusal", "send_rule"]
+           "merge", "present_in", "record", "refusal", "send_rule"]

@@ -109,8 +109,6 @@ def test_a_blocklist_is_recorded_only_where_no_opt_out_is_known(tmp_path):
 ])
 def test_what_may_be_sent_and_why_not(status, require, present, suppression, why_not):
     assert consent.refusal(status, require_consent=require, present=present, suppression=suppression) == why_not
-    assert consent.may_send(status, require_consent=require, present=present, suppression=suppression) is (
-        why_not is None)
     rule = consent.SendRule("email", {7: status} if status else {}, {7} if present else set(),
                             require_consent=require, suppression=suppression)
     assert (rule.status(7), rule.refusal(7), rule.allows(7)) == (status, why_not, why_not is None)
