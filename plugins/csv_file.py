@@ -478,7 +478,8 @@ class CsvConnector(Connector):
                 width = len(names)
                 blank_columns = [index for index, name in enumerate(names) if name is None]
                 continue
-            uncomputed = [index for index, cell in enumerate(cells) if cell is UNCOMPUTED]
+            # only a workbook holds formulas: a CSV row is not scanned for them
+            uncomputed = [index for index, cell in enumerate(cells) if cell is UNCOMPUTED] if self.is_xlsx else ()
             other = _other_delimiter(cells, delimiter, len(header.names)) if delimiter is not None else None
             cells = convert(cells)
             if all(_is_blank(cell) for cell in cells):
