@@ -104,6 +104,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _clear_emptied(payload: dict[str, Any], previous: Any) -> None:
+    """A column the tool was sent before and the contact no longer has a value for is
+    sent as ``""``: the tool clears it (a payload leaves out what a contact lacks, and
+    what a payload leaves out the tool keeps)."""
+    if previous is None or not previous.payload:
+        return
+    for column, value in json.loads(previous.payload).items():
+        if column in (consent.PAYLOAD_KEY, SEGMENT_NAMES_KEY) or value is None:
+            continue
+        if payload.get(column) is None:
+            payload[column] = ""
+
+
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -1256,7 +1269,7 @@ class Sync:
             state: dict[int, Any] = {}
             for chunk in _chunks(ids):
                 for row in c.execute(
-                    select(outbox.c.contact_id, outbox.c.sent_hash, outbox.c.status).where(
+                    select(outbox.c.contact_id, outbox.c.sent_hash, outbox.c.status, outbox.c.payload).where(
                         and_(outbox.c.destination == destination, outbox.c.contact_id.in_(chunk))
                     )
                 ):
@@ -1273,6 +1286,7 @@ class Sync:
                         values = {**values, **{k: "" if v is None else v
                                                for k, v in outbound.get(contact_id, {}).items()}}
                     payload = mapping.reverse(values)
+                    _clear_emptied(payload, state.get(contact_id))
                     if names is not None:
                         payload[SEGMENT_NAMES_KEY] = names
                     if channel:

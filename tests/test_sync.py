@@ -131,6 +131,24 @@ def test_an_edit_is_logged_with_old_new_source_and_run(demo):
     assert any(r["phone"] == "+79250000002" for r in rows)
 
 
+def test_a_value_emptied_at_every_source_is_cleared_in_the_destination(demo):
+    demo.hub("sync")
+    demo.write("sheet.csv", SHEET.replace(";Казань", ";"))  # Сидоров's only city goes
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["merged"]["sent"] == 1
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    sidorov = next(r for r in rows if r["phone"] == "+79250000001")
+    assert sidorov["city"] == ""
+    assert sidorov["full_name"] == "Сидоров Пётр"  # the rest stays
+    # the cleared column is part of the payload from now on: nothing more to send
+    report = json.loads(demo.hub("sync", "--json").stdout)
+    assert report["counts"]["merged"]["sent"] == 0
+    demo.write("sheet.csv", SHEET)  # the city comes back
+    assert json.loads(demo.hub("sync", "--json").stdout)["counts"]["merged"]["sent"] == 1
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert next(r for r in rows if r["phone"] == "+79250000001")["city"] == "Казань"
+
+
 def test_dry_run_writes_nothing_and_shows_a_sample(demo):
     engine = _engine(demo)
     result = demo.hub("sync", "--dry-run", "--json")
