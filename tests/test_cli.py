@@ -268,3 +268,37 @@ def test_exports_never_carry_a_runnable_formula(project):
     rows = list(csv.DictReader(io.StringIO(project.hub("export", "contacts", "--unmask").stdout)))
     assert rows[0]["full_name"].startswith("'=")
     assert rows[0]["phone"] == "+79161234567"  # a plain international phone stays as it is
+
+
+def test_a_postgresql_store_that_refuses_the_login_is_a_config_error(tmp_path):
+    """A wrong user, password or database in `store:` is the user's to fix: exit 2 naming
+    the key, the password never shown; a server that does not answer stays a failed run."""
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import _postgres_url
+
+    base = _postgres_url()
+    if not base:
+        pytest.skip("needs HUB_TEST_POSTGRES_URL")
+    url = make_url(base)
+    (tmp_path / "c.csv").write_text("id,email\n1,a@example.ru\n", encoding="utf-8")
+    cases = {
+        "user": url.set(username="no_such_hub_user", password="s3cret-Pw"),
+        "database": url.set(database="no_such_hub_db", password="s3cret-Pw"),
+    }
+    for what, wrong in cases.items():
+        (tmp_path / "hub.yaml").write_text(
+            f"store: {wrong.render_as_string(hide_password=False)}\nconnectors:\n  c: {{plugin: csv, path: c.csv}}\n",
+            encoding="utf-8")
+        result = subprocess.run([sys.executable, "-m", "hub", "sync"], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 2, (what, result.stderr)
+        assert result.stderr.startswith(f"error: {tmp_path / 'hub.yaml'}: store: the database server refused"), what
+        assert "s3cret-Pw" not in result.stderr
+        assert "Traceback" not in result.stderr
+    down = url.set(port=1)  # nothing listens there
+    (tmp_path / "hub.yaml").write_text(
+        f"store: {down.render_as_string(hide_password=False)}\nconnectors:\n  c: {{plugin: csv, path: c.csv}}\n",
+        encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "hub", "sync"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "cannot open the store" in result.stderr

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import time
 import zlib
@@ -50,6 +51,13 @@ from hub.redact import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger("hub.store")
+
+
+# what PostgreSQL answers a login it turns down (psycopg gives no SQLSTATE for these)
+_LOGIN_REFUSED = re.compile(
+    r"password authentication failed|role \"[^\"]*\" does not exist|database \"[^\"]*\" does not exist"
+    r"|no pg_hba\.conf entry|fe_sendauth: no password supplied"
+)
 
 
 class StoreUrlError(FatalError):
@@ -131,7 +139,11 @@ class Store:
                     raise StoreAccessError(*problem) from None
                 raise FatalError(f"cannot open the store {self.sqlite_path}: {redact(str(error.orig))}",
                                  hint="check the file, its folder and its disk") from None
-            raise FatalError(f"cannot open the store: {redact(str(error.orig))}",
+            reason = redact(str(error.orig))
+            if _LOGIN_REFUSED.search(reason):  # the URL's user, password or database: exit 2
+                raise StoreUrlError(f"the database server refused the store's login: {reason}",
+                                    hint="check the user, password and database name in the store URL") from None
+            raise FatalError(f"cannot open the store: {reason}",
                              hint="check `store:` in hub.yaml and that the database is reachable") from None
 
     def connect(self) -> Connection:
