@@ -47,7 +47,16 @@ from hub.merge import SourceValues
 from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
 from hub.redact import MASK
-from hub.store.schema import changes, contacts, match_reviews, overrides, runs, source_records
+from hub.store.schema import (
+    categories,
+    changes,
+    contacts,
+    events,
+    match_reviews,
+    overrides,
+    runs,
+    source_records,
+)
 from hub.sync import _change, _contact_values, encode_value, utcnow
 
 log = logging.getLogger("hub.undo")
@@ -286,6 +295,15 @@ class Undoer(Curator):
                     skipped.append(f"record {name} is no longer on contact {taken_to}: it stays where it is")
                     continue
                 moved.update((contact_id, taken_to))
+                # the events the record reported go with it (hub split --record takes them too)
+                if c.execute(
+                    update(events)
+                    .where(and_(events.c.connector == connector, events.c.record == external_id,
+                                events.c.contact_id == taken_to))
+                    .values(contact_id=contact_id)
+                ).rowcount:
+                    c.execute(update(categories).where(categories.c.contact_id.in_((contact_id, taken_to)))
+                              .values(next_at=now))
                 log_rows.append(_change(contact_id, "record", str(taken_to), str(contact_id), connector, external_id,
                                         "undo", now))
         self._log(c, log_rows)

@@ -227,6 +227,43 @@ def test_undo_of_a_record_placed_anew_moves_it_back_to_its_contact(ops):
     assert _linked_to_deleted(ops) == 0
 
 
+def test_undo_of_an_order_row_placed_anew_moves_its_purchase_back(ops):
+    """An order row overwritten with another buyer's order moves to a new contact, with
+    its purchase. The undo took the record back to its buyer and left the purchase on the
+    contact it deleted: the buyer's history lost it."""
+    ops.config(CONFIG + "  orders: {plugin: csv, path: orders.csv, id_column: order, "
+                        "events: {type: purchase, at: date, amount: amount}}\n")
+    ops.write("orders.csv", "order,full_name,phone,date,amount\n"
+                            "A1,Петрова Мария,+79037654321,2026-01-10,1500\n"
+                            "A2,Иванов Иван,+79161234567,2026-01-11,700\n")
+    _sync(ops)
+    assert _purchases(ops) == {("A1", "Петрова Мария", False), ("A2", "Иванов Иван", False)}
+    ops.write("orders.csv", "order,full_name,phone,date,amount\n"
+                            "A1,Орлова Ольга,+79260000002,2026-02-01,900\n"
+                            "A2,Иванов Иван,+79161234567,2026-01-11,700\n")
+    moved = _sync(ops)["run_id"]
+    assert _purchases(ops) == {("A1", "Орлова Ольга", False), ("A2", "Иванов Иван", False)}
+    result = ops.hub("undo", str(moved), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["not_undone"] == []
+    # the purchase is where its record is: on the buyer's contact, none on a deleted one
+    assert _purchases(ops) == {("A1", "Петрова Мария", False), ("A2", "Иванов Иван", False)}
+
+
+def _purchases(project) -> set[tuple[str, str, bool]]:
+    """(record, the name of its contact, whether that contact is deleted) of each event."""
+    from sqlalchemy import create_engine, select
+
+    from hub.store.schema import contacts, events
+
+    engine = create_engine(project.store_url or f"sqlite:///{project.root / 'hub.db'}")
+    with engine.connect() as c:
+        rows = c.execute(select(events.c.record, contacts.c.full_name, contacts.c.deleted_at)
+                         .select_from(events.join(contacts, contacts.c.id == events.c.contact_id))).all()
+    engine.dispose()
+    return {(r.record, r.full_name, r.deleted_at is not None) for r in rows}
+
+
 def _linked_to_deleted(project) -> int:
     """Records of a tool linked to a deleted contact."""
     from sqlalchemy import create_engine, func, select

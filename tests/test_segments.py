@@ -295,6 +295,25 @@ def test_only_touched_contacts_are_recomputed_and_a_killed_pass_is_caught_up(sho
     assert categories_by_email(shop, "e@example.ru")["e@example.ru"]["stage"] == "gold"  # bought again
 
 
+def test_an_order_row_corrected_updates_its_purchase_and_the_buyer_categories(shop):
+    """An order row is its purchase: a corrected amount was kept at its first value for
+    good, since an event was stored once and never read again."""
+    sync(shop, day("2026-06-01"))
+    c_id = ids_by_email(shop, "c@example.ru")["c@example.ru"]
+    before = categories_by_email(shop, "c@example.ru")["c@example.ru"]
+    shop.write("orders.csv", ORDERS.replace("c1,2026-01-15,c@example.ru,Вера Гусева,5000,RUB",
+                                            "c1,2026-05-30,c@example.ru,Вера Гусева,65000,RUB"))
+    second = sync(shop, day("2026-06-01T12:00"))  # incremental: only what changed is recomputed
+    assert query(shop, select(events.c.contact_id, events.c.amount, events.c.at, events.c.run_id)
+                 .where(events.c.external_id == "c1"))[0][:2] == (c_id, 65000.0)
+    got = categories_by_email(shop, "c@example.ru")["c@example.ru"]
+    assert (before["rfm"], got["rfm"]) == ("313", "515")  # recent now, and the largest buyer
+    touched = query(shop, select(changes.c.contact_id).where(changes.c.run_id == second.run_id,
+                                                             changes.c.reason == "category"))
+    assert {row.contact_id for row in touched} == {c_id}
+    assert len(query(shop, select(events.c.id))) == 13  # updated, not added
+
+
 def test_recompute_command_and_listing(shop):
     sync(shop, day("2026-06-01"))
     listed = json.loads(shop.hub("segments", "--json").stdout)
