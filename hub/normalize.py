@@ -222,6 +222,13 @@ def _city_table() -> dict[str, str]:
     return table
 
 
+@functools.cache
+def _city_phone_codes() -> dict[str, tuple[str, ...]]:
+    """Canonical city name -> its area codes inside +7 (``data/city_phone_codes.yaml``)."""
+    data = load_yaml(DATA_DIR / "city_phone_codes.yaml") or {}
+    return {clean_text(city): tuple(str(code) for code in entry["codes"]) for city, entry in data.items()}
+
+
 # ------------------------------------------------------------------------ phones
 
 _PHONE_SPLIT_RE = re.compile(r"[,;/\\|\n\r\t]+|\s+(?:или|либо|и|or|and)\s+", re.IGNORECASE)
@@ -238,6 +245,8 @@ _SCIENTIFIC_RE = re.compile(r"[0-9](?:[.,][0-9]+)?[eE]\+?[0-9]{1,2}")
 # A cell written with digits, "+", brackets, hyphens and spaces only: nothing to
 # split, clean or strip, so it is one fragment (see ``_PhoneParser.items``).
 _SIMPLE_PHONE_RE = re.compile(r"[0-9+()\- ]+")
+#: A number written without its area code: 5 to 7 digits with spaces, hyphens or dots.
+_LOCAL_PHONE_RE = re.compile(r"[0-9](?:[0-9 .\-]{3,10})[0-9]")
 #: Size of the sets of values known to be normalized already (cleared when full).
 _KNOWN_CACHE_SIZE = 20_000
 
@@ -1153,6 +1162,7 @@ class Normalizer:
         for alias, canonical in (city_aliases or {}).items():
             self._cities[_city_key(str(alias))] = clean_text(canonical)
         self._city_cache: dict[str, str] = {}
+        self._area_codes = _city_phone_codes() if self._phones.fast_cc7 else {}
 
     # public -------------------------------------------------------------
 
@@ -1185,18 +1195,25 @@ class Normalizer:
             out[field_name] = _display_name(value)
         self._complete_names(out)
 
-        self._identifiers(values, out, problems, "phone", "phones", self._phones.items, self._phones.known)
-        self._identifiers(values, out, problems, "email", "emails", _email_items, _KNOWN_EMAILS)
-
+        # the city first: it completes a phone number written without its area code
+        city_problems: list[str] = []
+        city_name: str | None = None
         city = values.get("city")
         if city is not None:
             if type(city) is str and len(city) <= MAX_VALUE_CHARS:
                 if _ALNUM_RE.search(city) is not None:  # else blank
-                    out["city"] = self.city(city)  # cleans it first
+                    city_name = self.city(city)  # cleans it first
             else:
-                city = text_of("city", city, problems)
+                city = text_of("city", city, problems=city_problems)
                 if city is not None:
-                    out["city"] = self.city(city)
+                    city_name = self.city(city)
+        codes = self._area_codes.get(city_name) if city_name is not None else None
+        phone_items = self._phones.items if codes is None else functools.partial(self._local_phones, codes=codes)
+        self._identifiers(values, out, problems, "phone", "phones", phone_items, self._phones.known)
+        self._identifiers(values, out, problems, "email", "emails", _email_items, _KNOWN_EMAILS)
+        problems.extend(city_problems)
+        if city_name is not None:
+            out["city"] = city_name
 
         birthday = values.get("birthday")
         match = _ISO_DATE_FAST_RE.fullmatch(birthday) if type(birthday) is str else None
@@ -1253,6 +1270,25 @@ class Normalizer:
         return canonical
 
     # helpers ------------------------------------------------------------
+
+    def _local_phones(self, value: object, codes: tuple[str, ...]) -> list[tuple[str, str | None, str | None]]:
+        """The numbers of a cell, a local one («23-45-67») completed with the area code of
+        the record's city when the city has one code and the two make a valid number."""
+        items = self._phones.items(value)
+        for position, (fragment, e164, problem) in enumerate(items):
+            if e164 is not None or _LOCAL_PHONE_RE.fullmatch(fragment) is None:
+                continue
+            local = "".join(ch for ch in fragment if ch.isdigit())
+            fits = [code for code in codes if len(code) + len(local) == 10]
+            if len(fits) == 1 and len(codes) == 1:
+                completed = self._phones._cc7(fits[0] + local)
+                if completed is not None:
+                    items[position] = (fragment, completed, None)
+            elif len(fits) > 1:
+                items[position] = (fragment, None, f"{_show(fragment)} is a local number without its area code; "
+                                   f"write it with the code ({' or '.join(fits)})")
+        return items
+
 
     @staticmethod
     def _text(field_name: str, value: object, problems: list[str]) -> str | None:

@@ -590,6 +590,52 @@ def test_primary_phone_comes_from_phone_field(normalizer):
     assert values["phones"] == ["+79161234567", "+74951234567"]
 
 
+@pytest.mark.parametrize(
+    ("phone", "city", "expected"),
+    [
+        ("123-45-67", "Казань", "+78431234567"),  # a 3-digit code and 7 digits
+        ("123 45 67", "г. Казань", "+78431234567"),  # the city as people write it
+        ("1234567", "Kazan", "+78431234567"),
+        ("12-34-56", "Омск", "+73812123456"),  # a 4-digit code and 6 digits
+        ("12-34-56", "Тольятти", "+78482123456"),
+    ],
+)
+def test_a_local_phone_is_completed_with_the_area_code_of_its_city(normalizer, phone, city, expected):
+    values, problems = normalizer.normalize({"phone": phone, "city": city, "first_name": "Иван"})
+    assert (values.get("phone"), values.get("phones"), problems) == (expected, [expected], [])
+
+
+def test_a_local_phone_is_not_completed_when_the_city_does_not_say_which_code(normalizer):
+    # Moscow has two codes; Omsk's numbers have 6 digits; no city; a city without a code
+    for phone, city in (("123-45-67", "Мск"), ("123-45-67", "Омск"), ("123-45-67", None), ("23-45-67", "Урюпинск")):
+        values, problems = normalizer.normalize({"phone": phone, "city": city})
+        assert "phone" not in values, (phone, city)
+        assert len(problems) == 1 and problems[0].startswith(f"phone: {phone!r} is "), problems
+    _, problems = normalizer.normalize({"phone": "123-45-67, 8 916 123 45 67", "city": "Москва"})
+    assert problems == ["phone: '123-45-67' is a local number without its area code; write it with the code "
+                        "(495 or 499)"]
+    # a full number is never touched, nor a region outside +7
+    assert normalizer.normalize({"phone": "8 (916) 123-45-67", "city": "Казань"})[0]["phone"] == "+79161234567"
+    assert "phone" not in Normalizer("DE").normalize({"phone": "123-45-67", "city": "Казань"})[0]
+
+
+def test_every_city_area_code_is_a_valid_number_in_its_region():
+    from phonenumbers import geocoder
+
+    from hub.normalize import DATA_DIR, _city_table
+    from hub.yaml_loader import load_yaml
+
+    table = load_yaml(DATA_DIR / "city_phone_codes.yaml")
+    canonical = set(_city_table().values())
+    assert len(table) >= 30
+    for city, entry in table.items():
+        assert city in canonical, f"{city} is not a canonical name of city_aliases.yaml"
+        for code in entry["codes"]:
+            number = phonenumbers.parse("+7" + code + "2" * (10 - len(code)))
+            assert phonenumbers.is_valid_number(number), (city, code)
+            assert entry["region"] in geocoder.description_for_number(number, "ru"), (city, code)
+
+
 def test_same_bad_fragment_reported_once(normalizer):
     _, problems = normalizer.normalize({"phone": "abc", "phones": ["abc"]})
     assert problems == ["phone: 'abc' is not a phone number"]
