@@ -227,9 +227,16 @@ def quarantined_connectors(c: Connection, resolved: bool = False) -> dict[str, i
 
 def forget_cursors(c: Connection, names: list[str]) -> None:
     """These connectors lose their cursor, so their next read is complete and every
-    quarantined record is tried again."""
-    if names:
-        c.execute(update(cursors).where(cursors.c.connector.in_(names)).values(value=None))
+    quarantined record is tried again: those stored without some values too, whose
+    unchanged rows the read would otherwise pass over (a hub that reads them better)."""
+    if not names:
+        return
+    c.execute(update(cursors).where(cursors.c.connector.in_(names)).values(value=None))
+    partial = select(quarantine.c.external_id).where(
+        and_(quarantine.c.connector == source_records.c.connector, quarantine.c.status == "partial"))
+    c.execute(update(source_records)
+              .where(and_(source_records.c.connector.in_(names), source_records.c.external_id.in_(partial)))
+              .values(payload_hash=None))
 
 
 def drop_quarantine(c: Connection, connector: str) -> int:

@@ -277,6 +277,38 @@ def test_fixed_rows_leave_quarantine_on_retry(demo):
     assert json.loads(demo.hub("quarantine", "list", "--json").stdout) == []
 
 
+def test_quarantine_retry_reads_again_a_row_stored_without_some_values(demo):
+    """A row stored without a value hub could not read then (an older release) and read
+    unchanged since: retry passed it over as unchanged and still said it was imported
+    without some values."""
+    from hub.store.schema import quarantine
+
+    demo.hub("sync")
+    # the store as a hub that could not read sheet:3's phone left it
+    engine = _engine(demo)
+    with engine.begin() as c:
+        values = json.loads(c.execute(select(source_records.c.record_values).where(
+            source_records.c.connector == "sheet", source_records.c.external_id == "3")).scalar())
+        del values["phone"], values["phones"]
+        c.execute(update(source_records).where(source_records.c.connector == "sheet",
+                                               source_records.c.external_id == "3")
+                  .values(record_values=json.dumps(values, ensure_ascii=False)))
+        c.execute(quarantine.insert().values(connector="sheet", external_id="3", status="partial", raw="{}",
+                                             raw_hash="0" * 32, at=dt.datetime.now(dt.timezone.utc),
+                                             reason="phone: '8 925 000-00-01' is not a valid phone number"))
+    engine.dispose()
+    result = demo.hub("quarantine", "retry", "--json")
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["still_quarantined"], json.loads(result.stdout)["partial"]) == (0, 0)
+    assert json.loads(demo.hub("quarantine", "list", "--json").stdout) == []
+    engine = _engine(demo)
+    with engine.connect() as c:
+        values = json.loads(c.execute(select(source_records.c.record_values).where(
+            source_records.c.connector == "sheet", source_records.c.external_id == "3")).scalar())
+    engine.dispose()
+    assert values["phone"] == "+79250000001"
+
+
 def test_quarantine_retry_speaks_json_and_refuses_an_unknown_connector(demo):
     demo.hub("sync")
     result = demo.hub("quarantine", "retry", "--json")
