@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 OPTED_OUT = frozenset({"unsubscribed", "complained", "bounced"})
 #: Statuses that stop messages everywhere on the channel (not only in the tool that saw them).
 WITHDRAWN = frozenset({"unsubscribed", "complained"})
+#: The key of a consent's proof that marks a blocklist's report (``ConsentReport.blocklist``).
+_BLOCKLIST_PROOF = "blocklist"
 _OPT_OUT_RANK = {"bounced": 1, "unsubscribed": 2, "complained": 3}
 #: Which status a merged contact keeps: the most restrictive.
 _MERGE_RANK = {"pending": 0, "subscribed": 1, "bounced": 2, "unsubscribed": 3, "complained": 4}
@@ -78,6 +80,8 @@ def accepts(current: Any | None, status: str, source: str, at: dt.datetime | Non
             return False  # the opt-out hub knows says more than a blocklist
         if current.status not in OPTED_OUT:
             return True
+        if from_blocklist(current):
+            return True  # says why the person is on the blocklist (a bounce a tool blacklisted)
         return _OPT_OUT_RANK[status] > _OPT_OUT_RANK[current.status]
     if current.status in OPTED_OUT:
         # only the tool that saw the opt-out can tell that the person signed up again
@@ -102,7 +106,19 @@ def agrees(status: str | None, report: ConsentReport) -> bool:
 def proof_text(report: ConsentReport, external_id: str) -> str:
     proof = dict(report.proof)
     proof.setdefault("record", external_id)
+    if report.blocklist:
+        proof[_BLOCKLIST_PROOF] = "yes"
     return redact(json.dumps(proof, ensure_ascii=False, sort_keys=True))
+
+
+def from_blocklist(row: Any) -> bool:
+    """Whether a stored consent (a row with ``proof``) came from a blocklist that does not
+    say why: an opt-out a tool reports with its reason replaces it."""
+    try:
+        proof = json.loads(getattr(row, "proof", None) or "{}")
+    except (TypeError, ValueError):
+        return False
+    return isinstance(proof, dict) and proof.get(_BLOCKLIST_PROOF) == "yes"
 
 
 def current(c: Connection, contact_ids: Iterable[int], channel: str | None = None) -> dict[tuple[int, str], Any]:
@@ -146,7 +162,7 @@ def record(
             inserts[key] = values
         else:
             updates[key] = values
-        known[key] = _Row(report.status, connector, at)
+        known[key] = _Row(report.status, connector, at, values["proof"])
         changed.add(contact_id)
     bulk_insert(c, consents, list(inserts.values()))
     bulk_update(c, consents, ("contact_id", "channel"), list(updates.values()))
@@ -154,10 +170,10 @@ def record(
 
 
 class _Row:
-    __slots__ = ("at", "source", "status")
+    __slots__ = ("at", "proof", "source", "status")
 
-    def __init__(self, status: str, source: str, at: dt.datetime | None):
-        self.status, self.source, self.at = status, source, at
+    def __init__(self, status: str, source: str, at: dt.datetime | None, proof: str):
+        self.status, self.source, self.at, self.proof = status, source, at, proof
 
 
 def merge(c: Connection, survivor: int, losers: Sequence[int], connector: str | None,

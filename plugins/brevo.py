@@ -5,7 +5,8 @@ contact with ``GET /contacts`` when no list is set), from the cursor on with
 ``modifiedSince``. A contact is a record keyed by Brevo's contact id, with its
 attributes; ``emailBlacklisted`` reports an email opt-out, ``smsBlacklisted`` an SMS one.
 A blacklist does not say why, so it is ``unsubscribed`` only where hub knows no opt-out:
-a bounce hub imported blacklisted (below) stays ``bounced``.
+a bounce hub imported blacklisted (below) stays ``bounced``, and a reason read later (a
+campaign's hard bounce Brevo blacklisted itself) replaces it.
 
 Writing imports contacts in bulk (``POST /contacts/import`` with ``jsonBody``, up to
 ``batch_size`` rows, ``updateExistingContacts``): opted-out (and hard-bounced) contacts go in an import

@@ -277,6 +277,36 @@ def test_campaign_activity_of_each_list_contact_when_asked_for(fake, tmp_path):
     assert dt.date.fromisoformat(start) == dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
 
 
+def test_a_campaign_hard_bounce_brevo_blacklisted_itself_is_a_bounce(fake, project):
+    """Brevo blacklists an address a campaign hard-bounced. The contact's blacklist is read
+    before the campaign activity, and the bounce that says why ranked below the
+    unsubscribe the blacklist had made: the log called it the person's own opt-out."""
+    now = dt.datetime.now(dt.timezone.utc)
+    fake.timezone = dt.timezone.utc
+    fake.add("anna@example.com", blacklisted=True, FIRSTNAME="Анна", LASTNAME="Петрова")
+    fake.campaign_event("anna@example.com", "hardBounces", 7, at=now - dt.timedelta(minutes=8))
+    fake.add("boris@example.com", blacklisted=True, FIRSTNAME="Борис", LASTNAME="Смирнов")  # nothing said why
+    project.config(
+        "connectors:\n  brevo: {plugin: brevo, role: both, api_key: " + API_KEY + ", list_id: 2, "
+        f"endpoint: \"{fake.url}/v3\", import_poll_seconds: 0, backoff_seconds: 0, email_events: false, "
+        "campaign_stats: true}\n"
+    )
+    for _ in range(2):  # read again: the blacklist does not take the reason away
+        result = project.hub("sync", "--json")
+        assert result.exit_code == 0, result.output
+
+    def consent(email: str) -> dict:
+        card = json.loads(project.hub("show", email, "--json").stdout)
+        return {c["channel"]: c for c in card["consents"]}["email"]
+
+    anna = consent("anna@example.com")
+    assert (anna["status"], json.loads(anna["proof"]).get("brevo_campaign")) == ("bounced", "7")
+    assert "blocklist" not in json.loads(anna["proof"])
+    boris = consent("boris@example.com")
+    assert (boris["status"], json.loads(boris["proof"])["blocklist"]) == ("unsubscribed", "yes")
+    assert fake.by_email("anna@example.com")["emailBlacklisted"] is True  # opted out either way
+
+
 def test_campaign_activity_is_off_by_default(fake, tmp_path):
     fake.add("a@example.com")
     fake.campaign_event("a@example.com", "messagesSent", 7)

@@ -86,7 +86,15 @@ def test_a_blocklist_is_recorded_only_where_no_opt_out_is_known(tmp_path):
         assert [(r["contact_id"], r["old_value"], r["new_value"]) for r in rows] == [(2, "subscribed", "unsubscribed")]
         left = {r.contact_id: (r.status, r.proof) for r in c.execute(select(consents))}
         assert left == {1: ("bounced", '{"record": "anna@example.com"}'),
-                        2: ("unsubscribed", '{"brevo_emailBlacklisted": "True", "record": "7"}')}
+                        2: ("unsubscribed", '{"blocklist": "yes", "brevo_emailBlacklisted": "True", "record": "7"}')}
+        # an opt-out that says why replaces the blocklist's, however it ranks; a blocklist
+        # read again leaves it
+        bounce = ConsentReport("email", "bounced", T0, (("brevo_campaign", "3"),))
+        rows, changed = consent.record(c, [(2, "brevo", "7", bounce), (2, "brevo", "7", blacklisted)], T0)
+        assert changed == {2} and [(r["old_value"], r["new_value"]) for r in rows] == [("unsubscribed", "bounced")]
+        rows, changed = consent.record(c, [(2, "brevo", "7", blacklisted)], T0)
+        assert (rows, changed) == ([], set())
+        assert c.execute(select(consents.c.status).where(consents.c.contact_id == 2)).scalar() == "bounced"
     store.dispose()
 
 
