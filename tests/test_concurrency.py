@@ -367,7 +367,7 @@ def test_a_run_whose_lock_session_the_server_ends_stops_and_the_next_run_converg
     restart, pg_terminate_backend, idle_session_timeout): the lock is gone, and another
     run could take it. The run commits nothing more and fails with a message saying so;
     a rerun ends where an uninterrupted run would."""
-    from hub.store import Store
+    from hub.store import LOCK_WAIT_SECONDS, Store
     from hub.sync import Sync
 
     rows = ["id,full_name,phone"] + [f"{i},{SURNAMES[i % 10]} {NAMES[i // 10 % 10]},+7916555{i:04d}"
@@ -423,3 +423,38 @@ def test_a_run_whose_lock_session_the_server_ends_stops_and_the_next_run_converg
 def _session_alive(engine: Engine, backend: int) -> bool:
     with engine.connect() as c:
         return bool(c.execute(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": backend}).scalar())
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_run_blocked_by_another_sessions_lock_fails_in_time_and_says_so(store_project):
+    """A transaction of another session holds a lock on hub's tables (a stuck client, a
+    DDL). The run waited for it for ever; it now fails after the lock wait, naming the
+    cause (exit 1), and the next run, the lock gone, syncs everything."""
+    from hub.store import LOCK_WAIT_SECONDS, Store
+
+    store_project.write("c.csv", "id,full_name,phone\n1,Анна Белова,+79165550001\n")
+    store_project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n")
+    assert store_project.hub("sync").exit_code == 0
+    store = Store(store_project.store_url)
+    with store.engine.connect() as c:
+        assert c.execute(text("SHOW lock_timeout")).scalar() == f"{LOCK_WAIT_SECONDS}s"
+    store.dispose()
+    # the same with a shorter wait the URL sets itself (the user's own libpq options win)
+    quick = store_project.store_url.replace("options=", "options=-clock_timeout%3D1s%20")
+    store_project.config(f"store: {quick}\nconnectors:\n  c: {{plugin: csv, path: c.csv, id_column: id}}\n")
+    store_project.store_url = None  # the config names the store
+    store_project.write("c.csv", "id,full_name,phone\n1,Анна Белова,+79165550001\n2,Борис Волков,+79165550002\n")
+    blocker = create_engine(quick)
+    with blocker.connect() as c:
+        c.execute(text("LOCK TABLE source_records IN ACCESS EXCLUSIVE MODE"))
+        result = subprocess.run([sys.executable, "-m", "hub", "sync"], cwd=store_project.root,
+                                capture_output=True, text=True, timeout=120)  # it does not wait for ever
+        c.rollback()
+    blocker.dispose()
+    assert result.returncode == 1, result.stderr
+    assert "another database session held a lock on the store's tables" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "hub", "sync", "--json"], cwd=store_project.root,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["c"]["created"] == 1

@@ -60,6 +60,11 @@ _LOGIN_REFUSED = re.compile(
 )
 
 
+#: How long a statement waits for a lock another writer holds (SQLite's busy_timeout,
+#: PostgreSQL's lock_timeout) before the run fails.
+LOCK_WAIT_SECONDS = 10
+
+
 class StoreUrlError(FatalError):
     """The store URL cannot be a store: a mistake in ``store:`` of hub.yaml (the CLI names
     the key)."""
@@ -95,8 +100,15 @@ class Store:
             folder = Path(self.sqlite_path).parent
             if not folder.exists():
                 raise StoreUrlError(f"store folder {folder} does not exist", hint="create it or change `store:`")
+        connect_args: dict[str, Any] = {}
+        options = parsed.query.get("options", "")
+        if self.dialect == "postgresql" and isinstance(options, str) and "lock_timeout" not in options:
+            # as SQLite's busy_timeout: a statement waits this long at most for a lock another
+            # session holds (a stuck transaction, a DDL), then the run fails and says so
+            connect_args["options"] = f"{options} -c lock_timeout={LOCK_WAIT_SECONDS * 1000}".strip()
         try:
-            self.engine: Engine = create_engine(parsed, future=True, pool_pre_ping=self.dialect != "sqlite")
+            self.engine: Engine = create_engine(parsed, future=True, pool_pre_ping=self.dialect != "sqlite",
+                                                connect_args=connect_args)
         except (NoSuchModuleError, ImportError) as error:
             raise StoreUrlError(f"no database driver for {parsed.drivername}: {error}",
                              hint="pip install 'hub-contacts[postgres]' for PostgreSQL") from None
@@ -122,6 +134,7 @@ class Store:
                 if self.dialect == "postgresql":
                     # processes started at once on a new or older store: one migrates, the
                     # others wait here for its commit and find the schema up to date
+                    connection.execute(text("SET LOCAL lock_timeout = 0"))  # a migration takes its time
                     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(b"hub:migrate")})
                 current = MigrationContext.configure(connection).get_current_revision()
                 if current == head:
@@ -171,6 +184,11 @@ class Store:
                     if not read_only and check_lock:
                         self._check_sync_lock(connection)
         except OperationalError as error:
+            if self.dialect == "postgresql" and "lock timeout" in str(error.orig):
+                raise FatalError("store error: another database session held a lock on the store's tables "
+                                 f"past the lock wait ({LOCK_WAIT_SECONDS} s unless the store URL sets lock_timeout)",
+                                 hint="pg_stat_activity shows the session holding it; what was committed stays, "
+                                 "the next run goes on from there") from None
             raise FatalError(f"store error: {redact(str(error.orig))}",
                              hint="check the store's disk (free space, permissions), server or lock; what "
                              "was committed stays, the next run goes on from there") from None
@@ -361,7 +379,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     # 64 MB of page cache (default 2 MB): the identifier and record indexes take random
     # inserts, and a small cache turns a large sync into disk-bound work
     cursor.execute("PRAGMA cache_size=-65536")
