@@ -4,7 +4,8 @@
 * Runs never overlap: the scheduler holds the store's ``schedule`` lock for its
   lifetime (a second scheduler exits with code 3), and each run takes the ``sync``
   lock like ``hub sync`` (a run due while a manual sync holds it waits for the next
-  try, per the missed-run policy).
+  try, per the missed-run policy). On PostgreSQL, a scheduler whose lock session the
+  server ended stops before its next job: another one may have started since.
 * Missed runs: the last time each job ran is kept in the store (for a new job, the time
   the scheduler first saw it). A time missed while
   the scheduler was stopped, or while another run held the lock, is run once as soon
@@ -36,7 +37,7 @@ from sqlalchemy import select
 
 from hub.config import LoadedConfig, ScheduleJob
 from hub.errors import LockedError, StopRequested, UsageError
-from hub.store import Store, set_setting
+from hub.store import LockLostError, Store, set_setting
 from hub.store.schema import store_settings
 from hub.sync import Sync, utcnow
 
@@ -97,6 +98,13 @@ class Scheduler:
                     wait = min(job.due for job in jobs) - now
                     self.stop.wait(max(0.0, min(wait.total_seconds(), LONGEST_SLEEP)))
                     continue
+                if not self.store.holds("schedule"):
+                    raise LockLostError(
+                        "the database server ended the session that held the scheduler's lock; another scheduler "
+                        "may have started since, so this one stopped before running a job twice",
+                        hint="start it again (it waits if another one runs); if the server ends idle sessions "
+                        "(idle_session_timeout), turn that off for hub's database user",
+                    )
                 for job in ready:
                     if self.stop.is_set():
                         break

@@ -12,6 +12,7 @@ sheet's last values, once each.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 import signal
@@ -458,3 +459,48 @@ def test_a_run_blocked_by_another_sessions_lock_fails_in_time_and_says_so(store_
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["counts"]["c"]["created"] == 1
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_scheduler_whose_lock_session_the_server_ends_stops_before_running_a_job(store_project, monkeypatch):
+    """The server ends the session holding the scheduler's lock while it waits: a second
+    scheduler can start and run the due jobs. The first one ran them again when it woke;
+    it now stops, saying why, and runs nothing."""
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.schedule import Scheduler
+    from hub.store import LockLostError, open_store
+
+    store_project.write("c.csv", "id,full_name,phone\n1,Анна Белова,+79165550001\n")
+    store_project.config("connectors:\n  c: {plugin: csv, path: c.csv, id_column: id}\n"
+                         "schedule:\n  jobs:\n    often: {cron: '* * * * *'}\n")
+    engine = create_engine(store_project.store_url)
+    config = load_config(store_project.root / "hub.yaml", connector_classes())
+    store = open_store(config.store_url)
+    load = Scheduler._load
+
+    def server_ends_the_lock_session(self, jobs_config):
+        jobs = load(self, jobs_config)
+        with engine.begin() as c:
+            backend = json.loads(c.execute(
+                text("SELECT value FROM store_settings WHERE name = 'lock:schedule'")).scalar())["backend"]
+            assert c.execute(text("SELECT pg_terminate_backend(:p)"), {"p": backend}).scalar()
+        _wait_for(lambda: not _session_alive(engine, backend), "the lock's session to end")
+        return jobs
+
+    start = dt.datetime.now(dt.timezone.utc)
+    later = start + dt.timedelta(minutes=3)  # the job is due
+    try:
+        assert Scheduler(config, store, clock=lambda: start).run(once=True) == []  # the job is known from now
+        monkeypatch.setattr(Scheduler, "_load", server_ends_the_lock_session)
+        scheduler = Scheduler(config, store, clock=lambda: later)
+        with pytest.raises(LockLostError, match="scheduler's lock"):
+            scheduler.run(once=True)
+        assert scheduler.runs == []
+        monkeypatch.undo()
+        assert len(Scheduler(config, store, clock=lambda: later).run(once=True)) == 1  # started again: it runs
+    finally:
+        store.dispose()
+    with engine.connect() as c:
+        assert c.execute(select(runs.c.status)).scalars().all() == ["ok"]
+    engine.dispose()

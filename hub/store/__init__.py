@@ -89,6 +89,8 @@ class Store:
         self.url = url
         # the PostgreSQL sync lock this process holds: (advisory key, backend pid of its session)
         self._sync_lock: tuple[int, int] | None = None
+        #: PostgreSQL: the advisory lock key and the session holding it, of each lock held
+        self._held: dict[str, tuple[int, int]] = {}
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -257,7 +259,8 @@ class Store:
             me = {**_me(), "backend": connection.execute(text("SELECT pg_backend_pid()")).scalar()}
             connection.commit()
             self._pg_record_holder(name, me)
-            outer = self._sync_lock
+            outer, outer_held = self._sync_lock, self._held.get(name)
+            self._held[name] = (key, me["backend"])
             if name == "sync":
                 self._sync_lock = (key, me["backend"])
             try:
@@ -265,23 +268,39 @@ class Store:
             finally:
                 if name == "sync":
                     self._sync_lock = outer
+                if outer_held is None:
+                    self._held.pop(name, None)
+                else:
+                    self._held[name] = outer_held
                 try:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
                 except SQLAlchemyError:
                     pass
 
+    def holds(self, name: str) -> bool:
+        """Whether the lock ``name`` this process took is still held. On PostgreSQL the
+        server may have ended the session holding it (a restart, ``pg_terminate_backend``,
+        ``idle_session_timeout``); an OS file lock lasts as long as the process."""
+        if self.dialect != "postgresql" or name not in self._held:
+            return True
+        with self.engine.connect() as connection:
+            return self._session_holds(connection, *self._held[name])
+
+    @staticmethod
+    def _session_holds(connection: Connection, key: int, backend: int) -> bool:
+        return bool(connection.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 "
+                 "AND objid::bigint = :k AND objsubid = 1 AND pid = :p"),
+            {"k": key, "p": backend},
+        ).scalar())
+
     def _check_sync_lock(self, connection: Connection) -> None:
         """Raise ``LockLostError`` if the session that took the sync lock no longer holds it."""
         if self._sync_lock is None or self.dialect != "postgresql":
             return
         key, backend = self._sync_lock
-        held = connection.execute(
-            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 0 "
-                 "AND objid::bigint = :k AND objsubid = 1 AND pid = :p"),
-            {"k": key, "p": backend},
-        ).scalar()
-        if not held:
+        if not self._session_holds(connection, key, backend):
             raise LockLostError(
                 f"the database server ended the session (backend {backend}) that held the store's sync lock; "
                 "another run may have taken the lock, so this one stopped without writing more",
