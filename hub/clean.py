@@ -37,6 +37,7 @@ from hub.errors import GuardError
 from hub.merge import SourceValues
 from hub.overrides import DELETED, dump
 from hub.quality import invalid_identifiers
+from hub.segments.config import duration_text
 from hub.store import live_records
 from hub.store.schema import changes, contacts, events, overrides, runs, source_records
 from hub.sync import utcnow
@@ -107,7 +108,7 @@ class Cleaner(Curator):
             live = c.execute(select(func.count()).select_from(contacts).where(
                 and_(contacts.c.deleted_at.is_(None), contacts.c.merged_into.is_(None)))).scalar() or 0
         if settings.inactive_after is not None:
-            result["inactive_after"] = _duration_text(settings.inactive_after)
+            result["inactive_after"] = duration_text(settings.inactive_after)
         for key in ("flagged", "unflagged", "deleted"):
             result[key] = sorted(plan.get(key, {}))
         doomed = len(result["deleted"])
@@ -190,11 +191,6 @@ def _put(c: Connection, contact_id: int, field_: str, value: Any, masked: str, r
         contact_id=contact_id, field=field_, value=None if value is None else dump(value), masked=masked,
         run_id=run_id, created_at=now,
     ))
-
-
-def _duration_text(value: dt.timedelta) -> str:
-    seconds = int(value.total_seconds())
-    return f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds / 3600:g}h"
 
 
 def _aware(at: dt.datetime) -> dt.datetime:

@@ -407,7 +407,7 @@ class ApiClient:
         except _Refused as error:
             message = redact(f"{self.name}: {what}: {error.message}")
             if waits_too_long(error):
-                message += f" (asked to wait {_duration(error.retry_after)}, longer than a run waits)"
+                message += f" (asked to wait {wait_text(error.retry_after)}, longer than a run waits)"
             if not safe and error.sent and error.status != 401:
                 raise AmbiguousRequestError(
                     message + " (the request may have been applied; it is not sent again blindly)",
@@ -469,7 +469,7 @@ def waits_too_long(error: BaseException) -> bool:
     return retry_after is not None and retry_after > MAX_RETRY_AFTER
 
 
-def _duration(seconds: float) -> str:
+def wait_text(seconds: float) -> str:
     """``Retry-After`` in words: ``90 s``, ``45 min``, ``24 h``."""
     if seconds < 600:
         return f"{seconds:.0f} s"
@@ -590,5 +590,6 @@ __all__ = [
     "retry_after_seconds",
     "send_in_halves",
     "shared_pacing",
+    "wait_text",
     "waits_too_long",
 ]

@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 
 from hub.model import LEAD_FIELD, LEAD_STATUSES
 from hub.normalize import check_region, normalize_emails, normalize_phones
-from hub.segments.config import parse_duration
+from hub.segments.config import duration_text, parse_duration
 
 Status = Literal["target", "non-target", "spam"]
 #: The raw field the webhook connector fills with the verdict; mapped to ``x_lead_status``.
@@ -232,7 +232,7 @@ class LeadRules(_Strict):
             if links > self.max_links:
                 found.append((self.links_status, f"{links} links in the text (at most {self.max_links})"))
         if self.burst is not None and recent_from_ip > self.burst.max:
-            window = _span(self.burst.window, minutes="m")
+            window = duration_text(self.burst.window, m="minutes")
             found.append((self.burst.status,
                           f"{recent_from_ip} submissions from one IP within {window} (at most {self.burst.max})"))
         for rule in self.rules:
@@ -265,16 +265,6 @@ def _values(fields: Mapping[str, str], names: Sequence[str], parse: Any) -> list
         if text and text.strip():
             out.extend(parse(text)[0])
     return out
-
-
-def _span(span: dt.timedelta, minutes: str) -> str:
-    """A duration as written: ``30d``, ``12h``, minutes as ``minutes`` says (``m`` in a burst
-    window, ``min`` where ``m`` is months), ``45s``."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), (minutes, 60)):
-        if seconds % size == 0 and seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 @functools.lru_cache(maxsize=1)
@@ -471,7 +461,7 @@ def clean_spam(config: Any, store: Any, older_than: dt.timedelta, *, dry_run: bo
     who = actor_name(actor)
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = now - older_than
-    result: dict[str, Any] = {"older_than": _span(older_than, minutes="min"), "cutoff": cutoff.isoformat(),
+    result: dict[str, Any] = {"older_than": duration_text(older_than), "cutoff": cutoff.isoformat(),
                               "dry_run": dry_run, "removed": 0, "kept_imported": 0, "by_connector": {}, "run_id": None}
 
     def doomed_in(c: Connection) -> list[int]:

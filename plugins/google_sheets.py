@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 from hub.connector import Connector, ConnectorContext, ConnectorOptions
 from hub.errors import FatalError, RetriableError
 from hub.hookspecs import hookimpl
-from hub.http import RateLimiter, retry_after_seconds, waits_too_long
+from hub.http import RateLimiter, retry_after_seconds, wait_text, waits_too_long
 from hub.model import Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.redact import register_secret
 
@@ -523,7 +523,7 @@ class GoogleSheetsConnector(Connector):
             if waits_too_long(error):
                 raise RetriableError(
                     f"Google Sheets: cannot {doing}: {error.message} (HTTP {error.status}, asked to wait "
-                    f"{error.retry_after:.0f} s, longer than a run waits)",
+                    f"{wait_text(error.retry_after)}, longer than a run waits)",
                     retry_after=error.retry_after, hint="the next sync tries again",
                 ) from None
             raise RetriableError(

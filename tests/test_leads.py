@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from hub.leads import LeadRules, is_disposable
-from hub.segments.config import parse_duration
+from hub.segments.config import duration_text, parse_duration
 from hub.store.schema import audit, contacts, events, inbox, runs, source_records
 
 TOKEN = "leads-form-token-4c1d"
@@ -148,6 +148,11 @@ def test_durations() -> None:
     for window in (0, "0s", "99999999999d"):
         with pytest.raises(ValueError):
             rules(burst={"max": 3, "window": window})
+    # written back as the parser reads it
+    for text in ("30d", "12h", "90min", "45s"):
+        assert duration_text(parse_duration(text)) == text
+    assert duration_text(parse_duration("10m", m="minutes"), m="minutes") == "10m"
+    assert duration_text(dt.timedelta(days=1, hours=12)) == "36h"
 
 
 def test_hub_leads_reads_durations_with_the_one_parser(project) -> None:  # type: ignore[no-untyped-def]

@@ -62,6 +62,16 @@ def parse_duration(value: Any, *, m: Literal["months", "minutes"] = "months") ->
     return number * size
 
 
+def duration_text(span: dt.timedelta, *, m: Literal["months", "minutes"] = "months") -> str:
+    """A duration as ``parse_duration`` reads it back: ``30d``, ``12h``, minutes as
+    ``min`` (``m`` with ``m="minutes"``), else ``45s``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m" if m == "minutes" else "min", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _not_too_long(value: dt.timedelta) -> dt.timedelta:
     if value > LONGEST_DURATION:  # an ISO 8601 one (P5000Y)
         raise ValueError("too long; a duration is at most 1000y")
