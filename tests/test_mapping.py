@@ -101,6 +101,11 @@ def test_identity():
         # case, ё, spaces and punctuation do not matter; a canonical column wins over a header
         (["ф.и.о.", "E_MAIL", "phone", "Телефон"], {"full_name": "ф.и.о.", "email": "E_MAIL"}),
         (["Комментарий", "Сумма"], {}),
+        # an SMS list, a shop's export
+        (["MSISDN", "Имя", "Дата отправки"], {"phone": "MSISDN", "full_name": "Имя"}),
+        (["Номер", "SMS", "Имя"], {"full_name": "Имя"}),  # an order's number, a yes/no column: not phones
+        (["Заказ", "Покупатель", "Телефон для связи", "E-mail клиента"],
+         {"full_name": "Покупатель", "phone": "Телефон для связи", "email": "E-mail клиента"}),
     ],
 )
 def test_common_headers_of_an_unmapped_source(columns, expected):
