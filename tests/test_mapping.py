@@ -103,7 +103,8 @@ def test_identity():
         (["Комментарий", "Сумма"], {}),
         # an SMS list, a shop's export
         (["MSISDN", "Имя", "Дата отправки"], {"phone": "MSISDN", "full_name": "Имя"}),
-        (["Номер", "SMS", "Имя"], {"full_name": "Имя"}),  # an order's number, a yes/no column: not phones
+        (["id", "Номер", "SMS", "Имя"], {"phone": "Номер", "full_name": "Имя"}),  # an SMS list; SMS: a yes/no
+        (["Номер", "Дата", "Телефон"], {"phone": "Телефон"}),  # a document's number beside the phone
         (["Заказ", "Покупатель", "Телефон для связи", "E-mail клиента"],
          {"full_name": "Покупатель", "phone": "Телефон для связи", "email": "E-mail клиента"}),
     ],
