@@ -92,6 +92,24 @@ def test_hub_check_accepts_the_config_and_the_csv_connector_reads_every_row(data
         assert {(name, r.external_id) for r in records} == {key for key in truth if key[0] == name}
 
 
+@pytest.mark.parametrize("dataset", ["generated", "generated_ru2"])
+def test_without_mappings_every_column_a_mapping_reads_is_recognised_by_its_header(dataset, request):
+    """A user who writes no mapping gets the same fields: an SMS list's «Номер» was not
+    read as its phone, and its records kept only a first name."""
+    from hub.mapping import DEFAULT_COLUMNS, Mapping
+
+    folder, _summary = request.getfixturevalue(dataset)
+    config = yaml.safe_load((folder / "hub.yaml").read_text(encoding="utf-8"))
+    for name, entry in config["connectors"].items():
+        fields = yaml.safe_load((folder / "mappings" / f"{entry['mapping']}.yaml").read_text(encoding="utf-8"))
+        columns = {target: rule["from"] if isinstance(rule, dict) else rule
+                   for target, rule in fields["fields"].items() if target in DEFAULT_COLUMNS}  # who is who
+        options = CsvOptions(path=entry["path"], id_column=entry["id_column"])
+        header = CsvConnector(options, ConnectorContext(name, folder, logging.getLogger("test"))).columns()
+        read = Mapping.identity().read_as(header)
+        assert {target: read.get(target) for target in columns} == columns, (name, header)
+
+
 def test_generator_is_seeded(tmp_path):
     one = generate.generate(tmp_path / "a", persons=60, seed=3)
     two = generate.generate(tmp_path / "b", persons=60, seed=3)
