@@ -233,6 +233,7 @@ class Curator(Sync):
                 c.execute(delete(identifiers).where(and_(
                     identifiers.c.contact_id == survivor, identifiers.c.kind == kind, identifiers.c.value == value)))
         log_rows = consent.give_back(c, loser, [json.loads(m.item) for m in moves if m.kind == "consent"], MANUAL, now)
+        _give_back_reviews(c, survivor, loser, [json.loads(m.item) for m in moves if m.kind == "review"])
         c.execute(delete(merge_moves).where(where))
         if event_ids:
             self._refresh_web(c, [survivor, loser], MANUAL, now)
@@ -265,6 +266,32 @@ def decide(c: Connection, a: int, b: int, status: str, actor: str, run_id: int, 
     )
     if not done.rowcount:
         c.execute(insert(match_reviews).values(contact_a=lo, contact_b=hi, created_at=now, **values))
+
+
+def _give_back_reviews(c: Connection, survivor: int, loser: int, items: list[dict[str, Any]]) -> None:
+    """A split: the review pairs and decisions the merge moved from ``loser`` to the
+    survivor (``remap_reviews``) are the loser's again. A pair the survivor got only
+    from the merge leaves it, unless decided since; the pair with the survivor itself
+    is the split's own decision."""
+    for item in items:
+        other = item["contact_b"] if item["contact_a"] == loser else item["contact_a"]
+        if other == survivor:
+            continue
+        gone = c.execute(select(contacts.c.merged_into).where(contacts.c.id == other)).scalar()
+        if gone is not None:  # merged away since: its pairs went along
+            continue
+        if item["added"]:
+            lo, hi = min(survivor, other), max(survivor, other)
+            c.execute(delete(match_reviews).where(and_(
+                match_reviews.c.contact_a == lo, match_reviews.c.contact_b == hi,
+                match_reviews.c.status == item["status"])))
+        lo, hi = min(loser, other), max(loser, other)
+        if c.execute(select(match_reviews.c.id).where(
+                and_(match_reviews.c.contact_a == lo, match_reviews.c.contact_b == hi))).first() is not None:
+            continue
+        row = {k: item[k] for k in ("probability", "evidence", "status", "run_id", "decided_by")}
+        row.update({k: dt.datetime.fromisoformat(item[k]) if item[k] else None for k in ("created_at", "decided_at")})
+        c.execute(insert(match_reviews).values(contact_a=lo, contact_b=hi, **row))
 
 
 def _require_live(c: Connection, contact_id: int) -> None:

@@ -1025,11 +1025,17 @@ class Sync:
             for row in c.execute(select(match_reviews.c.contact_a, match_reviews.c.contact_b).where(
                     or_(among(c, match_reviews.c.contact_a, chunk), among(c, match_reviews.c.contact_b, chunk)))):
                 reviewed.update((row.contact_a, row.contact_b))
+        review_moves: list[dict[str, Any]] = []  # for hub split: the losers' pairs it gives back
         for survivor, losers in merges:
             if reviewed.intersection(losers):
-                remap_reviews(c, survivor, losers)
+                review_moves.extend(
+                    {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "review",
+                     "item": json.dumps(item, ensure_ascii=False, default=str)}
+                    for loser, item in remap_reviews(c, survivor, losers)
+                )
             if with_consents.intersection(losers):
                 self._log(c, consent.merge(c, survivor, losers, name, now))
+        bulk_insert(c, merge_moves, review_moves)
         # the losers' visits are the survivors' now
         self._refresh_web(c, sorted({owner[loser] for loser in with_events}), name, now)
 
@@ -1653,15 +1659,18 @@ def record_reviews(c: Connection, pairs: dict[tuple[int, int], Any], run_id: int
     bulk_update(c, match_reviews, ("contact_a", "contact_b"), refreshed)
 
 
-def remap_reviews(c: Connection, survivor: int, losers: list[int]) -> None:
-    """Move review pairs and decisions of merged-away contacts to the survivor."""
+def remap_reviews(c: Connection, survivor: int, losers: list[int]) -> list[tuple[int, dict[str, Any]]]:
+    """Move review pairs and decisions of merged-away contacts to the survivor.
+
+    Returns, per loser, each of its pairs as it was (the row's values) and whether the
+    survivor got it (``added``), so ``hub split`` can give the pairs back."""
     rows = c.execute(
         select(match_reviews).where(
             or_(match_reviews.c.contact_a.in_(losers), match_reviews.c.contact_b.in_(losers))
         )
     ).all()
     if not rows:
-        return
+        return []
     c.execute(delete(match_reviews).where(match_reviews.c.id.in_([row.id for row in rows])))
     gone = set(losers)
     kept: dict[tuple[int, int], Any] = {}
@@ -1674,8 +1683,14 @@ def remap_reviews(c: Connection, survivor: int, losers: list[int]) -> None:
         if pair in kept and kept[pair].status != "pending":
             continue
         kept[pair] = row
+    added: set[int] = set()  # ids of the rows the survivor got
+
+    def moved() -> list[tuple[int, dict[str, Any]]]:
+        return [(loser, {**{k: getattr(row, k) for k in row._fields if k != "id"}, "added": row.id in added})
+                for row in rows for loser in sorted(gone.intersection((row.contact_a, row.contact_b)))]
+
     if not kept:
-        return
+        return moved()
     present = {
         (row.contact_a, row.contact_b): row.status
         for row in c.execute(
@@ -1693,6 +1708,8 @@ def remap_reviews(c: Connection, survivor: int, losers: list[int]) -> None:
         values = {k: getattr(row, k) for k in row._fields if k != "id"}
         values.update(contact_a=pair[0], contact_b=pair[1])
         c.execute(insert(match_reviews).values(**values))
+        added.add(row.id)
+    return moved()
 
 
 def _has_substance(values: dict[str, Any]) -> bool:

@@ -656,6 +656,44 @@ def test_merge_then_split_restores_both_contacts(namesakes):
     assert len(out) == 3
 
 
+def test_a_merge_split_again_gives_the_review_decisions_back(store_project):
+    """Two Кузнецов Сергей were told apart in hub review. One of them is merged into
+    another contact by mistake and split off again: the rejection is his again, so a
+    change of his record does not bring the pair back to hub review."""
+    rows = [
+        {"id": "1", "full_name": "Орлова Анна", "phone": "+7 999 000-00-01", "email": "anna@orlova.ru"},
+        {"id": "2", "full_name": "Кузнецов Сергей", "phone": "+7 925 555-12-34", "city": "Москва"},
+        {"id": "3", "full_name": "Кузнецов Сергей", "phone": "+7 926 000-11-22", "city": "Москва"},
+    ]
+    _write(store_project, "people", rows)
+    store_project.config("connectors:\n  people: {plugin: csv, path: people.csv, id_column: id}\n")
+    assert store_project.hub("sync").exit_code == 0
+    links = _links(store_project)
+    pair = json.loads(store_project.hub("review", "--json").stdout)[0]
+    assert {pair["a"], pair["b"]} == {links["2"], links["3"]}
+    assert store_project.hub("review", "reject", str(pair["id"])).exit_code == 0
+
+    assert store_project.hub("merge", str(links["1"]), str(links["3"])).exit_code == 0
+    result = store_project.hub("split", str(links["1"]))
+    assert result.exit_code == 0, result.output
+    assert _links(store_project) == links
+    rows[2]["phone"] = "+7 926 000-11-22; +7 926 000-11-23"
+    _write(store_project, "people", rows)
+    assert store_project.hub("sync").exit_code == 0
+    assert json.loads(store_project.hub("review", "--json").stdout) == []
+    assert _links(store_project) == links
+    # the rejection is the pair's own again: an undo of it asks the pair again
+    undo = store_project.hub("undo", str(_review_run(store_project)))
+    assert undo.exit_code == 0, undo.output
+    again = json.loads(store_project.hub("review", "--json").stdout)
+    assert [{p["a"], p["b"]} for p in again] == [{links["2"], links["3"]}]
+
+
+def _review_run(project) -> int:
+    runs = json.loads(project.hub("runs", "--json").stdout)
+    return next(run["id"] for run in runs if run["kind"] == "review")
+
+
 def test_split_one_record_out_and_keep_it_out(namesakes):
     links = _links(namesakes)
     assert links["3"] == links["4"]

@@ -222,7 +222,8 @@ match_reviews = Table(
 #: change log): its events, web client ids and consents, so ``hub split`` can give them
 #: back. One row per item: ``event`` (item: the event id), ``client_id`` (item: JSON
 #: ``[kind, value, added]``, added: the survivor did not hold it before), ``consent``
-#: (item: JSON of the merged-away contact's consent row).
+#: (item: JSON of the merged-away contact's consent row), ``review`` (item: JSON of a
+#: review pair of the merged-away contact as it was, and ``added``: the survivor got it).
 merge_moves = Table(
     "merge_moves",
     metadata,
