@@ -39,6 +39,7 @@ from hub.store.schema import (
     identifiers,
     match_reviews,
     merge_moves,
+    overrides,
     runs,
     source_records,
 )
@@ -234,6 +235,7 @@ class Curator(Sync):
                     identifiers.c.contact_id == survivor, identifiers.c.kind == kind, identifiers.c.value == value)))
         log_rows = consent.give_back(c, loser, [json.loads(m.item) for m in moves if m.kind == "consent"], MANUAL, now)
         _give_back_reviews(c, survivor, loser, [json.loads(m.item) for m in moves if m.kind == "review"])
+        _give_back_overrides(c, survivor, [json.loads(m.item) for m in moves if m.kind == "override"])
         c.execute(delete(merge_moves).where(where))
         if event_ids:
             self._refresh_web(c, [survivor, loser], MANUAL, now)
@@ -292,6 +294,18 @@ def _give_back_reviews(c: Connection, survivor: int, loser: int, items: list[dic
         row = {k: item[k] for k in ("probability", "evidence", "status", "run_id", "decided_by")}
         row.update({k: dt.datetime.fromisoformat(item[k]) if item[k] else None for k in ("created_at", "decided_at")})
         c.execute(insert(match_reviews).values(contact_a=lo, contact_b=hi, **row))
+
+
+def _give_back_overrides(c: Connection, survivor: int, items: list[dict[str, Any]]) -> None:
+    """A split: the values ``hub undo`` put back on the survivor, which the merged records
+    made the derivation drop, are its own again; the derivation that follows keeps each
+    while the survivor's records derive what it masks, as before the merge."""
+    held = set(c.execute(select(overrides.c.field).where(overrides.c.contact_id == survivor)).scalars())
+    bulk_insert(c, overrides, [
+        {"contact_id": survivor, "field": item["field"], "value": item["value"], "masked": item["masked"],
+         "run_id": item["run_id"], "created_at": dt.datetime.fromisoformat(item["created_at"]) if item["created_at"] else None}
+        for item in items if item["field"] not in held
+    ])
 
 
 def _require_live(c: Connection, contact_id: int) -> None:

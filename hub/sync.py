@@ -47,7 +47,7 @@ from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
-from hub.overrides import apply_overrides, drop_overrides, load_overrides
+from hub.overrides import DELETED, apply_overrides, drop_overrides, load_overrides
 from hub.prepare import Prepared, Preparer, sync_collections
 from hub.redact import redact, redact_secrets
 from hub.store import (
@@ -994,6 +994,16 @@ class Sync:
             {"run_id": run_id, "survivor": owner[loser], "loser": loser, "kind": "consent",
              "item": json.dumps(consent.as_item(row), ensure_ascii=False)}
             for (loser, _channel), row in sorted(held_consents.items())
+        )
+        # the survivor's values put back by hub undo: the merged records derive others, so
+        # the derivation drops them; a split gives them back
+        undone = load_overrides(c, sorted({survivor for survivor, _losers in merges}))
+        moves.extend(
+            {"run_id": run_id, "survivor": survivor, "loser": loser, "kind": "override",
+             "item": json.dumps({"field": row.field, "value": row.value, "masked": row.masked,
+                                 "run_id": row.run_id, "created_at": row.created_at}, ensure_ascii=False, default=str)}
+            for survivor, losers in merges for loser in losers
+            for field_, row in sorted(undone.get(survivor, {}).items()) if field_ != DELETED
         )
         bulk_insert(c, merge_moves, moves)
         for chunk in _chunks(everyone):

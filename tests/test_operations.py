@@ -96,6 +96,24 @@ def test_undo_reverts_a_run_and_the_next_sync_sends_it(ops):
     assert again.exit_code == 2 and f"undone already by run {undo['run_id']}" in again.stderr
 
 
+def test_an_undone_value_holds_through_a_merge_and_its_split(ops):
+    """A phone undone after a bad import stays undone when its contact is merged with
+    another by mistake and split again: the split gives back the contact as it was."""
+    _edit(ops, "+79161234567", "+79160000000")
+    bad = _sync(ops)["run_id"]
+    assert ops.hub("undo", str(bad)).exit_code == 0
+    before = _contacts(ops)["Иванов Иван"]
+    assert before["phone"] == "+79161234567" and before["phones"] == ["+79161234567"]
+    ivan, maria = before["id"], _contacts(ops)["Петрова Мария"]["id"]
+    assert ops.hub("merge", str(ivan), str(maria)).exit_code == 0
+    result = ops.hub("split", str(ivan))
+    assert result.exit_code == 0, result.output
+    assert _contacts(ops)["Иванов Иван"] == before
+    _sync(ops)
+    assert _contacts(ops)["Иванов Иван"] == before
+    assert _out(ops)["Иванов Иван"]["phone"] == "+79161234567"
+
+
 def test_undo_refuses_when_later_runs_changed_the_same_fields_unless_forced(ops):
     _edit(ops, "+79161234567", "+79160000000")
     bad = _sync(ops)["run_id"]

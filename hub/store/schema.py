@@ -223,7 +223,8 @@ match_reviews = Table(
 #: back. One row per item: ``event`` (item: the event id), ``client_id`` (item: JSON
 #: ``[kind, value, added]``, added: the survivor did not hold it before), ``consent``
 #: (item: JSON of the merged-away contact's consent row), ``review`` (item: JSON of a
-#: review pair of the merged-away contact as it was, and ``added``: the survivor got it).
+#: review pair of the merged-away contact as it was, and ``added``: the survivor got it),
+#: ``override`` (item: JSON of an ``overrides`` row of the survivor, which the merge drops).
 merge_moves = Table(
     "merge_moves",
     metadata,
