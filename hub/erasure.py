@@ -182,6 +182,7 @@ class Eraser(Curator):
         if not ids:
             return
         run_id = self.report.run_id
+        _scrub_former_holders(c, ids)
         blank = {f: None for f in CONTACT_FIELDS}
         c.execute(update(contacts).where(contacts.c.id.in_(ids)).values(
             **blank, attributes=None, updated_run=run_id, updated_at=now))
@@ -220,6 +221,11 @@ class Eraser(Curator):
         c.execute(delete(match_reviews).where(
             or_(match_reviews.c.contact_a.in_(ids), match_reviews.c.contact_b.in_(ids))))
         c.execute(delete(merge_moves).where(or_(merge_moves.c.survivor.in_(ids), merge_moves.c.loser.in_(ids))))
+        # a review pair of theirs a merge of two other contacts keeps for hub split
+        pairs = [row.id for row in c.execute(select(merge_moves.c.id, merge_moves.c.item).where(
+            merge_moves.c.kind == "review")) if set(ids) & {json.loads(row.item)[k] for k in ("contact_a", "contact_b")}]
+        for chunk in _chunks(pairs):
+            c.execute(delete(merge_moves).where(merge_moves.c.id.in_(chunk)))
         for column in (changes.c.old_value, changes.c.new_value, changes.c.external_id):
             c.execute(
                 update(changes)
@@ -227,6 +233,87 @@ class Eraser(Curator):
                 .values({column.name: ERASED})
             )
         self._log(c, [_change(contact_id, "erased", None, None, MANUAL, None, "erasure", now) for contact_id in ids])
+
+
+def _scrub_former_holders(c: Connection, ids: list[int]) -> None:
+    """The person's values in the change log of contacts that held their records for a
+    while (a merge split again, a record split off, a record placed anew) become
+    ``[erased]``: those contacts' entries up to the run that took the last record away,
+    except the values the contacts' own records hold (a family's phone)."""
+    theirs: dict[tuple[str, str], dict[str, Any]] = {
+        (row.connector, row.external_id): json.loads(row.record_values) if row.record_values else {}
+        for row in c.execute(select(source_records.c.connector, source_records.c.external_id,
+                                    source_records.c.record_values).where(source_records.c.contact_id.in_(ids)))
+    }
+    until: dict[int, int] = {}  # a former holder: the last run that moved one of the records
+    for chunk in _chunks(sorted({external_id for _connector, external_id in theirs})):
+        for row in c.execute(select(changes.c.run_id, changes.c.contact_id, changes.c.old_value, changes.c.new_value,
+                                    changes.c.connector, changes.c.external_id)
+                             .where(and_(changes.c.field == "record", changes.c.external_id.in_(chunk)))):
+            if (row.connector, row.external_id) not in theirs:
+                continue
+            for held in (row.contact_id, row.old_value, row.new_value):
+                if held is not None and str(held).isdigit() and int(held) not in ids:
+                    until[int(held)] = max(until.get(int(held), 0), row.run_id)
+    if not until:
+        return
+    values = {text for record in theirs.values() for text in _texts(record)}
+    for contact_id, last_run in sorted(until.items()):
+        own = {text for row in c.execute(select(source_records.c.record_values).where(and_(
+            source_records.c.contact_id == contact_id, source_records.c.origin == "read",
+            source_records.c.removed_at.is_(None)))) for text in _texts(json.loads(row.record_values or "{}"))}
+        erased = values - own
+        for row in c.execute(select(changes).where(and_(changes.c.contact_id == contact_id,
+                                                        changes.c.run_id <= last_run))).all():
+            scrubbed = {}
+            if row.field not in ("record", "merged_into", "deleted"):
+                for column in ("old_value", "new_value"):
+                    value = _scrub(getattr(row, column), erased, whole=row.field == "created")
+                    if value != getattr(row, column):
+                        scrubbed[column] = value
+            if (row.connector, row.external_id) in theirs:
+                scrubbed["external_id"] = ERASED
+            if scrubbed:
+                c.execute(update(changes).where(changes.c.id == row.id).values(**scrubbed))
+
+
+def _texts(values: dict[str, Any]) -> set[str]:
+    """A record's values as the change log writes them, list items one by one."""
+    found: set[str] = set()
+    for value in values.values():
+        for item in value if isinstance(value, list) else [value]:
+            if item not in (None, ""):
+                found.add(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str))
+    return found
+
+
+def _scrub(encoded: str | None, erased: set[str], whole: bool = False) -> str | None:
+    """A change-log value with the ``erased`` values in it replaced by ``[erased]``: the
+    value itself, items of a list, values of a creation's object (``whole``)."""
+    if encoded is None or not erased:
+        return encoded
+    if encoded in erased:
+        return ERASED
+    if not whole and encoded[:1] != "[":
+        return encoded
+    try:
+        value = json.loads(encoded)
+    except ValueError:
+        return encoded
+
+    def scrub(item: Any) -> Any:
+        if isinstance(item, list):
+            return [scrub(x) for x in item]
+        text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False, default=str)
+        return ERASED if text in erased else item
+
+    if isinstance(value, dict):
+        done: Any = {k: scrub(v) for k, v in value.items()}
+    elif isinstance(value, list):
+        done = scrub(value)
+    else:
+        return encoded
+    return encoded if done == value else json.dumps(done, ensure_ascii=False, default=str)
 
 
 def _with_merged(c: Connection, people: set[int]) -> list[int]:

@@ -501,6 +501,28 @@ def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_
     assert len(_out(project)) == 2
 
 
+def test_forget_erases_the_person_from_the_history_of_a_contact_that_held_their_record(ops):
+    """Мария was merged into Иван's contact by mistake and split off again; then she asks
+    to be forgotten. Иван's history had her e-mail and phone from the time they were
+    one contact: those values are erased too, his own stay."""
+    ivan, maria = _contacts(ops)["Иванов Иван"]["id"], _contacts(ops)["Петрова Мария"]["id"]
+    assert ops.hub("merge", str(ivan), str(maria)).exit_code == 0
+    assert ops.hub("split", str(ivan)).exit_code == 0
+    assert "maria@example.ru" in ops.hub("log", "--contact", str(ivan), "--json").stdout
+    result = ops.hub("forget", "--email", "maria@example.ru")
+    assert result.exit_code == 0, result.output
+    dump = "".join(ops.hub(*args).stdout for args in (
+        ("log", "--json", "-n", "10000"), ("show", str(ivan), "--json")))
+    for secret in ("maria@example.ru", "+79037654321", "Петрова", "Казань"):
+        assert secret not in dump
+    history = _log(ops, "--contact", str(ivan))
+    assert {(e["field"], e["old"], e["new"]) for e in history} >= {
+        ("emails", '["ivan@example.ru"]', '["ivan@example.ru", "[erased]"]'),
+        ("emails", '["ivan@example.ru", "[erased]"]', '["ivan@example.ru"]')}
+    assert "+79161234567" in dump and "ivan@example.ru" in dump
+    assert _contacts(ops)["Иванов Иван"]["phones"] == ["+79161234567"]
+
+
 def test_forget_keeps_out_records_without_identifiers_and_lets_relatives_on_a_shared_phone_in(project):
     """Пётр's third record (a name, a city, a birthday: no phone, no e-mail) is his by the
     name alone; his family's home phone is also his wife's. After `hub forget`, the third
