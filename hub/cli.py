@@ -688,12 +688,14 @@ def _decide(app: App, pair_ids: tuple[int, ...], actor: str | None, accept: bool
     from hub.curate import Curator
 
     curator = Curator(app.config, app.store, actor)
-    results = [curator.decide_review(pair_id, accept) for pair_id in pair_ids]
+    results = curator.decide_reviews(list(pair_ids), accept)
     if as_json:
         _emit(results)
         return
     for result in results:
-        if accept:
+        if accept and result["merged"] is None:
+            click.echo(f"pair {result['id']}: one contact already ({result['contact']})")
+        elif accept:
             click.echo(f"pair {result['id']}: merged contact {result['merged']} into {result['contact']}")
         else:
             click.echo(f"pair {result['id']}: kept apart")

@@ -242,19 +242,34 @@ class Curator(Sync):
         return log_rows
 
     # ----------------------------------------------------------------- review
-    def decide_review(self, review_id: int, accept: bool) -> dict[str, Any]:
+    def decide_reviews(self, review_ids: list[int], accept: bool) -> list[dict[str, Any]]:
+        """Accept or reject pairs of ``hub review``. Every pair is checked before any is
+        decided, and each is read as it was listed: a merge of an earlier pair moves the
+        pairs of its contacts to the survivor (``remap_reviews``), under other ids."""
         with self.store.connect() as c:
-            row = c.execute(select(match_reviews).where(match_reviews.c.id == review_id)).first()
-        if row is None:
-            raise UsageError(f"no review pair {review_id}", hint="hub review lists the pending pairs")
-        if row.status != "pending":
-            raise UsageError(f"review pair {review_id} was decided already ({row.status})")
+            rows = {row.id: row for row in c.execute(select(match_reviews).where(match_reviews.c.id.in_(review_ids)))}
+            for review_id in review_ids:
+                row = rows.get(review_id)
+                if row is None:
+                    raise UsageError(f"no review pair {review_id}", hint="hub review lists the pending pairs")
+                if row.status != "pending":
+                    raise UsageError(f"review pair {review_id} was decided already ({row.status})")
+                if accept:
+                    for contact_id in (row.contact_a, row.contact_b):
+                        _require_live(c, contact_id)
+        return [self._decide_review(rows[review_id], accept) for review_id in dict.fromkeys(review_ids)]
+
+    def _decide_review(self, row: Any, accept: bool) -> dict[str, Any]:
         if accept:
-            result = self.merge(str(row.contact_a), str(row.contact_b))
-            return {"id": review_id, "decision": "accepted", **result}
+            with self.store.connect() as c:
+                a, b = resolve_contact(c, str(row.contact_a)), resolve_contact(c, str(row.contact_b))
+            if a == b:  # an earlier pair of the same decision merged them
+                return {"id": row.id, "decision": "accepted", "contact": a, "merged": None, "run_id": None}
+            result = self.merge(str(a), str(b))
+            return {"id": row.id, "decision": "accepted", **result}
         with self._decision("review") as c:
             decide(c, row.contact_a, row.contact_b, "rejected", self.actor, self.report.run_id, utcnow())
-        return {"id": review_id, "decision": "rejected", "run_id": self.report.run_id}
+        return {"id": row.id, "decision": "rejected", "run_id": self.report.run_id}
 
 
 def decide(c: Connection, a: int, b: int, status: str, actor: str, run_id: int, now: dt.datetime) -> None:

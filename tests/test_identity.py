@@ -593,6 +593,32 @@ def test_review_accept_merges_and_is_logged(namesakes):
     assert [(m["contact_id"], m["reason"]) for m in merged] == [(max(pair["a"], pair["b"]), "merge")]
 
 
+def test_review_decides_several_pairs_at_once_or_none(store_project):
+    """Three Кузнецов Сергей in Moscow with three phones: three pairs to review. A wrong id
+    among those given decides nothing; accepting two pairs that share a contact merges all
+    three, though the first merge moved the second pair to the survivor."""
+    rows = [{"id": str(i), "full_name": "Кузнецов Сергей", "phone": f"+7 92{i} 555-12-34", "city": "Москва"}
+            for i in (1, 2, 3)]
+    _write(store_project, "people", rows)
+    store_project.config("connectors:\n  people: {plugin: csv, path: people.csv, id_column: id}\n")
+    assert store_project.hub("sync").exit_code == 0
+    links = _links(store_project)
+    pairs = {frozenset((p["a"], p["b"])): p["id"] for p in json.loads(store_project.hub("review", "--json").stdout)}
+    first = pairs[frozenset((links["1"], links["2"]))]
+    second = pairs[frozenset((links["2"], links["3"]))]
+
+    result = store_project.hub("review", "accept", str(first), "999")
+    assert result.exit_code == 2 and "no review pair 999" in result.output
+    assert _links(store_project) == links
+    assert len(json.loads(store_project.hub("runs", "--json").stdout)) == 1
+
+    result = store_project.hub("review", "accept", str(first), str(second), "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["decision"] for r in json.loads(result.stdout)] == ["accepted", "accepted"]
+    assert set(_links(store_project).values()) == {links["1"]}
+    assert json.loads(store_project.hub("review", "--json").stdout) == []
+
+
 def test_review_and_explain_are_audited(namesakes):
     namesakes.hub("review", "--actor", "olga")
     namesakes.hub("explain", "people:3", "people:4", "--actor", "ivan")
