@@ -333,9 +333,14 @@ def _require_live(c: Connection, contact_id: int) -> None:
 
 
 def pending_reviews(c: Connection, limit: int = 50) -> list[dict[str, Any]]:
+    """The pairs to decide, of live contacts: a pair of a contact deleted since (its records
+    gone from the tools, its creation undone) waits until the contact comes back."""
+    a, b = contacts.alias("a"), contacts.alias("b")
     rows = c.execute(
         select(match_reviews)
-        .where(match_reviews.c.status == "pending")
+        .join(a, a.c.id == match_reviews.c.contact_a)
+        .join(b, b.c.id == match_reviews.c.contact_b)
+        .where(and_(match_reviews.c.status == "pending", a.c.deleted_at.is_(None), b.c.deleted_at.is_(None)))
         .order_by(desc(match_reviews.c.probability), match_reviews.c.id)
         .limit(limit)
     ).all()

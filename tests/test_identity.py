@@ -583,6 +583,23 @@ def test_review_lists_the_gray_zone_and_remembers_a_rejection(namesakes):
     assert again.exit_code == 2 and "decided already" in again.output
 
 
+def test_review_leaves_out_a_pair_whose_contact_is_gone_until_it_comes_back(namesakes):
+    """A namesake's row is deleted from the sheet: his contact goes, and hub review does not
+    ask about a pair it could not merge. The row comes back: so does the pair."""
+    links = _links(namesakes)
+    path = namesakes.root / "people.csv"
+    text = path.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("2,"))
+    namesakes.write("people.csv", text.replace(row + "\n", ""))
+    assert namesakes.hub("sync", "--allow-mass-delete").exit_code == 0
+    assert json.loads(namesakes.hub("show", str(links["2"]), "--json").stdout)["deleted"]
+    assert json.loads(namesakes.hub("review", "--json").stdout) == []
+    namesakes.write("people.csv", text)
+    assert namesakes.hub("sync").exit_code == 0
+    pending = json.loads(namesakes.hub("review", "--json").stdout)
+    assert [{p["a"], p["b"]} for p in pending] == [{links["1"], links["2"]}]
+
+
 def test_review_accept_merges_and_is_logged(namesakes):
     pair = json.loads(namesakes.hub("review", "--json").stdout)[0]
     result = namesakes.hub("review", "accept", str(pair["id"]), "--json")
