@@ -100,6 +100,9 @@ class Curator(Sync):
         """Undo the latest merge into a contact, or move one record out into a contact of its own."""
         with self._decision("split") as c:
             contact_id = resolve_contact(c, ref)
+            # a deleted contact's records derive it again once a split changes them, which
+            # would bring back a contact hub undo or the tools deleted
+            _require_live(c, contact_id, "split")
             now = utcnow()
             if record is not None:
                 other = self._split_record(c, contact_id, record, now)
@@ -323,10 +326,10 @@ def _give_back_overrides(c: Connection, survivor: int, items: list[dict[str, Any
     ])
 
 
-def _require_live(c: Connection, contact_id: int) -> None:
+def _require_live(c: Connection, contact_id: int, what: str = "merge") -> None:
     row = c.execute(select(contacts.c.deleted_at).where(contacts.c.id == contact_id)).first()
     if row is None or row.deleted_at is not None:
-        raise UsageError(f"contact {contact_id} is deleted: nothing to merge")
+        raise UsageError(f"contact {contact_id} is deleted: nothing to {what}")
 
 
 # --------------------------------------------------------------------- reading

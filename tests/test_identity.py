@@ -799,6 +799,23 @@ def test_manual_decisions_name_bad_references(namesakes):
     assert result.exit_code == 2 and "no review pair 999" in result.output
 
 
+def test_a_deleted_contact_is_not_split(namesakes):
+    """The run that made Орлова Анна from two records is undone: her contact is deleted.
+    Splitting a record off it would bring her back, and the record with her: refused,
+    like a merge of a deleted contact, and nothing changes."""
+    links = _links(namesakes)
+    assert namesakes.hub("undo", "1").exit_code == 0
+    assert json.loads(namesakes.hub("show", str(links["3"]), "--json").stdout)["deleted"]
+    runs = json.loads(namesakes.hub("runs", "--json").stdout)
+    for args in (("--record", "people:4"), ()):
+        result = namesakes.hub("split", str(links["3"]), *args)
+        assert result.exit_code == 2 and f"contact {links['3']} is deleted" in result.output
+    assert json.loads(namesakes.hub("runs", "--json").stdout) == runs
+    assert json.loads(namesakes.hub("export", "contacts", "--format", "json").stdout) == []
+    assert namesakes.hub("sync").exit_code == 0
+    assert json.loads(namesakes.hub("export", "contacts", "--format", "json").stdout) == []
+
+
 def test_identifiers_made_by_other_key_rules_are_rebuilt_before_a_sync(namesakes):
     """An upgrade that changes how blocking keys are made (name tables, rules) re-keys the
     store once; with the same rules the identifiers are trusted as they are."""
