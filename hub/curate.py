@@ -117,7 +117,7 @@ class Curator(Sync):
         if not sep:
             raise UsageError(f"--record {record!r}: expected SOURCE:ID", hint="e.g. --record sheet:17")
         row = c.execute(
-            select(source_records.c.contact_id, source_records.c.origin).where(
+            select(source_records.c.contact_id, source_records.c.origin, source_records.c.removed_at).where(
                 and_(source_records.c.connector == source, source_records.c.external_id == external_id)
             )
         ).first()
@@ -126,6 +126,9 @@ class Curator(Sync):
                 f"record {record} is not a source record of contact {contact_id}",
                 hint=f"hub show {contact_id} lists its records",
             )
+        if row.removed_at is not None:
+            raise UsageError(f"record {record} is gone from {source}: nothing to split",
+                             hint=f"hub show {contact_id} lists its records")
         left = c.execute(
             select(source_records.c.external_id).where(
                 and_(

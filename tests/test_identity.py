@@ -799,6 +799,26 @@ def test_manual_decisions_name_bad_references(namesakes):
     assert result.exit_code == 2 and "no review pair 999" in result.output
 
 
+def test_a_record_gone_from_its_tool_is_not_split_off(store_project):
+    """Three rows of Белова Анна make one contact; the third is deleted from the sheet and
+    stays on her card as removed. Splitting it off would make a contact deleted at once:
+    refused, and nothing changes."""
+    rows = [{"id": "1", "full_name": "Белова Анна", "phone": "+7 915 100-00-01", "email": "anna@belova.ru"},
+            {"id": "2", "full_name": "Белова Анна", "phone": "+7 915 100-00-01"},
+            {"id": "3", "full_name": "Анна Белова", "email": "anna@belova.ru"}]
+    _write(store_project, "people", rows)
+    store_project.config("connectors:\n  people: {plugin: csv, path: people.csv, id_column: id}\n")
+    assert store_project.hub("sync").exit_code == 0
+    links = _links(store_project)
+    assert len(set(links.values())) == 1
+    _write(store_project, "people", rows[:2])
+    assert store_project.hub("sync", "--allow-mass-delete").exit_code == 0
+    runs = json.loads(store_project.hub("runs", "--json").stdout)
+    result = store_project.hub("split", str(links["1"]), "--record", "people:3")
+    assert result.exit_code == 2 and "record people:3 is gone from people" in result.output
+    assert json.loads(store_project.hub("runs", "--json").stdout) == runs
+
+
 def test_a_deleted_contact_is_not_split(namesakes):
     """The run that made Орлова Анна from two records is undone: her contact is deleted.
     Splitting a record off it would bring her back, and the record with her: refused,
