@@ -100,6 +100,13 @@ class Eraser(Curator):
                 select(identifiers.c.contact_id).where(and_(identifiers.c.kind == kind, identifiers.c.value == value))
             ):
                 people.add(resolve_contact(c, str(row.contact_id)))
+            # a deleted contact (its records gone from the tools) keeps its values, not its identifiers
+            column = contacts.c.email if kind == "email" else contacts.c.phone
+            for row in c.execute(select(contacts).where(and_(
+                    contacts.c.deleted_at.is_not(None), contacts.c.merged_into.is_(None),
+                    or_(column == value, contacts.c.attributes.contains(json.dumps(value), autoescape=True))))):
+                if (kind, value) in identifiers_of(_contact_values(row)):
+                    people.add(row.id)
         return people
 
     def _identifiers(self, c: Connection, ids: list[int]) -> set[tuple[str, str]]:

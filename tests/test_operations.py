@@ -501,6 +501,23 @@ def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_
     assert len(_out(project)) == 2
 
 
+def test_forget_by_email_erases_a_contact_deleted_before(ops):
+    """Мария's row was deleted from the sheet: her contact is deleted but keeps its values
+    and history. Forgetting her by e-mail or phone erases that contact too."""
+    maria = _contacts(ops)["Петрова Мария"]["id"]
+    _edit(ops, "2,Петрова Мария,+79037654321,maria@example.ru,Казань\n", "")
+    _sync(ops, "--allow-mass-delete")
+    assert json.loads(ops.hub("show", str(maria), "--json").stdout)["deleted"]
+    result = ops.hub("forget", "--phone", "8 903 765-43-21", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["contacts"] == [maria]
+    card = json.loads(ops.hub("show", str(maria), "--json").stdout)
+    assert card["fields"] == {}
+    dump = ops.hub("log", "--json", "-n", "10000").stdout + json.dumps(card, ensure_ascii=False)
+    for secret in ("maria@example.ru", "+79037654321", "Петрова", "Казань"):
+        assert secret not in dump
+
+
 def test_forget_erases_the_person_from_the_history_of_a_contact_that_held_their_record(ops):
     """Мария was merged into Иван's contact by mistake and split off again; then she asks
     to be forgotten. Иван's history had her e-mail and phone from the time they were
