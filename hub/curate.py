@@ -100,6 +100,12 @@ class Curator(Sync):
         """Undo the latest merge into a contact, or move one record out into a contact of its own."""
         with self._decision("split") as c:
             contact_id = resolve_contact(c, ref)
+            # a merged-away contact named by its id: the merge to undo is its own
+            merged = _merged_away(c, ref) if record is None else None
+            if merged is not None and merged.merged_into != contact_id:
+                raise UsageError(
+                    f"contact {merged.id} was merged into {merged.merged_into}, which was merged into "
+                    f"{contact_id} since", hint=f"hub split {contact_id} first")
             # a deleted contact's records derive it again once a split changes them, which
             # would bring back a contact hub undo or the tools deleted
             _require_live(c, contact_id, "split")
@@ -107,7 +113,7 @@ class Curator(Sync):
             if record is not None:
                 other = self._split_record(c, contact_id, record, now)
             else:
-                other = self._undo_merge(c, contact_id, now)
+                other = self._undo_merge(c, contact_id, now, merged.id if merged is not None else None)
             self._recompute(c, [contact_id, other], MANUAL, now, reason="split")
             decide(c, contact_id, other, "rejected", self.actor, self.report.run_id, now)
         return {"contact": contact_id, "split_off": other, "run_id": self.report.run_id}
@@ -162,7 +168,8 @@ class Curator(Sync):
         self.report.counts_for(MANUAL).created += 1
         return new_id
 
-    def _undo_merge(self, c: Connection, contact_id: int, now: dt.datetime) -> int:
+    def _undo_merge(self, c: Connection, contact_id: int, now: dt.datetime, loser: int | None = None) -> int:
+        """Undo the latest merge into a contact (of ``loser``, when given); returns the merged-away contact."""
         merged = c.execute(
             select(changes.c.contact_id, changes.c.run_id)
             .join(contacts, contacts.c.id == changes.c.contact_id)
@@ -172,6 +179,7 @@ class Curator(Sync):
                     changes.c.reason == "merge",
                     changes.c.new_value == str(contact_id),
                     contacts.c.merged_into == contact_id,
+                    *([changes.c.contact_id == loser] if loser is not None else []),
                 )
             )
             .order_by(desc(changes.c.id))
@@ -327,6 +335,14 @@ def _give_back_overrides(c: Connection, survivor: int, items: list[dict[str, Any
          "run_id": item["run_id"], "created_at": dt.datetime.fromisoformat(item["created_at"]) if item["created_at"] else None}
         for item in items if item["field"] not in held
     ])
+
+
+def _merged_away(c: Connection, ref: str) -> Any:
+    """The contact a reference names by its id, when it was merged into another."""
+    if not (ref.isascii() and ref.isdigit()):
+        return None
+    row = c.execute(select(contacts.c.id, contacts.c.merged_into).where(contacts.c.id == int(ref))).first()
+    return row if row is not None and row.merged_into is not None else None
 
 
 def _require_live(c: Connection, contact_id: int, what: str = "merge") -> None:

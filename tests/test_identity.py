@@ -737,6 +737,26 @@ def _review_run(project) -> int:
     return next(run["id"] for run in runs if run["kind"] == "review")
 
 
+def test_split_of_a_merged_away_contact_takes_out_that_contact(namesakes):
+    """Contacts 2 and then 3 are merged into 1. `hub split 2` names the contact to take
+    out: 2 comes back, not 3, the latest, and only 1 and 2 are recorded as two people."""
+    links = _links(namesakes)
+    one, two, three = links["1"], links["2"], links["3"]
+    assert namesakes.hub("merge", str(one), str(two)).exit_code == 0
+    assert namesakes.hub("merge", str(one), str(three)).exit_code == 0
+    result = namesakes.hub("split", str(two), "--json")
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["contact"], json.loads(result.stdout)["split_off"]) == (one, two)
+    assert _links(namesakes) == {**links, "3": one, "4": one}
+    assert namesakes.hub("split", str(one)).exit_code == 0  # and then 3, the merge left
+    assert _links(namesakes) == links
+    # a contact merged into one merged away since: the outer merge is split first
+    assert namesakes.hub("merge", str(two), str(three)).exit_code == 0
+    assert namesakes.hub("merge", str(one), str(two)).exit_code == 0
+    result = namesakes.hub("split", str(three))
+    assert result.exit_code == 2 and f"hub split {one} first" in result.output
+
+
 def test_split_one_record_out_and_keep_it_out(namesakes):
     links = _links(namesakes)
     assert links["3"] == links["4"]
