@@ -304,6 +304,8 @@ def _parse_json(body: bytes) -> dict[str, str]:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"not JSON: {error}") from None
+    except RecursionError:  # [[[[... : the parser's stack, not a form
+        raise ValueError("not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise TypeError("the JSON body is not an object")
     fields: dict[str, str] = {}
@@ -311,6 +313,11 @@ def _parse_json(body: bytes) -> dict[str, str]:
         if value is None:
             continue
         fields[str(key)] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    for text in (*fields, *fields.values()):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800": half of a pair, which no store can keep as text
+            raise ValueError("not JSON text: a lone surrogate escape (\\ud800-\\udfff)") from None
     return fields
 
 

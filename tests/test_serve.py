@@ -273,6 +273,20 @@ def test_unparseable_and_wrong_content_type(served: Served) -> None:
     assert served.inbox() == []
 
 
+def test_json_nested_too_deeply_or_with_a_lone_surrogate_is_a_400(served: Served) -> None:
+    token = {"Content-Type": "application/json"}
+    hostile = (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+               b'{"name": "\\ud800", "email": "lone@example.com"}', b'{"\\udfff": "x", "email": "key@example.com"}')
+    for body in hostile:
+        # refused before the sender is checked, like any body that does not parse
+        answer = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=body, headers=token)
+        assert answer.status_code == 400, (body[:40], answer.text)
+        assert served.signed(body).status_code == 400, body[:40]
+    # a pair of surrogates is one character, as JSON writes it
+    assert served.signed({"name": "😀 Anna", "email": "pair@example.com"}).status_code == 200
+    assert [json.loads(row.fields)["name"] for row in served.inbox("site")] == ["😀 Anna"]
+
+
 def test_form_posts_with_empty_pairs_and_bare_keys_are_accepted(served: Served) -> None:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     # as browsers read a form body: an empty pair is skipped, a bare key has an empty value
