@@ -180,9 +180,10 @@ class WebhookConnector(Connector):
         return "signed:" + hashlib.sha256(signature.encode()).hexdigest()
 
     def _delivery_id(self, request: WebhookRequest, fields: dict[str, str]) -> str:
-        given = request.headers.get(DELIVERY_HEADER) or fields.get("tranid")
-        if given and len(given) <= MAX_DELIVERY_ID:
-            return given.strip()
+        given = (request.headers.get(DELIVERY_HEADER) or "").strip() or (fields.get("tranid") or "").strip()
+        # a blank id would make every such delivery one; a control character (NUL) no store keeps
+        if given and len(given) <= MAX_DELIVERY_ID and given.isprintable():
+            return given
         return "sha256:" + hashlib.sha256(request.body).hexdigest()
 
     # --- reading (hub sync) --------------------------------------------------------------

@@ -188,6 +188,24 @@ def test_tilda_submission_becomes_a_contact_and_a_form_event(served: Served) -> 
     }
 
 
+def test_a_blank_or_unprintable_delivery_id_falls_back_to_the_body(served: Served) -> None:
+    people = [{"Name": "Анна", "Phone": "+79160000001", "tranid": "  "},
+              {"Name": "Борис", "Phone": "+79160000002", "tranid": " "},
+              {"Name": "Вера", "Phone": "+79160000003", "tranid": "4242\x00:17"},
+              {"Name": "Глеб", "Phone": "+79160000004", "tranid": "4242\t17\n"}]
+    for form in people:
+        answer = served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=form)
+        assert answer.status_code == 200 and answer.json()["duplicate"] is False, (form, answer.text)
+        # the sender's retry of it is still recognised, by its body
+        assert served.post(f"/hooks/tilda?token={TILDA_TOKEN}", data=form).json()["duplicate"] is True
+    delivery_ids = [row.delivery_id for row in served.inbox()]
+    assert len(delivery_ids) == 4 and all(i.startswith("sha256:") for i in delivery_ids), delivery_ids
+    served.synced()
+    with served.store.connect() as c:
+        phones = set(c.execute(select(contacts.c.phone)).scalars())
+    assert phones == {f"+7916000000{i}" for i in range(1, 5)}
+
+
 def test_tilda_api_key_and_token_are_checked(served: Served) -> None:
     wrong_key = served.post("/hooks/tilda", data={**TILDA_FORM, "api_key": "guess"})
     assert wrong_key.status_code == 401
