@@ -87,7 +87,7 @@ class WebhookApp:
             headers={key[5:].replace("_", "-").lower(): value for key, value in environ.items()
                      if key.startswith("HTTP_")},
             query=dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)),
-            media_type=(environ.get("CONTENT_TYPE") or "").split(";")[0].strip().lower(),
+            **_content_type(environ.get("CONTENT_TYPE") or ""),
             remote_addr=environ.get("REMOTE_ADDR"),
         )
         answer = hook.receive(request)
@@ -185,6 +185,17 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
             return stream.read(size)
     body = stream.read(limit + 1)
     return None if len(body) > limit else body
+
+
+def _content_type(header: str) -> dict[str, str]:
+    """The media type and the ``charset`` parameter of a ``Content-Type``, lower case."""
+    media, *params = header.split(";")
+    charset = ""
+    for param in params:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return {"media_type": media.strip().lower(), "charset": charset}
 
 
 def _answer_text(start_response: StartResponse, text: str) -> Iterable[bytes]:

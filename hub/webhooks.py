@@ -23,6 +23,8 @@ class WebhookRequest:
     query: dict[str, str] = field(default_factory=dict)
     #: The media type of ``Content-Type``, lower case, without parameters.
     media_type: str = ""
+    #: The ``charset`` parameter of ``Content-Type``, lower case; empty when not given.
+    charset: str = ""
     remote_addr: str | None = None
 
 

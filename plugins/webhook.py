@@ -113,7 +113,7 @@ class WebhookConnector(Connector):
             return Rejected(415, f"expected application/json, got {media or 'none'}")
         try:
             fields = _parse_json(request.body) if media in JSON_TYPES or media.endswith("+json") else _parse_form(
-                request.body)
+                request.body, request.charset)
         except (TypeError, ValueError) as error:
             return Rejected(400, f"unparseable body: {error}")
         if options.format == "tilda" and fields.get("test") == "test" and len(fields) <= 2:
@@ -277,21 +277,28 @@ def _cookies(header: str) -> dict[str, str]:
     return found
 
 
-def _parse_form(body: bytes) -> dict[str, str]:
+def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     """The fields of a form post, read as browsers and the WHATWG URL standard read
     ``application/x-www-form-urlencoded``: an empty pair (a trailing ``&``, ``&&``) is
     skipped, a bare key (``agree``) is the key with an empty value. A body with no
-    ``name=value`` pair at all is not a form (JSON, XML or text sent as one): refused."""
+    ``name=value`` pair at all is not a form (JSON, XML or text sent as one): refused.
+    The body and its %-escapes are in ``charset`` (a site in windows-1251), else UTF-8;
+    bytes that are not are refused, never stored as U+FFFD."""
+    encoding = charset or "utf-8"
     try:
-        decoded = body.decode("utf-8")
+        decoded = body.decode(encoding)
     except UnicodeDecodeError:
-        raise ValueError("the form body is not UTF-8") from None
+        raise ValueError(f"the form body is not {charset or 'UTF-8'}") from None
+    except LookupError:
+        raise ValueError(f"unknown charset {charset!r}") from None
     if not decoded.strip():
         return {}
     if "=" not in decoded:
         raise ValueError("no name=value pair: not a form body")
     try:
-        pairs = parse_qsl(decoded, keep_blank_values=True, max_num_fields=1000)
+        pairs = parse_qsl(decoded, keep_blank_values=True, max_num_fields=1000, encoding=encoding, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"a %-escaped value is not {charset or 'UTF-8'}") from None
     except ValueError as error:
         raise ValueError(str(error)) from None
     fields: dict[str, str] = {}

@@ -321,11 +321,34 @@ def test_form_posts_with_empty_pairs_and_bare_keys_are_accepted(served: Served) 
         {"name": "Ivan", "phone": "+79035556677"},
         {"name": "Olga", "agree": "", "phone": "+79034445566"},
     ]
-    # a body with no name=value pair at all is no form: still refused
+    # a body with no name=value pair at all is no form: still refused (the same below)
     for body in (b'{"name": "Petr", "phone": "+79030000000"}', b"just some text", b" \r\n"):
         refused = served.post(f"/hooks/callback?token={FORM_TOKEN}", data=body, headers=form)
         assert refused.status_code == 400, (body, refused.text)
     assert len(served.inbox()) == 4
+
+
+def test_form_posts_are_read_in_their_charset_and_never_garbled(served: Served) -> None:
+    from urllib.parse import quote
+
+    url = f"/hooks/callback?token={FORM_TOKEN}"
+    # a site in windows-1251 posts its form %-escaped in that charset, and may say so
+    escaped = f"name={quote('Иван Петров'.encode('cp1251'))}&phone=%2B79161234567".encode()
+    declared = served.post(url, data=escaped,
+                           headers={"Content-Type": "application/x-www-form-urlencoded; charset=windows-1251"})
+    assert declared.status_code == 200, declared.text
+    raw = "name=Ольга&phone=+79031112233".encode("cp1251")
+    assert served.post(url, data=raw, headers={
+        "Content-Type": 'application/x-www-form-urlencoded;Charset="CP1251"'}).status_code == 200
+    assert served.post(url, data="name=Пётр&phone=%2B79035556677".encode(), headers={
+        "Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"}).status_code == 200
+    assert [json.loads(row.fields)["name"] for row in served.inbox()] == ["Иван Петров", "Ольга", "Пётр"]
+    # without a charset the bytes must be UTF-8, %-escaped or not: refused, not stored as "����"
+    for body, headers in ((escaped, {}), (raw, {}), (b"name=x", {"Content-Type": "application/x-www-form-urlencoded;"
+                                                                 " charset=no-such-charset"})):
+        answer = served.post(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+        assert answer.status_code == 400, (body, answer.text)
+    assert len(served.inbox()) == 3
 
 
 # ------------------------------------------------------------------------ tokens and limits
