@@ -33,7 +33,8 @@ from hub.webhooks import WEBHOOK, Accepted, Probe, Rejected, WebhookRequest
 
 log = logging.getLogger("hub.serve")
 
-_HOOK_PATH = re.compile(r"^/hooks/([^/]+)/?$")
+#: A connector's name as hub.yaml allows it: whatever else a path holds (a %0A) is never logged
+_HOOK_PATH = re.compile(r"^/hooks/([A-Za-z0-9_-]+)/?$")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
             413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
 StartResponse = Callable[..., Any]
@@ -290,7 +291,7 @@ def _logged_channel() -> type:
             error = self.request.error
             path = getattr(self.request, "path", "") or "?"  # the path only, never the query string
             match = _HOOK_PATH.match(path)
-            log.warning("webhook %s: %d %s (from %s)", match.group(1) if match else path, error.code,
+            log.warning("webhook %s: %d %s (from %s)", match.group(1) if match else ascii(path), error.code,
                         redact(str(error.body or error.reason)), (self.channel.addr or ("?",))[0])
             super().execute()
 

@@ -456,6 +456,23 @@ def test_refusals_are_logged_without_secrets(served_sqlite: Served, caplog: pyte
         assert secret not in stored
 
 
+def test_a_path_cannot_write_lines_into_the_log(served_sqlite: Served, caplog: pytest.LogCaptureFixture) -> None:
+    served = served_sqlite
+    forged = "%0AERROR%20hub.serve:%20forged%1b[2J"
+    with caplog.at_level(logging.INFO, logger="hub"):
+        assert served.post(f"/hooks/nope{forged}", data={"a": "b"}).status_code == 404
+        assert served.post(f"/hooks/tilda{forged}?token={TILDA_TOKEN}", data={"a": "b"}).status_code == 404
+        # refused by waitress before the app sees it (a body over the limit)
+        with socket.create_connection(("127.0.0.1", served.server.port)) as raw:
+            raw.sendall(f"POST /hooks/x{forged} HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n".encode())
+            assert raw.recv(100).startswith(b"HTTP/1.1 413")
+        time.sleep(0.2)
+    messages = [record.getMessage() for record in caplog.records if record.name.startswith("hub")]
+    assert messages and "413" in " ".join(messages)
+    for message in messages:
+        assert message.isprintable(), message
+
+
 def test_a_webhook_connector_needs_a_way_to_check_senders(project) -> None:  # type: ignore[no-untyped-def]
     project.config("""\
         connectors:
