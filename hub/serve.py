@@ -319,8 +319,11 @@ class Server:
         # proxy's X-Forwarded-For, believed from that proxy only
         proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-for"},
                  "trusted_proxy_count": 1, "clear_untrusted_proxy_headers": True} if trusted_proxy else {}
-        self.server = create_server(self.app, host=host, port=port, threads=threads,
-                                    max_request_body_size=self.app.max_body + 1, ident="hub", **proxy)
+        try:
+            self.server = create_server(self.app, host=host, port=port, threads=threads,
+                                        max_request_body_size=self.app.max_body + 1, ident="hub", **proxy)
+        except ValueError:  # waitress's word for a host that resolves to no address
+            raise OSError(f"{host} does not resolve to an address") from None
         self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()

@@ -526,3 +526,23 @@ def test_hub_serve_command(tmp_path: Path) -> None:
     assert "401 wrong token" in err
     for secret in SECRETS:
         assert secret not in err + out
+
+
+def test_hub_serve_on_an_address_it_cannot_use(project, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    project.config(CONFIG.replace("$HUB_TEST_TILDA_TOKEN", TILDA_TOKEN).replace("$HUB_TEST_SITE_SECRET", SITE_SECRET))
+    resolve = socket.getaddrinfo
+
+    def no_such_host(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "hub.invalid":  # the resolver's answer, without asking one
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    unknown = project.hub("serve", "--host", "hub.invalid", "--port", "0")
+    assert unknown.exit_code == 2, unknown.output
+    assert "cannot listen on hub.invalid:0: hub.invalid does not resolve" in unknown.stderr and "bug" not in unknown.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        in_use = project.hub("serve", "--port", str(taken.getsockname()[1]))
+    assert in_use.exit_code == 2 and "Address already in use" in in_use.stderr, in_use.output
