@@ -326,7 +326,7 @@ def serve(app: App, host: str, port: int, threads: int, sync_delay: float, no_sy
     except OSError as error:
         raise UsageError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     signal.signal(signal.SIGTERM, _terminate)
-    click.echo(f"hub serve: listening on http://{server.host}:{server.port} "
+    click.echo(f"hub serve: listening on {', '.join(server.urls)} "
                f"(hooks: {', '.join(f'/hooks/{n}' for n in names)}, health: /healthz)", err=True)
     try:
         server.serve()

@@ -309,7 +309,7 @@ class Server:
 
     def __init__(self, config: Any, store: Store, host: str = "127.0.0.1", port: int = 8080, *,
                  threads: int = 8, sync_delay: float = 1.0, sync: bool = True, trusted_proxy: str | None = None):
-        from waitress.server import create_server
+        from waitress.server import BaseWSGIServer, create_server
 
         names = webhook_connectors(config)
         self.worker = SyncWorker(config, store, names, delay=sync_delay) if sync and names else None
@@ -319,36 +319,47 @@ class Server:
         # proxy's X-Forwarded-For, believed from that proxy only
         proxy = {"trusted_proxy": trusted_proxy, "trusted_proxy_headers": {"x-forwarded-for"},
                  "trusted_proxy_count": 1, "clear_untrusted_proxy_headers": True} if trusted_proxy else {}
+        self._map: dict[int, Any] = {}
         try:
-            self.server = create_server(self.app, host=host, port=port, threads=threads,
+            self.server = create_server(self.app, map=self._map, host=host, port=port, threads=threads,
                                         max_request_body_size=self.app.max_body + 1, ident="hub", **proxy)
         except ValueError:  # waitress's word for a host that resolves to no address
             raise OSError(f"{host} does not resolve to an address") from None
-        self.server.channel_class = _LoggedChannel  # type: ignore[union-attr]
+        # a name may stand for several addresses (localhost: ::1 and 127.0.0.1): one listener each
+        self.listeners = [item for item in self._map.values() if isinstance(item, BaseWSGIServer)]
+        for listener in self.listeners:
+            listener.channel_class = _LoggedChannel
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     @property
     def port(self) -> int:
-        return int(self.server.effective_port)  # type: ignore[union-attr]
+        """The port of the first address listened on."""
+        return int(self.listeners[0].effective_port)
 
     @property
     def host(self) -> str:
-        return str(self.server.effective_host)  # type: ignore[union-attr]
+        """The first address listened on."""
+        return str(self.listeners[0].effective_host)
+
+    @property
+    def urls(self) -> list[str]:
+        """``http://host:port`` of each address listened on."""
+        return [f"http://{f'[{item.effective_host}]' if ':' in str(item.effective_host) else item.effective_host}"
+                f":{item.effective_port}" for item in self.listeners]
 
     def serve(self) -> None:
         from waitress import wasyncore
 
         if self.worker is not None:
             self.worker.start()
-        server = self.server
         try:
             while not self._stopping.is_set():
-                wasyncore.loop(timeout=0.2, map=server._map, use_poll=True, count=1)  # type: ignore[union-attr]
+                wasyncore.loop(timeout=0.2, map=self._map, use_poll=True, count=1)
         finally:
-            for channel in list(server._map.values()):  # type: ignore[union-attr]
+            for channel in list(self._map.values()):
                 channel.close()
-            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+            self.server.task_dispatcher.shutdown()
             if self.worker is not None:
                 self.worker.stop()
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -546,3 +547,71 @@ def test_hub_serve_on_an_address_it_cannot_use(project, monkeypatch: pytest.Monk
         taken.listen()
         in_use = project.hub("serve", "--port", str(taken.getsockname()[1]))
     assert in_use.exit_code == 2 and "Address already in use" in in_use.stderr, in_use.output
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback")
+def test_hub_serve_on_a_name_of_two_addresses(tmp_path: Path, secrets_env: None, monkeypatch: pytest.MonkeyPatch,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    # "localhost" is ::1 and 127.0.0.1 on most systems: waitress listens on each
+    resolve = socket.getaddrinfo
+
+    def both(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host == "localhost":
+            return resolve("::1", *args, **kwargs) + resolve("127.0.0.1", *args, **kwargs)
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", both)
+    port = _free_port()
+    served = Served(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", sync=False)
+    served.close()
+
+    def post_to_both() -> None:
+        for _ in range(200):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="hub.serve"):
+            for host, name in (("127.0.0.1", "Anna"), ("[::1]", "Oleg")):
+                url = f"http://{host}:{port}/hooks/callback?token={FORM_TOKEN}"
+                assert requests.post(url, data={"name": name}, timeout=10).status_code == 200
+                big = requests.post(url, data={"name": "x" * 1_100_000}, timeout=10)  # refused by waitress itself
+                assert big.status_code == 413
+
+    failures: list[BaseException] = []
+
+    def sender() -> None:
+        try:
+            post_to_both()
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            failures.append(error)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=sender)
+    previous = signal.getsignal(signal.SIGTERM)
+    thread.start()
+    try:
+        result = CliRunner().invoke(main, ["-c", str(tmp_path / "hub.yaml"), "serve", "--host", "localhost",
+                                           "--port", str(port), "--no-sync"])
+    finally:
+        thread.join(30)
+        signal.signal(signal.SIGTERM, previous)
+    assert not failures, failures
+    assert result.exit_code == 0, result.output
+    assert f"http://[::1]:{port}" in result.stderr and f"http://127.0.0.1:{port}" in result.stderr
+    assert [json.loads(row.fields)["name"] for row in served.inbox()] == ["Anna", "Oleg"]
+    assert caplog.text.count("webhook callback: 413") == 2
