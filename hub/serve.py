@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -357,11 +358,34 @@ class Server:
             while not self._stopping.is_set():
                 wasyncore.loop(timeout=0.2, map=self._map, use_poll=True, count=1)
         finally:
+            self._drain()
             for channel in list(self._map.values()):
                 channel.close()
             self.server.task_dispatcher.shutdown()
             if self.worker is not None:
                 self.worker.stop()
+
+    def _drain(self, timeout: float = 15.0) -> None:
+        """Stop listening and let the requests being served finish, their answers sent: a
+        delivery stored as the server stops is answered 200, not cut off. A connection with
+        no request under way is closed at once (one still being sent is dropped unanswered,
+        and its sender sends it again); ``timeout`` covers a store busy up to its own
+        busy timeout (10 s)."""
+        from waitress import wasyncore
+        from waitress.channel import HTTPChannel
+
+        for listener in self.listeners:
+            listener.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            channels = [item for item in self._map.values() if isinstance(item, HTTPChannel)]
+            if not channels:
+                return
+            for channel in channels:
+                with channel.requests_lock:  # a request thread pops its request under it
+                    if not channel.requests:
+                        channel.close_when_flushed = True
+            wasyncore.loop(timeout=0.05, map=self._map, use_poll=True, count=1)
 
     def start(self) -> Server:
         self._thread = threading.Thread(target=self.serve, name="hub-serve", daemon=True)

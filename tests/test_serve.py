@@ -615,3 +615,49 @@ def test_hub_serve_on_a_name_of_two_addresses(tmp_path: Path, secrets_env: None,
     assert f"http://[::1]:{port}" in result.stderr and f"http://127.0.0.1:{port}" in result.stderr
     assert [json.loads(row.fields)["name"] for row in served.inbox()] == ["Anna", "Oleg"]
     assert caplog.text.count("webhook callback: 413") == 2
+
+
+def test_sigterm_lets_the_request_being_stored_get_its_answer(tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "hub.yaml").write_text(CONFIG, encoding="utf-8")
+    port = _free_port()
+    env = {**os.environ, "HUB_TEST_TILDA_TOKEN": TILDA_TOKEN, "HUB_TEST_SITE_SECRET": SITE_SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hub", "-c", str(tmp_path / "hub.yaml"), "serve", "--port", str(port), "--no-sync"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    answers: list[object] = []
+
+    def send() -> None:
+        try:
+            answer = requests.post(f"{url}/hooks/callback?token={FORM_TOKEN}", data={"name": "Ирина"}, timeout=30)
+            answers.append((answer.status_code, answer.json()))
+        except requests.RequestException as error:
+            answers.append(error)
+
+    try:
+        for _ in range(200):
+            try:
+                requests.get(f"{url}/healthz", timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        idle = requests.Session()  # a kept-alive connection with nothing to do does not hold the stop
+        assert idle.get(f"{url}/healthz", timeout=5).status_code == 200
+        writer = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # the store is busy: the delivery waits for it
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        writer.execute("ROLLBACK")
+        sender.join(30)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert answers == [(200, {"ok": True, "duplicate": False})], err
+    rows = sqlite3.connect(tmp_path / "hub.db").execute("SELECT fields FROM inbox").fetchall()
+    assert [json.loads(fields)["name"] for (fields,) in rows] == ["Ирина"]
