@@ -325,6 +325,9 @@ inbox = Table(
     Column("fields", Text, nullable=False),
     Column("remote_addr", String(64)),
     UniqueConstraint("connector", "delivery_id"),
+    # an id is never given twice: a webhook connector's cursor is the last id it read, and
+    # the newest row may be deleted (hub forget, hub leads clean)
+    sqlite_autoincrement=True,
 )
 
 #: A contact's categories (``hub.segments``, docs/segments.md): one row per live contact,
