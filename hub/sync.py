@@ -67,6 +67,7 @@ from hub.store.schema import (
     cursors,
     events,
     identifiers,
+    inbox,
     match_reviews,
     merge_moves,
     outbox,
@@ -718,10 +719,12 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
+            erased: list[str] = []
             suppressed = Suppressed(c)
             for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
                 if suppressed and suppressed.match(values, (name, record.external_id)):
                     self.report.counts_for(name).suppressed += 1  # an erased person: never imported again
+                    erased.append(record.external_id)
                     continue
                 if not _has_substance(values):
                     reason = "no e-mail, phone or name left after normalization"
@@ -736,6 +739,9 @@ class Sync:
                 another = before is not None and not same and _another_person(before.record_values, values)
                 work.append(_Work(record, digest, values, encoded, links.get(record.external_id), same,
                                   before.changed_at if same else None, another))
+            for chunk in _chunks(erased):
+                # nor kept: a form they send to hub serve goes, as hub forget took the earlier ones
+                c.execute(delete(inbox).where(and_(inbox.c.connector == name, inbox.c.delivery_id.in_(chunk))))
             if state.has_open_quarantine and clean:
                 for chunk in _chunks(clean):
                     c.execute(

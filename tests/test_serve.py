@@ -442,6 +442,30 @@ def test_a_submission_after_the_newest_was_erased_is_still_synced(served: Served
     assert live == ["boris@example.ru"]
 
 
+def test_a_form_of_a_forgotten_person_is_not_kept_in_the_inbox(served: Served) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    url = f"/hooks/callback?token={FORM_TOKEN}"
+    served.synced()  # the sync at start
+    forget = CliRunner().invoke(main, ["-c", str(served.root / "hub.yaml"), "forget", "--email", "anna@example.ru"])
+    assert forget.exit_code == 0, forget.output
+    assert served.post(url, data={"name": "Анна", "email": "Anna@Example.ru", "phone": "+79161112233"}
+                       ).status_code == 200
+    assert served.post(url, data={"name": "Борис", "email": "boris@example.ru"}).status_code == 200
+    served.synced()
+    # the sync skips her form (suppressed) and drops what she sent: hub keeps nothing of her
+    assert [json.loads(row.fields)["name"] for row in served.inbox("callback")] == ["Борис"]
+    with served.store.connect() as c:
+        assert c.execute(select(contacts.c.email)).scalars().all() == ["boris@example.ru"]
+    # her retry of the same form is recognised as hers again, and dropped again
+    assert served.post(url, data={"name": "Анна", "email": "Anna@Example.ru", "phone": "+79161112233"}
+                       ).status_code == 200
+    served.synced()
+    assert len(served.inbox("callback")) == 1
+
+
 def test_a_store_upgraded_after_its_newest_row_was_erased_gives_new_ids(tmp_path: Path, secrets_env: None) -> None:
     from alembic import command
     from alembic.config import Config
