@@ -257,6 +257,8 @@ class SmsRuConnector(Connector):
                 sent = _sent_messages(json.loads(request.body.decode("utf-8")))
         except (UnicodeDecodeError, ValueError, TypeError, AttributeError) as error:
             return Rejected(400, f"unparseable body: {error}")
+        except RecursionError:  # [[[[... : the JSON parser's stack
+            return Rejected(400, "unparseable body: JSON nested too deeply")
         if not sent:
             return Rejected(400, "no message: expected SMS.ru's /sms/send answer, {sms_id, phone} or "
                                  "data[]=sms_status lines")

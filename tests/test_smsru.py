@@ -224,3 +224,28 @@ def test_a_stop_list_add_the_service_cannot_take_now_stays_queued(project, fake)
         report = json.loads(project.hub("sync", "--json").stdout)
         assert report["counts"]["smsru"]["sent"] == 1
         assert set(fake.stoplist) == {"79161234567"} and fake.calls["stoplist.add"] == 5
+
+
+def test_a_hostile_message_log_is_a_400_through_hub_serve(project, fake):
+    import requests
+
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.serve import Server
+    from hub.store import open_store
+
+    project.config(f"""\
+        connectors:
+          smsru: {{plugin: smsru, api_id: {fake.api_id}, endpoint: {fake.url}, token: hook-token-5e7a}}
+    """)
+    config = load_config(project.root / "hub.yaml", connector_classes())
+    store = open_store(config.store_url)
+    server = Server(config, store, "127.0.0.1", 0, threads=2, sync=False).start()
+    hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token=hook-token-5e7a"
+    try:
+        for body in (b"[" * 100_000 + b"]" * 100_000, b'{"sms_id":' * 50_000 + b"1" + b"}" * 50_000):
+            answer = requests.post(hook, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+            assert answer.status_code == 400, answer.text
+    finally:
+        server.stop()
+        store.dispose()
