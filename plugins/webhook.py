@@ -36,6 +36,9 @@ DELIVERY_HEADER = "x-hub-delivery"
 PAGE_SIZE = 1000
 MAX_DELIVERY_ID = 200
 
+#: A byte order mark some senders (.NET, PowerShell) put before the body: not part of its first name.
+_BOM = "\ufeff"
+
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 JSON_TYPES = ("application/json",)
 
@@ -286,7 +289,7 @@ def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     bytes that are not are refused, never stored as U+FFFD."""
     encoding = charset or "utf-8"
     try:
-        decoded = body.decode(encoding)
+        decoded = body.decode(encoding).removeprefix(_BOM)
     except UnicodeDecodeError:
         raise ValueError(f"the form body is not {charset or 'UTF-8'}") from None
     except LookupError:
@@ -309,7 +312,7 @@ def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
 
 def _parse_json(body: bytes) -> dict[str, str]:
     try:
-        data = json.loads(body.decode("utf-8"))
+        data = json.loads(body.decode("utf-8").removeprefix(_BOM))
     except (UnicodeDecodeError, ValueError) as error:
         raise ValueError(f"not JSON: {error}") from None
     except RecursionError:  # [[[[... : the parser's stack, not a form

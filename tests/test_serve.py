@@ -329,6 +329,17 @@ def test_form_posts_with_empty_pairs_and_bare_keys_are_accepted(served: Served) 
     assert len(served.inbox()) == 4
 
 
+def test_a_byte_order_mark_before_the_body_is_not_part_of_the_first_field(served: Served) -> None:
+    bom = "\ufeff".encode()
+    form = served.post(f"/hooks/callback?token={FORM_TOKEN}", data=bom + "name=Иван&phone=%2B79161234567".encode(),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 200, form.text
+    signed = served.signed(bom + json.dumps({"name": "Анна", "email": "anna@example.com"}).encode())
+    assert signed.status_code == 200, signed.text
+    assert [sorted(json.loads(row.fields)) for row in served.inbox() if row.connector in ("callback", "site")] == [
+        ["name", "phone"], ["email", "name"]]
+
+
 def test_form_posts_are_read_in_their_charset_and_never_garbled(served: Served) -> None:
     from urllib.parse import quote
 
