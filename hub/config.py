@@ -327,7 +327,12 @@ def raise_validation_error(error: ValidationError, file: str, prefix: str = "", 
         got = first.get("input")
         if got is not None and not isinstance(got, (dict, list)):
             message = f"{message} (got {type(got).__name__} {str(got)[:60]!r})"
-            hint = "quote the value in YAML if it is meant as text"
+            if not isinstance(got, str):
+                hint = "quote the value in YAML if it is meant as text"
+            elif kind in ("int_parsing", "float_parsing", "int_from_float"):
+                hint = "write a plain number, without units or quotes"
+            elif kind == "bool_parsing":
+                hint = "write true or false"
     extra = f"; {len(error.errors()) - 1} more problem(s) after this one" if len(error.errors()) > 1 else ""
     raise ConfigError(file, path, message + extra, hint) from None
 

@@ -63,6 +63,12 @@ def test_valid_config_checks_ok(project):
         ("store: sqlite:///nofolder/hub.db\nconnectors:\n  clients: {plugin: csv, path: contacts.csv}\n",
          "hub.yaml: store: store folder"),
         ("- just\n- a list\n", "the top level must be a mapping"),
+        # a number written with a unit: the hint is not to quote it
+        ("connectors:\n  forms: {plugin: webhook, format: form, token: abcdefghijklmnop1234, max_body: 1MB}\n",
+         "connectors.forms.max_body: Input should be a valid integer, unable to parse string as an integer "
+         "(got str '1MB')\n  hint: write a plain number, without units or quotes\n"),
+        ("connectors:\n  clients: {plugin: csv, path: contacts.csv, id_column: [a, b]}\n",
+         "connectors.clients.id_column: Input should be a valid string"),
         ("connectors:\n  a: {plugin: csv, path: contacts.csv}\n  a: {plugin: csv, path: contacts.csv}\n",
          "duplicate key 'a'"),
         ("connectors:\n\ta: {plugin: csv}\n", "tab"),
