@@ -53,7 +53,8 @@ from hub.store.schema import (
     segment_members,
     source_records,
 )
-from hub.suppression import first_name_keys, identifiers_of, record_entry, shared_entries, suppress
+from hub.prepare import prepare
+from hub.suppression import Suppressed, first_name_keys, identifiers_of, record_entry, shared_entries, suppress
 from hub.sync import _change, _chunks, _contact_values, utcnow
 
 ERASED = "[erased]"
@@ -84,6 +85,7 @@ class Eraser(Curator):
             added = suppress(c, self._entries(c, ids, idents), self.report.run_id, now)
             queued, by_hand = self._request_deletion(c, ids, now)
             self._erase(c, ids, now)
+            self._drop_quarantined(c)
             counts = {"actor": self.actor, "contacts": len(people), "suppressed": len(idents)}
             c.execute(update(runs).where(runs.c.id == self.report.run_id).values(counts=json.dumps(counts)))
         return {
@@ -184,6 +186,24 @@ class Eraser(Curator):
             if row.connector not in writers:
                 by_hand.setdefault(row.connector, []).append(row.external_id)
         return queued, [{"connector": name, "external_ids": found} for name, found in by_hand.items()]
+
+    def _drop_quarantined(self, c: Connection) -> None:
+        """Quarantined rows of erased people that no contact's record stands for (a
+        repeated id, a broken row, a row of someone not in the store yet): those the
+        suppression list matches, as a sync would skip them now."""
+        suppressed = Suppressed(c)
+        gone: list[int] = []
+        for row in c.execute(select(quarantine.c.id, quarantine.c.connector, quarantine.c.external_id,
+                                    quarantine.c.raw)):
+            mapping = self.config.mappings.get(row.connector)
+            if mapping is None or not row.raw:  # a connector gone from hub.yaml: hub quarantine drop
+                continue
+            raw = json.loads(row.raw).get("values") or {}
+            values = prepare(mapping, self.normalizer, [raw])[0][0]
+            if suppressed.match(values, (row.connector, row.external_id)):
+                gone.append(row.id)
+        for chunk in _chunks(gone):
+            c.execute(delete(quarantine).where(quarantine.c.id.in_(chunk)))
 
     def _erase(self, c: Connection, ids: list[int], now: Any) -> None:
         if not ids:

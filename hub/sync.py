@@ -48,7 +48,7 @@ from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import DELETED, apply_overrides, drop_overrides, load_overrides
-from hub.prepare import Prepared, Preparer, sync_collections
+from hub.prepare import Prepared, Preparer, prepare, sync_collections
 from hub.redact import redact, redact_secrets
 from hub.store import (
     LockLostError,
@@ -715,12 +715,18 @@ class Sync:
                                        source_records.c.removed_at)
             }
             links = {external_id: row.contact_id for external_id, row in stored.items()}
+            suppressed = Suppressed(c)
+            erased: list[str] = []
             for record, reason in screened.quarantine:
+                # an erased person's row is stored nowhere, not even as a duplicate or a broken row
+                if suppressed and suppressed.match(prepare(state.mapping, self.normalizer, [record.values])[0][0],
+                                                   (name, record.external_id)):
+                    self.report.counts_for(name).suppressed += 1
+                    erased.append(record.external_id)
+                    continue
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
-            erased: list[str] = []
-            suppressed = Suppressed(c)
             for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
                 if suppressed and suppressed.match(values, (name, record.external_id)):
                     self.report.counts_for(name).suppressed += 1  # an erased person: never imported again

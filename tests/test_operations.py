@@ -501,6 +501,24 @@ def test_forget_erases_a_person_and_a_source_that_still_has_them_does_not_bring_
     assert len(_out(project)) == 2
 
 
+def test_forget_removes_the_persons_quarantined_rows_and_keeps_them_out_of_quarantine(store_project):
+    """Ольга's row repeats the id of Иван's: it waits in quarantine with her name, e-mail
+    and phone. Forgotten by e-mail, her row leaves the quarantine, and the next full read
+    of the file does not put it back there."""
+    store_project.write("sheet.csv", SHEET + "1,Смирнова Ольга,8 916 111-22-33,OLGA@example.ru,Тверь\n")
+    store_project.config(CONFIG)
+    assert store_project.hub("sync").exit_code == 0
+    held = json.loads(store_project.hub("quarantine", "list", "--json").stdout)
+    assert [row["raw"]["values"]["full_name"] for row in held] == ["Смирнова Ольга"]
+    result = store_project.hub("forget", "--email", "olga@example.ru")
+    assert result.exit_code == 0, result.output
+    assert json.loads(store_project.hub("quarantine", "list", "--json", "--status", "all").stdout) == []
+    _edit(store_project, "Казань", "Казань-на-Волге")  # the file changes: read whole again
+    report = _sync(store_project)
+    assert report["counts"]["sheet"]["suppressed"] == 1 and report["counts"]["sheet"]["quarantined"] == 0
+    assert json.loads(store_project.hub("quarantine", "list", "--json", "--status", "all").stdout) == []
+
+
 def test_forget_by_email_erases_a_contact_deleted_before(ops):
     """Мария's row was deleted from the sheet: her contact is deleted but keeps its values
     and history. Forgetting her by e-mail or phone erases that contact too."""
