@@ -266,7 +266,8 @@ def _scrub_former_holders(c: Connection, ids: list[int]) -> None:
     """The person's values in the change log of contacts that held their records for a
     while (a merge split again, a record split off, a record placed anew) become
     ``[erased]``: those contacts' entries up to the run that took the last record away,
-    except the values the contacts' own records hold (a family's phone)."""
+    except the values the contacts hold themselves, or their own records do (a family's
+    phone)."""
     theirs: dict[tuple[str, str], dict[str, Any]] = {
         (row.connector, row.external_id): json.loads(row.record_values) if row.record_values else {}
         for row in c.execute(select(source_records.c.connector, source_records.c.external_id,
@@ -289,6 +290,8 @@ def _scrub_former_holders(c: Connection, ids: list[int]) -> None:
         own = {text for row in c.execute(select(source_records.c.record_values).where(and_(
             source_records.c.contact_id == contact_id, source_records.c.origin == "read",
             source_records.c.removed_at.is_(None)))) for text in _texts(json.loads(row.record_values or "{}"))}
+        for row in c.execute(select(contacts).where(contacts.c.id == contact_id)):
+            own |= _texts(_contact_values(row))
         erased = values - own
         for row in c.execute(select(changes).where(and_(changes.c.contact_id == contact_id,
                                                         changes.c.run_id <= last_run))).all():
