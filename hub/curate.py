@@ -393,25 +393,36 @@ def _summaries(c: Connection, ids: set[int]) -> dict[int, str]:
     return out
 
 
-def _profiles_of(c: Connection, ref: str) -> tuple[str, list[Profile]]:
-    """The records a reference stands for: SOURCE:ID is one record, anything else a contact's records."""
+def _profiles_of(c: Connection, ref: str) -> tuple[str, list[Profile], int]:
+    """The records a reference stands for: SOURCE:ID is one record, anything else a
+    contact's records; and the contact they are on."""
     source, sep, external_id = ref.partition(":")
     if sep and not ref.isdigit():
         row = c.execute(
-            select(source_records.c.record_values).where(
+            select(source_records.c.record_values, source_records.c.contact_id).where(
                 and_(source_records.c.connector == source, source_records.c.external_id == external_id)
             )
         ).first()
         if row is not None:
-            return ref, [profile(json.loads(row.record_values or "{}"))]
+            return ref, [profile(json.loads(row.record_values or "{}"))], resolve_contact(c, str(row.contact_id))
     contact_id = resolve_contact(c, ref)
-    return f"contact {contact_id}", record_profiles(c, [contact_id]).get(contact_id, [])
+    return f"contact {contact_id}", record_profiles(c, [contact_id]).get(contact_id, []), contact_id
+
+
+def _decided_apart(c: Connection, a: int, b: int) -> str | None:
+    """The decision (hub review reject, hub split) that the two contacts are two people."""
+    row = c.execute(select(match_reviews.c.run_id, match_reviews.c.decided_by).where(and_(
+        match_reviews.c.contact_a == min(a, b), match_reviews.c.contact_b == max(a, b),
+        match_reviews.c.status == "rejected"))).first()
+    if row is None:
+        return None
+    return f"decided by {row.decided_by} in run {row.run_id} (hub review reject or hub split)"
 
 
 def explain(c: Connection, first: str, second: str, merge_at: float, review_at: float) -> dict[str, Any]:
     """The score breakdown between two contacts or records: the strongest pair of their records."""
-    label_a, a = _profiles_of(c, first)
-    label_b, b = _profiles_of(c, second)
+    label_a, a, contact_a = _profiles_of(c, first)
+    label_b, b, contact_b = _profiles_of(c, second)
     if not a or not b:
         raise UsageError("one side has no source records to compare")
     class StoreFrequencies:
@@ -430,7 +441,7 @@ def explain(c: Connection, first: str, second: str, merge_at: float, review_at: 
 
     weights = store_attribute_weights(c) if any(p.attributes for p in a) and any(p.attributes for p in b) else None
     comparison: Comparison = best(a, b, StoreFrequencies(), weights)
-    veto = comparison.veto or vetoed(a, b)
+    veto = comparison.veto or vetoed(a, b) or _decided_apart(c, contact_a, contact_b)
     p = 0.0 if veto else comparison.probability
     verdict = "different people" if veto else comparison.verdict(merge_at, review_at)
     return {

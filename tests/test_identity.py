@@ -653,6 +653,22 @@ def test_explain_breaks_the_score_down(namesakes):
     assert "phone" in text and "different" in text and "review" in text
 
 
+def test_explain_names_a_decision_that_keeps_two_contacts_apart(namesakes):
+    """Аня's record is split off Орлова Анна's contact: no sync merges them again, and
+    explain says so, naming the decision, rather than «merge» by the score alone."""
+    links = _links(namesakes)
+    assert json.loads(namesakes.hub("explain", "people:3", "people:4", "--json").stdout)["verdict"] == "merge"
+    split = json.loads(namesakes.hub("split", str(links["3"]), "--record", "people:4", "--json",
+                                     "--actor", "olga").stdout)
+    for refs in (("people:3", "people:4"), (str(links["3"]), str(split["split_off"]))):
+        data = json.loads(namesakes.hub("explain", *refs, "--json").stdout)
+        assert data["verdict"] == "different people" and data["probability"] == 0
+        assert f"olga in run {split['run_id']}" in data["veto"]
+    # a merge undoes the split, and the decision with it
+    assert namesakes.hub("merge", str(links["3"]), str(split["split_off"])).exit_code == 0
+    assert json.loads(namesakes.hub("explain", "people:3", "people:4", "--json").stdout)["verdict"] == "merge"
+
+
 def test_explain_weighs_a_custom_value_by_how_common_it_is(project):
     """A value most records share (a mailing list's status) says little about who is who:
     explain weighs it as a sync does, not as a rare value."""
