@@ -332,7 +332,8 @@ def _give_back_overrides(c: Connection, survivor: int, items: list[dict[str, Any
     held = set(c.execute(select(overrides.c.field).where(overrides.c.contact_id == survivor)).scalars())
     bulk_insert(c, overrides, [
         {"contact_id": survivor, "field": item["field"], "value": item["value"], "masked": item["masked"],
-         "run_id": item["run_id"], "created_at": dt.datetime.fromisoformat(item["created_at"]) if item["created_at"] else None}
+         "run_id": item["run_id"],
+         "created_at": dt.datetime.fromisoformat(item["created_at"]) if item["created_at"] else None}
         for item in items if item["field"] not in held
     ])
 

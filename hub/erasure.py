@@ -250,7 +250,8 @@ class Eraser(Curator):
         c.execute(delete(merge_moves).where(or_(merge_moves.c.survivor.in_(ids), merge_moves.c.loser.in_(ids))))
         # a review pair of theirs a merge of two other contacts keeps for hub split
         pairs = [row.id for row in c.execute(select(merge_moves.c.id, merge_moves.c.item).where(
-            merge_moves.c.kind == "review")) if set(ids) & {json.loads(row.item)[k] for k in ("contact_a", "contact_b")}]
+            merge_moves.c.kind == "review"))
+            if set(ids) & {json.loads(row.item)[k] for k in ("contact_a", "contact_b")}]
         for chunk in _chunks(pairs):
             c.execute(delete(merge_moves).where(merge_moves.c.id.in_(chunk)))
         for column in (changes.c.old_value, changes.c.new_value, changes.c.external_id):
