@@ -583,6 +583,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_up(url: str) -> None:
+    """Wait for a ``hub serve`` started at ``url`` to answer its health check."""
+    for _ in range(200):
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.05)
+
+
 def test_hub_serve_command(tmp_path: Path) -> None:
     (tmp_path / "hub.yaml").write_text(CONFIG, encoding="utf-8")
     (tmp_path / "mappings").mkdir()
@@ -594,12 +604,7 @@ def test_hub_serve_command(tmp_path: Path) -> None:
          "--sync-delay", "0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        _wait_until_up(url)
         assert requests.post(f"{url}/hooks/callback?token={FORM_TOKEN}", timeout=10,
                              data={"name": "Мария", "phone": "89161112233"}).status_code == 200
         assert requests.post(f"{url}/hooks/callback?token=wrong", timeout=10, data={"name": "x"}).status_code == 401
@@ -664,12 +669,7 @@ def test_hub_serve_on_a_name_of_two_addresses(tmp_path: Path, secrets_env: None,
     served.close()
 
     def post_to_both() -> None:
-        for _ in range(200):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        _wait_until_up(f"http://127.0.0.1:{port}")
         with caplog.at_level(logging.WARNING, logger="hub.serve"):
             for host, name in (("127.0.0.1", "Anna"), ("[::1]", "Oleg")):
                 url = f"http://{host}:{port}/hooks/callback?token={FORM_TOKEN}"
@@ -722,12 +722,7 @@ def test_sigterm_lets_the_request_being_stored_get_its_answer(tmp_path: Path) ->
             answers.append(error)
 
     try:
-        for _ in range(200):
-            try:
-                requests.get(f"{url}/healthz", timeout=5)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.05)
+        _wait_until_up(url)
         idle = requests.Session()  # a kept-alive connection with nothing to do does not hold the stop
         assert idle.get(f"{url}/healthz", timeout=5).status_code == 200
         writer = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)
