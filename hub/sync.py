@@ -105,14 +105,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _clear_emptied(payload: dict[str, Any], previous: Any) -> None:
-    """A column the tool was sent before and the contact no longer has a value for is
-    sent as ``""``: the tool clears it (a payload leaves out what a contact lacks, and
-    what a payload leaves out the tool keeps)."""
+def _clear_emptied(payload: dict[str, Any], previous: Any, mapping: Mapping) -> None:
+    """A column the tool was sent before, that the mapping still writes, and that the
+    contact no longer has a value for is sent as ``""``: the tool clears it (a payload
+    leaves out what a contact lacks, and what a payload leaves out the tool keeps). A
+    column the mapping no longer writes is left to the tool."""
     if previous is None or not previous.payload:
         return
     for column, value in json.loads(previous.payload).items():
-        if column in (consent.PAYLOAD_KEY, SEGMENT_NAMES_KEY) or value is None:
+        if column in (consent.PAYLOAD_KEY, SEGMENT_NAMES_KEY) or value is None or mapping.field_of(column) is None:
             continue
         if payload.get(column) is None:
             payload[column] = ""
@@ -1314,7 +1315,7 @@ class Sync:
                         values = {**values, **{k: "" if v is None else v
                                                for k, v in outbound.get(contact_id, {}).items()}}
                     payload = mapping.reverse(values)
-                    _clear_emptied(payload, state.get(contact_id))
+                    _clear_emptied(payload, state.get(contact_id), mapping)
                     if names is not None:
                         payload[SEGMENT_NAMES_KEY] = names
                     if channel:

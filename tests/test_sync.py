@@ -149,6 +149,17 @@ def test_a_value_emptied_at_every_source_is_cleared_in_the_destination(demo):
     assert next(r for r in rows if r["phone"] == "+79250000001")["city"] == "Казань"
 
 
+def test_a_column_the_destination_mapping_stopped_writing_is_left_to_the_tool(demo):
+    demo.write("mappings/out.yaml", "fields:\n  full_name: ФИО\n  phone: Телефон\n  city: Город\n")
+    demo.config(CONFIG.replace("path: out/merged.csv}", "path: out/merged.csv, mapping: out}"))
+    demo.hub("sync")
+    demo.write("mappings/out.yaml", "fields:\n  full_name: ФИО\n  phone: Телефон\n")  # the tool owns Город now
+    demo.write("sheet.csv", SHEET.replace(";Казань", ";"))
+    assert demo.hub("sync").exit_code == 0
+    rows = list(csv.DictReader((demo.root / "out/merged.csv").open(encoding="utf-8-sig")))
+    assert next(r for r in rows if r["Телефон"] == "+79250000001")["Город"] == "Казань"
+
+
 def test_dry_run_writes_nothing_and_shows_a_sample(demo):
     engine = _engine(demo)
     result = demo.hub("sync", "--dry-run", "--json")
