@@ -487,7 +487,9 @@ def _load_mapping(loaded: LoadedConfig, name: str, entry: ConnectorConfig, file:
     for default in (mappings_dir / f"{name}.yaml", mappings_dir / f"{entry.plugin}.yaml"):
         if default.exists():
             return Mapping.load(default, default_region=region)
-    return Mapping.identity()
+    options = loaded.options[name]
+    return Mapping.identity(str(column) for column in (getattr(options, "id_column", None),
+                                                       getattr(options, "key_column", None)) if column)
 
 
 def json_schema() -> dict[str, Any]:

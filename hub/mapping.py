@@ -597,6 +597,9 @@ class Mapping:
         self.id_column = id_column
         self._fields = fields
         self._identity = identity
+        #: the identity mapping: columns holding the record's id in the tool (a csv source's
+        #: ``id_column``), never read as a field by their header («Номер» of a numbered sheet)
+        self.id_columns: tuple[str, ...] = ()
         #: region for phone numbers without a country code (the ``phone`` transform)
         self.default_region = default_region
         self._plan: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -650,12 +653,14 @@ class Mapping:
         return cls(source, None, fields, default_region=default_region)
 
     @classmethod
-    def identity(cls) -> Mapping:
+    def identity(cls, id_columns: Iterable[str] = ()) -> Mapping:
         """Columns named like the canonical fields (``DEFAULT_COLUMNS``) map to themselves;
         where a source has no such column, a common header for the field is read instead
-        (:func:`recognise_columns`)."""
+        (:func:`recognise_columns`), except in ``id_columns``."""
         fields = {c: (_Rule(target=c, columns=(c,)),) for c in DEFAULT_COLUMNS if c != "id"}
-        return cls(_DEFAULT_SOURCE, "id", fields, identity=True)
+        mapping = cls(_DEFAULT_SOURCE, "id", fields, identity=True)
+        mapping.id_columns = tuple(id_columns)
+        return mapping
 
     def with_fields(self, columns: dict[str, str]) -> Mapping:
         """This mapping plus ``target: column`` rules for targets it does not map."""
@@ -663,8 +668,10 @@ class Mapping:
                  if target not in self._fields}
         if not extra:
             return self
-        return Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
-                       default_region=self.default_region)
+        mapping = Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
+                          default_region=self.default_region)
+        mapping.id_columns = self.id_columns
+        return mapping
 
     @property
     def is_default(self) -> bool:
@@ -862,7 +869,7 @@ class Mapping:
         columns_hint = f"columns there: {shown}" if available_list else "there are no columns there"
 
         if self._identity:
-            if not any(c in present for c in DEFAULT_COLUMNS) and not recognise_columns(available_list):
+            if not any(c in present for c in DEFAULT_COLUMNS) and not recognise_columns(self._by_header(available_list)):
                 raise ConfigError(
                     self.source,
                     "",
@@ -903,9 +910,13 @@ class Mapping:
         named like the field, else a common header for it (:func:`recognise_columns`)."""
         present = [str(c) for c in available if c is not None]
         found = {c: c for c in DEFAULT_COLUMNS if c != "id" and c in present}
-        for target, column in recognise_columns(present).items():
+        for target, column in recognise_columns(self._by_header(present)).items():
             found.setdefault(target, column)
         return found
+
+    def _by_header(self, columns: Iterable[str]) -> list[str]:
+        """The columns a field may be recognised in by its header: not the record's id."""
+        return [c for c in columns if c not in self.id_columns]
 
     def apply(self, raw: MappingABC[str, object], problems: list[str] | None = None) -> dict[str, object]:
         """Canonical field -> value for one source record (before the Normalizer).
@@ -981,7 +992,7 @@ class Mapping:
 
     def _compile_for(self, columns: tuple[str, ...]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
         """The identity mapping's plan for a record with these columns."""
-        found = recognise_columns(columns)
+        found = recognise_columns(self._by_header(columns))
         fields = {target: (_Rule(target=target, columns=(found[target],)),) if target in found else rules
                   for target, rules in self._fields.items()}
         region = self.default_region

@@ -848,3 +848,19 @@ def test_a_column_renamed_in_a_source_without_a_mapping_does_not_empty_its_field
     rows = json.loads(project.hub("export", "contacts", "--format", "json", "--unmask").stdout)
     assert [row["phone"] for row in rows] == [None, None]
     assert project.hub("sync").exit_code == 0
+
+
+def test_the_id_column_is_never_read_as_a_field_by_its_header(project):
+    """«Номер» is an SMS list's phone where no other column is; as a numbered sheet's id
+    column it was read as a phone too, and every row was quarantined with '1' is not a
+    phone number."""
+    project.write("sheet.csv", "Номер;ФИО;Email\n1;Иванов Иван;ivan@example.ru\n2;Петрова Мария;maria@example.ru\n")
+    project.write("sms.csv", "id,Номер,Имя\nS1,+79161234567,Иван\n")
+    project.config("connectors:\n  sheet: {plugin: csv, path: sheet.csv, id_column: Номер}\n"
+                   "  sms: {plugin: csv, path: sms.csv, id_column: id}\n")
+    report = json.loads(project.hub("sync", "--json").stdout)
+    assert report["counts"]["sheet"]["quarantined"] == 0
+    assert json.loads(project.hub("quarantine", "list", "--json").stdout) == []
+    phones = {row["phone"] for row in json.loads(project.hub("export", "contacts", "--format", "json",
+                                                              "--unmask").stdout)}
+    assert phones == {None, "+79161234567"}
