@@ -24,6 +24,7 @@ from sqlalchemy import and_, delete, desc, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub import analytics, consent
+from hub import events as history
 from hub.config import LoadedConfig
 from hub.contacts import resolve_contact
 from hub.errors import UsageError
@@ -32,7 +33,6 @@ from hub.identity.compare import best, vetoed
 from hub.identity.resolver import record_profiles, store_attribute_weights
 from hub.store import Store, allocate_ids, bulk_insert
 from hub.store.schema import (
-    categories,
     changes,
     contacts,
     events,
@@ -157,14 +157,7 @@ class Curator(Sync):
         )
         self._log(c, [_change(new_id, "record", str(contact_id), str(new_id), source, external_id, "split", now)])
         # the events the record reported (a form sent, a purchase) are the new contact's history
-        taken = c.execute(
-            update(events)
-            .where(and_(events.c.connector == source, events.c.record == external_id,
-                        events.c.contact_id == contact_id))
-            .values(contact_id=new_id)
-        ).rowcount
-        if taken:  # the categories read from events (RFM, ABC, stage) are due again, on the next pass
-            c.execute(update(categories).where(categories.c.contact_id == contact_id).values(next_at=now))
+        history.move_with_record(c, source, external_id, contact_id, new_id, now)
         self.report.counts_for(MANUAL).created += 1
         return new_id
 

@@ -61,10 +61,26 @@ def record(c: Connection, reports: Sequence[tuple[int, str, EventReport, str | N
     for row in changed:
         event_id = row.pop("event_id")
         c.execute(update(events).where(events.c.id == event_id).values(**row))
-    if due:
-        # due at the next categories pass, whatever the time it goes by
-        c.execute(update(categories).where(categories.c.contact_id.in_(sorted(due))).values(next_at=_LONG_AGO))
+    if due:  # due at the next categories pass, whatever the time it goes by
+        _categories_due(c, due, _LONG_AGO)
     return len(rows)
+
+
+def move_with_record(c: Connection, connector: str, record_id: str, source: int, target: int,
+                     now: dt.datetime) -> None:
+    """The events a record reported go with it from contact ``source`` to ``target``
+    (``hub split --record``, an undo moving the record back); the categories of both,
+    read from events (RFM, ABC, stage), are due again at the next pass."""
+    if c.execute(
+        update(events)
+        .where(and_(events.c.connector == connector, events.c.record == record_id, events.c.contact_id == source))
+        .values(contact_id=target)
+    ).rowcount:
+        _categories_due(c, (source, target), now)
+
+
+def _categories_due(c: Connection, contact_ids: Iterable[int], at: dt.datetime) -> None:
+    c.execute(update(categories).where(categories.c.contact_id.in_(sorted(set(contact_ids)))).values(next_at=at))
 
 
 def _values(contact_id: int, event: EventReport, record_id: str | None) -> dict[str, Any]:
@@ -113,6 +129,6 @@ def over_limit(c: Connection, contact_ids: Iterable[int], limit: int | None, now
     return {contact_id for contact_id, n in messages_30d(c, contact_ids, now).items() if n > limit}
 
 
-__all__ = ["MESSAGE_EVENTS", "messages_30d", "over_limit", "record"]
+__all__ = ["MESSAGE_EVENTS", "messages_30d", "move_with_record", "over_limit", "record"]
 
 

@@ -41,6 +41,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from hub import analytics
+from hub import events as history
 from hub.curate import MANUAL, Curator, decide
 from hub.errors import UsageError
 from hub.merge import SourceValues
@@ -48,10 +49,8 @@ from hub.model import CONTACT_FIELDS, LIST_FIELDS
 from hub.overrides import DELETED, dump
 from hub.redact import MASK
 from hub.store.schema import (
-    categories,
     changes,
     contacts,
-    events,
     match_reviews,
     overrides,
     runs,
@@ -295,15 +294,7 @@ class Undoer(Curator):
                     skipped.append(f"record {name} is no longer on contact {taken_to}: it stays where it is")
                     continue
                 moved.update((contact_id, taken_to))
-                # the events the record reported go with it (hub split --record takes them too)
-                if c.execute(
-                    update(events)
-                    .where(and_(events.c.connector == connector, events.c.record == external_id,
-                                events.c.contact_id == taken_to))
-                    .values(contact_id=contact_id)
-                ).rowcount:
-                    c.execute(update(categories).where(categories.c.contact_id.in_((contact_id, taken_to)))
-                              .values(next_at=now))
+                history.move_with_record(c, connector, external_id, taken_to, contact_id, now)
                 log_rows.append(_change(contact_id, "record", str(taken_to), str(contact_id), connector, external_id,
                                         "undo", now))
         self._log(c, log_rows)
