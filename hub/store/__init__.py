@@ -87,9 +87,7 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        # the PostgreSQL sync lock this process holds: (advisory key, backend pid of its session)
-        self._sync_lock: tuple[int, int] | None = None
-        #: PostgreSQL: the advisory lock key and the session holding it, of each lock held
+        #: PostgreSQL: the locks this process holds, by name: (advisory key, backend pid of its session)
         self._held: dict[str, tuple[int, int]] = {}
         try:
             parsed = make_url(url)
@@ -259,19 +257,15 @@ class Store:
             me = {**_me(), "backend": connection.execute(text("SELECT pg_backend_pid()")).scalar()}
             connection.commit()
             self._pg_record_holder(name, me)
-            outer, outer_held = self._sync_lock, self._held.get(name)
+            outer = self._held.get(name)
             self._held[name] = (key, me["backend"])
-            if name == "sync":
-                self._sync_lock = (key, me["backend"])
             try:
                 yield
             finally:
-                if name == "sync":
-                    self._sync_lock = outer
-                if outer_held is None:
+                if outer is None:
                     self._held.pop(name, None)
                 else:
-                    self._held[name] = outer_held
+                    self._held[name] = outer
                 try:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
@@ -297,9 +291,9 @@ class Store:
 
     def _check_sync_lock(self, connection: Connection) -> None:
         """Raise ``LockLostError`` if the session that took the sync lock no longer holds it."""
-        if self._sync_lock is None or self.dialect != "postgresql":
+        if "sync" not in self._held or self.dialect != "postgresql":
             return
-        key, backend = self._sync_lock
+        key, backend = self._held["sync"]
         if not self._session_holds(connection, key, backend):
             raise LockLostError(
                 f"the database server ended the session (backend {backend}) that held the store's sync lock; "
