@@ -592,6 +592,7 @@ class Mapping:
         *,
         identity: bool = False,
         default_region: str = "RU",
+        id_columns: Iterable[str] = (),
     ):
         self.source = source
         self.id_column = id_column
@@ -599,7 +600,7 @@ class Mapping:
         self._identity = identity
         #: the identity mapping: columns holding the record's id in the tool (a csv source's
         #: ``id_column``), never read as a field by their header («Номер» of a numbered sheet)
-        self.id_columns: tuple[str, ...] = ()
+        self.id_columns = tuple(id_columns)
         #: region for phone numbers without a country code (the ``phone`` transform)
         self.default_region = default_region
         self._plan: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -658,9 +659,7 @@ class Mapping:
         where a source has no such column, a common header for the field is read instead
         (:func:`recognise_columns`), except in ``id_columns``."""
         fields = {c: (_Rule(target=c, columns=(c,)),) for c in DEFAULT_COLUMNS if c != "id"}
-        mapping = cls(_DEFAULT_SOURCE, "id", fields, identity=True)
-        mapping.id_columns = tuple(id_columns)
-        return mapping
+        return cls(_DEFAULT_SOURCE, "id", fields, identity=True, id_columns=id_columns)
 
     def with_fields(self, columns: dict[str, str]) -> Mapping:
         """This mapping plus ``target: column`` rules for targets it does not map."""
@@ -668,10 +667,8 @@ class Mapping:
                  if target not in self._fields}
         if not extra:
             return self
-        mapping = Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
-                          default_region=self.default_region)
-        mapping.id_columns = self.id_columns
-        return mapping
+        return Mapping(self.source, self.id_column, {**self._fields, **extra}, identity=self._identity,
+                       default_region=self.default_region, id_columns=self.id_columns)
 
     @property
     def is_default(self) -> bool:
