@@ -39,7 +39,7 @@ from hub.errors import (
     StopRequested,
     UsageError,
 )
-from hub.identity import Candidate, ProbabilisticResolver, ReviewPair, keys_of, keys_version
+from hub.identity import Candidate, ProbabilisticResolver, Profile, ReviewPair, keys_of, keys_version
 from hub.identity import compare as identity_compare
 from hub.identity import profile as identity_profile
 from hub.identity.resolver import forget as forget_profiles
@@ -48,7 +48,7 @@ from hub.merge import SourceValues, Survivorship
 from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import DELETED, apply_overrides, drop_overrides, load_overrides
-from hub.prepare import Prepared, Preparer, prepare, sync_collections
+from hub.prepare import PreparedBatch, Preparer, prepare, sync_collections
 from hub.redact import redact, redact_secrets
 from hub.store import (
     LockLostError,
@@ -239,6 +239,8 @@ class _Work:
     #: The record now describes another person than before (a sheet row overwritten,
     #: rows numbered by position that moved): it is placed as a new record would be.
     another_person: bool = False
+    #: ``values``' identity profile, made where the record was prepared.
+    profile: Profile | None = None
 
 
 def _another_person(before: str | None, after: dict[str, Any]) -> bool:
@@ -619,7 +621,7 @@ class Sync:
         )
         final: Checkpoint | None = None
         counts = self.report.counts_for(name)
-        inflight: deque[tuple[_Screened, Future[Prepared], Checkpoint | None]] = deque()
+        inflight: deque[tuple[_Screened, Future[PreparedBatch], Checkpoint | None]] = deque()
 
         def submit(batch: list[RawRecord], checkpoint: Checkpoint | None) -> None:
             """Screen a batch now, prepare it (maybe in the worker), store the one before."""
@@ -701,11 +703,11 @@ class Sync:
         return screened
 
     def _apply_batch(
-        self, state: "_PullState", screened: "_Screened", prepared: Future[Prepared], checkpoint: Checkpoint | None
+        self, state: "_PullState", screened: "_Screened", prepared: Future[PreparedBatch], checkpoint: Checkpoint | None
     ) -> None:
         """Store one screened and prepared batch, with its cursor, in one transaction."""
         name = state.name
-        results = prepared.result()
+        results, profiles = prepared.result()
         now = utcnow()
         with self._tx() as c:
             # the contact a known record links to, read now: an earlier batch may have merged it
@@ -728,7 +730,8 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
-            for (record, digest), (values, problems, encoded) in zip(screened.candidates, results, strict=True):
+            for (record, digest), (values, problems, encoded), profile_ in zip(
+                    screened.candidates, results, profiles, strict=True):
                 if suppressed and suppressed.match(values, (name, record.external_id)):
                     self.report.counts_for(name).suppressed += 1  # an erased person: never imported again
                     erased.append(record.external_id)
@@ -745,7 +748,7 @@ class Sync:
                 same = before is not None and before.removed_at is None and before.record_values == encoded
                 another = before is not None and not same and _another_person(before.record_values, values)
                 work.append(_Work(record, digest, values, encoded, links.get(record.external_id), same,
-                                  before.changed_at if same else None, another))
+                                  before.changed_at if same else None, another, profile_))
             for chunk in _chunks(erased):
                 # nor kept: a form they send to hub serve goes, as hub forget took the earlier ones
                 c.execute(delete(inbox).where(and_(inbox.c.connector == name, inbox.c.delivery_id.in_(chunk))))
@@ -857,7 +860,7 @@ class Sync:
         counts = self.report.counts_for(name)
         candidates = [
             Candidate(i, None if w.another_person else w.linked_contact, w.values, f"{name}\0{w.record.external_id}",
-                      w.encoded)
+                      w.encoded, w.profile)
             for i, w in enumerate(work)
         ]
         resolution = self.resolver.resolve(c, candidates)

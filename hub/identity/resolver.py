@@ -81,6 +81,8 @@ class Candidate:
     #: ``values`` as the store will keep them (JSON), when known: the record's profile is
     #: then kept for the batches that meet it as a stored record (:func:`record_profiles`)
     encoded: str | None = None
+    #: ``profile(values)``, when made already (by the worker that prepared the record)
+    profile: Profile | None = None
 
 
 @dataclass
@@ -207,7 +209,7 @@ class ProbabilisticResolver:
 
     # ------------------------------------------------------------------ resolve
     def resolve(self, c: Connection, candidates: Sequence[Candidate]) -> Resolution:
-        profiles = {cand.key: profile(cand.values) for cand in candidates}
+        profiles = {cand.key: cand.profile if cand.profile is not None else profile(cand.values) for cand in candidates}
         for cand in candidates:
             if cand.encoded:
                 _stored.put(_digest(cand.encoded), profiles[cand.key])
