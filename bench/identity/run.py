@@ -718,7 +718,8 @@ def main() -> None:
     parser.add_argument("--hub-commit", help="with --hub: the commit that hub was installed from (for the results)")
     parser.add_argument("--workdir", type=Path, help="work folder (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
-    parser.add_argument("--output", type=Path, help="results file (default bench/results/identity.json; "
+    parser.add_argument("--output", type=Path, help="results file (default bench/results/identity.json for a run of "
+                                                    "every dataset and tool, identity-partial.json for fewer; "
                                                     "identity-scale.json / identity-incremental.json for those modes)")
     args = parser.parse_args()
     args.datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -737,9 +738,13 @@ def main() -> None:
             args.tools = ["hub"]
     if args.incremental:
         mode = "incremental"
+    if mode == "compare" and (set(args.datasets) != set(DATASETS) or set(args.tools) != set(TOOLS)):
+        mode_file = "identity-partial.json"  # a quick check leaves the full comparison's figures alone
+    else:
+        mode_file = {"compare": "identity.json", "scale": "identity-scale.json",
+                     "incremental": "identity-incremental.json"}[mode]
     if args.output is None:
-        args.output = RESULTS / {"compare": "identity.json", "scale": "identity-scale.json",
-                                 "incremental": "identity-incremental.json"}[mode]
+        args.output = RESULTS / mode_file
     hub = hub_command(args.hub)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hub-identity-bench-"))
     work.mkdir(parents=True, exist_ok=True)
