@@ -20,6 +20,7 @@ from hub.connector import Connector, ConnectorOptions, check_timezone
 from hub.errors import ConfigError
 from hub.mapping import Mapping
 from hub.model import CANONICAL_FIELDS
+from hub.normalize import normalization_version
 from hub.redact import register_secret
 from hub.segments.config import CategoriesConfig, Duration, SegmentConfig
 from hub.segments.config import check as check_segments
@@ -227,7 +228,7 @@ class LoadedConfig:
         return listed + [name for name in self.model.connectors if name not in listed]
 
     def fingerprint(self, name: str) -> str:
-        """Changes when what a connector reads or how it is mapped changes.
+        """Changes when what a connector reads, how it is mapped or how hub normalizes changes.
 
         Options left at their defaults do not count, so a release that adds an option
         does not make every stored record look changed (and be read and matched again)."""
@@ -237,6 +238,7 @@ class LoadedConfig:
             "options": self.options[name].model_dump(mode="json", exclude_defaults=True),
             "mapping": self.mappings[name].fingerprint,
             "normalize": self.model.normalize.model_dump(mode="json", exclude_defaults=True),
+            "normalization": normalization_version(),
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 

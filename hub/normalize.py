@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import itertools
 import math
 import re
@@ -41,6 +42,7 @@ __all__ = [
     "clean_text",
     "fix_homoglyphs",
     "name_key",
+    "normalization_version",
     "normalize_emails",
     "normalize_phones",
     "parse_date",
@@ -52,6 +54,26 @@ DATA_DIR = Path(__file__).parent / "data"
 
 #: Longer values are not processed at all: they are dropped with a problem.
 MAX_VALUE_CHARS = 10_000
+
+#: Raise when mapping or normalization makes other values of the same cells: each
+#: connector's rows are then read again once (:func:`normalization_version`).
+NORMALIZATION_REVISION = 1
+
+
+@functools.lru_cache(maxsize=1)
+def normalization_version() -> str:
+    """What the stored values were made with: this code's revision, the data files under
+    ``hub/data`` and the versions of phonenumbers and email-validator. It is part of every
+    connector's fingerprint, so after an upgrade that changes it the next sync reads each
+    source in full once: a row whose values come out different (a city alias or a phone
+    rule added) is stored anew, the others only get their new row hash."""
+    import email_validator
+
+    digest = hashlib.sha256(f"normalization {NORMALIZATION_REVISION} phonenumbers {phonenumbers.__version__} "
+                            f"email-validator {email_validator.__version__}".encode())
+    for path in sorted(p for p in DATA_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(DATA_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 NAME_PARTS = ("last_name", "first_name", "middle_name")
 NAME_FIELDS = ("full_name",) + NAME_PARTS

@@ -730,6 +730,7 @@ class Sync:
                 self._quarantine(c, name, record, reason, "open")
             work: list[_Work] = []
             clean: list[str] = []
+            kept: list[dict[str, Any]] = []
             for (record, digest), (values, problems, encoded), profile_ in zip(
                     screened.candidates, results, profiles, strict=True):
                 if suppressed and suppressed.match(values, (name, record.external_id)):
@@ -746,9 +747,16 @@ class Sync:
                     clean.append(record.external_id)
                 before = stored.get(record.external_id)
                 same = before is not None and before.removed_at is None and before.record_values == encoded
+                if same and record.updated_at is None and not record.consents and not record.events:
+                    # read again (its cells, the settings or hub's normalization changed) and
+                    # normalized to the values stored: nothing to place; the next run skips it
+                    kept.append({"connector": name, "external_id": record.external_id, "payload_hash": digest})
+                    continue
                 another = before is not None and not same and _another_person(before.record_values, values)
                 work.append(_Work(record, digest, values, encoded, links.get(record.external_id), same,
                                   before.changed_at if same else None, another, profile_))
+            bulk_update(c, source_records, ("connector", "external_id"), kept)
+            self.report.counts_for(name).unchanged += len(kept)
             for chunk in _chunks(erased):
                 # nor kept: a form they send to hub serve goes, as hub forget took the earlier ones
                 c.execute(delete(inbox).where(and_(inbox.c.connector == name, inbox.c.delivery_id.in_(chunk))))

@@ -320,6 +320,43 @@ def test_quarantine_retry_reads_again_a_row_stored_without_some_values(demo):
     assert values["phone"] == "+79250000001"
 
 
+def test_a_release_that_normalizes_differently_reads_every_row_again_once(demo, monkeypatch):
+    """Rows unchanged at their source kept the values an older release made of them (a
+    city alias it did not know) until someone edited the row."""
+    import hub.normalize
+
+    demo.hub("sync")
+    # the store as a release without the alias «Мск» left it
+    engine = _engine(demo)
+    with engine.begin() as c:
+        where = (source_records.c.connector == "sheet", source_records.c.external_id == "1")
+        values = json.loads(c.execute(select(source_records.c.record_values).where(*where)).scalar())
+        values["city"] = "Мск"
+        c.execute(update(source_records).where(*where).values(record_values=json.dumps(values, ensure_ascii=False)))
+        contact_id = c.execute(select(source_records.c.contact_id).where(*where)).scalar()
+        c.execute(update(contacts).where(contacts.c.id == contact_id).values(city="Мск"))
+    engine.dispose()
+    assert json.loads(demo.hub("sync", "--json").stdout)["changes"] == 0  # the same release: rows skipped
+
+    monkeypatch.setattr(hub.normalize, "NORMALIZATION_REVISION", hub.normalize.NORMALIZATION_REVISION + 1)
+    hub.normalize.normalization_version.cache_clear()
+    try:
+        report = json.loads(demo.hub("sync", "--json").stdout)
+        assert report["status"] == "ok", report
+        assert (report["counts"]["sheet"]["read"], report["counts"]["mailing"]["read"]) == (3, 3)
+        # the one row whose values come out different is stored anew; the others are not placed again
+        assert report["counts"]["sheet"]["unchanged"] + report["counts"]["mailing"]["unchanged"] == 5
+        card = json.loads(demo.hub("show", str(contact_id), "--json").stdout)
+        assert card["fields"]["city"] == "Москва"
+        log = json.loads(demo.hub("log", "--contact", str(contact_id), "--field", "city", "--json").stdout)
+        assert [(e["old"], e["new"]) for e in log][-1:] == [("Мск", "Москва")]
+        again = json.loads(demo.hub("sync", "--json").stdout)  # once: the files are not read again
+        assert again["changes"] == 0 and again["counts"]["sheet"]["read"] == again["counts"]["mailing"]["read"] == 0
+    finally:
+        monkeypatch.undo()
+        hub.normalize.normalization_version.cache_clear()
+
+
 def test_quarantine_retry_speaks_json_and_refuses_an_unknown_connector(demo):
     demo.hub("sync")
     result = demo.hub("quarantine", "retry", "--json")
