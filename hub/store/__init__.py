@@ -175,14 +175,38 @@ class Store:
         if the lock's database session still holds it (``LockLostError`` otherwise): the
         server may have ended that session, and another run may have taken the lock.
         ``check_lock=False``: a run records its own end after it lost the lock."""
-        try:
-            with self.engine.connect() as connection:
-                if not read_only:
-                    connection.execution_options(**{_IMMEDIATE: True})
-                with connection.begin():
+        with self._errors(), self.engine.connect() as connection:
+            if not read_only:
+                connection.execution_options(**{_IMMEDIATE: True})
+            with connection.begin():
+                yield connection
+                if not read_only and check_lock:
+                    self._check_sync_lock(connection)
+
+    @contextlib.contextmanager
+    def transactions(self) -> Iterator[Callable[..., contextlib.AbstractContextManager[Connection]]]:
+        """Successive transactions on one connection: yields ``begin(write=True)``, which
+        opens one as :meth:`begin` does (``write=False``: one that only reads, taking no
+        lock). What lives on the connection (a temporary table) lasts across them, so a
+        long piece of work can commit in parts and let other writers (``hub serve``
+        storing a form) in between, instead of holding the store's write lock throughout."""
+        with self._errors(), self.engine.connect() as connection:
+
+            @contextlib.contextmanager
+            def begin(write: bool = True) -> Iterator[Connection]:
+                connection.execution_options(**{_IMMEDIATE: write})
+                with self._errors(), connection.begin():
                     yield connection
-                    if not read_only and check_lock:
+                    if write:
                         self._check_sync_lock(connection)
+
+            yield begin
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A failure of the database as the ``FatalError`` saying what to check."""
+        try:
+            yield
         except OperationalError as error:
             if self.dialect == "postgresql" and "lock timeout" in str(error.orig):
                 raise FatalError("store error: another database session held a lock on the store's tables "
