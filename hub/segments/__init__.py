@@ -9,11 +9,12 @@ segment membership goes to the change log with the run's id.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
+from hub.errors import HubError
 from hub.model import CONTACT_FIELDS, OUTBOUND_FIELDS, PURCHASE_EVENT
 from hub.redact import redact
 from hub.segments.config import CategoriesConfig, SegmentConfig
@@ -67,7 +70,15 @@ REASON = "category"
 STATE_KEY = "segments:state"
 #: A pass over more than this share of the base is made a full pass.
 FULL_SHARE = 0.2
+#: Contacts computed together, and written in one transaction by a pass of many transactions.
 _CHUNK = 2000
+#: Set in the state while a full pass of many transactions is under way: a pass after it
+#: was interrupted is a full one too (its statistics for every contact).
+_FULL_PENDING = "full_pending"
+
+#: ``begin(write=True)`` of ``Store.transactions``: a transaction of the pass's connection;
+#: ``write=False``: one that only reads, taking no lock.
+Begin = Callable[..., contextlib.AbstractContextManager[Connection]]
 
 
 @dataclass
@@ -81,6 +92,16 @@ class Refreshed:
     changed: set[int] = field(default_factory=set)
     #: Change-log entries written.
     logged: int = 0
+
+    def add(self, part: Refreshed) -> None:
+        self.contacts += part.contacts
+        self.changed |= part.changed
+        self.logged += part.logged
+
+
+#: Called in each write transaction of a pass with what the transaction wrote (a
+#: ``Refreshed`` of its chunk): to queue the contacts that changed with their change.
+OnChunk = Callable[[Connection, Refreshed], None]
 
 
 def fingerprint(categories_config: CategoriesConfig, segments: dict[str, SegmentConfig]) -> str:
@@ -108,65 +129,112 @@ def _save_state(c: Connection, state: dict[str, Any]) -> None:
     set_setting(c, STATE_KEY, json.dumps(state, sort_keys=True))
 
 
-def refresh(c: Connection, config: Any, run_id: int, now: dt.datetime, *, full: bool = False) -> Refreshed:
-    """Recompute categories and segments (``config``: a ``LoadedConfig`` or a ``HubConfig``)."""
+def _within(c: Connection) -> Begin:
+    """``begin`` of a pass made in the caller's transaction on ``c``."""
+    return lambda write=True: contextlib.nullcontext(c)
+
+
+def refresh(transactions: Connection | Begin, config: Any, run_id: int, now: dt.datetime, *, full: bool = False,
+            on_chunk: OnChunk | None = None) -> Refreshed:
+    """Recompute categories and segments (``config``: a ``LoadedConfig`` or a ``HubConfig``).
+
+    ``transactions``: a connection in a transaction, which the whole pass is made in; or
+    ``begin`` of ``Store.transactions``: then each chunk of contacts is read and computed
+    in a transaction that only reads, and what differs is written in a short transaction
+    of its own, so that other writers (``hub serve`` storing a form) never wait for the
+    whole pass. ``on_chunk(c, part)`` is called in each write transaction with what it
+    wrote.
+
+    Only holders of the store's sync lock change what a pass reads and writes (contacts,
+    events, consents, categories), so a chunk computed before its write transaction is
+    still current in it. A pass interrupted between its transactions is done again by
+    the next: its state (the watermarks, the statistics) is saved with its last chunk; a
+    contact done again has the row and memberships it would be given, so nothing is
+    written or logged twice; and a full pass marks the state at its start, so that the
+    pass after it was interrupted is a full one too."""
+    begin = _within(transactions) if isinstance(transactions, Connection) else transactions
     model = getattr(config, "model", config)
     rules = Rules(model.categories, model.segments)
-    state = _load_state(c)
     print_ = fingerprint(model.categories, model.segments)
-    full_at = dt.datetime.fromisoformat(state["full_at"]) if state.get("full_at") else None
-    full = (full or not state or state.get("fingerprint") != print_ or full_at is None
-            or now - full_at >= model.categories.refresh)
-    # everything committed up to here is covered by this pass
-    top_change = c.execute(select(func.max(changes.c.id))).scalar() or 0
-    top_event = c.execute(select(func.max(events.c.id))).scalar() or 0
-    ids: list[int] = []
-    if not full:
-        touched: set[int] = set()
-        touched.update(c.execute(select(changes.c.contact_id).where(and_(
-            changes.c.id > state.get("changes", 0), changes.c.id <= top_change, changes.c.reason != REASON))).scalars())
-        touched.update(c.execute(select(events.c.contact_id).where(and_(
-            events.c.id > state.get("events", 0), events.c.id <= top_event))).scalars())
-        touched.update(c.execute(select(categories.c.contact_id).where(categories.c.next_at <= now)).scalars())
-        if len(touched) > 1000:  # most of the base changed: one pass over all is cheaper
-            live = c.execute(select(func.count()).select_from(contacts)
-                             .where(contacts.c.deleted_at.is_(None))).scalar() or 0
-            full = len(touched) > FULL_SHARE * live
-        if not full:
-            ids = sorted(touched)
-    result = Refreshed(full=full)
     source: Table | None = None
-    if full:
-        # one grouped pass over every event the rules read, kept for the pass: the base's
-        # statistics and each chunk's facts are read from it instead of from the events
-        source = _aggregate(c, rules, model.categories)
-        stats = compute_stats(c, model.categories, source)
-        gone = select(contacts.c.id).where(contacts.c.deleted_at.is_not(None)).scalar_subquery()
-        c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
-        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
-        known = set(rules.segment_names)
-        c.execute(delete(segment_members).where(segment_members.c.segment.not_in(known)) if known
-                  else delete(segment_members))
-        chunks: Iterator[Sequence[int]] = _live_chunks(c)
-    else:
-        stats = Stats.from_dict(state.get("stats") or {})
-        chunks = (ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK))
-    for chunk in chunks:
-        _process(c, rules, stats, chunk, run_id, now, result, contiguous=full, source=source)
-    if source is not None:
-        source.drop(c)
-    state = {"fingerprint": print_, "full_at": (now if full else full_at or now).isoformat(),
-             "stats": stats.as_dict(), "changes": top_change, "events": top_event}
-    _save_state(c, state)
+    try:
+        with begin(False) as c:
+            state = _load_state(c)
+            full_at = dt.datetime.fromisoformat(state["full_at"]) if state.get("full_at") else None
+            full = (full or not state or state.get("fingerprint") != print_ or full_at is None
+                    or now - full_at >= model.categories.refresh or bool(state.get(_FULL_PENDING)))
+            # everything committed up to here is covered by this pass
+            top_change = c.execute(select(func.max(changes.c.id))).scalar() or 0
+            top_event = c.execute(select(func.max(events.c.id))).scalar() or 0
+            ids: list[int] = []
+            if not full:
+                touched: set[int] = set()
+                touched.update(c.execute(select(changes.c.contact_id).where(and_(
+                    changes.c.id > state.get("changes", 0), changes.c.id <= top_change,
+                    changes.c.reason != REASON))).scalars())
+                touched.update(c.execute(select(events.c.contact_id).where(and_(
+                    events.c.id > state.get("events", 0), events.c.id <= top_event))).scalars())
+                touched.update(c.execute(select(categories.c.contact_id).where(categories.c.next_at <= now))
+                               .scalars())
+                if len(touched) > 1000:  # most of the base changed: one pass over all is cheaper
+                    live = c.execute(select(func.count()).select_from(contacts)
+                                     .where(contacts.c.deleted_at.is_(None))).scalar() or 0
+                    full = len(touched) > FULL_SHARE * live
+                if not full:
+                    ids = sorted(touched)
+            if full:
+                # one grouped pass over every event the rules read, kept for the pass (on the
+                # connection, across its transactions): the base's statistics and each
+                # chunk's facts are read from it instead of from the events
+                source = _aggregate(c, rules, model.categories)
+                stats = compute_stats(c, model.categories, source)
+                ids = _live_ids(c)
+            else:
+                stats = Stats.from_dict(state.get("stats") or {})
+        result = Refreshed(full=full)
+        done = {"fingerprint": print_, "full_at": (now if full else full_at or now).isoformat(),
+                "stats": stats.as_dict(), "changes": top_change, "events": top_event}
+        if full:
+            with begin() as c:
+                _save_state(c, {**state, _FULL_PENDING: True})
+                _forget_gone(c, rules)
+        chunks = [ids[i : i + _CHUNK] for i in range(0, len(ids), _CHUNK)] or [[]]
+        for number, chunk in enumerate(chunks):
+            last = number == len(chunks) - 1
+            with begin(False) as c:
+                writes = _compute(c, rules, stats, chunk, run_id, now, contiguous=full, source=source)
+            part = Refreshed(full=full, contacts=writes.contacts, changed=writes.changed, logged=len(writes.log))
+            if writes or last:
+                with begin() as c:
+                    _write(c, writes)
+                    if last:
+                        _save_state(c, done)
+                    if on_chunk is not None:
+                        on_chunk(c, part)
+            result.add(part)
+    finally:
+        if source is not None:
+            # interrupted, the table goes with the connection or with the next pass's
+            with contextlib.suppress(SQLAlchemyError, HubError), begin(False) as c:
+                source.drop(c)
     return result
 
 
-def _live_chunks(c: Connection) -> Iterator[Sequence[int]]:
-    """Ids of live contacts, in order, in chunks (read up front: the pass writes meanwhile)."""
-    ids = list(c.execute(select(contacts.c.id).where(contacts.c.deleted_at.is_(None)).order_by(contacts.c.id))
-               .scalars())
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i : i + _CHUNK]
+def _forget_gone(c: Connection, rules: Rules) -> None:
+    """A full pass's start: no categories or memberships of deleted contacts, none of segments
+    no longer defined."""
+    gone = select(contacts.c.id).where(contacts.c.deleted_at.is_not(None)).scalar_subquery()
+    c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
+    c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
+    known = set(rules.segment_names)
+    c.execute(delete(segment_members).where(segment_members.c.segment.not_in(known)) if known
+              else delete(segment_members))
+
+
+def _live_ids(c: Connection) -> list[int]:
+    """Ids of live contacts, in order (read up front: the pass writes meanwhile)."""
+    return list(c.execute(select(contacts.c.id).where(contacts.c.deleted_at.is_(None)).order_by(contacts.c.id))
+                .scalars())
 
 
 def _amount(categories_config: CategoriesConfig) -> Any:
@@ -321,9 +389,34 @@ def _same(a: float | None, b: float | None) -> bool:
     return abs(a - b) < 1e-6  # about 0.1 s
 
 
-def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], run_id: int, now: dt.datetime,
-             result: Refreshed, *, contiguous: bool, source: Table | None = None) -> None:
-    """Compute a chunk of contacts and write what differs, with its change-log entries."""
+@dataclass
+class _Writes:
+    """What differs in a chunk of contacts: the rows to write, with their change-log entries."""
+
+    #: Contacts computed.
+    contacts: int = 0
+    #: Contacts whose categories or segments changed.
+    changed: set[int] = field(default_factory=set)
+    #: Contacts no longer live that still have categories or memberships.
+    gone: list[int] = field(default_factory=list)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    fact_updates: list[dict[str, Any]] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    joins: list[dict[str, Any]] = field(default_factory=list)
+    leaves: list[tuple[int, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.gone or self.inserts or self.updates or self.fact_updates or self.log or self.joins
+                    or self.leaves)
+
+
+def _compute(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], run_id: int, now: dt.datetime,
+             *, contiguous: bool, source: Table | None = None) -> _Writes:
+    """Compute a chunk of contacts (sorted ids) and what differs from the store (reads only)."""
+    out = _Writes()
+    if not chunk:
+        return out
     facts = load_facts(c, rules, rules.config, chunk, contiguous=contiguous, source=source)
     old: dict[int, Any] = {row.contact_id: row for row in c.execute(
         select(categories.c.contact_id, *(categories.c[k] for k in CATEGORY_COLUMNS), categories.c.orders,
@@ -335,13 +428,9 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
         membership[row.contact_id].add(row.segment)
     stopped = span_days(rules.config.stage.stopped_after)
     today = to_days(now)
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    fact_updates: list[dict[str, Any]] = []
-    log: list[dict[str, Any]] = []
-    joins: list[dict[str, Any]] = []
-    leaves: list[tuple[int, str]] = []
-    gone = [cid for cid in chunk if cid not in facts and (cid in old or membership.get(cid))]
+    inserts, updates, fact_updates = out.inserts, out.updates, out.fact_updates
+    log, joins, leaves = out.log, out.joins, out.leaves
+    out.gone = [cid for cid in chunk if cid not in facts and (cid in old or membership.get(cid))]
     for contact_id, f in facts.items():
         x = Context(now=today, stopped=stopped)
         values = rules.compute(f, stats, x)
@@ -351,7 +440,7 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
         revenue = round(f.revenue, 6)
         before = old.get(contact_id)
         had = membership.get(contact_id, _NONE)
-        result.contacts += 1
+        out.contacts += 1
         if before is None:
             differs, facts_differ = True, True
             everything = {k: v for k, v in values.items() if v is not None}
@@ -383,28 +472,32 @@ def _process(c: Connection, rules: Rules, stats: Stats, chunk: Sequence[int], ru
             else:
                 fact_updates.append(row)
             if differs:
-                result.changed.add(contact_id)
+                out.changed.add(contact_id)
         if had != segments_now:
             for name in sorted(segments_now - had):
                 joins.append({"segment": name, "contact_id": contact_id, "since": now, "run_id": run_id})
                 if before is not None:
                     log.append(_entry(contact_id, f"segment:{name}", None, True, now))
             leaves.extend((contact_id, name) for name in had - segments_now)
-            result.changed.add(contact_id)
-    if gone:
-        c.execute(delete(categories).where(categories.c.contact_id.in_(gone)))
-        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(gone)))
-    bulk_insert(c, categories, inserts)
-    bulk_update(c, categories, ("contact_id",), updates)
-    bulk_update(c, categories, ("contact_id",), fact_updates)
-    for contact_id, name in leaves:
-        c.execute(delete(segment_members).where(and_(segment_members.c.contact_id == contact_id,
-                                                     segment_members.c.segment == name)))
-    bulk_insert(c, segment_members, joins)
+            out.changed.add(contact_id)
     for entry in log:
         entry["run_id"] = run_id
-    bulk_insert(c, changes, log)
-    result.logged += len(log)
+    return out
+
+
+def _write(c: Connection, writes: _Writes) -> None:
+    """Write what ``_compute`` found to differ, with its change-log entries."""
+    if writes.gone:
+        c.execute(delete(categories).where(categories.c.contact_id.in_(writes.gone)))
+        c.execute(delete(segment_members).where(segment_members.c.contact_id.in_(writes.gone)))
+    bulk_insert(c, categories, writes.inserts)
+    bulk_update(c, categories, ("contact_id",), writes.updates)
+    bulk_update(c, categories, ("contact_id",), writes.fact_updates)
+    for contact_id, name in writes.leaves:
+        c.execute(delete(segment_members).where(and_(segment_members.c.contact_id == contact_id,
+                                                     segment_members.c.segment == name)))
+    bulk_insert(c, segment_members, writes.joins)
+    bulk_insert(c, changes, writes.log)
 
 
 def _encode(value: Any) -> str | None:
@@ -484,7 +577,7 @@ def explain(c: Connection, config: Any, contact_id: int, now: dt.datetime) -> di
     model = getattr(config, "model", config)
     rules = Rules(model.categories, model.segments)
     state = _load_state(c)
-    stats = Stats.from_dict(state.get("stats") or {}) if state else compute_stats(c, model.categories)
+    stats = Stats.from_dict(state["stats"]) if state.get("stats") else compute_stats(c, model.categories)
     facts = load_facts(c, rules, model.categories, [contact_id]).get(contact_id)
     if facts is None:
         return {"contact_id": contact_id, "live": False}

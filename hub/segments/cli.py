@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -10,9 +11,11 @@ from typing import Any
 
 import click
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.cli import App, _emit, _table, json_option
-from hub.errors import UsageError
+from hub.errors import HubError, UsageError
+from hub.redact import redact
 from hub.segments.config import CATEGORY_NAMES
 
 
@@ -168,14 +171,27 @@ def recompute_command(app: App, at: str | None, as_json: bool) -> None:
     from hub.store.schema import runs
 
     now = _at(at)
-    with app.store.lock("sync"), app.store.begin() as c:
-        run_id = c.execute(insert(runs).values(
-            kind="segments", started_at=dt.datetime.now(dt.timezone.utc), status="running",
-            connectors=json.dumps([]), pid=os.getpid(), host=socket.gethostname())).inserted_primary_key[0]
-        done = segments.refresh(c, app.config, run_id, now, full=True)
+    with app.store.lock("sync"):
+        with app.store.begin() as c:
+            run_id = c.execute(insert(runs).values(
+                kind="segments", started_at=dt.datetime.now(dt.timezone.utc), status="running",
+                connectors=json.dumps([]), pid=os.getpid(), host=socket.gethostname())).inserted_primary_key[0]
+        try:
+            # in chunks of their own transactions, so that hub serve and other writers are let
+            # in between; interrupted, the next sync makes a full pass (docs/segments.md)
+            with app.store.transactions() as begin:
+                done = segments.refresh(begin, app.config, run_id, now, full=True)
+        except BaseException as error:
+            stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+            with contextlib.suppress(HubError, SQLAlchemyError), app.store.begin() as c:
+                c.execute(update(runs).where(runs.c.id == run_id).values(
+                    status="interrupted" if stopped else "failed", finished_at=dt.datetime.now(dt.timezone.utc),
+                    error=redact(f"{type(error).__name__}: {error}")))
+            raise
         counts = {"contacts": done.contacts, "changed": len(done.changed), "logged": done.logged}
-        c.execute(update(runs).where(runs.c.id == run_id).values(
-            status="ok", finished_at=dt.datetime.now(dt.timezone.utc), counts=json.dumps(counts)))
+        with app.store.begin() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(
+                status="ok", finished_at=dt.datetime.now(dt.timezone.utc), counts=json.dumps(counts)))
     data = {"run_id": run_id, **counts}
     if as_json:
         _emit(data)
