@@ -124,6 +124,13 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]
         yield items[start : start + size]
 
 
+def _queued_mark(c: Connection) -> int:
+    """The watermark ``segments:queued``: the contacts of every category change-log entry
+    up to it are queued for the destinations."""
+    value = setting(c, CATEGORIES_QUEUED_KEY)
+    return int(value) if value is not None and str(value).isdigit() else 0
+
+
 def record_hash(fingerprint: str, record: RawRecord) -> str:
     """A record's identity for "unchanged?": its cells in column-name order (so reordered
     columns do not count as a change), its flags and the connector's fingerprint."""
@@ -322,20 +329,35 @@ class Sync:
         return self._connectors[name]
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        """A transaction: its own per batch, or the one rolled-back transaction of a dry run.
-        The run's counters count what it commits: a transaction that fails takes back its own."""
+    def _tx(self, begin: segments.Begin | None = None, write: bool = True) -> Iterator[Connection]:
+        """A transaction: its own per batch (of ``begin``, one connection's, when given), or
+        the one rolled-back transaction of a dry run. The run's counters count what it
+        commits: a transaction that fails takes back its own."""
         saved = self.report.snapshot()
         try:
             if self._tx_connection is not None:
                 with self._tx_connection.begin_nested():
                     yield self._tx_connection
+            elif begin is not None:
+                with begin(write) as connection:
+                    yield connection
             else:
                 with self.store.begin() as connection:
                     yield connection
         except BaseException:
             self.report.restore(saved)
             raise
+
+    @contextlib.contextmanager
+    def _transactions(self) -> Iterator[segments.Begin]:
+        """``begin(write=True)``: successive transactions of one connection, each as ``_tx``
+        (``write=False``: one that only reads, taking no lock), for work whose temporary
+        table lasts across them (``Store.transactions``)."""
+        if self._tx_connection is not None:
+            yield lambda write=True: self._tx()
+            return
+        with self.store.transactions() as begin:
+            yield lambda write=True: self._tx(begin, write)
 
     # --- the run ------------------------------------------------------------------
     def run(self, only: Sequence[str] = ()) -> RunReport:
@@ -511,42 +533,66 @@ class Sync:
 
     def _categorize(self) -> None:
         """Recompute the categories and segments of the contacts this run (or a killed one
-        before it) changed, and of those whose time-driven values are due (docs/segments.md);
-        then queue, in the same transaction, the contacts whose categories changed for the
-        destinations whose mapping writes them."""
+        before it) changed, and of those whose time-driven values are due (docs/segments.md),
+        in chunks of their own transactions, so that ``hub serve`` and other writers are let
+        in between; each chunk's contacts whose categories changed are queued, in the chunk's
+        transaction, for the destinations whose mapping writes them."""
+        wanted = [name for name, entry in self.config.connectors.items()
+                  if entry.writes and self.config.mappings[name].outbound]
         try:
-            with self._tx() as c:
+            with self._transactions() as begin:
                 now = self.clock()
-                done = segments.refresh(c, self.config, self.report.run_id, now)
-                self._queue_categorized(c, done.changed, now)
+                self._queue_categorized(begin, now, wanted)
+                done = segments.refresh(begin, self.config, self.report.run_id, now,
+                                        on_chunk=lambda c, part: self._queue_changed(c, part, now, wanted))
         except (RetriableError, FatalError) as error:
             self.report.errors.append(redact(f"categories: {error}"))
             return
-        self.report.changes += done.logged
         self.categorized = done
 
-    def _queue_categorized(self, c: Connection, changed: set[int], now: dt.datetime) -> None:
-        """Queue contacts whose categories or segments changed since the last queueing: this
-        pass's ``changed`` and those of passes made outside a sync (``hub segments
-        recompute``), found by their change-log entries after a watermark."""
-        top = c.execute(select(func.max(changes.c.id))).scalar() or 0
-        value = setting(c, CATEGORIES_QUEUED_KEY)
-        mark = int(value) if value is not None and str(value).isdigit() else 0
-        wanted = [name for name, entry in self.config.connectors.items()
-                  if entry.writes and self.config.mappings[name].outbound]
-        if wanted:
-            ids = set(changed)
-            if top > mark:
-                ids.update(c.execute(select(changes.c.contact_id).distinct().where(and_(
+    def _queue_categorized(self, begin: segments.Begin, now: dt.datetime, wanted: list[str]) -> None:
+        """Queue the contacts with category change-log entries after the watermark
+        ``segments:queued``: those of a pass made outside a sync (``hub segments recompute``).
+        A chunk of contacts a transaction; the watermark moves with the last (interrupted,
+        they are queued again, which changes nothing)."""
+        with begin(False) as c:
+            top = c.execute(select(func.max(changes.c.id))).scalar() or 0
+            mark = _queued_mark(c)
+            ids: list[int] = []
+            if wanted and top > mark:
+                ids = sorted(c.execute(select(changes.c.contact_id).distinct().where(and_(
                     changes.c.id > mark, changes.c.id <= top, changes.c.reason == segments.REASON))).scalars())
-            for chunk in _chunks(sorted(ids)):
-                values = {row.id: _contact_values(row) for row in c.execute(
-                    select(contacts).where(and_(among(c, contacts.c.id, chunk), contacts.c.deleted_at.is_(None),
-                                                contacts.c.merged_into.is_(None))))}
-                if values:
-                    self._enqueue(c, values, now, only=wanted)
-        if top != mark:
+        parts = [ids[i : i + segments._CHUNK] for i in range(0, len(ids), segments._CHUNK)] or [[]]
+        for number, chunk in enumerate(parts):
+            last = number == len(parts) - 1
+            if not chunk and (not last or top == mark):
+                continue
+            with begin() as c:
+                self._enqueue_contacts(c, chunk, now, wanted)
+                if last and top != mark:
+                    set_setting(c, CATEGORIES_QUEUED_KEY, str(top))
+
+    def _queue_changed(self, c: Connection, part: segments.Refreshed, now: dt.datetime, wanted: list[str]) -> None:
+        """In a write transaction of the categories pass: queue the contacts whose categories or
+        segments it changed, and move the watermark ``segments:queued`` past its change-log
+        entries (only holders of the sync lock write entries of categories)."""
+        self.report.changes += part.logged
+        if not part.changed:
+            return
+        self._enqueue_contacts(c, sorted(part.changed), now, wanted)
+        top = c.execute(select(func.max(changes.c.id))).scalar() or 0
+        if top != _queued_mark(c):
             set_setting(c, CATEGORIES_QUEUED_KEY, str(top))
+
+    def _enqueue_contacts(self, c: Connection, ids: Sequence[int], now: dt.datetime, wanted: list[str]) -> None:
+        if not wanted:
+            return
+        for chunk in _chunks(ids):
+            values = {row.id: _contact_values(row) for row in c.execute(
+                select(contacts).where(and_(among(c, contacts.c.id, chunk), contacts.c.deleted_at.is_(None),
+                                            contacts.c.merged_into.is_(None))))}
+            if values:
+                self._enqueue(c, values, now, only=wanted)
 
     def _guarded(self, name: str, step: Callable[[str], None]) -> bool:
         """Run one connector's step; a failure of one tool does not stop the others.
