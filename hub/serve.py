@@ -190,14 +190,16 @@ def _read_body(environ: dict[str, Any], limit: int) -> bytes | None:
 
 
 def _content_type(header: str) -> dict[str, str]:
-    """The media type and the ``charset`` parameter of a ``Content-Type``, lower case."""
+    """The media type and the ``charset`` parameter of a ``Content-Type``, lower case, and
+    its ``boundary`` parameter as sent."""
     media, *params = header.split(";")
-    charset = ""
+    found = {"charset": "", "boundary": ""}
     for param in params:
         key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip('"').lower()
-    return {"media_type": media.strip().lower(), "charset": charset}
+        key = key.strip().lower()
+        if key in found:
+            found[key] = value.strip().strip('"')
+    return {"media_type": media.strip().lower(), "charset": found["charset"].lower(), "boundary": found["boundary"]}
 
 
 def _answer_text(start_response: StartResponse, text: str) -> Iterable[bytes]:

@@ -25,6 +25,8 @@ class WebhookRequest:
     media_type: str = ""
     #: The ``charset`` parameter of ``Content-Type``, lower case; empty when not given.
     charset: str = ""
+    #: The ``boundary`` parameter of ``Content-Type`` (``multipart/form-data``), as sent.
+    boundary: str = ""
     remote_addr: str | None = None
 
 

@@ -16,6 +16,8 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
@@ -39,7 +41,10 @@ MAX_DELIVERY_ID = 200
 #: A byte order mark some senders (.NET, PowerShell) put before the body: not part of its first name.
 _BOM = "\ufeff"
 
-FORM_TYPES = ("application/x-www-form-urlencoded",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MULTIPART = "multipart/form-data"
+#: The most fields a form post may have (as many as ``parse_qsl`` is allowed to split).
+MAX_FIELDS = 1000
 JSON_TYPES = ("application/json",)
 
 #: Body fields that describe where the form was sent from, and the event key each becomes.
@@ -62,7 +67,7 @@ EVENT_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 class WebhookOptions(ConnectorOptions):
     format: Literal["tilda", "json", "form", "auto"] = Field(
         "auto",
-        description="Body format: tilda (form-encoded, test probe, tranid), json, form (urlencoded), "
+        description="Body format: tilda (form-encoded, test probe, tranid), json, form (urlencoded or multipart), "
         "or auto (by Content-Type).",
     )
     secret: str | None = Field(
@@ -111,12 +116,17 @@ class WebhookConnector(Connector):
         if fmt == "auto":
             fmt = "json" if media in JSON_TYPES or media.endswith("+json") else "form"
         if fmt in ("tilda", "form") and media not in FORM_TYPES and not (fmt == "tilda" and media in JSON_TYPES):
-            return Rejected(415, f"expected a form post (application/x-www-form-urlencoded), got {media or 'none'}")
+            return Rejected(415, "expected a form post (application/x-www-form-urlencoded or multipart/form-data), "
+                                 f"got {media or 'none'}")
         if fmt == "json" and media not in JSON_TYPES and not media.endswith("+json"):
             return Rejected(415, f"expected application/json, got {media or 'none'}")
         try:
-            fields = _parse_json(request.body) if media in JSON_TYPES or media.endswith("+json") else _parse_form(
-                request.body, request.charset)
+            if media in JSON_TYPES or media.endswith("+json"):
+                fields = _parse_json(request.body)
+            elif media == MULTIPART:
+                fields = _parse_multipart(request.body, request.boundary, request.charset)
+            else:
+                fields = _parse_form(request.body, request.charset)
         except (TypeError, ValueError) as error:
             return Rejected(400, f"unparseable body: {error}")
         if options.format == "tilda" and fields.get("test") == "test" and len(fields) <= 2:
@@ -299,7 +309,8 @@ def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     if "=" not in decoded:
         raise ValueError("no name=value pair: not a form body")
     try:
-        pairs = parse_qsl(decoded, keep_blank_values=True, max_num_fields=1000, encoding=encoding, errors="strict")
+        pairs = parse_qsl(decoded, keep_blank_values=True, max_num_fields=MAX_FIELDS, encoding=encoding,
+                          errors="strict")
     except UnicodeDecodeError:
         raise ValueError(f"a %-escaped value is not {charset or 'UTF-8'}") from None
     except ValueError as error:
@@ -307,6 +318,45 @@ def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     fields: dict[str, str] = {}
     for key, value in pairs:
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
+
+
+def _parse_multipart(body: bytes, boundary: str, charset: str = "") -> dict[str, str]:
+    """The text fields of a ``multipart/form-data`` post (an HTML form with
+    ``enctype="multipart/form-data"``, form builders, ``curl -F``), joined as
+    :func:`_parse_form` joins repeated names. An uploaded file is not kept: its field
+    holds the file's name. Text is in the part's ``charset``, else the request's, else
+    UTF-8; bytes that are not are refused, never stored as U+FFFD."""
+    if not boundary:
+        raise ValueError("multipart/form-data without a boundary parameter")
+    if not 0 < len(boundary) <= 70 or any(ch in boundary for ch in '\r\n"'):
+        raise ValueError("the multipart boundary is not a valid one (1 to 70 characters)")
+    head = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if message.defects or not message.is_multipart():
+        raise ValueError("the body is not multipart/form-data with that boundary")
+    fields: dict[str, str] = {}
+    for number, part in enumerate(message.iter_parts()):
+        if number >= MAX_FIELDS:
+            raise ValueError(f"more than {MAX_FIELDS} fields")
+        if part.defects or part.is_multipart():
+            raise ValueError("a part of the body is not a form field")
+        name = part.get_param("name", header="content-disposition")
+        if part.get_content_disposition() != "form-data" or not isinstance(name, str):
+            raise ValueError("a part of the body has no form-data name")
+        filename = part.get_filename()
+        if filename is not None:
+            value = filename  # the file itself is not a contact's data
+        else:
+            encoding = part.get_content_charset() or charset or "utf-8"
+            payload = part.get_payload(decode=True) or b""
+            try:
+                value = payload.decode(encoding).removeprefix(_BOM)
+            except UnicodeDecodeError:
+                raise ValueError(f"the field {name!r} is not {encoding}") from None
+            except LookupError:
+                raise ValueError(f"unknown charset {encoding!r}") from None
+        fields[name] = f"{fields[name]}, {value}" if name in fields else value
     return fields
 
 
@@ -324,9 +374,9 @@ def _parse_json(body: bytes) -> dict[str, str]:
         if value is None:
             continue
         fields[str(key)] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    for text in (*fields, *fields.values()):
+    for item in (*fields, *fields.values()):
         try:
-            text.encode("utf-8")
+            item.encode("utf-8")
         except UnicodeEncodeError:  # "\ud800": half of a pair, which no store can keep as text
             raise ValueError("not JSON text: a lone surrogate escape (\\ud800-\\udfff)") from None
     return fields

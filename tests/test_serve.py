@@ -340,6 +340,40 @@ def test_a_byte_order_mark_before_the_body_is_not_part_of_the_first_field(served
         ["name", "phone"], ["email", "name"]]
 
 
+def test_a_multipart_form_post_is_read_and_its_file_not_kept(served: Served) -> None:
+    """An HTML form with enctype="multipart/form-data" (a file field, a form builder,
+    curl -F) got 415."""
+    url = f"/hooks/callback?token={FORM_TOKEN}"
+    answer = served.post(url, data={"name": "Иван Петров", "agree": "on", "tags": ["a", "b"]},
+                         files={"phone": (None, "+7 916 123-45-67"), "cv": ("резюме.pdf", b"%PDF-1.4 \xff", "application/pdf")})
+    assert answer.status_code == 200, answer.text
+    [row] = served.inbox("callback")
+    assert json.loads(row.fields) == {"name": "Иван Петров", "agree": "on", "tags": "a, b",
+                                      "phone": "+7 916 123-45-67", "cv": "резюме.pdf"}
+    served.synced()
+    with served.store.connect() as c:
+        assert c.execute(select(contacts.c.full_name, contacts.c.phone)).all() == [("Иван Петров", "+79161234567")]
+    # a part in windows-1251 that says so is read in it; one that is not UTF-8 and does not say is refused
+    boundary = "hub-test-boundary"
+    def body(part_headers: str, value: bytes) -> bytes:
+        return (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n{part_headers}\r\n".encode()
+                + value + f"\r\n--{boundary}--\r\n".encode())
+    declared = served.post(url, data=body("Content-Type: text/plain; charset=windows-1251\r\n", "Ольга".encode("cp1251")),
+                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert declared.status_code == 200, declared.text
+    assert json.loads(served.inbox("callback")[-1].fields) == {"name": "Ольга"}
+    refused = (
+        ({"Content-Type": f"multipart/form-data; boundary={boundary}"}, body("", "Ольга".encode("cp1251"))),
+        ({"Content-Type": "multipart/form-data"}, body("", b"x")),  # no boundary
+        ({"Content-Type": "multipart/form-data; boundary=another"}, body("", b"x")),
+        ({"Content-Type": f"multipart/form-data; boundary={boundary}"}, b"name=x"),
+    )
+    for headers, data in refused:
+        answer = served.post(url, data=data, headers=headers)
+        assert answer.status_code == 400, (headers, data, answer.text)
+    assert len(served.inbox("callback")) == 2
+
+
 def test_form_posts_are_read_in_their_charset_and_never_garbled(served: Served) -> None:
     from urllib.parse import quote
 
