@@ -290,6 +290,17 @@ def _cookies(header: str) -> dict[str, str]:
     return found
 
 
+def _decoded(data: bytes, charset: str, what: str) -> str:
+    """``data`` as text in ``charset``, else UTF-8, without a leading byte order mark;
+    bytes that are not in it are refused (``ValueError``), never read as U+FFFD."""
+    try:
+        return data.decode(charset or "utf-8").removeprefix(_BOM)
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not {charset or 'UTF-8'}") from None
+    except LookupError:
+        raise ValueError(f"unknown charset {charset!r}") from None
+
+
 def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     """The fields of a form post, read as browsers and the WHATWG URL standard read
     ``application/x-www-form-urlencoded``: an empty pair (a trailing ``&``, ``&&``) is
@@ -298,12 +309,7 @@ def _parse_form(body: bytes, charset: str = "") -> dict[str, str]:
     The body and its %-escapes are in ``charset`` (a site in windows-1251), else UTF-8;
     bytes that are not are refused, never stored as U+FFFD."""
     encoding = charset or "utf-8"
-    try:
-        decoded = body.decode(encoding).removeprefix(_BOM)
-    except UnicodeDecodeError:
-        raise ValueError(f"the form body is not {charset or 'UTF-8'}") from None
-    except LookupError:
-        raise ValueError(f"unknown charset {charset!r}") from None
+    decoded = _decoded(body, charset, "the form body")
     if not decoded.strip():
         return {}
     if "=" not in decoded:
@@ -348,14 +354,8 @@ def _parse_multipart(body: bytes, boundary: str, charset: str = "") -> dict[str,
         if filename is not None:
             value = filename  # the file itself is not a contact's data
         else:
-            encoding = part.get_content_charset() or charset or "utf-8"
-            payload = part.get_payload(decode=True) or b""
-            try:
-                value = payload.decode(encoding).removeprefix(_BOM)
-            except UnicodeDecodeError:
-                raise ValueError(f"the field {name!r} is not {encoding}") from None
-            except LookupError:
-                raise ValueError(f"unknown charset {encoding!r}") from None
+            value = _decoded(part.get_payload(decode=True) or b"", part.get_content_charset() or charset,
+                             f"the field {name!r}")
         fields[name] = f"{fields[name]}, {value}" if name in fields else value
     return fields
 
