@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -45,7 +46,7 @@ from hub.identity import profile as identity_profile
 from hub.identity.resolver import forget as forget_profiles
 from hub.mapping import Mapping
 from hub.merge import SourceValues, Survivorship
-from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord
+from hub.model import CONTACT_FIELDS, LIST_FIELDS, Checkpoint, OutboundItem, RawRecord, WriteResult
 from hub.normalize import Normalizer, normalize_emails, normalize_phones
 from hub.overrides import DELETED, apply_overrides, drop_overrides, load_overrides
 from hub.prepare import PreparedBatch, Preparer, prepare, sync_collections
@@ -1530,14 +1531,15 @@ class Sync:
                 .where(and_(outbox.c.destination == name, outbox.c.status.in_(("pending", "retry"))))
                 .order_by(outbox.c.contact_id)
             ).all()
-            links: dict[int, str] = {}
+            #: every record of the contact there (two addresses of a person, two contacts merged)
+            links: dict[int, list[str]] = {}
             for chunk in _chunks([row.contact_id for row in pending]):
                 for row in c.execute(
                     select(source_records.c.contact_id, source_records.c.external_id)
                     .where(and_(source_records.c.connector == name, source_records.c.contact_id.in_(chunk)))
                     .order_by(source_records.c.external_id)
                 ):
-                    links.setdefault(row.contact_id, row.external_id)
+                    links.setdefault(row.contact_id, []).append(row.external_id)
         if not pending:
             return
         step = size or len(pending)
@@ -1552,7 +1554,7 @@ class Sync:
                     contact_id=row.contact_id,
                     op=row.op,
                     values=values,
-                    external_id=links.get(row.contact_id),
+                    external_id=(links.get(row.contact_id) or [None])[0],
                     consent=values.pop(consent.PAYLOAD_KEY, None),
                     segment_names=tuple(values.pop(SEGMENT_NAMES_KEY, None) or ()),
                 ))
@@ -1564,6 +1566,7 @@ class Sync:
             with _connector_faults(name):
                 results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}
+            self._delete_other_records(connector, name, items, links, by_contact)
             now = utcnow()
             outcome: list[dict[str, Any]] = []
             new_links: dict[str, int] = {}
@@ -1610,6 +1613,25 @@ class Sync:
                 self._link(c, name, new_links)
             if self.progress:
                 self.progress(name, counts.sent)
+
+    @staticmethod
+    def _delete_other_records(connector: Connector, name: str, items: list[OutboundItem],
+                              links: dict[int, list[str]], by_contact: dict[int, WriteResult]) -> None:
+        """A delete reaches every record the contact has in the tool, not only the first:
+        one call per further record, each only after the one before it succeeded. A
+        contact's result is its first failure, or the last success; a delete sent again
+        after a failure finds the records already deleted gone, which the tools accept."""
+        for extra in itertools.count(1):
+            more = [OutboundItem(contact_id=item.contact_id, op="delete", values={},
+                                 external_id=links[item.contact_id][extra])
+                    for item in items
+                    if item.op == "delete" and len(links.get(item.contact_id) or ()) > extra
+                    and getattr(by_contact.get(item.contact_id), "status", None) == "ok"]
+            if not more:
+                return
+            with _connector_faults(name):
+                for result in connector.write(more):
+                    by_contact[result.contact_id] = result
 
     def _over_messaged(self, name: str, items: list[OutboundItem]) -> set[int]:
         """Contacts sent more messages in 30 days than the destination's ``max_messages_30d``.

@@ -352,3 +352,35 @@ def test_a_complaint_written_as_an_unsubscribe_is_no_consent_mismatch(project, s
     for tool in ("sendpulse", "unisender"):
         report = json.loads(project.hub("reconcile", tool, "--json").stdout)
         assert report["consent_mismatches"] == [], (tool, report["consent_mismatches"])
+
+
+def test_forget_deletes_every_address_the_person_has_in_each_tool(project, services, more_services, monkeypatch):
+    mailchimp, brevo = services
+    sendpulse, unisender = more_services
+    mailchimp.add("ivan@example.ru", FNAME="Иван")
+    mailchimp.add("anna@example.com", FNAME="Анна")
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender)
+    config = project.root / "hub.yaml"  # the CRM first: its address is the one the tools get
+    config.write_text(config.read_text().replace(
+        "connectors:\n", "connectors:\n  crm: {plugin: csv, path: crm.csv, id_column: id}\n", 1))
+    project.write("crm.csv", "id,email,first_name\n1,ivan@example.ru,Иван\n2,anna@example.com,Анна\n")
+    sync(project)
+    # Иван changes his address: each tool now holds both (the old one stays there)
+    project.write("crm.csv", "id,email,first_name\n1,ivan.new@example.ru,Иван\n2,anna@example.com,Анна\n")
+    sync(project)
+    sync(project)
+    assert mailchimp.status_of("ivan@example.ru") == mailchimp.status_of("ivan.new@example.ru") == "subscribed"
+    assert brevo.by_email("ivan@example.ru") and brevo.by_email("ivan.new@example.ru")
+    assert {"ivan@example.ru", "ivan.new@example.ru"} <= set(sendpulse.emails) & set(unisender.contacts)
+
+    assert project.hub("forget", "--email", "ivan.new@example.ru").exit_code == 0
+    report = sync(project)
+    assert {name: report["counts"][name]["sent"] for name in ("mailchimp", "brevo", "sendpulse", "unisender")} == {
+        "mailchimp": 1, "brevo": 1, "sendpulse": 1, "unisender": 1}
+    for email in ("ivan@example.ru", "ivan.new@example.ru"):
+        assert mailchimp.status_of(email) == "archived"
+        assert brevo.by_email(email) is None
+        assert email not in sendpulse.emails and email not in unisender.contacts
+    assert mailchimp.status_of("anna@example.com") == "subscribed" and brevo.by_email("anna@example.com")
+    report = sync(project)
+    assert not any(counts["sent"] or counts["suppressed"] for counts in report["counts"].values())
