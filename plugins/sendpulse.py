@@ -190,7 +190,7 @@ class SendPulseConnector(Connector):
                 chunk = group[start : start + size]
                 try:
                     send_in_halves(chunk, send, lambda pair, reason: outcome.rejected(pair[0].contact_id, reason),
-                                   about_items=lambda error: "email" in error.message.lower(),
+                                   about_items=_about_addresses,
                                    culprit=_named_address)
                 except RetriableError as error:
                     outcome.fail_pending(error.message, [item.contact_id for item, _ in chunk])
@@ -199,6 +199,15 @@ class SendPulseConnector(Connector):
     def close(self) -> None:
         self.api.close()
         self.token_api.close()
+
+
+def _about_addresses(error: Exception) -> bool:
+    """Whether SendPulse's refusal is about the addresses sent ("Invalid email: a@b"), read
+    in its answer alone: hub's own words ("adding 500 emails") say nothing. Another
+    refusal (an unknown address book) is about the request: raised, not laid on each contact."""
+    body = getattr(error, "body", None)
+    text = (body.get("message") or body.get("error")) if isinstance(body, dict) else body
+    return "email" in str(text or "").lower()
 
 
 def _named_address(error: Exception, chunk: Sequence[tuple[OutboundItem, Any]]) -> tuple[OutboundItem, Any] | None:

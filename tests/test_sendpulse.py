@@ -187,3 +187,13 @@ def test_an_error_answered_with_200_for_a_page_fails_the_read_and_removes_nothin
     assert report["counts"]["sendpulse"]["removed"] == 0
     assert "listing the address book" in result.output
     assert live() == 2050
+
+
+def test_an_unknown_address_book_fails_the_write_instead_of_rejecting_each_contact(fake, tmp_path):
+    # a refusal that names no address ("Book not found") is not about the contacts: they
+    # stay queued for the sync after the book id is fixed, rather than rejected for good
+    items = [item(i, f"u{i}@example.com") for i in range(1, 9)]
+    with pytest.raises(FatalError, match="Book not found"):
+        make_connector(fake, tmp_path, address_book_id=999).write(items)
+    assert fake.calls["emails.add"] == 1
+    assert [r.status for r in make_connector(fake, tmp_path).write(items)] == ["ok"] * 8
