@@ -311,13 +311,11 @@ class BrevoConnector(Connector):
                     waiting.discard(contact_id)
                     if not waiting:
                         break  # every row found: the rest of the pages are not needed
-        except RejectedRequestError as error:
-            for contact_id in by_email.values():
-                outcome.rejected(contact_id, error.message)
-            return
         except RetriableError as error:
             outcome.fail_pending(error.message, by_email.values())
             return
+        # a refused import (an unknown list) is raised: Brevo skips the rows it cannot take
+        # and says so in its report, so the refusal is not about them, and they stay queued
         for contact_id in by_email.values():
             if contact_id not in outcome.results:
                 outcome.rejected(contact_id, "Brevo did not import this address (invalid or refused)")

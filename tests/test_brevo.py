@@ -383,3 +383,11 @@ def test_a_bounce_hub_imported_blacklisted_stays_a_bounce_in_the_consent_log(fak
     sync()
     assert consent("boris@example.com")["status"] == "unsubscribed"
     assert log("boris@example.com") == [(None, "subscribed", "brevo"), ("subscribed", "unsubscribed", "brevo")]
+
+
+def test_an_import_refused_for_an_unknown_list_fails_the_write_instead_of_rejecting_each_contact(fake, tmp_path):
+    items = [item(1, "x@example.com"), item(2, "y@example.com")]
+    with pytest.raises(FatalError, match="List ID 3 does not exist"):
+        make_connector(fake, tmp_path, list_id=3).write(items)
+    assert not fake.contacts
+    assert [r.status for r in make_connector(fake, tmp_path).write(items)] == ["ok", "ok"]
