@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Sync benchmark: hub's first sync, no-op rerun, touched rerun and peak memory,
-against a floor (plain ``csv`` read + SQLite ``executemany`` of the same rows).
+"""Sync benchmark: hub's first sync, no-op rerun, touched rerun, re-read and peak
+memory, against a floor (plain ``csv`` read + SQLite ``executemany`` of the same rows).
 
     python bench/sync_bench.py                      # 100k rows -> bench/results/sync.json
     python bench/sync_bench.py --rows 1000000       # 1M rows   -> bench/results/sync-1m.json
@@ -11,7 +11,9 @@ DD.MM.YYYY birthdays; deterministic seed) are written as two CSV sources whose r
 overlap by e-mail and/or phone, with a mapping per source and a ``hub.yaml``, into a
 temporary work folder. ``hub sync`` then runs as a child process on a fresh SQLite
 store, then again on the same inputs (no-op), then after 1% of the rows of each file
-changed (touched). The floor reads the same files with the ``csv`` module and inserts
+changed (touched), then after a settings change that makes every row be read again
+without changing its values (re-read: a city alias no row uses, as after an upgrade
+of hub's normalization). The floor reads the same files with the ``csv`` module and inserts
 the rows into a fresh SQLite file (WAL) with ``executemany`` in one transaction.
 
 Every measured process is started by a small wrapper interpreter that times it and
@@ -632,6 +634,12 @@ def main() -> None:
         touched["rows_changed"] = touched_rows
         touched["store"] = store_counts(work / "hub.db")
         print(f"  {touched['wall_s']:.2f} s, {touched['max_rss_mb']} MB", flush=True)
+        config = (work / "hub.yaml").read_text(encoding="utf-8")
+        (work / "hub.yaml").write_text(config.replace("  default_region: RU\n", "  default_region: RU\n"
+                                                      "  city_aliases: {Бенчград: Бенчград}\n"), encoding="utf-8")
+        print("re-read (every row read again, its values unchanged) ...", flush=True)
+        reread = sync_run(work, "reread")
+        print(f"  {reread['wall_s']:.2f} s, {reread['max_rss_mb']} MB", flush=True)
 
         print("floor (csv + sqlite executemany) ...", flush=True)
         (work / "floor.db").unlink(missing_ok=True)
@@ -640,12 +648,13 @@ def main() -> None:
         floor_run.pop("stdout")
         print(f"  {floor_run['wall_s']:.2f} s, {floor_run['max_rss_mb']} MB", flush=True)
 
-        peak = max(first["max_rss_mb"], noop["max_rss_mb"], touched["max_rss_mb"])
+        peak = max(first["max_rss_mb"], noop["max_rss_mb"], touched["max_rss_mb"], reread["max_rss_mb"])
         metrics = {
             "records_per_s": round(args.rows / first["wall_s"]),
             "records_per_cpu_s": round(args.rows / (first["user_s"] + first["sys_s"])),
             "noop_share": round(noop["wall_s"] / first["wall_s"], 4),
             "touched_share": round(touched["wall_s"] / first["wall_s"], 4),
+            "reread_share": round(reread["wall_s"] / first["wall_s"], 4),
             "peak_rss_mb": peak,
             "first_over_floor": round(first["wall_s"] / floor_run["wall_s"], 1),
             "rss_over_floor": round(first["max_rss_mb"] / floor_run["max_rss_mb"], 1),
@@ -666,7 +675,7 @@ def main() -> None:
                          "(TEXT columns, id primary key), one transaction, WAL, synchronous=NORMAL",
             },
             "data": data,
-            "runs": {"first": first, "noop": noop, "touched": touched, "floor": floor_run},
+            "runs": {"first": first, "noop": noop, "touched": touched, "reread": reread, "floor": floor_run},
             "metrics": metrics,
             "targets": targets(args.rows, first, noop, peak),
         }
@@ -711,6 +720,11 @@ def report(result: dict) -> None:
               f"(/proc/pressure/cpu); wall times include that wait")
     print(f"touched: {touched['rows_changed']:,} rows changed, {touched['report']['unchanged']:,} skipped "
           f"by hash, {touched['report']['updated']:,} contacts updated")
+    reread = runs.get("reread")
+    if reread:
+        print(f"re-read: {reread['wall_s']:.2f} s ({metrics['reread_share']:.1%} of the first sync), "
+              f"{reread['report']['read']:,} rows read, {reread['report']['unchanged']:,} unchanged, "
+              f"{reread['report']['changes']:,} changes")
     print()
     for target in result["targets"]:
         note = "" if target["result"] != "n/a" else (
