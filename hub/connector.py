@@ -123,5 +123,12 @@ class Connector:
         Must be idempotent: the core may send an item again after a crash."""
         raise NotImplementedError(f"{type(self).__name__} cannot write")
 
+    def new_external_id(self, item: OutboundItem) -> str | None:
+        """The id the tool will know a new contact by, when the connector chooses it
+        itself (a key it writes into the row), else ``None``. The core links the contact
+        to that id before ``write``: a run killed after the write but before its results
+        are stored then reads the row back as that contact, not as someone new."""
+        return None
+
     def close(self) -> None:
         """Release what the connector holds (sessions, files)."""

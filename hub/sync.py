@@ -1563,6 +1563,18 @@ class Sync:
                 chunk = [row for row in chunk if row.contact_id not in waiting]
                 items = [item for item in items if item.contact_id not in waiting]
             items = [item for item in items if item.op == "upsert" or item.external_id is not None]
+            # ids the connector gives new contacts are linked first: should the run die
+            # between the write and the bookkeeping below, the rows are known on the next read
+            planned: dict[str, int] = {}
+            for item in items:
+                if item.op == "upsert" and item.external_id is None:
+                    planned_id = connector.new_external_id(item)
+                    if planned_id:
+                        planned.setdefault(planned_id, item.contact_id)
+            if planned:
+                with self._tx() as c:
+                    self._link(c, name, planned)  # leaves in ``planned`` the links it added
+            planned_of = {contact_id: key for key, contact_id in planned.items()}
             with _connector_faults(name):
                 results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}
@@ -1571,6 +1583,7 @@ class Sync:
             outcome: list[dict[str, Any]] = []
             new_links: dict[str, int] = {}
             unlinked: list[int] = []
+            unplanned: list[str] = []  # linked before a write that was rejected: no such record
             conflicts: list[dict[str, Any]] = []
             for row in chunk:
                 result = by_contact.get(row.contact_id)
@@ -1596,6 +1609,8 @@ class Sync:
                     values.update(status="rejected", sent_hash=row.sent_hash, attempts=row.attempts + 1,
                                   last_error=redact(result.error or "rejected"))
                     counts.rejected += 1
+                    if row.contact_id in planned_of:
+                        unplanned.append(planned_of[row.contact_id])
                 outcome.append({"destination": name, "contact_id": row.contact_id, "updated_at": now, **values})
             with self._tx() as c:
                 bulk_update(c, outbox, ("destination", "contact_id"), outcome)
@@ -1606,6 +1621,16 @@ class Sync:
                             and_(
                                 source_records.c.connector == name,
                                 source_records.c.contact_id.in_(ids),
+                                source_records.c.origin == "write",
+                            )
+                        )
+                    )
+                for ids in _chunks(unplanned):
+                    c.execute(
+                        delete(source_records).where(
+                            and_(
+                                source_records.c.connector == name,
+                                source_records.c.external_id.in_(ids),
                                 source_records.c.origin == "write",
                             )
                         )

@@ -992,6 +992,10 @@ class GoogleSheetsConnector(Connector):
         self._call("append rows", http.values_append, self.key, target, params, {"values": batch})
         self._meta = None  # the grid grew
 
+    def new_external_id(self, item: OutboundItem) -> str | None:
+        """The key a new contact's row gets (``hub-<contact id>`` or its own key value)."""
+        return self._item_key(item)
+
     def _item_key(self, item: OutboundItem) -> str:
         if item.external_id:
             return item.external_id

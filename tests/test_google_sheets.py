@@ -773,6 +773,33 @@ def test_a_row_copied_with_its_hub_id_becomes_a_contact_of_its_own(project, fake
     assert sync(project)["counts"]["clients"]["retry"] == 0
 
 
+def test_rows_hub_appended_are_its_contacts_even_when_the_answer_was_lost(project, fake):
+    # clients the CRM knows by name only: nothing but the link tells hub whose row is whose
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(1)})
+    project.write("crm.csv", "id,full_name\n1,Петров Пётр\n2,Анна\n")
+    project.write("key.json", json.dumps(new_account(fake)))
+    project.write("mappings/clients.yaml", CLIENTS_MAPPING)
+    project.config(
+        "connectors:\n  crm: {plugin: csv, path: crm.csv, id_column: id}\n"
+        f"  clients:\n    plugin: google_sheets\n    role: both\n    spreadsheet: {SHEET_ID}\n"
+        f"    credentials_file: key.json\n    endpoint: {fake.url}\n    backoff_seconds: 0.01\n"
+        "    mapping: clients\n"
+    )
+    # the rows reach the sheet, the answer does not (as when hub is killed right then)
+    fake.fail("values.append", 503, after_apply=True, body="drop")
+    assert project.hub("sync").exit_code == 1
+    assert [row[0] for row in fake.values(SHEET_ID)[2:]] == ["Петров Пётр", "Анна"]
+    first = sync(project)
+    assert first["errors"] == [] and first["counts"]["clients"]["created"] == 0
+    assert sync(project)["changes"] == 0
+    contacts = json.loads(project.hub("export", "contacts", "--format", "json").stdout)
+    assert sorted(contact["full_name"] for contact in contacts) == ["Анна", "Клиентов1 Иван", "Петров Пётр"]
+    assert len(fake.values(SHEET_ID)) == 4
+    links = project.hub("export", "links").stdout.splitlines()
+    assert sorted(line.rsplit(",", 1)[0] for line in links if line.startswith("clients,hub-")) == [
+        "clients,hub-1", "clients,hub-2"]
+
+
 @pytest.mark.parametrize(("policy", "removed"), [("delete", 1), ("unlink", 0), ("ignore", 0)])
 def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, removed):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(30)})
