@@ -692,6 +692,7 @@ class GoogleSheetsConnector(Connector):
         if grid is None:
             grid = self._read_grid()
         self._check_rows(grid)
+        self._check_keys_kept(grid, cursor)
         if grid.names:
             grid = self._rebuilt(lambda fresh: self._assign_keys(self._reread() if fresh else grid))
         key_index = grid.index(self.key_name) if grid.names else None
@@ -701,13 +702,9 @@ class GoogleSheetsConnector(Connector):
                 f"Google Sheets: worksheet {grid.title!r}: key_column {self.key_name!r} is not a column",
                 hint=f"set key_column to one of: {names}",
             )
-        digest = hashlib.sha256(f"{self.key}\x1f{grid.sheet_id}\x1f{self.key_name}".encode())
-        digest.update(json.dumps(grid.names, ensure_ascii=False).encode())
         records: list[RawRecord] = []
         baseline: dict[str, dict[str, str]] = {}
         ordered = sorted(grid.rows)
-        digest.update(json.dumps([grid.rows[row] for row in ordered], ensure_ascii=False, default=str)
-                      .encode("utf-8", "surrogatepass"))
         for row_number in ordered:
             cells = grid.rows[row_number]
             values = self._row_values(grid, cells)
@@ -716,13 +713,38 @@ class GoogleSheetsConnector(Connector):
                 baseline[key] = {name: _cell_text(value) for name, value in values.items()}
             records.append(RawRecord(key, values))
         self._baseline = baseline
-        fingerprint = digest.hexdigest()[:32]
+        fingerprint = self._fingerprint(grid)
         complete = self.options.on_missing == "delete"  # only then does the core remove what is gone
         if cursor is not None and cursor == fingerprint:
             yield Checkpoint(cursor, complete=False)
             return
         yield from records
         yield Checkpoint(fingerprint, complete=complete)
+
+    def _fingerprint(self, grid: _Grid) -> str:
+        """The cursor of a read: a hash of the worksheet's header and rows."""
+        digest = hashlib.sha256(f"{self.key}\x1f{grid.sheet_id}\x1f{self.key_name}".encode())
+        digest.update(json.dumps(grid.names, ensure_ascii=False).encode())
+        digest.update(json.dumps([grid.rows[row] for row in sorted(grid.rows)], ensure_ascii=False, default=str)
+                      .encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()[:32]
+
+    def _check_keys_kept(self, grid: _Grid, cursor: str | None) -> None:
+        """A ``hub_id`` column gone from a sheet hub has read before (deleted by a person)
+        stops the read: new keys would make every row a new record, and the old ones are
+        still in the sheet's version history. Only a read of an empty worksheet left no
+        column behind."""
+        if (self.options.key_column is not None or cursor is None or not grid.rows
+                or grid.index(HUB_ID_COLUMN) is not None):
+            return
+        if cursor == self._fingerprint(_Grid(grid.title, grid.sheet_id, 0, 0)):
+            return
+        raise FatalError(
+            f"Google Sheets: worksheet {grid.title!r}: the {HUB_ID_COLUMN} column is gone (deleted or renamed?); "
+            "hub keeps each row's key there, and without it every row would be read as a new client",
+            hint=f"restore the column (Edit > Undo, or File > Version history) or give it back its name "
+            f"{HUB_ID_COLUMN!r}; to give every row a new key instead, add an empty column named {HUB_ID_COLUMN!r}",
+        )
 
     def _reread(self) -> _Grid:
         """The sheet read again after a failed key write (rows may have moved)."""

@@ -800,6 +800,26 @@ def test_rows_hub_appended_are_its_contacts_even_when_the_answer_was_lost(projec
         "clients,hub-1", "clients,hub-2"]
 
 
+def test_a_deleted_hub_id_column_stops_the_sync_before_rows_get_new_keys(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(5)})
+    sheet_config(project, fake, crm=False)
+    sync(project)
+    sheet = fake.sheet(SHEET_ID, "Клиенты")
+    kept = [list(cells) for cells in sheet.cells]
+    for cells in sheet.cells:  # a person deletes the hub_id column
+        del cells[5:]
+    before = fake.values(SHEET_ID, "Клиенты")
+    fake.reset_counters()
+    result = project.hub("sync")
+    assert result.exit_code == 1
+    assert "hub_id" in result.output and "Version history" in result.output
+    assert write_calls(fake) == 0 and fake.values(SHEET_ID, "Клиенты") == before
+    sheet.cells[:] = kept  # restored from the version history: nothing is lost
+    report = sync(project)
+    assert report["errors"] == [] and report["changes"] == 0
+    assert len(json.loads(project.hub("export", "contacts", "--format", "json").stdout)) == 5
+
+
 @pytest.mark.parametrize(("policy", "removed"), [("delete", 1), ("unlink", 0), ("ignore", 0)])
 def test_rows_deleted_by_a_person_follow_on_missing(project, fake, policy, removed):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(30)})
