@@ -676,6 +676,9 @@ class GoogleSheetsConnector(Connector):
         mass-delete guard to judge, not a mapping error). The rows read here are kept
         for the ``read`` that follows, so checking the columns costs no extra call."""
         grid = self._read_grid()
+        # data under blank header cells (a title above the header?) is told as such, not
+        # as mapped columns missing from a header that is not the header
+        self._check_rows(grid)
         self._pending_grid = grid
         if not grid.names:
             return None

@@ -857,6 +857,15 @@ def test_a_cleared_sheet_trips_the_mass_delete_guard(project, fake):
     assert write_calls(fake) == 0  # nothing is written back into the cleared sheet
 
 
+def test_a_title_above_the_header_is_reported_with_header_row(project, fake):
+    fake.create(SHEET_ID, sheets={"Клиенты": [["Клиенты на 2026 год"]] + client_rows(3)})
+    sheet_config(project, fake, crm=False)
+    result = project.hub("sync")
+    assert result.exit_code == 1
+    assert "cell B2 has data but its header cell B1 is blank" in result.output and "header_row" in result.output
+    assert write_calls(fake) == 0
+
+
 def test_config_errors_and_secrets(project, fake):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(2)})
     key = new_account(fake)
