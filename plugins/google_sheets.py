@@ -1018,8 +1018,12 @@ class GoogleSheetsConnector(Connector):
         self._meta = None  # the grid grew
 
     def new_external_id(self, item: OutboundItem) -> str | None:
-        """The key a new contact's row gets (``hub-<contact id>`` or its own key value)."""
-        return self._item_key(item)
+        """The key hub gives a new contact's row (``hub-<contact id>``). A row keyed by the
+        contact's own value (``key_column``) is not linked ahead: read back, that value
+        finds the contact anyway, and a link to a row the write never made would have the
+        next write take the row for one a person deleted."""
+        key = self._item_key(item)
+        return key if key.startswith(NEW_ROW_PREFIX) else None
 
     def _item_key(self, item: OutboundItem) -> str:
         if item.external_id:

@@ -800,6 +800,23 @@ def test_rows_hub_appended_are_its_contacts_even_when_the_answer_was_lost(projec
         "clients,hub-1", "clients,hub-2"]
 
 
+def test_a_row_keyed_by_the_contacts_own_value_is_added_after_a_write_that_failed(project, fake):
+    """With key_column, a new contact's row is keyed by its own e-mail: a write that failed
+    for good left a link to a row never made, and every later write refused the contact
+    as a row a person had deleted."""
+    fake.create(SHEET_ID, sheets={"Клиенты": client_rows(1)})
+    project.write("crm.csv", crm_csv(2))
+    sheet_config(project, fake, extra="    key_column: Email\n")
+    fake.fail("values.append", 503, times=50)
+    assert project.hub("sync").exit_code == 1
+    assert len(fake.values(SHEET_ID)) == 2
+    fake.faults.clear()
+    report = sync(project)
+    assert report["counts"]["clients"]["rejected"] == 0, report
+    assert [row[2] for row in fake.values(SHEET_ID)[1:]] == ["client1@example.ru", "client2@example.ru"]
+    assert sync(project)["changes"] == 0 and len(fake.values(SHEET_ID)) == 3
+
+
 def test_a_deleted_hub_id_column_stops_the_sync_before_rows_get_new_keys(project, fake):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(5)})
     sheet_config(project, fake, crm=False)
