@@ -97,6 +97,11 @@ class Connector:
     #: The tool is a suppression list of the channel (an SMS stop list): the core sends it
     #: only contacts who opted out there or anywhere else.
     suppression_list: ClassVar[bool] = False
+    #: A cell is free text that the connector's own read splits (a sheet, a CSV file): when
+    #: it also reads, the core writes into the ``phone`` and ``email`` columns the main
+    #: value followed by the others the row held, joined with ", ", so a cell holding two
+    #: numbers keeps both.
+    multi_value_cells: ClassVar[bool] = False
     #: Canonical field -> raw column the connector fills itself (the webhook connector's
     #: lead status): added to the connector's mapping unless the mapping maps that field.
     implied_fields: ClassVar[dict[str, str]] = {}

@@ -106,6 +106,22 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _keep_listed(payload: dict[str, Any], held: dict[str, Any], mapping: Mapping) -> None:
+    """For a tool whose cells hub reads as lists (a sheet, a file): the ``phone`` and
+    ``email`` columns get the contact's main value first, then the other values its row
+    there held when read. A cell with two numbers keeps both (the main one first); a
+    main number the cell did not have replaces its first; numbers the row never held
+    are not added. Without it, the next read would take the second number away from
+    the contact."""
+    for single, plural in (("phone", "phones"), ("email", "emails")):
+        for column in mapping.reverse({single: ""}):
+            main = payload.get(column)
+            values = [v for v in held.get(plural) or [] if v]
+            rest = [v for v in (values if main in values else values[1:]) if v != main]
+            if main and isinstance(main, str) and rest:
+                payload[column] = ", ".join([main, *rest])
+
+
 def _clear_emptied(payload: dict[str, Any], previous: Any, mapping: Mapping) -> None:
     """A column the tool was sent before, that the mapping still writes, and that the
     contact no longer has a value for is sent as ``""``: the tool clears it (a payload
@@ -1533,13 +1549,20 @@ class Sync:
             ).all()
             #: every record of the contact there (two addresses of a person, two contacts merged)
             links: dict[int, list[str]] = {}
+            #: the values hub read from the first of them, for a tool whose cells hold lists
+            held: dict[int, dict[str, Any]] = {}
+            entry = self.config.connectors[name]
+            lists = entry.reads and type(connector).multi_value_cells
             for chunk in _chunks([row.contact_id for row in pending]):
                 for row in c.execute(
-                    select(source_records.c.contact_id, source_records.c.external_id)
+                    select(source_records.c.contact_id, source_records.c.external_id, source_records.c.origin,
+                           source_records.c.record_values)
                     .where(and_(source_records.c.connector == name, source_records.c.contact_id.in_(chunk)))
                     .order_by(source_records.c.external_id)
                 ):
                     links.setdefault(row.contact_id, []).append(row.external_id)
+                    if lists and row.origin == "read" and row.record_values and row.contact_id not in held:
+                        held[row.contact_id] = json.loads(row.record_values)
         if not pending:
             return
         step = size or len(pending)
@@ -1550,6 +1573,8 @@ class Sync:
             items = []
             for row in chunk:
                 values = json.loads(row.payload) if row.payload else {}
+                if row.contact_id in held:
+                    _keep_listed(values, held[row.contact_id], self.config.mappings[name])
                 items.append(OutboundItem(
                     contact_id=row.contact_id,
                     op=row.op,

@@ -288,6 +288,7 @@ class CsvConnector(Connector):
     plugin = "csv"
     Options = CsvOptions
     capabilities = frozenset({"read", "write"})
+    multi_value_cells = True
     write_batch_size = None
     description = "CSV and XLSX files (source and destination)"
 

@@ -398,6 +398,7 @@ class GoogleSheetsConnector(Connector):
     plugin = "google_sheets"
     Options = GoogleSheetsOptions
     capabilities = frozenset({"read", "write"})
+    multi_value_cells = True
     #: All pending items in one write: it reads the sheet once and sends every change in one request.
     write_batch_size = None
     description = "Google Sheets worksheets (source and destination), within the API quotas"

@@ -817,6 +817,21 @@ def test_a_row_keyed_by_the_contacts_own_value_is_added_after_a_write_that_faile
     assert sync(project)["changes"] == 0 and len(fake.values(SHEET_ID)) == 3
 
 
+def test_a_cell_with_two_numbers_keeps_both_through_the_write_back(project, fake):
+    rows = client_rows(2)
+    rows[1][1] = "8 916 123-45-67, 8 916 765-43-21"
+    fake.create(SHEET_ID, sheets={"Клиенты": rows})
+    sheet_config(project, fake, crm=False)
+    sync(project)
+    sync(project)
+    phones = {row["email"]: row["phones"] for row in json.loads(
+        project.hub("export", "contacts", "--format", "json", "--unmask").stdout)}
+    assert phones["client1@example.ru"] == ["+79161234567", "+79167654321"]
+    assert phones["client2@example.ru"] == ["+79160000002"]
+    assert [row[1] for row in fake.values(SHEET_ID)[1:]] == ["+79161234567, +79167654321", "+79160000002"]
+    assert sync(project)["changes"] == 0
+
+
 def test_a_deleted_hub_id_column_stops_the_sync_before_rows_get_new_keys(project, fake):
     fake.create(SHEET_ID, sheets={"Клиенты": client_rows(5)})
     sheet_config(project, fake, crm=False)

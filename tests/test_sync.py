@@ -357,6 +357,51 @@ def test_a_release_that_normalizes_differently_reads_every_row_again_once(demo, 
         hub.normalize.normalization_version.cache_clear()
 
 
+def test_a_file_hub_reads_and_writes_keeps_a_cell_with_two_numbers(store_project):
+    """A both-way file's phone cell with two numbers was written back with the main one
+    only, and the next read took the second number away from the contact."""
+    store_project.config("""\
+    connectors:
+      sheet: {plugin: csv, role: both, path: sheet.csv, id_column: id, mapping: sheet}
+      crm: {plugin: csv, path: crm.csv, id_column: id}
+    """)
+    store_project.write("mappings/sheet.yaml", SHEET_MAPPING)
+    store_project.write("sheet.csv", "id;ФИО;Телефон;Email;Город\n"
+                                     "1;Иванов Иван;8 916 123-45-67, 8 916 765-43-21;ivan@example.ru;Москва\n"
+                                     "2;Петров Пётр;8 (903) 111-22-33;petr@example.ru;Тверь\n")
+    store_project.write("crm.csv", "id,email,phone\nc1,petr@example.ru,+7 999 000-11-22\n")
+    for _ in range(2):
+        assert json.loads(store_project.hub("sync", "--json").stdout)["status"] == "ok"
+    contacts_ = {row["email"]: row for row in json.loads(
+        store_project.hub("export", "contacts", "--format", "json", "--unmask").stdout)}
+    assert contacts_["ivan@example.ru"]["phones"] == ["+79161234567", "+79167654321"]
+    assert contacts_["petr@example.ru"]["phones"] == ["+79031112233", "+79990001122"]
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO((store_project.root / "sheet.csv").read_text(
+        encoding="utf-8-sig")), delimiter=";")}
+    assert rows["1"]["Телефон"].lstrip("'") == "+79161234567, +79167654321"
+    # a number only another source has is not added to the cell
+    assert rows["2"]["Телефон"] == "+79031112233"
+    log = json.loads(store_project.hub("log", "--field", "phones", "--json").stdout)
+    assert not [e for e in log if e["new"] is not None and len(json.loads(e["new"])) < len(json.loads(e["old"] or "[]"))]
+    assert json.loads(store_project.hub("sync", "--json").stdout)["changes"] == 0
+    # the main number changed elsewhere replaces the cell's first; its second stays
+    store_project.write("crm.csv", "id,email,phone\nc1,petr@example.ru,+7 999 000-11-22\n"
+                                   "c2,ivan@example.ru,+7 926 555-44-33\n")
+    store_project.config("""\
+    connectors:
+      sheet: {plugin: csv, role: both, path: sheet.csv, id_column: id, mapping: sheet}
+      crm: {plugin: csv, path: crm.csv, id_column: id}
+    merge:
+      source_priority: [crm, sheet]
+    """)
+    for _ in range(2):
+        assert json.loads(store_project.hub("sync", "--json").stdout)["status"] == "ok"
+    rows = {row["id"]: row for row in csv.DictReader(io.StringIO((store_project.root / "sheet.csv").read_text(
+        encoding="utf-8-sig")), delimiter=";")}
+    assert rows["1"]["Телефон"].lstrip("'") == "+79265554433, +79167654321"
+    assert json.loads(store_project.hub("sync", "--json").stdout)["changes"] == 0
+
+
 def test_quarantine_retry_speaks_json_and_refuses_an_unknown_connector(demo):
     demo.hub("sync")
     result = demo.hub("quarantine", "retry", "--json")
