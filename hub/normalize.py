@@ -75,6 +75,7 @@ def normalization_version() -> str:
         digest.update(path.relative_to(DATA_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
+
 NAME_PARTS = ("last_name", "first_name", "middle_name")
 NAME_FIELDS = ("full_name",) + NAME_PARTS
 

@@ -69,7 +69,8 @@ PreparedBatch = tuple[Prepared, list[Profile]]
 
 def prepare_batch(mapping: Mapping, normalizer: Normalizer, rows: Sequence[dict[str, Any]]) -> PreparedBatch:
     """:func:`prepare`, and the profile identity resolution compares each row by: made
-    here, it is made in the worker, off the process that stores (6% of a first sync)."""
+    here, it is made in the worker, off the process that stores (a few per cent of a
+    first sync)."""
     prepared = prepare(mapping, normalizer, rows)
     return prepared, [profile(values) for values, _problems, _encoded in prepared]
 
