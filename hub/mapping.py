@@ -72,9 +72,11 @@ from hub.model import CANONICAL_FIELDS, DEFAULT_COLUMNS, OUTBOUND_FIELDS
 from hub.normalize import (
     DATA_DIR,
     DATE_FORMATS,
+    NAME_FIELDS,
     _CONTENT_RE,
     _FAST_DATE_RES,
     check_region,
+    _display_name_of,
     _email_items,
     _number_text,
     _phone_items,
@@ -287,6 +289,8 @@ class _Found(list):
     them); ``valid`` holds the normalized ones only."""
 
     valid: list[str]
+    #: ``email``: the person's name the cell wrote the address with (Даша <d@mail.ru>)
+    name: str | None = None
 
 
 def _empty(value: Any) -> bool:
@@ -424,6 +428,15 @@ def _compile_transform(transform: _Transform, rule: _Rule, region: str) -> tuple
             found = _Found(good or fragment for fragment, good, _problem in items)
             found.valid = [good for _fragment, good, _problem in items if good]
             return found or None
+
+        if name == "email":
+            plain = identifiers
+
+            def identifiers(value: Any) -> Any:  # and the name written with the address
+                found = plain(value)
+                if found is not None and type(value) is str and "<" in value:
+                    found.name = _display_name_of(value)
+                return found
 
         return identifiers, True
     raise AssertionError(f"unhandled transform {name}")  # pragma: no cover
@@ -928,6 +941,7 @@ class Mapping:
             plan = self._plan if self._plan_region == self.default_region else self._compile()
         out: dict[str, object] = {}
         implied: dict[str, object] | None = None
+        written_with: str | None = None  # a name the e-mail address was written with
         for target, rules in plan:
             for run, default, action, single, plural in rules:
                 try:
@@ -944,6 +958,8 @@ class Mapping:
                 if action == _PLAIN:
                     out[target] = value
                 elif action == _IDENTIFIERS:
+                    if single == "email" and written_with is None and type(value) is _Found:
+                        written_with = value.name
                     if type(value) is _Found and len(value) == 1:  # the usual case, as below
                         first = value[0]
                         if target == single and single not in out:
@@ -973,6 +989,10 @@ class Mapping:
                         for part, part_value in parts.items():
                             implied.setdefault(part, part_value)
                 break
+        if written_with and not any(f in out for f in NAME_FIELDS):
+            # a record with no name but an address written with one: the person's name
+            out["full_name"] = written_with
+            implied = {**split_full_name(written_with), **(implied or {})}
         if implied:
             for part, part_value in implied.items():
                 out.setdefault(part, part_value)

@@ -568,6 +568,13 @@ def normalize_phones(text: str, default_region: str = "RU") -> tuple[list[str], 
 _EMAIL_PART_SPLIT_RE = re.compile(r"[,;\n\r\t]+")
 _ANGLE_RE = re.compile(r"<([^<>]*)>")
 _QUOTED_NAME_RE = re.compile(r'"[^"@]*"')  # a display name: "Petrov, Ivan" <ivan@mail.ru>
+#: One address with its display name, as mail programs export them: Даша Романова <d.r@mail.ru>
+_NAMED_ADDRESS_RE = re.compile(r'\s*"?(?P<name>[^"<>@,;\n]+?)"?\s*<[^<>@\s]+@[^<>\s]+>\s*')
+#: A display name that is a word of an organisation or a mailbox role, not a person's.
+_NOT_A_PERSON_RE = re.compile(
+    r"\b(?:ооо|оао|зао|пао|ао|ип|нко|ано|llc|ltd|inc|gmbh|corp|company|team|support|info|"
+    r"sales|admin|office|noreply|no-reply|newsletter|shop|store|служба|отдел|поддержка|магазин|компания|"
+    r"команда|рассылка|бухгалтерия)\b", re.IGNORECASE)
 _AT_SPACES_RE = re.compile(r"\s*@\s*")
 _MAILTO_RE = re.compile(r"^mailto:\s*", re.IGNORECASE)
 _EMAIL_FAST_RE = re.compile(
@@ -681,6 +688,24 @@ def _email_items(value: object) -> list[tuple[str, str | None, str | None]]:
             address, problem = _one_email(candidate)
             out.append((candidate, address, problem))
     return out
+
+
+def _display_name_of(cell: str) -> str | None:
+    """The person's name a cell holding one address with its display name gives
+    («Dasha Romanova <d.romanova@mail.ru>»): one to three words of letters, not an
+    organisation's or a mailbox's («ООО Ромашка», «Support Team»); else ``None``."""
+    if "<" not in cell or len(cell) > _NAME_CACHE_CHARS:
+        return None
+    match = _NAMED_ADDRESS_RE.fullmatch(cell)
+    if match is None:
+        return None
+    name = " ".join(match.group("name").split())
+    words = name.split()
+    if not 1 <= len(words) <= 3 or _NOT_A_PERSON_RE.search(name) or not all(
+            _ALPHA_RE.search(word) and not any(ch.isdigit() for ch in word) for word in words):
+        return None
+    display = _name_display(name)
+    return display or None
 
 
 def normalize_emails(text: str) -> tuple[list[str], list[str]]:
@@ -1216,6 +1241,11 @@ class Normalizer:
                 problems.append(f"{field_name}: {_show(value)} is not a name")
                 continue
             out[field_name] = _display_name(value)
+        if not out and type(values.get("email")) is str:
+            # a record with no name but an address written with one: the person's name
+            named = _display_name_of(values["email"])
+            if named:
+                out["full_name"] = named
         self._complete_names(out)
 
         # the city first: it completes a phone number written without its area code

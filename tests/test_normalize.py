@@ -676,6 +676,38 @@ def test_mixed_case_name_is_kept(normalizer):
     assert values["first_name"] == "Джон"
 
 
+@pytest.mark.parametrize(
+    "cell, name",
+    [
+        ("Dasha Romanova <d.romanova@mail.ru>", ("Dasha Romanova", "Dasha", "Romanova")),
+        ('"Романова Дарья" <d.romanova@mail.ru>', ("Романова Дарья", "Дарья", "Романова")),
+        ("Даша <d.romanova@mail.ru>", ("Даша", "Даша", None)),
+        # not a person's name: an organisation, a mailbox, digits, two addresses, no name
+        ("ООО Ромашка <info@romashka.ru>", None),
+        ("Support Team <help@example.com>", None),
+        ("Отдел продаж <sales@example.ru>", None),
+        ("12345 <a@example.ru>", None),
+        ("Иван <ivan@mail.ru>, Пётр <petr@mail.ru>", None),
+        ("<d.romanova@mail.ru>", None),
+        ("d.romanova@mail.ru", None),
+    ],
+)
+def test_a_nameless_record_takes_the_name_its_address_was_written_with(normalizer, cell, name):
+    """Mail programs export «Name <address>»: the name was dropped with the brackets, and
+    the record could only join others by its address."""
+    from hub.mapping import Mapping
+
+    mapped = Mapping.from_dict({"fields": {"email": {"from": "Email", "transforms": ["email"]}}}, "m.yaml")
+    for values in (normalizer.normalize({"email": cell})[0], normalizer.normalize(mapped.apply({"Email": cell}, []))[0]):
+        got = (values.get("full_name"), values.get("first_name"), values.get("last_name"))
+        assert got == (name or (None, None, None)), (cell, values)
+        assert values["email"] in ("d.romanova@mail.ru", "info@romashka.ru", "help@example.com", "sales@example.ru",
+                                   "a@example.ru", "ivan@mail.ru")
+    # a record with a name keeps it
+    values, _ = normalizer.normalize({"email": "Dasha Romanova <d.romanova@mail.ru>", "first_name": "Дарья"})
+    assert (values["full_name"], values.get("last_name")) == ("Дарья", None)
+
+
 def test_yo_is_kept_and_homoglyphs_fixed(normalizer):
     values, _ = normalizer.normalize({"full_name": "Сeмёнов Пётр"})  # Latin "e"
     assert values["full_name"] == "Семёнов Пётр"
