@@ -57,7 +57,7 @@ MAX_VALUE_CHARS = 10_000
 
 #: Raise when mapping or normalization makes other values of the same cells: each
 #: connector's rows are then read again once (:func:`normalization_version`).
-NORMALIZATION_REVISION = 1
+NORMALIZATION_REVISION = 2  # 2: a nameless record takes the name its address was written with
 
 
 @functools.lru_cache(maxsize=1)
