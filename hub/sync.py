@@ -994,7 +994,9 @@ class Sync:
                     "origin": "read",
                     "payload_hash": w.hash,
                     "record_values": w.encoded,
-                    "changed_at": w.record.updated_at or (w.changed_at if w.same_values else changed_at),
+                    # values read again unchanged keep their time: the tool's timestamp moved for
+                    # something else (a status, hub's own write of a consent)
+                    "changed_at": w.changed_at if w.same_values else (w.record.updated_at or changed_at),
                     "first_run": self.report.run_id,
                     "changed_run": self.report.run_id,
                     "removed_at": None,
