@@ -19,7 +19,9 @@ per contact and channel in ``consents`` and logs each change (field
 * Destinations of a channel receive the status with each contact
   (``OutboundItem.consent``): an opted-out contact is updated as unsubscribed where
   it already is and never added anywhere; with ``require_consent`` (the default) a
-  contact without a ``subscribed`` status is not added to a list at all.
+  contact without a ``subscribed`` status is not added to a list at all. A withdrawal
+  reaches every record the contact has in an e-mail tool (the person's other addresses
+  there), each with the status alone (``OutboundItem.consent_only``).
 """
 
 from __future__ import annotations

@@ -168,6 +168,14 @@ class OutboundItem:
     #: destination keeping them as tags can remove those the contact no longer has (a name
     #: here and not in the item's tag column is a segment the contact left, or never joined).
     segment_names: tuple[str, ...] = ()
+    #: The item carries only ``consent`` (an opt-out) to a further record the contact has
+    #: in the tool: the person's other address there (an address changed, two contacts
+    #: merged). ``values`` hold that record's address alone, in the column the mapping
+    #: writes ``email`` to, and ``external_id`` its id. Set that record's status and
+    #: change nothing else on it (no fields, no tags). A connector that does not read
+    #: this flag writes the address with the status and no other value, which an upsert
+    #: keyed by the address also leaves otherwise as it was.
+    consent_only: bool = False
 
 
 @dataclass(frozen=True)

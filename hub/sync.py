@@ -1606,6 +1606,7 @@ class Sync:
                 results = connector.write(items) if items else []
             by_contact = {result.contact_id: result for result in results}
             self._delete_other_records(connector, name, items, links, by_contact)
+            self._opt_out_other_records(connector, name, items, links, by_contact)
             now = utcnow()
             outcome: list[dict[str, Any]] = []
             new_links: dict[str, int] = {}
@@ -1684,6 +1685,59 @@ class Sync:
             with _connector_faults(name):
                 for result in connector.write(more):
                     by_contact[result.contact_id] = result
+
+    def _opt_out_other_records(self, connector: Connector, name: str, items: list[OutboundItem],
+                               links: dict[int, list[str]], by_contact: dict[int, WriteResult]) -> None:
+        """An opt-out reaches every record the contact has in an e-mail tool, not only the
+        one at its current address: the tool keeps a member per address (an address
+        changed, two contacts merged), and the others would go on getting campaigns.
+
+        Once the contact's own item succeeded, each further record the tool still holds
+        (as hub last read it) whose address is not the item's gets an item of its own:
+        that address alone, the record's id, the same consent, ``consent_only``. One call
+        per further record of a contact, each only after the one before it succeeded; a
+        failure is the contact's result, so the whole is sent again on the next run. Only
+        a withdrawal (``consent.WITHDRAWN``) travels: a bounce is of one address."""
+        if connector.consent_channel != "email":
+            return
+        column = next(iter(self.config.mappings[name].reverse({"email": "@"})), None)
+        wanted = {item.contact_id: item for item in items
+                  if item.op == "upsert" and item.consent in consent.WITHDRAWN
+                  and len(links.get(item.contact_id) or ()) > 1
+                  and getattr(by_contact.get(item.contact_id), "status", None) == "ok"}
+        if column is None or not wanted:
+            return
+        others: dict[int, list[tuple[str, str]]] = {}
+        seen = {contact_id: {str(item.values.get(column) or "").strip().casefold()}
+                for contact_id, item in wanted.items()}
+        with self._tx() as c:
+            for chunk in _chunks(sorted(wanted)):
+                for row in c.execute(
+                    select(source_records.c.contact_id, source_records.c.external_id, source_records.c.record_values)
+                    .where(and_(source_records.c.connector == name, source_records.c.contact_id.in_(chunk),
+                                source_records.c.removed_at.is_(None)))
+                    .order_by(source_records.c.external_id)
+                ):
+                    address = str(json.loads(row.record_values or "{}").get("email") or "").strip()
+                    if address and address.casefold() not in seen[row.contact_id]:
+                        seen[row.contact_id].add(address.casefold())
+                        others.setdefault(row.contact_id, []).append((row.external_id, address))
+        for extra in itertools.count():
+            more = [OutboundItem(contact_id=contact_id, op="upsert", values={column: records[extra][1]},
+                                 external_id=records[extra][0], consent=wanted[contact_id].consent, consent_only=True)
+                    for contact_id, records in others.items()
+                    if len(records) > extra and by_contact[contact_id].status == "ok"]
+            if not more:
+                return
+            with _connector_faults(name):
+                results = {result.contact_id: result for result in connector.write(more)}
+            for item in more:  # a failure is the contact's result; its own (with its new id) stays otherwise
+                result = results.get(item.contact_id)
+                if result is None:
+                    by_contact[item.contact_id] = WriteResult(
+                        item.contact_id, "retriable", error="the connector returned no result for this item")
+                elif result.status != "ok":
+                    by_contact[item.contact_id] = result
 
     def _over_messaged(self, name: str, items: list[OutboundItem]) -> set[int]:
         """Contacts sent more messages in 30 days than the destination's ``max_messages_30d``.

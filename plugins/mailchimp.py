@@ -303,6 +303,8 @@ class MailchimpConnector(Connector):
         email = next((str(item.values[k]).strip() for k in ADDRESS_KEYS if item.values.get(k)), "")
         if not email:
             return None
+        if item.consent_only:  # a further member of the contact: its status alone
+            return {"email_address": email}
         merge_fields = {str(k): ("" if v is None else v) for k, v in item.values.items()
                         if k not in ADDRESS_KEYS and k != TAGS_KEY}
         member: dict[str, Any] = {"email_address": email, "merge_fields": merge_fields}

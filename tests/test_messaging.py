@@ -384,3 +384,146 @@ def test_forget_deletes_every_address_the_person_has_in_each_tool(project, servi
     assert mailchimp.status_of("anna@example.com") == "subscribed" and brevo.by_email("anna@example.com")
     report = sync(project)
     assert not any(counts["sent"] or counts["suppressed"] for counts in report["counts"].values())
+
+
+def _opted_out(tool: str, fakes: dict, email: str) -> bool:
+    if tool == "mailchimp":
+        return fakes[tool].status_of(email) == "unsubscribed"
+    if tool == "brevo":
+        return fakes[tool].by_email(email)["emailBlacklisted"] is True
+    if tool == "sendpulse":
+        return fakes[tool].emails[email]["status"] == "unsubscribed"
+    return fakes[tool].contacts[email]["email_status"] == "unsubscribed"
+
+
+def _person_opts_out(tool: str, fakes: dict, email: str) -> None:
+    if tool == "mailchimp-complaint":
+        fakes["mailchimp"].person_unsubscribes(email, reason="abuse")
+    elif tool == "mailchimp":
+        fakes[tool].person_unsubscribes(email)
+    elif tool == "brevo":
+        fakes[tool].person_edits(email, blacklisted=True)
+    else:
+        fakes[tool].person_edits(email, status="unsubscribed")
+
+
+def _opt_outs_sent(tool: str, fakes: dict) -> list[str]:
+    """The addresses hub wrote as opted out to the tool since its counters were reset, in order."""
+    fake = fakes[tool]
+    if tool == "mailchimp":
+        return [m["email_address"] for body in fake.bodies("batch") for m in body["members"]
+                if m.get("status") == "unsubscribed"]
+    if tool == "brevo":
+        return [row["email"] for body in fake.bodies("import") if body["emailBlacklist"] for row in body["jsonBody"]]
+    if tool == "sendpulse":
+        return [email for body in fake.bodies("emails.unsubscribe") for email in body["emails"]]
+    sent = []
+    for name, request in fake.requests:
+        if name == "importContacts":
+            form = request.form()
+            columns = [form[f"field_names[{i}]"][0] for i in range(len([k for k in form if k.startswith("field_n")]))]
+            for r in range(len([k for k in form if k.startswith("data[") and k.endswith("[0]")])):
+                row = dict(zip(columns, (form[f"data[{r}][{i}]"][0] for i in range(len(columns))), strict=True))
+                if row.get("email_status") == "unsubscribed":
+                    sent.append(row["email"])
+    return sent
+
+
+def _name_in(tool: str, fakes: dict, email: str) -> str:
+    if tool == "mailchimp":
+        return fakes[tool].members[subscriber_hash(email)]["merge_fields"].get("FNAME")
+    if tool == "brevo":
+        return fakes[tool].by_email(email)["attributes"].get("FIRSTNAME")
+    if tool == "sendpulse":
+        return fakes[tool].emails[email]["variables"].get("Name")
+    return fakes[tool].contacts[email]["fields"].get("Name")
+
+
+TOOLS = ("mailchimp", "brevo", "sendpulse", "unisender")
+
+
+def _person_with_two_addresses(project, services, more_services, monkeypatch) -> dict:
+    """Иван, subscribed, changed his address in the CRM: each tool holds both, subscribed."""
+    mailchimp, brevo = services
+    sendpulse, unisender = more_services
+    fakes = {"mailchimp": mailchimp, "brevo": brevo, "sendpulse": sendpulse, "unisender": unisender}
+    configure(project, mailchimp, brevo, monkeypatch, sendpulse=sendpulse, unisender=unisender,
+              extra="  crm: {plugin: csv, path: crm.csv, id_column: id}\n")
+    project.write("crm.csv", "id,email,first_name\n1,ivan@example.ru,Иван\n2,anna@example.com,Анна\n")
+    mailchimp.add("ivan@example.ru", FNAME="Иван")  # consent: subscribed in Mailchimp
+    mailchimp.add("anna@example.com", FNAME="Анна")
+    sync(project)
+    sync(project)
+    # Иван changes his address: each tool now holds both (the old one stays there, subscribed)
+    project.write("crm.csv", "id,email,first_name\n1,ivan.new@example.ru,Иван\n2,anna@example.com,Анна\n")
+    sync(project)
+    sync(project)
+    for tool in TOOLS:
+        for email in ("ivan@example.ru", "ivan.new@example.ru"):
+            assert not _opted_out(tool, fakes, email), (tool, email)
+    return fakes
+
+
+@pytest.mark.parametrize("where", ["mailchimp", "mailchimp-complaint", "brevo", "sendpulse", "unisender"])
+def test_an_opt_out_reaches_every_address_the_person_has_in_each_tool(project, services, more_services, monkeypatch,
+                                                                      where):
+    fakes = _person_with_two_addresses(project, services, more_services, monkeypatch)
+    mailchimp, brevo = services
+    tools = TOOLS
+    # Иван opts out at his new address in one tool: every tool unsubscribes both addresses
+    _person_opts_out(where, fakes, "ivan.new@example.ru")
+    for fake in fakes.values():
+        fake.reset_counters()
+    sync(project)
+    # each address once, the person's current one first; nobody else
+    assert {tool: _opt_outs_sent(tool, fakes) for tool in tools} == {
+        tool: ["ivan.new@example.ru", "ivan@example.ru"] for tool in tools}
+    assert {(tool, email): _opted_out(tool, fakes, email) for tool in tools
+            for email in ("ivan@example.ru", "ivan.new@example.ru", "anna@example.com")} == {
+        (tool, email): email != "anna@example.com" for tool in tools
+        for email in ("ivan@example.ru", "ivan.new@example.ru", "anna@example.com")}
+    # the old record keeps its own address and values: not merged into the new one
+    assert {tool: _name_in(tool, fakes, "ivan@example.ru") for tool in tools} == dict.fromkeys(tools, "Иван")
+    # the old member gets its status alone: no merge fields, no tags
+    assert [m for body in mailchimp.bodies("batch") for m in body["members"]][-1] == {
+        "email_address": "ivan@example.ru", "status": "unsubscribed"}
+    assert mailchimp.members[subscriber_hash("ivan@example.ru")]["email_address"] == "ivan@example.ru"
+    assert brevo.by_email("ivan@example.ru")["email"] == "ivan@example.ru"
+    for _ in range(2):  # the tools read back; nothing more is sent, nothing flips
+        report = sync(project)
+        assert not any(counts["sent"] or counts["rejected"] or counts["retry"]
+                       for counts in report["counts"].values()), report["counts"]
+    for tool in tools:
+        assert _opted_out(tool, fakes, "ivan@example.ru") and _opted_out(tool, fakes, "ivan.new@example.ru"), tool
+    card = json.loads(project.hub("show", "ivan.new@example.ru", "--json").stdout)
+    assert card["fields"]["email"] == "ivan.new@example.ru", card["fields"]  # the old address did not take over
+    for tool in tools:
+        assert _opted_out(tool, fakes, "ivan@example.ru"), tool
+
+
+@pytest.mark.parametrize("after_apply", [False, True], ids=["refused", "answer-lost"])
+def test_an_opt_out_of_a_further_address_that_fails_is_sent_again_until_it_is_done(
+        project, services, more_services, monkeypatch, after_apply):
+    fakes = _person_with_two_addresses(project, services, more_services, monkeypatch)
+    mailchimp, _brevo = services
+    sendpulse, unisender = more_services
+    mailchimp.person_unsubscribes("ivan.new@example.ru")
+    # the main item goes through; the call for the old address fails every try of this run
+    sendpulse.fail("emails.unsubscribe", 500, times=10, skip=1, after_apply=after_apply)
+    unisender.fail("importContacts", 500, times=10, skip=1, after_apply=after_apply)
+    report = sync(project)
+    for tool in ("sendpulse", "unisender"):
+        assert report["counts"][tool]["retry"] == 1 and report["counts"][tool]["sent"] == 0, report["counts"][tool]
+        assert _opted_out(tool, fakes, "ivan.new@example.ru")
+        assert _opted_out(tool, fakes, "ivan@example.ru") is after_apply, tool
+    for fake in fakes.values():
+        fake.faults.clear()
+        fake.reset_counters()
+    report = sync(project)
+    for tool in ("sendpulse", "unisender"):
+        assert report["counts"][tool]["sent"] == 1, report["counts"][tool]
+        assert _opt_outs_sent(tool, fakes) == ["ivan.new@example.ru", "ivan@example.ru"], tool
+    for tool in TOOLS:
+        assert _opted_out(tool, fakes, "ivan@example.ru") and _opted_out(tool, fakes, "ivan.new@example.ru"), tool
+    report = sync(project)
+    assert not any(counts["sent"] or counts["retry"] for counts in report["counts"].values()), report["counts"]
