@@ -1643,26 +1643,12 @@ class Sync:
             with self._tx() as c:
                 bulk_update(c, outbox, ("destination", "contact_id"), outcome)
                 self._log(c, conflicts)
-                for ids in _chunks(unlinked):
-                    c.execute(
-                        delete(source_records).where(
-                            and_(
-                                source_records.c.connector == name,
-                                source_records.c.contact_id.in_(ids),
-                                source_records.c.origin == "write",
-                            )
-                        )
-                    )
-                for ids in _chunks(unplanned):
-                    c.execute(
-                        delete(source_records).where(
-                            and_(
-                                source_records.c.connector == name,
-                                source_records.c.external_id.in_(ids),
-                                source_records.c.origin == "write",
-                            )
-                        )
-                    )
+                # links hub made: of contacts deleted there, and made before a write that was rejected
+                for column, values_ in ((source_records.c.contact_id, unlinked),
+                                        (source_records.c.external_id, unplanned)):
+                    for ids in _chunks(values_):
+                        c.execute(delete(source_records).where(and_(
+                            source_records.c.connector == name, column.in_(ids), source_records.c.origin == "write")))
                 self._link(c, name, new_links)
             if self.progress:
                 self.progress(name, counts.sent)
