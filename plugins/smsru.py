@@ -100,6 +100,13 @@ def digits(phone: Any) -> str:
     return re.sub(r"\D", "", str(phone or ""))
 
 
+def _number(phone: Any) -> str:
+    """A number as the sender wrote it, reduced to its digits: with its ``+`` when it has
+    one; one without (``8 916 …``, ``916 …``) is read in the project's default region."""
+    text = str(phone or "").strip()
+    return "+" + digits(text) if text.startswith("+") and digits(text) else digits(text)
+
+
 class SmsRuConnector(Connector):
     plugin = "smsru"
     Options = SmsRuOptions
@@ -161,8 +168,8 @@ class SmsRuConnector(Connector):
                 at = _parse_time(sent) or received
                 if sms_id in state.pending or not digits(phone):
                     continue
-                yield _history(digits(phone), EventReport("sms_sent", sms_id, at, (("sms_id", sms_id),)))
-                state.pending[sms_id] = [digits(phone), at.isoformat()]
+                yield _history(phone, EventReport("sms_sent", sms_id, at, (("sms_id", sms_id),)))
+                state.pending[sms_id] = [phone, at.isoformat()]
             for sms_id, code, at in _loads(fields.get("sms_status")) or []:
                 if _int(code) is not None and _final(int(code)):  # on-the-way statuses change nothing
                     state.reported[str(sms_id)] = [code, at, row.id]
@@ -319,7 +326,8 @@ def _final(code: int) -> bool:
 
 
 def _history(phone: str, event: EventReport) -> RawRecord:
-    return RawRecord(phone, {"phone": "+" + phone}, events=(event,), history_only=True)
+    """``phone``: ``+`` and digits, or the digits of a number written without a country code."""
+    return RawRecord(digits(phone), {"phone": phone}, events=(event,), history_only=True)
 
 
 def _callback_statuses(pairs: list[tuple[str, str]]) -> list[list[Any]]:
@@ -346,10 +354,10 @@ def _sent_messages(body: Any) -> list[list[Any]]:
     if isinstance(body.get("messages"), list):
         return _sent_messages(body["messages"])
     if isinstance(body.get("sms"), dict):  # the answer of /sms/send: number -> result
-        return [[str(result["sms_id"])[:100], digits(number), None] for number, result in body["sms"].items()
+        return [[str(result["sms_id"])[:100], "+" + digits(number), None] for number, result in body["sms"].items()
                 if isinstance(result, dict) and result.get("sms_id") and digits(number)]
     if body.get("sms_id") and digits(body.get("phone")):
-        return [[str(body["sms_id"])[:100], digits(body["phone"]), body.get("sent_at")]]
+        return [[str(body["sms_id"])[:100], _number(body["phone"]), body.get("sent_at")]]
     return []
 
 

@@ -198,3 +198,47 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
         assert "79162223344" in rows
         for secret in (smsru.api_id, HOOK_TOKEN):
             assert secret not in text and secret not in rows
+
+
+def test_sms_ru_message_log_numbers_in_every_russian_format_reach_the_card(store_project, monkeypatch):
+    """The sending system writes numbers as people do: 8 (916) …, 916 … without a code,
+    +7 …, or a foreign +375 …; each message lands on the contact holding the number."""
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.serve import Server
+    from hub.store import open_store
+
+    project = store_project
+    with FakeSmsRu() as smsru:
+        monkeypatch.setenv("SMSRU_API_ID", smsru.api_id)
+        monkeypatch.setenv("SMSRU_HOOK_TOKEN", HOOK_TOKEN)
+        project.write("clients.csv", "id,full_name,phone\n1,Иван Петров,+79161234567\n2,Анна Белова,+79162223344\n"
+                                     "3,Олег Иванов,+79163334455\n4,Янка Купала,+375291234567\n")
+        project.config(textwrap.dedent(f"""\
+            connectors:
+              clients: {{plugin: csv, path: clients.csv, id_column: id}}
+              smsru:
+                plugin: smsru
+                api_id: $SMSRU_API_ID
+                token: $SMSRU_HOOK_TOKEN
+                endpoint: {smsru.url}
+                message_status: false
+            """))
+        assert project.hub("sync").exit_code == 0
+        config = load_config(project.root / "hub.yaml", connector_classes())
+        store = open_store(config.store_url)
+        server = Server(config, store, "127.0.0.1", 0, threads=2, sync=False).start()
+        hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
+        try:
+            for sms_id, phone in (("301-1", "8 (916) 123-45-67"), ("301-2", "9162223344"),
+                                  ("301-3", "+7 916 333-44-55"), ("301-4", "+375 29 123-45-67")):
+                assert requests.post(hook, json={"sms_id": sms_id, "phone": phone}, timeout=10).ok
+        finally:
+            server.stop()
+            store.dispose()
+        for _ in range(2):  # a rerun stores nothing twice
+            assert project.hub("sync").exit_code == 0
+        for phone, sms_id in (("+79161234567", "301-1"), ("+79162223344", "301-2"), ("+79163334455", "301-3"),
+                              ("+375291234567", "301-4")):
+            events = card(project, phone)["events"]
+            assert [(e["type"], e["payload"]["sms_id"]) for e in events] == [("sms_sent", sms_id)], phone

@@ -178,10 +178,12 @@ def test_the_message_log_and_the_status_callback_are_received(fake, tmp_path):
     answer["sms"].update(fake.send("79035550000")["sms"])  # refused (stop list): no id, not a message
     got = connector.receive(request(json.dumps(answer).encode(), "application/json"))
     assert isinstance(got, Accepted) and got.reply is None
-    assert [m[1] for m in json.loads(got.fields["sms_sent"])] == ["79161234567", "79160000000"]
+    assert [m[1] for m in json.loads(got.fields["sms_sent"])] == ["+79161234567", "+79160000000"]
     one = connector.receive(request(b'{"sms_id": "201-1", "phone": "+7 916 123-45-67", "sent_at": '
                                     b'"2026-11-20T10:00:00+03:00"}', "application/json"))
-    assert json.loads(one.fields["sms_sent"]) == [["201-1", "79161234567", "2026-11-20T10:00:00+03:00"]]
+    assert json.loads(one.fields["sms_sent"]) == [["201-1", "+79161234567", "2026-11-20T10:00:00+03:00"]]
+    local = connector.receive(request(b'{"sms_id": "201-3", "phone": "8 (916) 123-45-67"}', "application/json"))
+    assert json.loads(local.fields["sms_sent"]) == [["201-3", "89161234567", None]]  # read in the default region
     callback = connector.receive(request(callback_body([("201-1", 103, 1795000000), ("201-2", 106, None)]),
                                          "application/x-www-form-urlencoded"))
     assert isinstance(callback, Accepted) and callback.reply == "100"
