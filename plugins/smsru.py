@@ -339,9 +339,19 @@ def _callback_statuses(pairs: list[tuple[str, str]]) -> list[list[Any]]:
         lines = value.replace("\r", "").split("\n")
         if len(lines) >= 3 and lines[0] == "sms_status" and lines[1].strip() and _int(lines[2]) is not None:
             at = _int(lines[3]) if len(lines) > 3 else None
-            when = dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat() if at else None
-            found.append([lines[1].strip()[:100], _int(lines[2]), when])
+            found.append([lines[1].strip()[:100], _int(lines[2]), _unix_time(at)])
     return found
+
+
+def _unix_time(value: int | None) -> str | None:
+    """A unix time as ISO text; ``None`` for none, or one no calendar holds (the status
+    is kept, dated when it is read)."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _sent_messages(body: Any) -> list[list[Any]]:

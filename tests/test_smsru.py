@@ -251,3 +251,17 @@ def test_a_hostile_message_log_is_a_400_through_hub_serve(project, fake):
     finally:
         server.stop()
         store.dispose()
+
+
+@pytest.mark.parametrize("at", ["100000000000000000", "100000000000000000000", "1000000000000", "-1000000000000"])
+def test_a_callback_time_out_of_range_keeps_the_status_without_the_time(fake, tmp_path, at):
+    """A time no clock can hold must not fail the callback (SMS.ru would post it again and
+    again) nor lose the other statuses it carries."""
+    from urllib.parse import urlencode
+
+    connector = make_connector(fake, tmp_path, token="hook-token-5e7a")
+    body = urlencode([("data[]", f"sms_status\n201-1\n103\n{at}"), ("data[]", "sms_status\n201-2\n106\n1795000000")])
+    got = connector.receive(request(body.encode(), "application/x-www-form-urlencoded"))
+    assert isinstance(got, Accepted) and got.reply == "100"
+    assert json.loads(got.fields["sms_status"]) == [
+        ["201-1", 103, None], ["201-2", 106, dt.datetime.fromtimestamp(1795000000, dt.timezone.utc).isoformat()]]
