@@ -28,7 +28,7 @@ import datetime as dt
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, delete, select
@@ -111,9 +111,10 @@ def _owners(c: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, s
 
 
 def link_client_ids(c: Connection, reports: Sequence[tuple[int, EventReport]], run_id: int,
-                    now: dt.datetime) -> set[int]:
+                    now: dt.datetime, pending_days: Mapping[str, int] | None = None) -> set[int]:
     """Give each contact the client ids its events carry; attach the visits that waited
-    for them. Returns the contacts whose visits changed."""
+    for them (``pending_days``: connector -> its ``pending_days``, see ``claim``). Returns
+    the contacts whose visits changed."""
     wanted: dict[int, set[tuple[str, str]]] = defaultdict(set)
     for contact_id, event in reports:
         wanted[contact_id] |= client_ids_of(event)
@@ -132,11 +133,14 @@ def link_client_ids(c: Connection, reports: Sequence[tuple[int, EventReport]], r
             for contact_id, keys in wanted.items() for kind, value in sorted(keys)
             if (contact_id, kind, value) not in held]
     bulk_insert(c, identifiers, rows)
-    return claim(c, {key for keys in wanted.values() for key in keys}, run_id, now)
+    return claim(c, {key for keys in wanted.values() for key in keys}, run_id, now, pending_days)
 
 
-def claim(c: Connection, keys: set[tuple[str, str]], run_id: int, now: dt.datetime) -> set[int]:
-    """Pending visits of these client ids become events of the contacts holding them."""
+def claim(c: Connection, keys: set[tuple[str, str]], run_id: int, now: dt.datetime,
+          pending_days: Mapping[str, int] | None = None) -> set[int]:
+    """Pending visits of these client ids become events of the contacts holding them;
+    those that waited longer than their connector's ``pending_days`` (``PENDING_DAYS``
+    for one not given) are dropped instead."""
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, value in keys:
         by_kind[kind].append(value)
@@ -148,12 +152,18 @@ def claim(c: Connection, keys: set[tuple[str, str]], run_id: int, now: dt.dateti
                 pending_visits.c.kind == kind, among(c, pending_visits.c.value, values[start : start + _CHUNK])))))
     if not waiting:
         return set()
+    days = pending_days or {}
+    expired, kept = [], []
+    for row in waiting:
+        old = _utc(row.at) < now - dt.timedelta(days=days.get(row.connector, PENDING_DAYS))
+        (expired if old else kept).append(row)
+    waiting = kept
     owners = _owners(c, {(row.kind, row.value) for row in waiting})
     taken = [row for row in waiting if (row.kind, row.value) in owners]
     history.record(c, [(owners[(row.kind, row.value)], row.connector, _pending_event(row), None) for row in taken],
                    run_id)
     by_connector: dict[str, list[str]] = defaultdict(list)
-    for row in taken:
+    for row in taken + expired:
         by_connector[row.connector].append(row.external_id)
     for connector, external_ids in by_connector.items():
         for start in range(0, len(external_ids), _CHUNK):

@@ -865,9 +865,14 @@ class Sync:
                            if r.external_id in linked for event in r.events], self.report.run_id)
         self._refresh_web(c, analytics.link_client_ids(c, [(linked[r.external_id], event) for r in reported
                                                            if r.external_id in linked for event in r.events],
-                                                       self.report.run_id, now), name, now)
+                                                       self.report.run_id, now, self._pending_days()), name, now)
         self._store_consents(c, name, [(linked[r.external_id], name, r.external_id, report)
                                        for r in reported if r.external_id in linked for report in r.consents], now)
+
+    def _pending_days(self) -> dict[str, int]:
+        """How long each connector's visits of unknown visitors wait for a form."""
+        return {name: getattr(options, "pending_days", analytics.PENDING_DAYS)
+                for name, options in self.config.options.items()}
 
     def _store_consents(self, c: Connection, name: str, reports: list[tuple[int, str, str, Any]],
                         now: dt.datetime) -> None:
@@ -888,7 +893,7 @@ class Sync:
         (``client_id``) go to the contact holding the client id, or wait for one."""
         visits = [(r.client_id, event) for r in records if r.client_id is not None for event in r.events]
         if visits:
-            keep = getattr(self.config.options[name], "pending_days", analytics.PENDING_DAYS)
+            keep = self._pending_days()[name]
             self._refresh_web(c, analytics.attach_visits(c, name, visits, self.report.run_id, now, keep), name, now)
             records = [r for r in records if r.client_id is None]
         owners = {row.external_id: row.contact_id for row in _records_of(

@@ -473,3 +473,22 @@ def test_forgetting_a_merged_person_forgets_what_the_merge_moved(site: Site, met
     site.hub("forget", "--email", "ivan@example.ru")
     with site.store.connect() as c:
         assert c.execute(select(func.count()).select_from(merge_moves)).scalar() == 0
+
+
+def test_a_visit_waits_pending_days_and_no_longer(site: Site, metrica: FakeMetrica) -> None:
+    """A form that comes after pending_days finds its visits gone, also when no visit of an
+    unknown visitor was read since (the only time expired ones were dropped)."""
+    from sqlalchemy import update
+
+    add_visits(metrica)
+    site.sync()
+    with site.store.begin() as c:  # 91 days go by
+        assert c.execute(select(func.count()).select_from(pending_visits)).scalar() == 4
+        c.execute(update(pending_visits).where(pending_visits.c.external_id == "9003")
+                  .values(at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=91)))
+    site.post_form(tilda_form("t11:1", "Анна Смирнова", "anna@example.ru", "+7 903 555-11-22", OTHER_UID))
+    assert site.sync("tilda")["status"] == "ok"
+    assert "visits" not in site.card("anna@example.ru")["fields"]
+    with site.store.connect() as c:
+        assert c.execute(select(func.count()).select_from(events).where(events.c.type == "visit")).scalar() == 0
+        assert c.execute(select(pending_visits.c.external_id)).scalars().all() == ["9001", "9002", "9005"]
