@@ -128,6 +128,8 @@ class Ga4Connector(Connector):
             text, where = options.credentials or "", "credentials"
         try:
             info = json.loads(text)
+            if isinstance(info, dict) and isinstance(info.get("private_key"), str) and info["private_key"]:
+                register_secret(info["private_key"])  # a key file's: masked wherever it could be shown
             from google.oauth2.service_account import Credentials as ServiceAccount
 
             return ServiceAccount.from_service_account_info(info, scopes=list(SCOPES))

@@ -309,5 +309,7 @@ def test_a_service_account_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             report = served.sync("ga")
             assert report["status"] == "failed" and "credentials were refused" in report["errors"][0]
             assert "PRIVATE KEY" not in json.dumps(report)
+            from hub.redact import redact
+            assert redact(f"echoed: {pem}") != f"echoed: {pem}"  # the key file's key is a secret hub masks
         finally:
             served.close()
