@@ -58,6 +58,9 @@ from hub.suppression import Suppressed, first_name_keys, identifiers_of, record_
 from hub.sync import _change, _chunks, _contact_values, utcnow
 
 ERASED = "[erased]"
+#: In text of any shape (a form's fields, an SMS log): what may be an address or a number.
+_ADDRESS_RE = re.compile(r"[^\s\"'<>,;:\[\]{}()]+@[^\s\"'<>,;:\[\]{}()]+")
+_NUMBER_RE = re.compile(r"\+?\d[\d\s().-]{5,22}\d")
 
 
 class Eraser(Curator):
@@ -82,10 +85,13 @@ class Eraser(Curator):
             people = self._contacts_of(c, given, ref)
             ids = _with_merged(c, people)
             idents = set(given) | self._identifiers(c, ids)
-            added = suppress(c, self._entries(c, ids, idents), self.report.run_id, now)
+            entries = self._entries(c, ids, idents)
+            added = suppress(c, entries, self.report.run_id, now)
             queued, by_hand = self._request_deletion(c, ids, now)
             self._erase(c, ids, now)
             self._drop_quarantined(c)
+            # their own numbers and addresses, not those someone hub keeps shares
+            self._drop_inbox(c, {entry for entry in entries if entry in idents and entry[0] in ("email", "phone")})
             counts = {"actor": self.actor, "contacts": len(people), "suppressed": len(idents)}
             c.execute(update(runs).where(runs.c.id == self.report.run_id).values(counts=json.dumps(counts)))
         return {
@@ -204,6 +210,30 @@ class Eraser(Curator):
                 gone.append(row.id)
         for chunk in _chunks(gone):
             c.execute(delete(quarantine).where(quarantine.c.id.in_(chunk)))
+
+    def _drop_inbox(self, c: Connection, own: set[tuple[str, str]]) -> None:
+        """What ``hub serve`` stored that carries one of ``own`` (the person's e-mails and
+        phones no one else hub keeps holds), in any field and any connector's format: an
+        SMS log's recipients, a form a sync has not read yet or never links to a record."""
+        if not own:
+            return
+        region = self.config.model.normalize.default_region
+        gone: list[int] = []
+        last = 0
+        while True:
+            rows = c.execute(select(inbox.c.id, inbox.c.fields).where(inbox.c.id > last)
+                             .order_by(inbox.c.id).limit(1000)).all()
+            if not rows:
+                break
+            last = rows[-1].id
+            for row in rows:
+                text = row.fields or ""
+                found = {("email", e) for m in _ADDRESS_RE.findall(text) for e in normalize_emails(m)[0]}
+                found |= {("phone", p) for m in _NUMBER_RE.findall(text) for p in normalize_phones(m, region)[0]}
+                if found & own:
+                    gone.append(row.id)
+        for chunk in _chunks(gone):
+            c.execute(delete(inbox).where(inbox.c.id.in_(chunk)))
 
     def _erase(self, c: Connection, ids: list[int], now: Any) -> None:
         if not ids:
