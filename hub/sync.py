@@ -515,6 +515,7 @@ class Sync:
                 self.report.counts_for(name).merged += sum(len(losers) for _survivor, losers in merges)
                 self._merge_contacts(c, merges, name, now)
                 self._recompute(c, sorted(survivor for survivor, _losers in merges), name, now)
+            self._reweigh_reviews(c, [ids[0] for _key, ids in settled.groups])
             if settled.reviews:
                 record_reviews(c, settled.reviews, self.report.run_id, now)
             for chunk in _chunks(sorted(pending)):
@@ -1028,7 +1029,34 @@ class Sync:
                 grown[target[i]] |= keys_at(i)
             else:  # a known record changed or moved: what it was found by may be gone
                 rebuilt.update((w.linked_contact, target[i]))
+        self._reweigh_reviews(c, affected)
         return _Placed(affected, {k: v for k, v in grown.items() if k in affected and k not in rebuilt})
+
+    def _reweigh_reviews(self, c: Connection, contact_ids: Iterable[int]) -> None:
+        """The pending review pairs of contacts that gained records (a later batch, a merge)
+        weighed again with all their records: dropped when a veto or a disagreeing phone,
+        mailbox or birthday now stands between the two, as a batch that held all those
+        records would not have asked (:meth:`ProbabilisticResolver.reweigh`)."""
+        ids = sorted(set(contact_ids))
+        pending: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        for chunk in _chunks(ids):
+            for row in c.execute(
+                select(match_reviews.c.contact_a, match_reviews.c.contact_b, match_reviews.c.evidence).where(and_(
+                    match_reviews.c.status == "pending",
+                    or_(among(c, match_reviews.c.contact_a, chunk), among(c, match_reviews.c.contact_b, chunk))))
+            ):
+                pending[(row.contact_a, row.contact_b)] = json.loads(row.evidence or "[]")
+        if not pending:
+            return
+        for (a, b), comparison in sorted(self.resolver.reweigh(c, pending).items()):
+            where = and_(match_reviews.c.contact_a == a, match_reviews.c.contact_b == b,
+                         match_reviews.c.status == "pending")
+            if comparison is None:
+                c.execute(delete(match_reviews).where(where))
+            else:
+                c.execute(update(match_reviews).where(where).values(
+                    probability=round(comparison.probability, 4),
+                    evidence=json.dumps([e.as_dict() for e in comparison.evidence], ensure_ascii=False)))
 
     def _merge_contacts(
         self, c: Connection, merges: Sequence[tuple[int, list[int]]], name: str, now: dt.datetime

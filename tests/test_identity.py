@@ -392,6 +392,38 @@ def test_joins_on_a_name_alone_do_not_depend_on_batches_or_source_order(tmp_path
     assert groups["m1"] == {"m1"} and groups["1"] == {"1"} and groups["2"] == {"2"}
 
 
+def test_a_review_pair_is_weighed_again_when_a_later_batch_grows_a_side(tmp_path, monkeypatch):
+    """Two Даша Гаврилова, one with a mobile, one with a landline and a mailbox: a
+    question for review while nothing else is known. A later record puts the first one's
+    contact together with a mailing list address that is not the second one's mailbox,
+    and then they differ in mailbox too: one batch holding all the records does not ask.
+    Neither do batches of two, nor the last row appended and synced apart."""
+    from tests.conftest import Project
+
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    sources = {
+        "mailing": [{"id": "m1", "full_name": "Дарья Гаврилова", "email": "darya_g@example.ru"}],
+        "forms": [
+            {"id": "1", "full_name": "Гаврилова Даша", "phone": "+7 962 954-52-12"},
+            {"id": "2", "full_name": "Гаврилова Даша", "phone": "8 (383) 703-63-96", "email": "dasha.g@example.com"},
+            {"id": "3", "full_name": "Даша", "phone": "89629545212", "email": "darya_g@example.ru"},
+        ],
+    }
+
+    def run(folder: str, batch: int, steps: list[dict[str, list[dict[str, str]]]]):
+        monkeypatch.setattr("hub.sync.BATCH_SIZE", batch)
+        project = Project(tmp_path / folder)
+        project.root.mkdir()
+        for step in steps:
+            links = _sync(project, step)
+        return _partition(links), json.loads(project.hub("review", "--json").stdout)
+
+    whole = run("whole", 2000, [sources])
+    assert whole == ({frozenset({"m1", "1", "3"}), frozenset({"2"})}, [])
+    assert run("small", 2, [sources]) == whole
+    assert run("appended", 2000, [{**sources, "forms": sources["forms"][:2]}, sources]) == whole
+
+
 def test_name_joins_wait_for_a_run_that_reads_every_source(project):
     """A source that fails to read may hold what tells namesakes apart: the joins on a
     name alone wait until a run reads every source, and then come out as if nothing had

@@ -36,10 +36,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hub.identity.compare import (
+    PRIOR,
     UNIQUE_NAME,
     W_ATTRIBUTE_ID_MAX,
     W_ATTRIBUTE_MAX,
     Comparison,
+    Evidence,
     Profile,
     Side,
     across,
@@ -363,6 +365,36 @@ class ProbabilisticResolver:
             root = find(("r", cand.key))
             clusters.setdefault(root, Cluster([], sorted(contacts_in[root]))).record_keys.append(cand.key)
         return Resolution(list(clusters.values()), reviews, names, profiles)
+
+    # ------------------------------------------------------------------ reviews
+    def reweigh(
+        self, c: Connection, pairs: dict[tuple[int, int], list[dict[str, Any]]]
+    ) -> dict[tuple[int, int], Comparison | None]:
+        """Pending review pairs (contact ids -> their evidence as recorded) weighed again
+        with all the records each contact holds now: a pair is asked with the records its
+        two sides had when it was found, and a side that gained records since (a later
+        batch, a merge) may hold a phone, mailbox or birthday that disagrees with the
+        other's, or a veto. That is what a batch checks before it asks (:func:`across`,
+        the vetoes between all the records), so the queue does not depend on which batch
+        the records came in. Returns each pair's comparison now, ``None`` when it is no
+        longer a question (vetoed, or below ``review_at``); pairs it leaves as they were
+        are not returned."""
+        ids = sorted({x for pair in pairs for x in pair})
+        stored = record_profiles(c, ids) if ids else {}
+        out: dict[tuple[int, int], Comparison | None] = {}
+        for (a, b), recorded in pairs.items():
+            mine, others = stored.get(a, []), stored.get(b, [])
+            if not mine or not others:
+                continue
+            if vetoed(mine, others) is not None:
+                out[(a, b)] = None
+                continue
+            evidence = [Evidence(e["field"], e["level"], float(e["weight"]), e.get("detail") or "") for e in recorded]
+            before = Comparison(PRIOR + sum(e.weight for e in evidence), evidence)
+            now = across(Side.of(mine), Side.of(others), before)
+            if now is not before:
+                out[(a, b)] = now if now.probability >= self.review_at else None
+        return out
 
     # ------------------------------------------------------------------ settle
     def settle(self, c: Connection, keys: Iterable[str]) -> Settlement:
