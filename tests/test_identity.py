@@ -392,6 +392,35 @@ def test_joins_on_a_name_alone_do_not_depend_on_batches_or_source_order(tmp_path
     assert groups["m1"] == {"m1"} and groups["1"] == {"1"} and groups["2"] == {"2"}
 
 
+def test_a_record_meets_a_group_of_its_batch_through_all_its_records(tmp_path, monkeypatch):
+    """«Петров Саша» on a home phone is found through the name of «Петров Шура», whose
+    phone is also «Aleksandr»'s, who has the same birthday as Саша. Met as a stored
+    contact (an earlier batch), the group is compared through all its records, and the
+    birthday joins Саша; met in the same batch it was compared through «Петров Шура»
+    alone, and with a namesake in Тверь the name could not decide: one batch and
+    batches of two now put Саша in the same place."""
+    from tests.conftest import Project
+
+    monkeypatch.setenv("HUB_WORKERS", "0")
+    sources = {
+        "a": [{"id": "a0", "full_name": "Петров Саня", "phone": "+7 916 036-68-53", "city": "Тверь"}],
+        "b": [
+            {"id": "b1", "full_name": "Петров Шура Сергеевич", "phone": "+7 916 303-40-24", "email": "b8@example.ru",
+             "city": "Москва"},
+            {"id": "b3", "full_name": "Aleksandr", "phone": "+7 916 303-40-24", "birthday": "13.06.1991"},
+            {"id": "b6", "full_name": "Петров Саша", "phone": "+7 495 778-63-96", "city": "Москва",
+             "birthday": "13.06.1991"},
+        ],
+    }
+    partitions = []
+    for batch in (2000, 2):
+        monkeypatch.setattr("hub.sync.BATCH_SIZE", batch)
+        project = Project(tmp_path / f"batch{batch}")
+        project.root.mkdir()
+        partitions.append(_partition(_sync(project, sources)))
+    assert partitions[0] == partitions[1] == {frozenset({"a0"}), frozenset({"b1", "b3", "b6"})}
+
+
 def test_a_review_pair_is_weighed_again_when_a_later_batch_grows_a_side(tmp_path, monkeypatch):
     """Two Даша Гаврилова, one with a mobile, one with a landline and a mailbox: a
     question for review while nothing else is known. A later record puts the first one's

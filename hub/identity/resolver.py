@@ -348,6 +348,14 @@ class ProbabilisticResolver:
             ra, rb = find(a), find(b)
             if ra == rb:
                 continue
+            if (len(group[ra]) > len(members[a]) or len(group[rb]) > len(members[b])) and (
+                    not comparison.strong or comparison.probability < self.merge_at):
+                # the groups grew since the pair was weighed: their closest two records may
+                # be others (a birthday on a record the pair was not found through), as when
+                # a record meets a stored contact with all its records
+                regrouped = closest(group[ra], group[rb], frequencies, attribute_weight, veto_seen, quick=True)
+                if regrouped.veto is None and regrouped.weight > comparison.weight:
+                    comparison = regrouped
             # the records joined so far may hold identifiers that disagree
             comparison = across(side(ra), side(rb), comparison)
             verdict = comparison.verdict(self.merge_at, self.review_at)
