@@ -392,23 +392,6 @@ def test_joins_on_a_name_alone_do_not_depend_on_batches_or_source_order(tmp_path
     assert groups["m1"] == {"m1"} and groups["1"] == {"1"} and groups["2"] == {"2"}
 
 
-def test_a_record_without_phone_or_mailbox_is_found_by_its_birthday_in_either_order(tmp_path):
-    """«Петр» with a birthday and nothing else is found by it, the only key he has, by
-    «Петя Петров» with a mailbox and the same birthday whichever of them comes first
-    (or in one file), not only when Петр comes after."""
-    from tests.conftest import Project
-
-    petya = {"id": "1", "full_name": "Петя Петров", "email": "a89@example.ru", "birthday": "11.07.1954"}
-    petr = {"id": "2", "full_name": "Петр", "birthday": "11.07.1954"}
-    partitions = []
-    for i, sources in enumerate(({"b": [petya], "c": [petr]}, {"c": [petr], "b": [petya]},
-                                 {"b": [petya, petr]}, {"b": [petr, petya]})):
-        project = Project(tmp_path / f"run{i}")
-        project.root.mkdir()
-        partitions.append(_partition(_sync(project, sources)))
-    assert all(p == {frozenset({"1", "2"})} for p in partitions), partitions
-
-
 def test_a_record_meets_a_group_of_its_batch_through_all_its_records(tmp_path, monkeypatch):
     """«Петров Саша» on a home phone is found through the name of «Петров Шура», whose
     phone is also «Aleksandr»'s, who has the same birthday as Саша. Met as a stored

@@ -60,9 +60,7 @@ from hub.store.schema import identifiers, match_reviews, source_records
 #: A key shared by more contacts than this is too common to block on: a shared office
 #: phone; a surname or birthday held by many says nothing about who is who.
 BLOCK_CAP = 40
-#: Keys that pair two records only when one of them has neither a phone nor an e-mail
-#: address (records with those are found through them; the weak keys would only cost
-#: comparisons): whichever of the two came first.
+#: Keys a record with a phone or an e-mail address does not need to be found by.
 _WEAK = frozenset({"surname", "birthday"})
 _CAPS = {"name": 12, "surname": 8, "birthday": 8, "local": 8, "attribute": 8}
 _COUNTED = frozenset({"name", "surname", "birthday", "local", "attribute"})
@@ -135,6 +133,8 @@ class ProbabilisticResolver:
     # ------------------------------------------------------------------ lookups
     def _keys(self, p: Profile) -> set[tuple[str, str]]:
         keys = blocking_keys(p)
+        if p.phones or p.emails:  # found through those; the weak keys only cost comparisons
+            keys = {k for k in keys if k[0] not in _WEAK}
         if "email" not in self.match_on:
             keys = {k for k in keys if k[0] not in ("email", "local")}
         if "phone" not in self.match_on:
@@ -218,14 +218,6 @@ class ProbabilisticResolver:
         keys = {cand.key: self._keys(profiles[cand.key]) for cand in candidates}
         wanted = set().union(*keys.values()) if keys else set()
         in_store, stored_counts = self._lookup(c, wanted) if wanted else ({}, {})
-        # a weak key pairs a record that has no phone and no e-mail with whoever holds it,
-        # and a record that has one with the holders that have neither
-        lone = {cand.key: not (profiles[cand.key].phones or profiles[cand.key].emails) for cand in candidates}
-        seeking = {key for cand in candidates if lone[cand.key] for key in keys[cand.key] if key[0] in _WEAK}
-        found_weakly = {cid for key, ids in in_store.items() if key[0] in _WEAK for cid in ids}
-        with_ids = _with_ids(c, found_weakly) if found_weakly else set()
-        for key in [key for key in in_store if key[0] in _WEAK and key not in seeking]:
-            in_store[key] = [cid for cid in in_store[key] if cid not in with_ids]
         contact_ids = {cid for ids in in_store.values() for cid in ids}
         contact_ids.update(cand.linked_contact for cand in candidates if cand.linked_contact is not None)
         stored = record_profiles(c, list(contact_ids)) if contact_ids else {}
@@ -265,21 +257,18 @@ class ProbabilisticResolver:
             ordered = sorted(ks, key=lambda k: sort_key[("r", k)])
             if len(ordered) > _cap(key[0]) and key[0] in _COUNTED:
                 continue  # a common value says nothing about who is who
-            weak = key[0] in _WEAK
             if len(ordered) <= BLOCK_CAP:
                 for i, x in enumerate(ordered):
                     for y in ordered[:i]:
-                        if not weak or lone[x] or lone[y]:
-                            pairs.add(_pair(("r", x), ("r", y), sort_key))
+                        pairs.add(_pair(("r", x), ("r", y), sort_key))
             else:  # a crowded key: compare everyone with the first few only
                 for x in ordered:
                     for y in ordered[:BLOCK_CAP]:
-                        if x != y and (not weak or lone[x] or lone[y]):
+                        if x != y:
                             pairs.add(_pair(("r", x), ("r", y), sort_key))
             for cid in in_store.get(key, ()):
                 for x in ordered:
-                    if not weak or lone[x] or cid not in with_ids:
-                        pairs.add(_pair(("r", x), ("c", cid), sort_key))
+                    pairs.add(_pair(("r", x), ("c", cid), sort_key))
 
         attribute_weight = _attribute_weights(profiles.values())
         # the identifiers of each side's records (contacts have several), built once
@@ -525,19 +514,6 @@ class _Frequencies:
 
 #: A full name held by more contacts than this is not one person's: not settled.
 _SETTLE_CAP = 6
-
-
-def _with_ids(c: Connection, contact_ids: Iterable[int]) -> set[int]:
-    """Those of these contacts that hold a phone or an e-mail address."""
-    out: set[int] = set()
-    ordered = sorted(contact_ids)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = ordered[start : start + _CHUNK]
-        out.update(c.execute(
-            select(identifiers.c.contact_id).distinct()
-            .where(and_(identifiers.c.kind.in_(("phone", "email")), among(c, identifiers.c.contact_id, chunk)))
-        ).scalars())
-    return out
 
 
 def _name_keys(profiles: Iterable[Profile]) -> set[str]:
