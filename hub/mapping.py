@@ -1067,6 +1067,10 @@ class Mapping:
                 return target
         return None
 
+    def column_of(self, field: str) -> str | None:
+        """The column ``reverse`` writes ``field`` to; ``None`` if none (:meth:`field_of`'s twin)."""
+        return next(iter(self.reverse({field: ""})), None)
+
     @staticmethod
     def _unapply(transform: _Transform, value: Any) -> Any:
         if value is None:

@@ -106,20 +106,20 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _keep_listed(payload: dict[str, Any], held: dict[str, Any], mapping: Mapping) -> None:
+def _keep_listed(payload: dict[str, Any], held: dict[str, Any], columns: dict[str, str]) -> None:
     """For a tool whose cells hub reads as lists (a sheet, a file): the ``phone`` and
     ``email`` columns get the contact's main value first, then the other values its row
     there held when read. A cell with two numbers keeps both (the main one first); a
     main number the cell did not have replaces its first; numbers the row never held
     are not added. Without it, the next read would take the second number away from
-    the contact."""
-    for single, plural in (("phone", "phones"), ("email", "emails")):
-        for column in mapping.reverse({single: ""}):
-            main = payload.get(column)
-            values = [v for v in held.get(plural) or [] if v]
-            rest = [v for v in (values if main in values else values[1:]) if v != main]
-            if main and isinstance(main, str) and rest:
-                payload[column] = ", ".join([main, *rest])
+    the contact. ``columns``: list field (``phones``, ``emails``) -> the column its main
+    value is written to."""
+    for plural, column in columns.items():
+        main = payload.get(column)
+        values = [v for v in held.get(plural) or [] if v]
+        rest = [v for v in (values if main in values else values[1:]) if v != main]
+        if main and isinstance(main, str) and rest:
+            payload[column] = ", ".join([main, *rest])
 
 
 def _clear_emptied(payload: dict[str, Any], previous: Any, mapping: Mapping) -> None:
@@ -1584,19 +1584,22 @@ class Sync:
             ).all()
             #: every record of the contact there (two addresses of a person, two contacts merged)
             links: dict[int, list[str]] = {}
-            #: the values hub read from the first of them, for a tool whose cells hold lists
+            #: a tool whose cells hold lists, that hub reads too: the values hub read from the
+            #: first of them, and the columns of the lists' main values
             held: dict[int, dict[str, Any]] = {}
-            entry = self.config.connectors[name]
-            lists = entry.reads and type(connector).multi_value_cells
+            mapping = self.config.mappings[name]
+            listed = ({plural: column for single, plural in (("phone", "phones"), ("email", "emails"))
+                       if (column := mapping.column_of(single)) is not None}
+                      if self.config.connectors[name].reads and type(connector).multi_value_cells else {})
+            wanted = (source_records.c.origin, source_records.c.record_values) if listed else ()
             for chunk in _chunks([row.contact_id for row in pending]):
                 for row in c.execute(
-                    select(source_records.c.contact_id, source_records.c.external_id, source_records.c.origin,
-                           source_records.c.record_values)
+                    select(source_records.c.contact_id, source_records.c.external_id, *wanted)
                     .where(and_(source_records.c.connector == name, source_records.c.contact_id.in_(chunk)))
                     .order_by(source_records.c.external_id)
                 ):
                     links.setdefault(row.contact_id, []).append(row.external_id)
-                    if lists and row.origin == "read" and row.record_values and row.contact_id not in held:
+                    if listed and row.origin == "read" and row.record_values and row.contact_id not in held:
                         held[row.contact_id] = json.loads(row.record_values)
         if not pending:
             return
@@ -1609,7 +1612,7 @@ class Sync:
             for row in chunk:
                 values = json.loads(row.payload) if row.payload else {}
                 if row.contact_id in held:
-                    _keep_listed(values, held[row.contact_id], self.config.mappings[name])
+                    _keep_listed(values, held[row.contact_id], listed)
                 items.append(OutboundItem(
                     contact_id=row.contact_id,
                     op=row.op,
@@ -1649,7 +1652,7 @@ class Sync:
             for row in chunk:
                 result = by_contact.get(row.contact_id)
                 for column, (ours, theirs) in ((result.conflicts or {}) if result else {}).items():
-                    field_ = self.config.mappings[name].field_of(column) or column
+                    field_ = mapping.field_of(column) or column
                     conflicts.append(_change(row.contact_id, field_, ours, theirs, name, result.external_id,
                                              "conflict", now))
                 values = {"status": "sent", "sent_hash": row.payload_hash, "attempts": row.attempts, "last_error": None}
@@ -1719,7 +1722,7 @@ class Sync:
         a withdrawal (``consent.WITHDRAWN``) travels: a bounce is of one address."""
         if connector.consent_channel != "email":
             return
-        column = next(iter(self.config.mappings[name].reverse({"email": "@"})), None)
+        column = self.config.mappings[name].column_of("email")
         wanted = {item.contact_id: item for item in items
                   if item.op == "upsert" and item.consent in consent.WITHDRAWN
                   and len(links.get(item.contact_id) or ()) > 1
