@@ -3,11 +3,14 @@ statuses reach the client card once each, count in messages_30d, and carry no ke
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import textwrap
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import requests
 
@@ -16,6 +19,24 @@ from tests.fakes.brevo import FakeBrevo
 from tests.fakes.mailchimp import FakeMailchimp
 from tests.fakes.smsru import FakeSmsRu, callback_body
 from tests.test_messaging import BREVO_KEY, MAILCHIMP_KEY, configure, sync
+
+
+@contextlib.contextmanager
+def serving(project: Project, **options: Any) -> Iterator[Any]:
+    """``hub serve`` of the project's config on a free port, stopped after."""
+    from hub.config import load_config
+    from hub.plugins import connector_classes
+    from hub.serve import Server
+    from hub.store import open_store
+
+    config = load_config(project.root / "hub.yaml", connector_classes())
+    store = open_store(config.store_url)
+    server = Server(config, store, "127.0.0.1", 0, **options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        store.dispose()
 
 
 def card(project: Project, who: str) -> dict:
@@ -107,11 +128,6 @@ HOOK_TOKEN = "smsru-hook-token-3c9d71"
 
 
 def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(store_project, monkeypatch, caplog):
-    from hub.config import load_config
-    from hub.plugins import connector_classes
-    from hub.serve import Server
-    from hub.store import open_store
-
     project = store_project
     caplog.set_level(logging.DEBUG)
     with FakeSmsRu() as smsru:
@@ -132,11 +148,8 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
                 max_backoff_seconds: 0
             """))
         assert project.hub("sync").exit_code == 0
-        config = load_config(project.root / "hub.yaml", connector_classes())
-        store = open_store(config.store_url)
-        server = Server(config, store, "127.0.0.1", 0, threads=4, sync_delay=0.05).start()
-        hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
-        try:
+        with serving(project, threads=4, sync_delay=0.05) as server:
+            hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
             # the sending system sends through SMS.ru and passes SMS.ru's answer on to hub
             answer = requests.post(smsru.url + "/sms/send", data={
                 "api_id": smsru.api_id, "to": "79161234567,79162223344,79990001122", "msg": "Скидка 10%", "json": 1,
@@ -165,8 +178,6 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
             refused = requests.post(hook.replace(HOOK_TOKEN, "wrong"), data=callback_body([("x", 103, None)]),
                                     timeout=10)
             assert refused.status_code == 401
-        finally:
-            server.stop()
         ivan = card(project, "+79161234567")
         assert [(e["type"], e["source"]) for e in ivan["events"]] == [("sms_sent", "smsru"),
                                                                       ("sms_delivered", "smsru")]
@@ -203,11 +214,6 @@ def test_sms_ru_message_log_callbacks_and_status_checks_reach_the_client_card(st
 def test_sms_ru_message_log_numbers_in_every_russian_format_reach_the_card(store_project, monkeypatch):
     """The sending system writes numbers as people do: 8 (916) …, 916 … without a code,
     +7 …, or a foreign +375 …; each message lands on the contact holding the number."""
-    from hub.config import load_config
-    from hub.plugins import connector_classes
-    from hub.serve import Server
-    from hub.store import open_store
-
     project = store_project
     with FakeSmsRu() as smsru:
         monkeypatch.setenv("SMSRU_API_ID", smsru.api_id)
@@ -225,17 +231,11 @@ def test_sms_ru_message_log_numbers_in_every_russian_format_reach_the_card(store
                 message_status: false
             """))
         assert project.hub("sync").exit_code == 0
-        config = load_config(project.root / "hub.yaml", connector_classes())
-        store = open_store(config.store_url)
-        server = Server(config, store, "127.0.0.1", 0, threads=2, sync=False).start()
-        hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
-        try:
+        with serving(project, threads=2, sync=False) as server:
+            hook = f"http://127.0.0.1:{server.port}/hooks/smsru?token={HOOK_TOKEN}"
             for sms_id, phone in (("301-1", "8 (916) 123-45-67"), ("301-2", "9162223344"),
                                   ("301-3", "+7 916 333-44-55"), ("301-4", "+375 29 123-45-67")):
                 assert requests.post(hook, json={"sms_id": sms_id, "phone": phone}, timeout=10).ok
-        finally:
-            server.stop()
-            store.dispose()
         for _ in range(2):  # a rerun stores nothing twice
             assert project.hub("sync").exit_code == 0
         for phone, sms_id in (("+79161234567", "301-1"), ("+79162223344", "301-2"), ("+79163334455", "301-3"),
@@ -244,7 +244,7 @@ def test_sms_ru_message_log_numbers_in_every_russian_format_reach_the_card(store
             assert [(e["type"], e["payload"]["sms_id"]) for e in events] == [("sms_sent", sms_id)], phone
 
         # an erased person's number is kept nowhere, not even in the message log hub serve stored
-        assert "123-45-67" in stored(project) or "1234567" in stored(project)
+        assert "89161234567" in stored(project)
         result = project.hub("forget", "--phone", "+7 916 123-45-67")
         assert result.exit_code == 0, result.output
         for _ in range(2):
